@@ -51,6 +51,9 @@ const (
 	ErrorCode_ROOT_NODE                  ErrorCode = 14 // the root cannot be deleted or replaced
 	ErrorCode_MEMBERSHIP                 ErrorCode = 15 // membership change refused
 	ErrorCode_TIMEOUT                    ErrorCode = 16 // could not reach the wanted state in time
+	// A write was in flight when leadership was lost: it may or may not have
+	// been applied. Not retried blindly; the client resolves it.
+	ErrorCode_UNKNOWN_OUTCOME ErrorCode = 17
 )
 
 // Enum value maps for ErrorCode.
@@ -73,6 +76,7 @@ var (
 		14: "ROOT_NODE",
 		15: "MEMBERSHIP",
 		16: "TIMEOUT",
+		17: "UNKNOWN_OUTCOME",
 	}
 	ErrorCode_value = map[string]int32{
 		"OK":                         0,
@@ -92,6 +96,7 @@ var (
 		"ROOT_NODE":                  14,
 		"MEMBERSHIP":                 15,
 		"TIMEOUT":                    16,
+		"UNKNOWN_OUTCOME":            17,
 	}
 )
 
@@ -4179,7 +4184,7 @@ const file_coord_proto_rawDesc = "" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x12\n" +
 	"\x04zxid\x18\x02 \x01(\x04R\x04zxid\x12\x14\n" +
 	"\x05nodes\x18\x03 \x01(\x03R\x05nodes\x12\x1a\n" +
-	"\bsessions\x18\x04 \x01(\x03R\bsessions*\xac\x02\n" +
+	"\bsessions\x18\x04 \x01(\x03R\bsessions*\xc1\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\v\n" +
 	"\aNO_NODE\x10\x01\x12\x0f\n" +
@@ -4200,7 +4205,8 @@ const file_coord_proto_rawDesc = "" +
 	"\tROOT_NODE\x10\x0e\x12\x0e\n" +
 	"\n" +
 	"MEMBERSHIP\x10\x0f\x12\v\n" +
-	"\aTIMEOUT\x10\x10*C\n" +
+	"\aTIMEOUT\x10\x10\x12\x13\n" +
+	"\x0fUNKNOWN_OUTCOME\x10\x11*C\n" +
 	"\n" +
 	"CreateMode\x12\x0e\n" +
 	"\n" +

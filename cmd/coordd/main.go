@@ -1,0 +1,89 @@
+// Command coordd is the coord server. With no flags it runs the embedded
+// default: a single-node cluster named n1, data in ./coord-data, gRPC on
+// 127.0.0.1:4180 and HTTP (metrics, health) on 127.0.0.1:4181.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"coord/coord"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	cfg := coord.DefaultConfig()
+	fs := flag.NewFlagSet("coordd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Name, "name", cfg.Name, "this node's name in the cluster")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the raft log, votes and snapshots")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "the node's one address: clients, raft and peers")
+	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, `address for /metrics, /healthz, /readyz ("" disables)`)
+	cluster := fs.String("initial-cluster", "", "founding members, NAME=HOST:PORT,... (default: this node alone)")
+	fs.BoolVar(&cfg.Join, "join", false, "start empty and wait to be added with `coordctl members add`")
+	fs.IntVar(&cfg.MaxDataBytes, "max-data-bytes", cfg.MaxDataBytes, "largest znode data")
+	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request (bounds a multi)")
+	fs.DurationVar(&cfg.Sessions.Min, "session-min-timeout", cfg.Sessions.Min, "smallest negotiated session timeout")
+	fs.DurationVar(&cfg.Sessions.Max, "session-max-timeout", cfg.Sessions.Max, "largest negotiated session timeout")
+	fs.DurationVar(&cfg.Sessions.Default, "session-default-timeout", cfg.Sessions.Default, "session timeout when the client asks for none")
+	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 0, "raft heartbeat timeout (default 1s)")
+	fs.DurationVar(&cfg.ElectionTimeout, "election-timeout", 0, "raft election timeout (default 1s)")
+	fs.DurationVar(&cfg.LeaderLease, "leader-lease", 0, "raft leader lease (default 500ms)")
+	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "log entries between snapshots (default 65536)")
+	fs.BoolVar(&cfg.InsecureNonLoopback, "insecure-no-tls", false, "allow listening beyond loopback without TLS")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "coordd: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "coordd: --log-level: %v\n", err)
+		return 2
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	peers, err := coord.ParseCluster(*cluster)
+	if err != nil {
+		fmt.Fprintf(stderr, "coordd: --initial-cluster: %v\n", err)
+		return 2
+	}
+	cfg.InitialCluster = peers
+	if cfg.InsecureNonLoopback {
+		cfg.Logger.Warn("--insecure-no-tls: serving without TLS; anyone who can reach the address can read and change everything")
+	}
+
+	srv, err := coord.Start(cfg, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "coordd: %v\n", err)
+		return 1
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	cfg.Logger.Info("shutting down", "signal", s.String())
+	done := make(chan error, 1)
+	go func() { done <- srv.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			fmt.Fprintf(stderr, "coordd: shutdown: %v\n", err)
+			return 1
+		}
+	case <-time.After(10 * time.Second):
+		fmt.Fprintln(stderr, "coordd: shutdown timed out")
+		return 1
+	}
+	return 0
+}

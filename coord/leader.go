@@ -1,0 +1,234 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
+	"coord/coord/replica"
+	"coord/coord/rpc"
+	"coord/coord/tree"
+	"coord/proto/coordpb"
+)
+
+// leaderWait bounds how long a request waits for a leader to appear when
+// its context has no earlier deadline: Unavailable, never a hang.
+func (s *Server) leaderWait() time.Duration {
+	et := s.cfg.ElectionTimeout
+	if et == 0 {
+		et = replica.DefaultElectionTimeout
+	}
+	return max(3*et, 3*time.Second)
+}
+
+// onLeader runs local when this node leads, else remote against the
+// leader's Peer service; while no leader is known, or the leader moved, it
+// retries until the context (or leaderWait) runs out.
+func (s *Server) onLeader(ctx context.Context, local func(context.Context) error, remote func(context.Context, coordpb.PeerClient) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.leaderWait())
+	defer cancel()
+	backoff := 5 * time.Millisecond
+	var last error
+	for {
+		var err error
+		if s.rep.IsLeader() {
+			err = local(ctx)
+		} else if _, addr := s.rep.Leader(); addr != "" {
+			var c coordpb.PeerClient
+			if c, err = s.peers.get(addr); err == nil {
+				err = rpc.FromStatus(remote(ctx, c))
+			}
+		} else {
+			err = replica.ErrNoLeader
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, replica.ErrNotLeader) && !errors.Is(err, replica.ErrNoLeader) {
+			return err
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return errNoLeaderYet(fmt.Errorf("%v; last: %v", ctx.Err(), last))
+		case <-s.stop:
+			return ErrStopped
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// Write implements rpc.Backend: replicate through the leader, then make
+// sure this node has applied the result before answering, so that a read
+// here that follows the write sees it.
+func (s *Server) Write(ctx context.Context, cmd *coordpb.Command) (*coordpb.ApplyResult, error) {
+	var res *coordpb.ApplyResult
+	var forwarded []byte
+	err := s.onLeader(ctx, func(ctx context.Context) error {
+		var err error
+		res, err = s.propose(ctx, cmd)
+		return err
+	}, func(ctx context.Context, c coordpb.PeerClient) error {
+		if forwarded == nil {
+			b, err := replica.EncodeCommand(cmd)
+			if err != nil {
+				return err
+			}
+			forwarded = b
+		}
+		resp, err := c.Propose(ctx, &coordpb.ProposeRequest{Command: forwarded})
+		if err != nil {
+			// A write that reached the leader may have been applied; one
+			// that failed while dialing never left this node.
+			if errors.Is(rpc.FromStatus(err), rpc.ErrPeerUnreachable) {
+				if neverSent(err) {
+					return replica.ErrNoLeader
+				}
+				return fmt.Errorf("%w (forwarding to the leader failed: %v)", replica.ErrUnknownOutcome, err)
+			}
+			return err
+		}
+		res = resp.GetResult()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, errors.New("write: leader returned no result")
+	}
+	// Best effort: the write is committed whether or not we see it in time.
+	_ = s.rep.WaitApplied(ctx, res.Zxid)
+	return res, nil
+}
+
+// propose stamps the leader's clock into cmd and replicates it.
+func (s *Server) propose(ctx context.Context, cmd *coordpb.Command) (*coordpb.ApplyResult, error) {
+	c := proto.Clone(cmd).(*coordpb.Command)
+	c.TimeMs = time.Now().UnixMilli()
+	b, err := replica.EncodeCommand(c)
+	if err != nil {
+		return nil, err
+	}
+	return s.rep.Propose(ctx, b)
+}
+
+// neverSent reports whether a failed peer call failed while dialing, so
+// the request cannot have reached the peer.
+func neverSent(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Error while dialing") || strings.Contains(msg, "connection refused")
+}
+
+// ProposeLocal implements rpc.Backend: a follower forwarded a write.
+func (s *Server) ProposeLocal(ctx context.Context, b []byte) (*coordpb.ApplyResult, error) {
+	cmd, err := replica.DecodeCommand(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", tree.ErrInvalidArgument, err)
+	}
+	if !s.rep.IsLeader() {
+		return nil, replica.ErrNotLeader
+	}
+	return s.propose(ctx, cmd)
+}
+
+// ReadIndexLocal implements rpc.Backend (leader only).
+func (s *Server) ReadIndexLocal(ctx context.Context) (uint64, error) {
+	return s.rep.ReadIndex(ctx)
+}
+
+// readIndex finds a linearizable read point, locally or at the leader.
+func (s *Server) readIndex(ctx context.Context) (uint64, error) {
+	var idx uint64
+	err := s.onLeader(ctx, func(ctx context.Context) error {
+		var err error
+		idx, err = s.rep.ReadIndex(ctx)
+		return err
+	}, func(ctx context.Context, c coordpb.PeerClient) error {
+		resp, err := c.ReadIndex(ctx, &coordpb.ReadIndexRequest{})
+		if err != nil {
+			if errors.Is(rpc.FromStatus(err), rpc.ErrPeerUnreachable) {
+				return replica.ErrNoLeader
+			}
+			return err
+		}
+		idx = resp.GetIndex()
+		return nil
+	})
+	return idx, err
+}
+
+// Read implements rpc.Backend.
+func (s *Server) Read(ctx context.Context, opts *coordpb.ReadOptions) (*tree.Tree, uint64, error) {
+	if opts.GetConsistency() == coordpb.Consistency_LOCAL {
+		if err := s.rep.WaitApplied(ctx, opts.GetMinZxid()); err != nil {
+			return nil, 0, err
+		}
+		t, applied := s.rep.State()
+		return t, applied, nil
+	}
+	idx, err := s.readIndex(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.rep.WaitApplied(ctx, idx); err != nil {
+		return nil, 0, err
+	}
+	t, applied := s.rep.State()
+	return t, applied, nil
+}
+
+// Sync implements rpc.Backend.
+func (s *Server) Sync(ctx context.Context) (uint64, error) {
+	idx, err := s.readIndex(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.rep.WaitApplied(ctx, idx); err != nil {
+		return 0, err
+	}
+	return s.rep.Applied(), nil
+}
+
+// peerConns caches one gRPC connection per peer address.
+type peerConns struct {
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newPeerConns() *peerConns { return &peerConns{conns: make(map[string]*grpc.ClientConn)} }
+
+func (p *peerConns) get(addr string) (coordpb.PeerClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		return nil, ErrStopped
+	}
+	c, ok := p.conns[addr]
+	if !ok {
+		var err error
+		c, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, fmt.Errorf("dial peer %s: %w", addr, err)
+		}
+		p.conns[addr] = c
+	}
+	return coordpb.NewPeerClient(c), nil
+}
+
+func (p *peerConns) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}

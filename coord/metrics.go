@@ -1,0 +1,86 @@
+package coord
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+)
+
+// metrics are per server (no global registry), served on /metrics.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	events   prometheus.Counter
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coord_grpc_requests_total", Help: "gRPC requests by method and status code.",
+	}, []string{"method", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "coord_grpc_request_seconds", Help: "gRPC request latency by method.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	}, []string{"method"})
+	m.events = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "coord_watch_events_total", Help: "Watch events produced by applied changes.",
+	})
+	info := func(f func() float64) func() float64 { return f }
+	gauges := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_raft_term", Help: "Current raft term."},
+			info(func() float64 { return float64(s.rep.Info().Term) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_raft_commit_index", Help: "Raft commit index."},
+			info(func() float64 { return float64(s.rep.Info().CommitIndex) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_raft_applied_index", Help: "Index applied to the tree."},
+			info(func() float64 { return float64(s.rep.Applied()) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_raft_is_leader", Help: "1 on the leader."},
+			info(func() float64 {
+				if s.rep.IsLeader() {
+					return 1
+				}
+				return 0
+			})),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_znodes", Help: "Znodes in the tree."},
+			info(func() float64 { t, _ := s.rep.State(); return float64(t.Len()) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_sessions", Help: "Live sessions."},
+			info(func() float64 { t, _ := s.rep.State(); return float64(len(t.Sessions())) })),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.events,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(gauges...)
+	return m
+}
+
+func (m *metrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	m.latency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
+	m.requests.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+	return resp, err
+}
+
+// httpHandler serves /metrics, /healthz (the process is up) and /readyz
+// (a leader is known and this node can serve).
+func (s *Server) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		info := s.rep.Info()
+		if info.LeaderName == "" {
+			http.Error(w, "not ready: no leader", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok: leader " + info.LeaderName + "\n"))
+	})
+	return mux
+}

@@ -1,0 +1,599 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"coord/coord/tree"
+	"coord/proto/coordpb"
+)
+
+// Errors a replica returns; the gRPC edge maps them to status codes.
+var (
+	// ErrNotLeader: the call needs the leader and this node is not it.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrNoLeader: no leader is known (election in progress or no quorum).
+	ErrNoLeader = errors.New("no leader: the cluster has no quorum or is electing")
+	// ErrUnknownOutcome: a write was proposed but leadership was lost before
+	// it committed; it may or may not take effect.
+	ErrUnknownOutcome = errors.New("leadership lost while the write was in flight: it may or may not have been applied")
+	// ErrStopped: the replica is shutting down.
+	ErrStopped = errors.New("node is stopping")
+	// ErrMembership: a membership change was refused.
+	ErrMembership = errors.New("membership change refused")
+)
+
+// Peer is one member of the initial cluster.
+type Peer struct {
+	Name    string
+	Address string
+}
+
+// Config configures a Replica.
+type Config struct {
+	// Name is this node's raft server id.
+	Name string
+	// Address is this node's one address (clients, raft, peer RPCs).
+	Address string
+	// DataDir holds raft.db and snapshots.
+	DataDir string
+	// InitialCluster is bootstrapped on first start when Join is false.
+	InitialCluster []Peer
+	// Join: start empty and wait to be added with AddMember by a member.
+	Join bool
+	// HeartbeatTimeout and ElectionTimeout are raft's; LeaderLease bounds how
+	// long a partitioned leader keeps believing it leads.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	LeaderLease      time.Duration
+	// SnapshotThreshold: entries since the last snapshot that trigger one.
+	SnapshotThreshold uint64
+	// SnapshotInterval: how often raft checks the threshold.
+	SnapshotInterval time.Duration
+	// TrailingLogs: entries kept after a snapshot for slow followers.
+	TrailingLogs uint64
+	// Events receives the watch events of each applied batch (may be nil).
+	Events EventSink
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Storage overrides OpenStorage(DataDir) (tests, recovery wrappers).
+	Storage *Storage
+}
+
+// Defaults for Config.
+const (
+	DefaultHeartbeatTimeout  = 1000 * time.Millisecond
+	DefaultElectionTimeout   = 1000 * time.Millisecond
+	DefaultLeaderLease       = 500 * time.Millisecond
+	DefaultSnapshotThreshold = 65536
+	DefaultSnapshotInterval  = 30 * time.Second
+	DefaultTrailingLogs      = 10240
+)
+
+func (c *Config) fill() {
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = DefaultElectionTimeout
+	}
+	if c.LeaderLease == 0 {
+		c.LeaderLease = DefaultLeaderLease
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = DefaultTrailingLogs
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every problem with the config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("name is empty"))
+	}
+	if c.Address == "" {
+		errs = append(errs, errors.New("address is empty"))
+	}
+	if c.DataDir == "" && c.Storage == nil {
+		errs = append(errs, errors.New("data dir is empty"))
+	}
+	if !c.Join {
+		found := false
+		seen := map[string]bool{}
+		for _, p := range c.InitialCluster {
+			if seen[p.Name] {
+				errs = append(errs, fmt.Errorf("initial cluster names %q twice", p.Name))
+			}
+			seen[p.Name] = true
+			if p.Name == c.Name {
+				found = true
+				if p.Address != c.Address {
+					errs = append(errs, fmt.Errorf("initial cluster gives %s address %s but it listens on %s", p.Name, p.Address, c.Address))
+				}
+			}
+		}
+		if !found {
+			errs = append(errs, fmt.Errorf("initial cluster does not contain this node %q", c.Name))
+		}
+	}
+	if c.LeaderLease != 0 && c.HeartbeatTimeout != 0 && c.LeaderLease > c.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("leader lease %v must not exceed heartbeat timeout %v", c.LeaderLease, c.HeartbeatTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Replica is one raft member holding the znode tree.
+//
+// Goroutines: raft's own (stopped by Close); watchLeadership (started by
+// New, stopped by Close); the read-index batcher (started on demand, ends
+// when its queue is empty).
+type Replica struct {
+	cfg       Config
+	raft      *raft.Raft
+	fsm       *fsm
+	storage   *Storage
+	transport *raft.NetworkTransport
+	log       *slog.Logger
+
+	readyTerm atomic.Uint64 // term in which this leader committed a barrier
+	reads     readBatcher
+
+	notifyCh chan bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+}
+
+// New starts a replica whose raft traffic arrives on the mux.
+func New(cfg Config, mux *Mux) (*Replica, error) {
+	cfg.fill()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logw := &slogWriter{log: cfg.Logger}
+	storage := cfg.Storage
+	if storage == nil {
+		var err error
+		if storage, err = OpenStorage(cfg.DataDir, logw); err != nil {
+			return nil, err
+		}
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logw, Level: hclog.Warn})
+	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:          streamLayer{mux.raft},
+		MaxPool:         4,
+		Timeout:         10 * time.Second,
+		Logger:          hlog.Named("net"),
+		MaxRPCsInFlight: 2,
+	})
+	r := &Replica{
+		cfg:       cfg,
+		fsm:       newFSM(cfg.Events),
+		storage:   storage,
+		transport: transport,
+		log:       cfg.Logger,
+		notifyCh:  make(chan bool, 16),
+		stop:      make(chan struct{}),
+	}
+	r.reads.r = r
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.Name)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLease
+	rc.CommitTimeout = 5 * time.Millisecond
+	rc.MaxAppendEntries = 1024
+	rc.BatchApplyCh = true
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.NotifyCh = r.notifyCh
+	rc.Logger = hlog
+
+	has, err := raft.HasExistingState(storage.Log, storage.Stable, storage.Snaps)
+	if err != nil {
+		storage.Close()
+		return nil, fmt.Errorf("read raft state in %s: %w", cfg.DataDir, err)
+	}
+	ra, err := raft.NewRaft(rc, r.fsm, storage.Log, storage.Stable, storage.Snaps, transport)
+	if err != nil {
+		transport.Close()
+		storage.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	r.raft = ra
+	if !has && !cfg.Join {
+		var servers []raft.Server
+		for _, p := range cfg.InitialCluster {
+			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.Name), Address: raft.ServerAddress(p.Address)})
+		}
+		if err := ra.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			r.Close()
+			return nil, fmt.Errorf("bootstrap cluster: %w", err)
+		}
+	}
+	r.wg.Add(1)
+	go r.watchLeadership()
+	return r, nil
+}
+
+// watchLeadership forgets read readiness when leadership changes.
+func (r *Replica) watchLeadership() {
+	defer r.wg.Done()
+	for {
+		select {
+		case leader := <-r.notifyCh:
+			r.readyTerm.Store(0)
+			r.log.Info("leadership changed", "leader", leader, "term", r.raft.CurrentTerm())
+		case <-r.stop:
+			return
+		}
+	}
+}
+
+// Close stops raft and releases storage.
+func (r *Replica) Close() error {
+	if !r.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(r.stop)
+	err := r.raft.Shutdown().Error()
+	r.wg.Wait()
+	r.transport.Close()
+	if cerr := r.storage.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// State returns the current immutable tree and the index it reflects.
+func (r *Replica) State() (*tree.Tree, uint64) {
+	// Load applied first: the tree published before it reflects at least it.
+	applied := r.fsm.applied.Load()
+	return r.fsm.state.Load(), applied
+}
+
+// Applied is the highest applied index.
+func (r *Replica) Applied() uint64 { return r.fsm.applied.Load() }
+
+// WaitApplied blocks until index has been applied locally.
+func (r *Replica) WaitApplied(ctx context.Context, index uint64) error {
+	ch := r.fsm.waiters.wait(index)
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for zxid %d (applied %d): %w", index, r.Applied(), ctx.Err())
+	case <-r.stop:
+		return ErrStopped
+	}
+}
+
+// IsLeader reports whether this node currently believes it leads.
+func (r *Replica) IsLeader() bool { return r.raft.State() == raft.Leader }
+
+// Leader returns the leader's name and address ("" when unknown).
+func (r *Replica) Leader() (name, addr string) {
+	a, id := r.raft.LeaderWithID()
+	return string(id), string(a)
+}
+
+// Propose replicates encoded command bytes; only on the leader. The result
+// is the FSM's ApplyResult.
+func (r *Replica) Propose(ctx context.Context, data []byte) (*coordpb.ApplyResult, error) {
+	if r.closed.Load() {
+		return nil, ErrStopped
+	}
+	if r.raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	timeout := time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := r.raft.Apply(data, timeout)
+	if err := awaitFuture(ctx, f); err != nil {
+		return nil, r.mapRaftErr(err)
+	}
+	res, ok := f.Response().(*coordpb.ApplyResult)
+	if !ok || res == nil {
+		return nil, fmt.Errorf("propose: unexpected apply response %T", f.Response())
+	}
+	return res, nil
+}
+
+// awaitFuture waits for a raft future or the context. raft futures have no
+// channel, so the wait runs on a helper goroutine that ends when raft
+// answers (raft answers every future, at the latest on shutdown).
+func awaitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Replica) mapRaftErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return ErrNotLeader
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrAbortedByRestore):
+		return ErrUnknownOutcome
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrStopped
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %v", ErrNoLeader, err)
+	}
+	return err
+}
+
+// ReadIndex returns an index at which a linearizable read may be served
+// once it is applied locally. Only the leader answers; concurrent callers
+// share one leadership check.
+func (r *Replica) ReadIndex(ctx context.Context) (uint64, error) {
+	if r.closed.Load() {
+		return 0, ErrStopped
+	}
+	if r.raft.State() != raft.Leader {
+		return 0, ErrNotLeader
+	}
+	return r.reads.get(ctx)
+}
+
+// readBatcher coalesces read-index requests: one leadership check (a
+// heartbeat round) answers every request that arrived before it started.
+type readBatcher struct {
+	r       *Replica
+	mu      sync.Mutex
+	waiting []chan readResult
+	running bool
+}
+
+type readResult struct {
+	index uint64
+	err   error
+}
+
+func (b *readBatcher) get(ctx context.Context) (uint64, error) {
+	ch := make(chan readResult, 1)
+	b.mu.Lock()
+	b.waiting = append(b.waiting, ch)
+	if !b.running {
+		b.running = true
+		go b.run()
+	}
+	b.mu.Unlock()
+	select {
+	case res := <-ch:
+		return res.index, res.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (b *readBatcher) run() {
+	for {
+		b.mu.Lock()
+		batch := b.waiting
+		b.waiting = nil
+		if len(batch) == 0 {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		idx, err := b.r.confirmLeadership()
+		for _, ch := range batch {
+			ch <- readResult{idx, err}
+		}
+	}
+}
+
+// confirmLeadership returns the commit index after proving this node still
+// leads. A new leader first commits a barrier in its term: until it does,
+// its commit index may trail entries the previous leader acknowledged.
+func (r *Replica) confirmLeadership() (uint64, error) {
+	term := r.raft.CurrentTerm()
+	if r.readyTerm.Load() != term {
+		if err := r.raft.Barrier(r.cfg.ElectionTimeout).Error(); err != nil {
+			return 0, r.mapRaftErr(err)
+		}
+		r.readyTerm.Store(term)
+	}
+	idx := r.lastStateChange(r.raft.CommitIndex())
+	if err := r.raft.VerifyLeader().Error(); err != nil {
+		return 0, r.mapRaftErr(err)
+	}
+	return idx, nil
+}
+
+// lastStateChange returns the highest index <= idx of an entry the FSM
+// sees (a command or a configuration). Raft keeps no-ops and barriers from
+// the FSM, so the FSM's applied index never reaches an index that ends in
+// them; waiting for the last entry that changes state is equivalent.
+// Entries compacted into a snapshot are applied already.
+func (r *Replica) lastStateChange(idx uint64) uint64 {
+	var l raft.Log
+	for i := idx; i > 0; i-- {
+		if err := r.storage.Log.GetLog(i, &l); err != nil {
+			return i // compacted: at or below the snapshot, hence applied
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i
+		}
+	}
+	return 0
+}
+
+// Barrier waits until everything committed before the call is applied on
+// this node (leader only).
+func (r *Replica) Barrier(ctx context.Context) error {
+	timeout := time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if err := awaitFuture(ctx, r.raft.Barrier(timeout)); err != nil {
+		return r.mapRaftErr(err)
+	}
+	return nil
+}
+
+// Member is one server in the raft configuration.
+type Member struct {
+	Name    string
+	Address string
+	Voter   bool
+	Leader  bool
+}
+
+// Members returns the current configuration, sorted by name.
+func (r *Replica) Members() ([]Member, error) {
+	f := r.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, r.mapRaftErr(err)
+	}
+	_, leaderID := r.raft.LeaderWithID()
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Member{
+			Name:    string(s.ID),
+			Address: string(s.Address),
+			Voter:   s.Suffrage == raft.Voter,
+			Leader:  s.ID == leaderID,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// AddMember adds a voter (or non-voter) on the leader.
+func (r *Replica) AddMember(ctx context.Context, name, addr string, nonVoter bool) error {
+	if r.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	if name == "" || addr == "" {
+		return fmt.Errorf("%w: name and address are required", ErrMembership)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%w: address %q: %v", ErrMembership, addr, err)
+	}
+	members, err := r.Members()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m.Name == name && m.Address != addr {
+			return fmt.Errorf("%w: %s is already a member at %s", ErrMembership, name, m.Address)
+		}
+		if m.Address == addr && m.Name != name {
+			return fmt.Errorf("%w: address %s already belongs to %s", ErrMembership, addr, m.Name)
+		}
+	}
+	var f raft.IndexFuture
+	if nonVoter {
+		f = r.raft.AddNonvoter(raft.ServerID(name), raft.ServerAddress(addr), 0, 0)
+	} else {
+		f = r.raft.AddVoter(raft.ServerID(name), raft.ServerAddress(addr), 0, 0)
+	}
+	if err := awaitFuture(ctx, f); err != nil {
+		return r.mapRaftErr(err)
+	}
+	return nil
+}
+
+// RemoveMember removes a server on the leader.
+func (r *Replica) RemoveMember(ctx context.Context, name string) error {
+	if r.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	members, err := r.Members()
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, m := range members {
+		found = found || m.Name == name
+	}
+	if !found {
+		return fmt.Errorf("%w: %s is not a member", ErrMembership, name)
+	}
+	if err := awaitFuture(ctx, r.raft.RemoveServer(raft.ServerID(name), 0, 0)); err != nil {
+		return r.mapRaftErr(err)
+	}
+	return nil
+}
+
+// Info is a point-in-time view for status commands and metrics.
+type Info struct {
+	Name         string
+	State        string
+	LeaderName   string
+	LeaderAddr   string
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+	LastIndex    uint64
+	Znodes       int
+}
+
+// Info reports the replica's raft state.
+func (r *Replica) Info() Info {
+	la, lid := r.raft.LeaderWithID()
+	t, applied := r.State()
+	return Info{
+		Name:         r.cfg.Name,
+		State:        r.raft.State().String(),
+		LeaderName:   string(lid),
+		LeaderAddr:   string(la),
+		Term:         r.raft.CurrentTerm(),
+		CommitIndex:  r.raft.CommitIndex(),
+		AppliedIndex: applied,
+		LastIndex:    r.raft.LastIndex(),
+		Znodes:       t.Len(),
+	}
+}
+
+// TakeSnapshot asks raft for a snapshot now (tests, operators).
+func (r *Replica) TakeSnapshot() error { return r.raft.Snapshot().Error() }
+
+// slogWriter adapts hclog's text output to slog (raft and its stores log
+// through io.Writers).
+type slogWriter struct{ log *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	msg := string(p)
+	for len(msg) > 0 && (msg[len(msg)-1] == '\n') {
+		msg = msg[:len(msg)-1]
+	}
+	w.log.Warn(msg, "component", "raft")
+	return len(p), nil
+}
+
+var _ io.Writer = (*slogWriter)(nil)

@@ -1,0 +1,179 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"coord/coord/replica"
+	"coord/coord/tree"
+	"coord/proto/coordpb"
+)
+
+// Errors raised at the edge, before anything reaches the tree.
+var (
+	// ErrDataTooLarge: node data above the configured limit.
+	ErrDataTooLarge = errors.New("data too large")
+	// ErrInvalidArgument: a malformed request.
+	ErrInvalidArgument = tree.ErrInvalidArgument
+)
+
+// errorTable is THE mapping from server errors to (gRPC code, ErrorCode).
+// Order matters only where sentinels wrap each other.
+var errorTable = []struct {
+	err   error
+	grpc  codes.Code
+	coord coordpb.ErrorCode
+}{
+	{tree.ErrNoNode, codes.NotFound, coordpb.ErrorCode_NO_NODE},
+	{tree.ErrNodeExists, codes.AlreadyExists, coordpb.ErrorCode_NODE_EXISTS},
+	{tree.ErrBadVersion, codes.Aborted, coordpb.ErrorCode_BAD_VERSION},
+	{tree.ErrNotEmpty, codes.FailedPrecondition, coordpb.ErrorCode_NOT_EMPTY},
+	{tree.ErrNoChildrenForEphemerals, codes.FailedPrecondition, coordpb.ErrorCode_NO_CHILDREN_FOR_EPHEMERALS},
+	{tree.ErrInvalidPath, codes.InvalidArgument, coordpb.ErrorCode_INVALID_PATH},
+	{tree.ErrSessionExpired, codes.FailedPrecondition, coordpb.ErrorCode_SESSION_EXPIRED},
+	{tree.ErrRootNode, codes.InvalidArgument, coordpb.ErrorCode_ROOT_NODE},
+	{tree.ErrInvalidArgument, codes.InvalidArgument, coordpb.ErrorCode_INVALID_ARGUMENT},
+	{ErrDataTooLarge, codes.InvalidArgument, coordpb.ErrorCode_DATA_TOO_LARGE},
+	{replica.ErrNoLeader, codes.Unavailable, coordpb.ErrorCode_UNAVAILABLE},
+	{replica.ErrStopped, codes.Unavailable, coordpb.ErrorCode_UNAVAILABLE},
+	{replica.ErrNotLeader, codes.Unavailable, coordpb.ErrorCode_NOT_LEADER},
+	{replica.ErrUnknownOutcome, codes.Unavailable, coordpb.ErrorCode_UNKNOWN_OUTCOME},
+	{replica.ErrMembership, codes.FailedPrecondition, coordpb.ErrorCode_MEMBERSHIP},
+}
+
+// opError carries the index of a failed multi op and the path.
+type opError struct {
+	err      error
+	failedOp int32
+	path     string
+}
+
+func (e *opError) Error() string { return e.err.Error() }
+func (e *opError) Unwrap() error { return e.err }
+
+// ToStatus turns any server error into a gRPC status error with an
+// ErrorDetail. Context errors pass through as their gRPC codes; anything
+// unknown becomes Internal and is logged.
+func ToStatus(log *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok && !isOurs(err) {
+		// Already a status (e.g. from a forwarded call): keep it.
+		return err
+	}
+	detail := &coordpb.ErrorDetail{FailedOp: -1}
+	var oe *opError
+	if errors.As(err, &oe) {
+		detail.FailedOp = oe.failedOp
+		detail.Path = oe.path
+	}
+	code := codes.Internal
+	detail.Code = coordpb.ErrorCode_INTERNAL
+	matched := false
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			code, detail.Code, matched = row.grpc, row.coord, true
+			break
+		}
+	}
+	if !matched {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			code, detail.Code = codes.DeadlineExceeded, coordpb.ErrorCode_TIMEOUT
+		case errors.Is(err, context.Canceled):
+			code, detail.Code = codes.Canceled, coordpb.ErrorCode_TIMEOUT
+		default:
+			log.Error("internal error", "err", err)
+		}
+	}
+	st := status.New(code, err.Error())
+	if withDetail, derr := st.WithDetails(detail); derr == nil {
+		st = withDetail
+	}
+	return st.Err()
+}
+
+// isOurs reports whether err is one of our sentinels (which should be
+// re-mapped even if wrapped in something status-like).
+func isOurs(err error) bool {
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			return true
+		}
+	}
+	return false
+}
+
+// resultError turns a non-OK ApplyResult into an error that maps back to
+// the same code, keeping the failed op index.
+func resultError(res *coordpb.ApplyResult, path string) error {
+	if res.Code == coordpb.ErrorCode_OK {
+		return nil
+	}
+	var err error
+	switch res.Code {
+	case coordpb.ErrorCode_DATA_TOO_LARGE:
+		err = fmt.Errorf("%w: %s", ErrDataTooLarge, res.Message)
+	default:
+		err = tree.ErrorFromCode(res.Code, res.Message)
+	}
+	return &opError{err: err, failedOp: res.FailedOp, path: path}
+}
+
+// ErrPeerUnreachable: a peer call failed in transport (no ErrorDetail).
+var ErrPeerUnreachable = errors.New("peer unreachable")
+
+// FromStatus is the inverse of ToStatus, for peer calls: a status with an
+// ErrorDetail becomes the matching sentinel (with the peer's message); a
+// bare Unavailable becomes ErrPeerUnreachable; context codes become context
+// errors.
+func FromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	for _, d := range st.Details() {
+		detail, ok := d.(*coordpb.ErrorDetail)
+		if !ok {
+			continue
+		}
+		for _, row := range errorTable {
+			if row.coord == detail.Code {
+				if row.err.Error() == st.Message() {
+					return row.err
+				}
+				return &peerError{msg: st.Message(), err: row.err}
+			}
+		}
+		if detail.Code == coordpb.ErrorCode_TIMEOUT {
+			return fmt.Errorf("%s: %w", st.Message(), context.DeadlineExceeded)
+		}
+		return fmt.Errorf("peer: %s", st.Message())
+	}
+	switch st.Code() {
+	case codes.Unavailable:
+		return fmt.Errorf("%w: %s", ErrPeerUnreachable, st.Message())
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("peer: %s: %w", st.Message(), context.DeadlineExceeded)
+	case codes.Canceled:
+		return fmt.Errorf("peer: %s: %w", st.Message(), context.Canceled)
+	}
+	return fmt.Errorf("peer: %s", st.Message())
+}
+
+type peerError struct {
+	msg string
+	err error
+}
+
+func (e *peerError) Error() string { return e.msg }
+func (e *peerError) Unwrap() error { return e.err }

@@ -1,0 +1,427 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"coord/coord/replica"
+	"coord/coord/tree"
+	"coord/proto/coordpb"
+)
+
+// Backend is what the gRPC layer needs from the server (coord.Server
+// implements it). Write and Read hide where the leader is.
+type Backend interface {
+	// Name is this node's name (for response headers).
+	Name() string
+	// MaxDataBytes is the per-node data limit.
+	MaxDataBytes() int
+	// Write replicates cmd through the leader and returns its result,
+	// applied on this node before it returns.
+	Write(ctx context.Context, cmd *coordpb.Command) (*coordpb.ApplyResult, error)
+	// Read returns the state to serve a read at, per opts.
+	Read(ctx context.Context, opts *coordpb.ReadOptions) (*tree.Tree, uint64, error)
+	// Sync waits until this node has applied all that was committed before
+	// the call.
+	Sync(ctx context.Context) (uint64, error)
+	Members(ctx context.Context) ([]replica.Member, error)
+	ChangeMembers(ctx context.Context, req *coordpb.ChangeMembersRequest) error
+	Info() replica.Info
+
+	OpenSession(ctx context.Context, timeoutMs int64) (id uint64, negotiatedMs int64, zxid uint64, err error)
+	KeepAlive(ctx context.Context, id uint64) (timeoutMs int64, err error)
+	CloseSession(ctx context.Context, id uint64) (zxid uint64, err error)
+
+	// Peer side: called by other nodes.
+	ProposeLocal(ctx context.Context, cmd []byte) (*coordpb.ApplyResult, error)
+	ReadIndexLocal(ctx context.Context) (uint64, error)
+	ChangeMembersLocal(ctx context.Context, req *coordpb.ChangeMembersRequest) error
+	KeepAlivesLocal(ctx context.Context, ids []uint64) ([]uint64, error)
+}
+
+// Service implements the Coord and Peer gRPC services on a Backend.
+type Service struct {
+	coordpb.UnimplementedCoordServer
+	b   Backend
+	log *slog.Logger
+}
+
+// NewService returns the gRPC service for b.
+func NewService(b Backend, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{b: b, log: log}
+}
+
+// Default and maximum page sizes for Children.
+const (
+	DefaultChildrenPage = 5000
+	MaxChildrenPage     = 20000
+)
+
+func (s *Service) header(zxid uint64) *coordpb.ResponseHeader {
+	return &coordpb.ResponseHeader{Zxid: zxid, ServedBy: s.b.Name()}
+}
+
+func (s *Service) fail(err error) error { return ToStatus(s.log, err) }
+
+func (s *Service) checkData(data []byte) error {
+	if max := s.b.MaxDataBytes(); len(data) > max {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrDataTooLarge, len(data), max)
+	}
+	return nil
+}
+
+// write runs a one-or-more op txn and returns its results.
+func (s *Service) write(ctx context.Context, ops []*coordpb.Op) (*coordpb.ApplyResult, error) {
+	for i, op := range ops {
+		if err := s.checkOp(op); err != nil {
+			if len(ops) > 1 {
+				return nil, &opError{err: fmt.Errorf("op %d: %w", i, err), failedOp: int32(i), path: opPath(op)}
+			}
+			return nil, err
+		}
+	}
+	res, err := s.b.Write(ctx, &coordpb.Command{Cmd: &coordpb.Command_Txn{Txn: &coordpb.Txn{Ops: ops}}})
+	if err != nil {
+		return nil, err
+	}
+	if res.Code != coordpb.ErrorCode_OK {
+		path := ""
+		if res.FailedOp >= 0 && int(res.FailedOp) < len(ops) {
+			path = opPath(ops[res.FailedOp])
+			if len(ops) > 1 {
+				res.Message = fmt.Sprintf("op %d (%s %s): %s", res.FailedOp, opName(ops[res.FailedOp]), path, res.Message)
+			}
+		}
+		return nil, resultError(res, path)
+	}
+	if len(res.Results) != len(ops) {
+		return nil, fmt.Errorf("write: %d results for %d ops", len(res.Results), len(ops))
+	}
+	return res, nil
+}
+
+func (s *Service) checkOp(op *coordpb.Op) error {
+	switch o := op.GetOp().(type) {
+	case *coordpb.Op_Create:
+		return s.checkData(o.Create.GetData())
+	case *coordpb.Op_Set:
+		return s.checkData(o.Set.GetData())
+	case *coordpb.Op_Delete, *coordpb.Op_Check:
+		return nil
+	}
+	return fmt.Errorf("%w: empty op", ErrInvalidArgument)
+}
+
+func opPath(op *coordpb.Op) string {
+	switch o := op.GetOp().(type) {
+	case *coordpb.Op_Create:
+		return o.Create.GetPath()
+	case *coordpb.Op_Set:
+		return o.Set.GetPath()
+	case *coordpb.Op_Delete:
+		return o.Delete.GetPath()
+	case *coordpb.Op_Check:
+		return o.Check.GetPath()
+	}
+	return ""
+}
+
+func opName(op *coordpb.Op) string {
+	switch op.GetOp().(type) {
+	case *coordpb.Op_Create:
+		return "create"
+	case *coordpb.Op_Set:
+		return "set"
+	case *coordpb.Op_Delete:
+		return "delete"
+	case *coordpb.Op_Check:
+		return "check"
+	}
+	return "empty"
+}
+
+func missing(what string) error { return fmt.Errorf("%w: missing %s", ErrInvalidArgument, what) }
+
+func (s *Service) Create(ctx context.Context, req *coordpb.CreateRequest) (*coordpb.CreateResponse, error) {
+	if req.GetOp() == nil {
+		return nil, s.fail(missing("op"))
+	}
+	res, err := s.write(ctx, []*coordpb.Op{{Op: &coordpb.Op_Create{Create: req.Op}}})
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	r := res.Results[0].GetCreate()
+	return &coordpb.CreateResponse{Header: s.header(res.Zxid), Path: r.GetPath(), Stat: r.GetStat()}, nil
+}
+
+func (s *Service) Set(ctx context.Context, req *coordpb.SetRequest) (*coordpb.SetResponse, error) {
+	if req.GetOp() == nil {
+		return nil, s.fail(missing("op"))
+	}
+	res, err := s.write(ctx, []*coordpb.Op{{Op: &coordpb.Op_Set{Set: req.Op}}})
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.SetResponse{Header: s.header(res.Zxid), Stat: res.Results[0].GetSet().GetStat()}, nil
+}
+
+func (s *Service) Delete(ctx context.Context, req *coordpb.DeleteRequest) (*coordpb.DeleteResponse, error) {
+	if req.GetOp() == nil {
+		return nil, s.fail(missing("op"))
+	}
+	res, err := s.write(ctx, []*coordpb.Op{{Op: &coordpb.Op_Delete{Delete: req.Op}}})
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.DeleteResponse{Header: s.header(res.Zxid), Deleted: res.Results[0].GetDelete().GetDeleted()}, nil
+}
+
+func (s *Service) Multi(ctx context.Context, req *coordpb.MultiRequest) (*coordpb.MultiResponse, error) {
+	res, err := s.write(ctx, req.GetOps())
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.MultiResponse{Header: s.header(res.Zxid), Results: res.Results}, nil
+}
+
+func (s *Service) Get(ctx context.Context, req *coordpb.GetRequest) (*coordpb.GetResponse, error) {
+	t, zxid, err := s.b.Read(ctx, req.GetRead())
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	data, stat, err := t.Get(req.GetPath())
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.GetResponse{Header: s.header(zxid), Data: data, Stat: stat}, nil
+}
+
+func (s *Service) Exists(ctx context.Context, req *coordpb.ExistsRequest) (*coordpb.ExistsResponse, error) {
+	t, zxid, err := s.b.Read(ctx, req.GetRead())
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	stat, ok, err := t.Exists(req.GetPath())
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.ExistsResponse{Header: s.header(zxid), Exists: ok, Stat: stat}, nil
+}
+
+func (s *Service) Children(ctx context.Context, req *coordpb.ChildrenRequest) (*coordpb.ChildrenResponse, error) {
+	limit := int(req.GetLimit())
+	switch {
+	case limit < 0:
+		return nil, s.fail(fmt.Errorf("%w: negative limit %d", ErrInvalidArgument, limit))
+	case limit == 0:
+		limit = DefaultChildrenPage
+	case limit > MaxChildrenPage:
+		limit = MaxChildrenPage
+	}
+	t, zxid, err := s.b.Read(ctx, req.GetRead())
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	names, stat, more, err := t.Children(req.GetPath(), req.GetStartAfter(), limit)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.ChildrenResponse{Header: s.header(zxid), Names: names, Stat: stat, More: more}, nil
+}
+
+func (s *Service) Sync(ctx context.Context, req *coordpb.SyncRequest) (*coordpb.SyncResponse, error) {
+	if req.GetPath() != "" {
+		if err := tree.ValidatePath(req.GetPath()); err != nil {
+			return nil, s.fail(err)
+		}
+	}
+	zxid, err := s.b.Sync(ctx)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.SyncResponse{Header: s.header(zxid)}, nil
+}
+
+func (s *Service) OpenSession(ctx context.Context, req *coordpb.OpenSessionRequest) (*coordpb.OpenSessionResponse, error) {
+	id, timeout, zxid, err := s.b.OpenSession(ctx, req.GetTimeoutMs())
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.OpenSessionResponse{Header: s.header(zxid), SessionId: id, TimeoutMs: timeout}, nil
+}
+
+func (s *Service) KeepAlive(ctx context.Context, req *coordpb.KeepAliveRequest) (*coordpb.KeepAliveResponse, error) {
+	timeout, err := s.b.KeepAlive(ctx, req.GetSessionId())
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.KeepAliveResponse{Header: s.header(0), TimeoutMs: timeout}, nil
+}
+
+func (s *Service) CloseSession(ctx context.Context, req *coordpb.CloseSessionRequest) (*coordpb.CloseSessionResponse, error) {
+	zxid, err := s.b.CloseSession(ctx, req.GetSessionId())
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.CloseSessionResponse{Header: s.header(zxid)}, nil
+}
+
+func toPBMembers(ms []replica.Member) []*coordpb.Member {
+	out := make([]*coordpb.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, &coordpb.Member{Name: m.Name, Address: m.Address, Voter: m.Voter, Leader: m.Leader})
+	}
+	return out
+}
+
+func (s *Service) Members(ctx context.Context, _ *coordpb.MembersRequest) (*coordpb.MembersResponse, error) {
+	ms, err := s.b.Members(ctx)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.MembersResponse{Header: s.header(s.b.Info().AppliedIndex), Members: toPBMembers(ms)}, nil
+}
+
+func (s *Service) AddMember(ctx context.Context, req *coordpb.AddMemberRequest) (*coordpb.AddMemberResponse, error) {
+	if err := s.b.ChangeMembers(ctx, &coordpb.ChangeMembersRequest{Change: &coordpb.ChangeMembersRequest_Add{Add: req}}); err != nil {
+		return nil, s.fail(err)
+	}
+	ms, err := s.b.Members(ctx)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.AddMemberResponse{Header: s.header(s.b.Info().AppliedIndex), Members: toPBMembers(ms)}, nil
+}
+
+func (s *Service) RemoveMember(ctx context.Context, req *coordpb.RemoveMemberRequest) (*coordpb.RemoveMemberResponse, error) {
+	if err := s.b.ChangeMembers(ctx, &coordpb.ChangeMembersRequest{Change: &coordpb.ChangeMembersRequest_Remove{Remove: req}}); err != nil {
+		return nil, s.fail(err)
+	}
+	ms, err := s.b.Members(ctx)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.RemoveMemberResponse{Header: s.header(s.b.Info().AppliedIndex), Members: toPBMembers(ms)}, nil
+}
+
+func (s *Service) Status(ctx context.Context, _ *coordpb.StatusRequest) (*coordpb.StatusResponse, error) {
+	info := s.b.Info()
+	ms, err := s.b.Members(ctx)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.StatusResponse{
+		Header:       s.header(info.AppliedIndex),
+		Name:         info.Name,
+		State:        info.State,
+		Leader:       info.LeaderName,
+		Term:         info.Term,
+		CommitIndex:  info.CommitIndex,
+		AppliedIndex: info.AppliedIndex,
+		LastLogIndex: info.LastIndex,
+		Znodes:       int64(info.Znodes),
+		Members:      toPBMembers(ms),
+	}, nil
+}
+
+// snapshotChunk is the size of each streamed snapshot message.
+const snapshotChunk = 256 << 10
+
+func (s *Service) Snapshot(_ *coordpb.SnapshotRequest, stream coordpb.Coord_SnapshotServer) error {
+	ctx := stream.Context()
+	t, zxid, err := s.b.Read(ctx, nil)
+	if err != nil {
+		return s.fail(err)
+	}
+	w := &chunkWriter{send: func(b []byte) error { return stream.Send(&coordpb.SnapshotChunk{Data: b}) }}
+	if err := replica.WriteSnapshot(w, t, zxid); err != nil {
+		return s.fail(err)
+	}
+	return s.fail(w.flush())
+}
+
+// chunkWriter buffers writes into snapshotChunk-sized messages.
+type chunkWriter struct {
+	buf  []byte
+	send func([]byte) error
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		room := snapshotChunk - len(w.buf)
+		if room > len(p) {
+			room = len(p)
+		}
+		w.buf = append(w.buf, p[:room]...)
+		p = p[room:]
+		if len(w.buf) == snapshotChunk {
+			if err := w.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *chunkWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	err := w.send(w.buf)
+	w.buf = make([]byte, 0, snapshotChunk)
+	return err
+}
+
+var _ io.Writer = (*chunkWriter)(nil)
+
+// PeerService implements the node-to-node Peer service.
+type PeerService struct {
+	coordpb.UnimplementedPeerServer
+	b   Backend
+	log *slog.Logger
+}
+
+// NewPeerService returns the Peer service for b.
+func NewPeerService(b Backend, log *slog.Logger) *PeerService {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &PeerService{b: b, log: log}
+}
+
+func (p *PeerService) Propose(ctx context.Context, req *coordpb.ProposeRequest) (*coordpb.ProposeResponse, error) {
+	res, err := p.b.ProposeLocal(ctx, req.GetCommand())
+	if err != nil {
+		return nil, ToStatus(p.log, err)
+	}
+	return &coordpb.ProposeResponse{Result: res}, nil
+}
+
+func (p *PeerService) ReadIndex(ctx context.Context, _ *coordpb.ReadIndexRequest) (*coordpb.ReadIndexResponse, error) {
+	idx, err := p.b.ReadIndexLocal(ctx)
+	if err != nil {
+		return nil, ToStatus(p.log, err)
+	}
+	return &coordpb.ReadIndexResponse{Index: idx}, nil
+}
+
+func (p *PeerService) ChangeMembers(ctx context.Context, req *coordpb.ChangeMembersRequest) (*coordpb.ChangeMembersResponse, error) {
+	if err := p.b.ChangeMembersLocal(ctx, req); err != nil {
+		return nil, ToStatus(p.log, err)
+	}
+	return &coordpb.ChangeMembersResponse{}, nil
+}
+
+func (p *PeerService) KeepAlives(ctx context.Context, req *coordpb.KeepAlivesRequest) (*coordpb.KeepAlivesResponse, error) {
+	unknown, err := p.b.KeepAlivesLocal(ctx, req.GetSessionIds())
+	if err != nil {
+		return nil, ToStatus(p.log, err)
+	}
+	return &coordpb.KeepAlivesResponse{Unknown: unknown}, nil
+}

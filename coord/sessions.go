@@ -1,0 +1,252 @@
+package coord
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"coord/coord/replica"
+	"coord/coord/tree"
+	"coord/proto/coordpb"
+	"coord/session"
+)
+
+// sessionTick is how often the leader looks for expired sessions and a
+// follower relays the keepalives it received.
+const sessionTick = 100 * time.Millisecond
+
+// sessionManager is the I/O half of sessions: the leader's deadline table
+// (session.Table) fed by keepalives, and the loop that proposes expiry.
+type sessionManager struct {
+	s *Server
+
+	mu        sync.Mutex
+	table     *session.Table
+	leading   bool
+	syncedAt  uint64              // tree zxid the table was last synced with
+	relay     map[uint64]struct{} // keepalives a follower has yet to relay
+	expiring  map[uint64]bool     // close proposals in flight
+	closeWait sync.WaitGroup
+}
+
+func newSessionManager(s *Server) *sessionManager {
+	return &sessionManager{s: s, table: session.NewTable(), relay: map[uint64]struct{}{}, expiring: map[uint64]bool{}}
+}
+
+func sessionInfos(t *tree.Tree) []session.Info {
+	ss := t.Sessions()
+	out := make([]session.Info, len(ss))
+	for i, x := range ss {
+		out[i] = session.Info{ID: x.ID, Timeout: time.Duration(x.TimeoutMs) * time.Millisecond}
+	}
+	return out
+}
+
+// run is the session loop; it returns when stop closes.
+func (m *sessionManager) run(stop <-chan struct{}) {
+	t := time.NewTicker(sessionTick)
+	defer t.Stop()
+	defer m.closeWait.Wait()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			m.tick(stop)
+		}
+	}
+}
+
+func (m *sessionManager) tick(stop <-chan struct{}) {
+	now := time.Now()
+	if !m.s.rep.IsLeader() {
+		m.mu.Lock()
+		m.leading = false
+		ids := make([]uint64, 0, len(m.relay))
+		for id := range m.relay {
+			ids = append(ids, id)
+		}
+		clear(m.relay)
+		m.mu.Unlock()
+		if len(ids) > 0 {
+			m.relayKeepAlives(ids)
+		}
+		return
+	}
+	st, _ := m.s.rep.State()
+	m.mu.Lock()
+	if !m.leading {
+		// New leader: every session gets a grace period of its own timeout.
+		m.table.Reset(sessionInfos(st), now)
+		m.leading = true
+		m.syncedAt = st.Zxid()
+	} else if st.Zxid() != m.syncedAt {
+		m.table.Sync(sessionInfos(st), now)
+		m.syncedAt = st.Zxid()
+	}
+	var expire []uint64
+	for _, id := range m.table.Expired(now) {
+		if !m.expiring[id] {
+			m.expiring[id] = true
+			expire = append(expire, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range expire {
+		m.closeWait.Add(1)
+		go m.expire(id, stop)
+	}
+}
+
+// expire commits the end of one session: ONE raft entry closes it and
+// deletes its ephemerals.
+func (m *sessionManager) expire(id uint64, stop <-chan struct{}) {
+	defer m.closeWait.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	res, err := m.s.propose(ctx, &coordpb.Command{Cmd: &coordpb.Command_CloseSession{CloseSession: &coordpb.CloseSession{SessionId: id, Expired: true}}})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.expiring, id)
+	if err != nil {
+		m.s.log.Warn("session expiry not committed; will retry", "session", id, "err", err)
+		return
+	}
+	if res.Code == coordpb.ErrorCode_OK || res.Code == coordpb.ErrorCode_SESSION_EXPIRED {
+		m.table.Remove(id)
+		m.s.log.Info("session expired", "session", fmt.Sprintf("%#x", id))
+	}
+}
+
+func (m *sessionManager) relayKeepAlives(ids []uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), sessionTick*5)
+	defer cancel()
+	_, addr := m.s.rep.Leader()
+	if addr == "" {
+		return
+	}
+	c, err := m.s.peers.get(addr)
+	if err != nil {
+		return
+	}
+	if _, err := c.KeepAlives(ctx, &coordpb.KeepAlivesRequest{SessionIds: ids}); err != nil {
+		m.s.log.Debug("relay keepalives", "err", err)
+	}
+}
+
+// touch records a keepalive on the leader.
+func (m *sessionManager) touch(id uint64, t *tree.Tree) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, err := m.table.Touch(id, time.Now())
+	if errors.Is(err, session.ErrUnknown) && t.HasSession(id) {
+		// Opened moments ago and not synced yet.
+		for _, x := range t.Sessions() {
+			if x.ID == id {
+				m.table.Add(session.Info{ID: id, Timeout: time.Duration(x.TimeoutMs) * time.Millisecond}, time.Now())
+				return nil
+			}
+		}
+	}
+	return err
+}
+
+func newSessionID() (uint64, error) {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, err
+		}
+		if id := binary.BigEndian.Uint64(b[:]); id != 0 {
+			return id, nil
+		}
+	}
+}
+
+// OpenSession implements rpc.Backend.
+func (s *Server) OpenSession(ctx context.Context, timeoutMs int64) (uint64, int64, uint64, error) {
+	if timeoutMs < 0 {
+		return 0, 0, 0, fmt.Errorf("%w: negative session timeout %d ms", tree.ErrInvalidArgument, timeoutMs)
+	}
+	timeout := s.cfg.Sessions.Negotiate(time.Duration(timeoutMs) * time.Millisecond)
+	for attempt := 0; attempt < 3; attempt++ {
+		id, err := newSessionID()
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		res, err := s.Write(ctx, &coordpb.Command{Cmd: &coordpb.Command_CreateSession{CreateSession: &coordpb.CreateSession{SessionId: id, TimeoutMs: timeout.Milliseconds()}}})
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if res.Code == coordpb.ErrorCode_INVALID_ARGUMENT {
+			continue // id collision: draw again
+		}
+		if res.Code != coordpb.ErrorCode_OK {
+			return 0, 0, 0, tree.ErrorFromCode(res.Code, res.Message)
+		}
+		return id, timeout.Milliseconds(), res.Zxid, nil
+	}
+	return 0, 0, 0, errors.New("open session: could not draw a unique session id")
+}
+
+// KeepAlive implements rpc.Backend.
+func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
+	t, _ := s.rep.State()
+	if !t.HasSession(id) {
+		return 0, fmt.Errorf("%w: session %#x", tree.ErrSessionExpired, id)
+	}
+	var timeout int64
+	for _, x := range t.Sessions() {
+		if x.ID == id {
+			timeout = x.TimeoutMs
+		}
+	}
+	if s.rep.IsLeader() {
+		if err := s.sess.touch(id, t); err != nil {
+			return 0, fmt.Errorf("%w: session %#x", tree.ErrSessionExpired, id)
+		}
+		return timeout, nil
+	}
+	s.sess.mu.Lock()
+	s.sess.relay[id] = struct{}{}
+	s.sess.mu.Unlock()
+	return timeout, nil
+}
+
+// KeepAlivesLocal implements rpc.Backend: keepalives relayed by followers.
+func (s *Server) KeepAlivesLocal(ctx context.Context, ids []uint64) ([]uint64, error) {
+	if !s.rep.IsLeader() {
+		return nil, replica.ErrNotLeader
+	}
+	t, _ := s.rep.State()
+	var unknown []uint64
+	for _, id := range ids {
+		if err := s.sess.touch(id, t); err != nil {
+			unknown = append(unknown, id)
+		}
+	}
+	return unknown, nil
+}
+
+// CloseSession implements rpc.Backend.
+func (s *Server) CloseSession(ctx context.Context, id uint64) (uint64, error) {
+	res, err := s.Write(ctx, &coordpb.Command{Cmd: &coordpb.Command_CloseSession{CloseSession: &coordpb.CloseSession{SessionId: id}}})
+	if err != nil {
+		return 0, err
+	}
+	if res.Code != coordpb.ErrorCode_OK {
+		return 0, tree.ErrorFromCode(res.Code, res.Message)
+	}
+	return res.Zxid, nil
+}
