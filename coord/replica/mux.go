@@ -118,7 +118,7 @@ func (l *chanListener) closeWith(err error) {
 	l.once.Do(func() { l.err = err; close(l.done) })
 }
 
-func (l *chanListener) Close() error { l.closeWith(net.ErrClosed); return nil }
+func (l *chanListener) Close() error   { l.closeWith(net.ErrClosed); return nil }
 func (l *chanListener) Addr() net.Addr { return l.addr }
 
 // streamLayer is the raft.StreamLayer over the mux: it accepts the raft
