@@ -142,6 +142,7 @@ func (t *Tree) Children(p, startAfter string, limit int) ([]string, *coordpb.Sta
 			// ('0' is the byte after '/').
 			next := make([]byte, 0, len(prefix)+i+1)
 			next = append(append(append(next, prefix...), rest[:i]...), '0')
+			it = t.nodes.Root().Iterator() // an iterator seeks only once
 			it.SeekLowerBound(next)
 			continue
 		}
