@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"coord/client"
+)
+
+// app holds one invocation's I/O and global flags.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	endpoints      string
+	timeout        time.Duration
+	output         string
+	sessionTimeout time.Duration
+	root           *cobra.Command
+}
+
+// usageError marks errors that exit 2.
+type usageError struct{ error }
+
+// cmdError carries the "verb path" a failure is reported under.
+type cmdError struct {
+	what string
+	err  error
+}
+
+func (e *cmdError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *cmdError) Unwrap() error { return e.err }
+
+func fail(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &cmdError{what: what, err: err}
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "coordctl",
+		Short:         "coordctl talks to a coord cluster",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	def := os.Getenv("COORD_ENDPOINTS")
+	if def == "" {
+		def = client.DefaultEndpoint
+	}
+	root.PersistentFlags().StringVar(&a.endpoints, "endpoints", def, "comma-separated server addresses (env COORD_ENDPOINTS)")
+	root.PersistentFlags().DurationVar(&a.timeout, "timeout", 10*time.Second, "per-command timeout")
+	root.PersistentFlags().DurationVar(&a.sessionTimeout, "session-timeout", 0, "requested session timeout (0: server default)")
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(a.createCmd(), a.getCmd(), a.setCmd(), a.deleteCmd(), a.lsCmd(), a.statCmd(), a.syncCmd(),
+		a.txnCmd(), a.membersCmd(), a.statusCmd(), a.snapshotCmd())
+	// Flease commands join here: root.AddCommand(leasectl.Command()).
+	a.root = root
+	return a
+}
+
+func (a *app) execute(args []string) int {
+	a.root.SetArgs(args)
+	err := a.root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(a.stderr, "coordctl: %s\n", oneLine(err.Error()))
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts ") || strings.Contains(err.Error(), "requires ") {
+		return 2
+	}
+	return 1
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// addOutput adds -o to a read command.
+func (a *app) addOutput(c *cobra.Command) {
+	c.Flags().StringVarP(&a.output, "output", "o", "text", "output format: text or json")
+}
+
+func (a *app) checkOutput() error {
+	if a.output != "text" && a.output != "json" {
+		return usageError{fmt.Errorf("-o %q: want text or json", a.output)}
+	}
+	return nil
+}
+
+// client opens a client and a command-scoped context.
+func (a *app) client() (*client.Client, context.Context, func(), error) {
+	var eps []string
+	for _, e := range strings.Split(a.endpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+	cfg := client.DefaultConfig()
+	cfg.Endpoints = eps
+	cfg.SessionTimeout = a.sessionTimeout
+	c, err := client.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, usageError{err}
+	}
+	return c, ctx, func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c.Close(cctx)
+		ccancel()
+		cancel()
+	}, nil
+}
+
+// data resolves a DATA argument: "-" reads stdin.
+func (a *app) data(arg string) ([]byte, error) {
+	if arg != "-" {
+		return []byte(arg), nil
+	}
+	b, err := io.ReadAll(a.stdin)
+	if err != nil {
+		return nil, fmt.Errorf("read stdin: %w", err)
+	}
+	return b, nil
+}
