@@ -107,6 +107,9 @@ type Op struct {
 	ephemeral bool // Multi fills in the session id
 }
 
+// String shows the op (for logs and tests).
+func (o Op) String() string { return o.pb.String() }
+
 // CreateOpWith creates a node of any kind inside a Multi.
 func CreateOpWith(path string, data []byte, opts CreateOptions) Op {
 	op := &coordpb.CreateOp{Path: path, Data: data, Sequential: opts.Sequential}
