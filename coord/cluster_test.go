@@ -392,3 +392,40 @@ func TestSessions_CloseDeletesEphemeralsAtOnce(t *testing.T) {
 }
 
 var _ = errors.Is
+
+func TestTTLNodes_ExpireWhenUnmodified(t *testing.T) {
+	c := coordtest.NewCluster(t, 1, coordtest.Options{})
+	ctx := coordtest.Ctx(t, 20*time.Second)
+	cl := c.Conn(0)
+	mk := func(p string) {
+		if _, err := cl.Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: p, Mode: coordpb.CreateMode_TTL, TtlMs: 400}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("/ttl")
+	mk("/busy")
+	if _, err := create(ctx, cl, "/busy/child", nil); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		e, err := cl.Exists(ctx, &coordpb.ExistsRequest{Path: "/ttl"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !e.Exists {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("TTL node never expired")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if took := time.Since(start); took < 350*time.Millisecond {
+		t.Fatalf("TTL node deleted after %v, before its 400ms TTL", took)
+	}
+	// A TTL node with children stays.
+	if e, err := cl.Exists(ctx, &coordpb.ExistsRequest{Path: "/busy"}); err != nil || !e.Exists {
+		t.Fatalf("TTL node with a child was deleted: %v", err)
+	}
+}

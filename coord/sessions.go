@@ -30,6 +30,7 @@ type sessionManager struct {
 	syncedAt  uint64              // tree zxid the table was last synced with
 	relay     map[uint64]struct{} // keepalives a follower has yet to relay
 	expiring  map[uint64]bool     // close proposals in flight
+	ttlBusy   bool                // a TTL expiry proposal is in flight
 	closeWait sync.WaitGroup
 }
 
@@ -100,6 +101,47 @@ func (m *sessionManager) tick(stop <-chan struct{}) {
 		m.closeWait.Add(1)
 		go m.expire(id, stop)
 	}
+	m.expireTTL(st, now, stop)
+}
+
+// ttlBatch bounds how many TTL nodes one ExpireTTL entry deletes.
+const ttlBatch = 1000
+
+// expireTTL proposes deleting TTL nodes the leader's clock says expired.
+// The entry names each node's mzxid, so a node modified meanwhile
+// survives; a failed proposal is simply retried on a later tick.
+func (m *sessionManager) expireTTL(st *tree.Tree, now time.Time, stop <-chan struct{}) {
+	m.mu.Lock()
+	if m.ttlBusy {
+		m.mu.Unlock()
+		return
+	}
+	nodes := st.ExpiredTTL(now.UnixMilli(), ttlBatch)
+	if len(nodes) == 0 {
+		m.mu.Unlock()
+		return
+	}
+	m.ttlBusy = true
+	m.mu.Unlock()
+	m.closeWait.Add(1)
+	go func() {
+		defer m.closeWait.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if _, err := m.s.propose(ctx, &coordpb.Command{Cmd: &coordpb.Command_ExpireTtl{ExpireTtl: &coordpb.ExpireTTL{Nodes: nodes}}}); err != nil {
+			m.s.log.Warn("TTL expiry not committed; will retry", "nodes", len(nodes), "err", err)
+		}
+		m.mu.Lock()
+		m.ttlBusy = false
+		m.mu.Unlock()
+	}()
 }
 
 // expire commits the end of one session: ONE raft entry closes it and
