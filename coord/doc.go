@@ -18,8 +18,8 @@
 // # Requests
 //
 // Writes go to the leader: a follower forwards the encoded command with
-// Peer.Propose, then waits until it has applied the result itself before
-// answering, so a read on the same node afterwards sees the write. The
+// Peer.Propose and answers once the leader has committed it (reads that
+// follow wait for their read index or min_zxid, which covers it). The
 // leader stamps its wall clock into each command (ctime/mtime, TTL), which
 // keeps apply deterministic.
 //

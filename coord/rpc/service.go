@@ -18,8 +18,8 @@ type Backend interface {
 	Name() string
 	// MaxDataBytes is the per-node data limit.
 	MaxDataBytes() int
-	// Write replicates cmd through the leader and returns its result,
-	// applied on this node before it returns.
+	// Write replicates cmd through the leader and returns its result once
+	// committed (this node may apply it a moment later).
 	Write(ctx context.Context, cmd *coordpb.Command) (*coordpb.ApplyResult, error)
 	// Read returns the state to serve a read at, per opts.
 	Read(ctx context.Context, opts *coordpb.ReadOptions) (*tree.Tree, uint64, error)
