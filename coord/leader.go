@@ -57,7 +57,7 @@ func (s *Server) onLeader(ctx context.Context, local func(context.Context) error
 		last = err
 		select {
 		case <-ctx.Done():
-			return errNoLeaderYet(fmt.Errorf("%v; last: %v", ctx.Err(), last))
+			return fmt.Errorf("%w (gave up waiting: %v; last: %v)", replica.ErrNoLeader, ctx.Err(), last)
 		case <-s.stop:
 			return ErrStopped
 		case <-time.After(backoff):

@@ -2,7 +2,6 @@ package coord
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -95,6 +94,8 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	}
 	s.mux = replica.NewMux(ln)
 	s.sess = newSessionManager(s)
+	// Metrics exist before the replica: replaying the log feeds them.
+	s.metrics = newMetrics(s)
 	rep, err := replica.New(replica.Config{
 		Name:              cfg.Name,
 		Address:           cfg.Listen,
@@ -117,7 +118,6 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		return nil, err
 	}
 	s.rep = rep
-	s.metrics = newMetrics(s)
 
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
@@ -216,15 +216,4 @@ func (s *Server) onEvents(applied uint64, events []tree.Event) {
 	if s.metrics != nil {
 		s.metrics.events.Add(float64(len(events)))
 	}
-}
-
-// errNoLeaderYet is returned when no leader appears within the wait.
-func errNoLeaderYet(err error) error {
-	if err == nil {
-		return replica.ErrNoLeader
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return fmt.Errorf("%w (%v)", replica.ErrNoLeader, err)
-	}
-	return err
 }

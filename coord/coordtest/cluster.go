@@ -70,9 +70,9 @@ func NewCluster(t testing.TB, n int, opts Options) *Cluster {
 		cfg.DataDir = filepath.Join(base, cfg.Name)
 		cfg.HTTP = ""
 		cfg.InitialCluster = peers
-		cfg.HeartbeatTimeout = 300 * time.Millisecond
-		cfg.ElectionTimeout = 300 * time.Millisecond
-		cfg.LeaderLease = 150 * time.Millisecond
+		cfg.HeartbeatTimeout = 500 * time.Millisecond
+		cfg.ElectionTimeout = 500 * time.Millisecond
+		cfg.LeaderLease = 250 * time.Millisecond
 		if opts.Logs {
 			cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		}
@@ -251,9 +251,9 @@ func StartJoiner(t testing.TB, name string) *coord.Server {
 	cfg.DataDir = filepath.Join(t.TempDir(), name)
 	cfg.HTTP = ""
 	cfg.Join = true
-	cfg.HeartbeatTimeout = 300 * time.Millisecond
-	cfg.ElectionTimeout = 300 * time.Millisecond
-	cfg.LeaderLease = 150 * time.Millisecond
+	cfg.HeartbeatTimeout = 500 * time.Millisecond
+	cfg.ElectionTimeout = 500 * time.Millisecond
+	cfg.LeaderLease = 250 * time.Millisecond
 	srv, err := coord.Start(cfg, ln)
 	if err != nil {
 		t.Fatalf("start joiner %s: %v", name, err)
