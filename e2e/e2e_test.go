@@ -91,7 +91,7 @@ func (c *cluster) start(i int) {
 	nd.log = new(bytes.Buffer)
 	nd.cmd = exec.Command(filepath.Join(binDir, "coordd"), "--name", nd.name, "--data-dir", nd.dir,
 		"--listen", nd.addr, "--http", nd.http, "--initial-cluster", c.initial,
-		"--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--leader-lease", "150ms")
+		"--heartbeat-timeout", "500ms", "--election-timeout", "500ms", "--leader-lease", "250ms")
 	nd.cmd.Stdout, nd.cmd.Stderr = nd.log, nd.log
 	if err := nd.cmd.Start(); err != nil {
 		c.t.Fatal(err)
