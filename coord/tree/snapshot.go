@@ -2,12 +2,13 @@ package tree
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
+	"slices"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
 	"google.golang.org/protobuf/proto"
@@ -15,67 +16,73 @@ import (
 	"coord/proto/coordpb"
 )
 
-// Snapshot stream format (version 1):
+// Snapshot stream format (format 2):
 //
-//	magic "COORDTREE1\n"
-//	records: type byte, uvarint length, payload
-//	  recHeader  SnapshotHeader (first)
-//	  recNode    SnapshotNode, in path order (parents before children)
-//	  recSession SnapshotSession
-//	trailer: recTrailer, 8-byte big-endian record count, 4-byte CRC-32C
-//	(Castagnoli) of every byte before the CRC.
+//	magic      "COORDTREE\n"
+//	records    type (1 byte), payload length (4 bytes, big-endian), payload
+//	  recHeader   SnapshotHeader: format, zxid, node and session counts; first
+//	  recNode     SnapshotNode, one per znode, paths strictly ascending in
+//	              byte order (so the root comes first and every parent
+//	              before its children)
+//	  recSession  SnapshotSession, one per session, ids strictly ascending
+//	trailer    recTrailer (1 byte), record count (8 bytes, big-endian),
+//	           CRC-32C (Castagnoli) of every byte before it (4 bytes,
+//	           big-endian)
 //
-// ReadSnapshot verifies the CRC, the counts, every path, every parent and
-// every child count, and rebuilds the indexes.
+// The indexes (ephemerals by session, TTL deadlines) are not stored:
+// ReadSnapshot rebuilds them. All integers are big-endian.
 const (
-	snapshotFormat = 1
-	recHeader      = 1
-	recNode        = 2
-	recSession     = 3
-	recTrailer     = 0xFF
+	snapshotFormat = 2
 
-	// maxRecord bounds one record's length: a node's data is far smaller;
-	// anything larger is damage, not data.
+	recHeader  = 1
+	recNode    = 2
+	recSession = 3
+	recTrailer = 0xFF
+
+	// maxRecord bounds one record's payload. A node's data is far below
+	// it (the edge caps data at a few MiB); anything larger is damage.
 	maxRecord = 64 << 20
 )
 
-var treeMagic = []byte("COORDTREE1\n")
+var snapshotMagic = []byte("COORDTREE\n")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type snapWriter struct {
 	w     *bufio.Writer
-	crc   hash.Hash32
+	crc   uint32
 	count uint64
 	buf   []byte
 }
 
 func (s *snapWriter) write(p []byte) error {
-	s.crc.Write(p)
+	s.crc = crc32.Update(s.crc, castagnoli, p)
 	_, err := s.w.Write(p)
 	return err
 }
 
 func (s *snapWriter) record(typ byte, m proto.Message) error {
+	// Room for the 5-byte record header, then the payload after it.
+	s.buf = append(s.buf[:0], typ, 0, 0, 0, 0)
 	var err error
-	s.buf, err = proto.MarshalOptions{Deterministic: true}.MarshalAppend(s.buf[:0], m)
+	s.buf, err = proto.MarshalOptions{Deterministic: true}.MarshalAppend(s.buf, m)
 	if err != nil {
 		return err
 	}
-	var hdr [1 + binary.MaxVarintLen64]byte
-	hdr[0] = typ
-	n := binary.PutUvarint(hdr[1:], uint64(len(s.buf)))
-	if err := s.write(hdr[:1+n]); err != nil {
-		return err
+	size := len(s.buf) - 5
+	if size > maxRecord {
+		return fmt.Errorf("snapshot record of %d bytes exceeds %d", size, maxRecord)
 	}
+	binary.BigEndian.PutUint32(s.buf[1:5], uint32(size))
 	s.count++
 	return s.write(s.buf)
 }
 
-// WriteSnapshot streams the whole state to w.
+// WriteSnapshot streams the whole state to w. The Tree is immutable, so
+// writes may go on while it streams.
 func (t *Tree) WriteSnapshot(w io.Writer) error {
-	s := &snapWriter{w: bufio.NewWriterSize(w, 256<<10), crc: crc32.New(castagnoli)}
-	if err := s.write(treeMagic); err != nil {
+	s := &snapWriter{w: bufio.NewWriterSize(w, 256<<10)}
+	if err := s.write(snapshotMagic); err != nil {
 		return err
 	}
 	if err := s.record(recHeader, &coordpb.SnapshotHeader{
@@ -83,16 +90,20 @@ func (t *Tree) WriteSnapshot(w io.Writer) error {
 	}); err != nil {
 		return err
 	}
-	sn := &coordpb.SnapshotNode{}
+	sn := &coordpb.SnapshotNode{Stat: &coordpb.Stat{}}
 	it := t.nodes.Root().Iterator()
 	for k, n, ok := it.Next(); ok; k, n, ok = it.Next() {
-		sn.Path, sn.Data, sn.Stat, sn.Seq = string(k), n.data, n.stat(), n.seq
+		sn.Path, sn.Data, sn.Seq = string(k), n.data, n.seq
+		n.fillStat(sn.Stat)
 		if err := s.record(recNode, sn); err != nil {
 			return err
 		}
 	}
-	for _, x := range t.Sessions() {
-		if err := s.record(recSession, &coordpb.SnapshotSession{SessionId: x.ID, TimeoutMs: x.TimeoutMs}); err != nil {
+	ss := &coordpb.SnapshotSession{}
+	sit := t.sessions.Root().Iterator()
+	for k, timeout, ok := sit.Next(); ok; k, timeout, ok = sit.Next() {
+		ss.SessionId, ss.TimeoutMs = binary.BigEndian.Uint64(k), timeout
+		if err := s.record(recSession, ss); err != nil {
 			return err
 		}
 	}
@@ -102,236 +113,299 @@ func (t *Tree) WriteSnapshot(w io.Writer) error {
 	if err := s.write(tr[:]); err != nil {
 		return err
 	}
-	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], s.crc.Sum32())
-	if _, err := s.w.Write(sum[:]); err != nil {
+	if _, err := s.w.Write(binary.BigEndian.AppendUint32(nil, s.crc)); err != nil {
 		return err
 	}
 	return s.w.Flush()
 }
 
-// crcReader hashes what it reads.
-type crcReader struct {
+// snapReader reads and checksums a snapshot stream.
+type snapReader struct {
 	r   *bufio.Reader
-	crc hash.Hash32
+	crc uint32
+	hdr [9]byte
+	buf []byte
 }
 
-func (c *crcReader) ReadByte() (byte, error) {
-	b, err := c.r.ReadByte()
-	if err == nil {
-		c.crc.Write([]byte{b})
+// readFull reads len(p) bytes into p and adds them to the checksum.
+func (s *snapReader) readFull(p []byte, what string) error {
+	if _, err := io.ReadFull(s.r, p); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return corrupt("truncated in %s", what)
+		}
+		return fmt.Errorf("read snapshot %s: %w", what, err)
 	}
-	return b, err
-}
-
-func (c *crcReader) readFull(p []byte) error {
-	if _, err := io.ReadFull(c.r, p); err != nil {
-		return err
-	}
-	c.crc.Write(p)
+	s.crc = crc32.Update(s.crc, castagnoli, p)
 	return nil
+}
+
+// next reads one record: its type and, unless it is the trailer, payload.
+func (s *snapReader) next(index uint64) (byte, []byte, error) {
+	if err := s.readFull(s.hdr[:1], "record type"); err != nil {
+		return 0, nil, err
+	}
+	if s.hdr[0] == recTrailer {
+		return recTrailer, nil, nil
+	}
+	if err := s.readFull(s.hdr[1:5], "record length"); err != nil {
+		return 0, nil, err
+	}
+	size := binary.BigEndian.Uint32(s.hdr[1:5])
+	if size > maxRecord {
+		return 0, nil, corrupt("record %d claims %d bytes, more than the %d allowed", index, size, maxRecord)
+	}
+	// Read in chunks so that a damaged length on a short stream fails at
+	// the end of the data, not after allocating maxRecord bytes.
+	s.buf = s.buf[:0]
+	for left := int(size); left > 0; {
+		chunk := min(left, 1<<20)
+		s.buf = slices.Grow(s.buf, chunk)
+		part := s.buf[len(s.buf) : len(s.buf)+chunk]
+		if err := s.readFull(part, "record"); err != nil {
+			return 0, nil, fmt.Errorf("record %d: %w", index, err)
+		}
+		s.buf = s.buf[:len(s.buf)+chunk]
+		left -= chunk
+	}
+	return s.hdr[0], s.buf, nil
 }
 
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, args...))
 }
 
-func unexpected(err error, what string) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return corrupt("truncated in %s", what)
-	}
-	return fmt.Errorf("read snapshot %s: %w", what, err)
-}
-
-// ReadSnapshot reads a stream written by WriteSnapshot. Any damage gives an
-// error wrapping ErrCorruptSnapshot; it never panics and never returns a
-// partial state.
+// ReadSnapshot reads a stream written by WriteSnapshot and verifies all of
+// it: checksum, counts, record order, every path, stat and parent, child
+// counts, and that every ephemeral's session exists. Any damage gives an
+// error wrapping ErrCorruptSnapshot with the reason; a failing reader gives
+// its own error. It never panics and never returns a partial state. If r
+// is not a *bufio.Reader it may read past the end of the snapshot.
 func ReadSnapshot(r io.Reader) (*Tree, error) {
-	cr := &crcReader{r: bufio.NewReaderSize(r, 256<<10), crc: crc32.New(castagnoli)}
-	magic := make([]byte, len(treeMagic))
-	if err := cr.readFull(magic); err != nil {
-		return nil, unexpected(err, "magic")
+	s := &snapReader{r: bufio.NewReaderSize(r, 256<<10)}
+	magic := make([]byte, len(snapshotMagic))
+	if err := s.readFull(magic, "magic"); err != nil {
+		return nil, err
 	}
-	if string(magic) != string(treeMagic) {
+	if !bytes.Equal(magic, snapshotMagic) {
 		return nil, corrupt("bad magic %q", magic)
 	}
-	var (
-		hdr      *coordpb.SnapshotHeader
-		count    uint64
-		buf      []byte
-		nodes    = iradix.New[*znode]().Txn()
-		sessions = iradix.New[int64]().Txn()
-		ephem    = iradix.New[struct{}]().Txn()
-		ttls     = iradix.New[struct{}]().Txn()
-		children = map[string]int64{}
-		nNodes   int64
-		nSess    int64
-	)
+	typ, payload, err := s.next(0)
+	if err != nil {
+		return nil, err
+	}
+	if typ != recHeader {
+		return nil, corrupt("first record has type %d, not a header", typ)
+	}
+	var hdr coordpb.SnapshotHeader
+	if err := proto.Unmarshal(payload, &hdr); err != nil {
+		return nil, corrupt("header: %v", err)
+	}
+	if hdr.Format != snapshotFormat {
+		return nil, corrupt("unknown format %d (want %d)", hdr.Format, snapshotFormat)
+	}
+	b := &builder{
+		zxid:     hdr.Zxid,
+		nodes:    iradix.New[znode]().Txn(),
+		sessions: iradix.New[int64]().Txn(),
+		ephem:    iradix.New[struct{}]().Txn(),
+		ttls:     iradix.New[struct{}]().Txn(),
+		children: map[string]int64{},
+	}
+	count := uint64(1)
 	for {
-		typ, err := cr.ReadByte()
+		typ, payload, err := s.next(count)
 		if err != nil {
-			return nil, unexpected(err, "record type")
+			return nil, err
 		}
 		if typ == recTrailer {
 			break
 		}
-		size, err := binary.ReadUvarint(cr)
+		switch typ {
+		case recNode:
+			err = b.node(count, payload)
+		case recSession:
+			err = b.session(count, payload)
+		case recHeader:
+			err = corrupt("second header at record %d", count)
+		default:
+			err = corrupt("unknown record type %d at record %d", typ, count)
+		}
 		if err != nil {
-			return nil, unexpected(err, "record length")
-		}
-		if size > maxRecord {
-			return nil, corrupt("record %d claims %d bytes", count, size)
-		}
-		if uint64(cap(buf)) < size {
-			buf = make([]byte, size)
-		}
-		buf = buf[:size]
-		if err := cr.readFull(buf); err != nil {
-			return nil, unexpected(err, "record")
+			return nil, err
 		}
 		count++
-		if hdr == nil && typ != recHeader {
-			return nil, corrupt("first record is type %d, not a header", typ)
-		}
-		switch typ {
-		case recHeader:
-			if hdr != nil {
-				return nil, corrupt("second header at record %d", count)
-			}
-			hdr = &coordpb.SnapshotHeader{}
-			if err := proto.Unmarshal(buf, hdr); err != nil {
-				return nil, corrupt("header: %v", err)
-			}
-			if hdr.Format != snapshotFormat {
-				return nil, corrupt("unknown format %d", hdr.Format)
-			}
-		case recNode:
-			var sn coordpb.SnapshotNode
-			if err := proto.Unmarshal(buf, &sn); err != nil {
-				return nil, corrupt("node record %d: %v", count, err)
-			}
-			n, err := nodeFromSnapshot(&sn)
-			if err != nil {
-				return nil, err
-			}
-			if sn.Path != "/" {
-				parent := parentOf(sn.Path)
-				pn, ok := nodes.Get([]byte(parent))
-				if !ok {
-					return nil, corrupt("node %q before its parent", sn.Path)
-				}
-				if pn.owner != 0 {
-					return nil, corrupt("node %q under ephemeral %q", sn.Path, parent)
-				}
-				children[parent]++
-			} else if nNodes != 0 {
-				return nil, corrupt("root after other nodes")
-			}
-			if _, dup := nodes.Insert([]byte(sn.Path), n); dup {
-				return nil, corrupt("node %q twice", sn.Path)
-			}
-			nNodes++
-			if n.owner != 0 {
-				ephem.Insert(ephemKey(n.owner, sn.Path), struct{}{})
-			}
-			if n.mode == coordpb.CreateMode_TTL {
-				ttls.Insert([]byte(sn.Path), struct{}{})
-			}
-		case recSession:
-			var ss coordpb.SnapshotSession
-			if err := proto.Unmarshal(buf, &ss); err != nil {
-				return nil, corrupt("session record %d: %v", count, err)
-			}
-			if ss.SessionId == 0 || ss.TimeoutMs <= 0 {
-				return nil, corrupt("session record %d: id %d timeout %d", count, ss.SessionId, ss.TimeoutMs)
-			}
-			if _, dup := sessions.Insert(sessionKey(ss.SessionId), ss.TimeoutMs); dup {
-				return nil, corrupt("session %#x twice", ss.SessionId)
-			}
-			nSess++
-		default:
-			return nil, corrupt("unknown record type %d at record %d", typ, count)
-		}
 	}
-	var tr [8]byte
-	if err := cr.readFull(tr[:]); err != nil {
-		return nil, unexpected(err, "trailer")
+	if err := s.readFull(s.hdr[1:9], "trailer"); err != nil {
+		return nil, err
 	}
-	want := cr.crc.Sum32()
+	want := s.crc
 	var sum [4]byte
-	if _, err := io.ReadFull(cr.r, sum[:]); err != nil {
-		return nil, unexpected(err, "checksum")
+	if err := s.readFull(sum[:], "checksum"); err != nil {
+		return nil, err
 	}
 	if got := binary.BigEndian.Uint32(sum[:]); got != want {
 		return nil, corrupt("checksum mismatch: stored %08x, computed %08x", got, want)
 	}
-	if c := binary.BigEndian.Uint64(tr[:]); c != count {
+	if c := binary.BigEndian.Uint64(s.hdr[1:9]); c != count {
 		return nil, corrupt("trailer counts %d records, read %d", c, count)
 	}
-	if hdr == nil {
-		return nil, corrupt("no header")
+	return b.finish(&hdr)
+}
+
+// builder assembles and checks a Tree from snapshot records.
+type builder struct {
+	zxid     uint64
+	nodes    *iradix.Txn[znode]
+	sessions *iradix.Txn[int64]
+	ephem    *iradix.Txn[struct{}]
+	ttls     *iradix.Txn[struct{}]
+	children map[string]int64 // parent path → children seen
+	lastPath []byte
+	lastSess uint64
+	nNodes   int64
+	nSess    int64
+	sn       coordpb.SnapshotNode
+}
+
+func (b *builder) node(index uint64, payload []byte) error {
+	if b.nSess > 0 {
+		return corrupt("node record %d after the sessions", index)
 	}
-	if hdr.Nodes != nNodes || hdr.Sessions != nSess {
-		return nil, corrupt("header promises %d nodes and %d sessions, found %d and %d", hdr.Nodes, hdr.Sessions, nNodes, nSess)
+	sn := &b.sn
+	if err := proto.Unmarshal(payload, sn); err != nil {
+		return corrupt("node record %d: %v", index, err)
 	}
-	if _, ok := nodes.Get([]byte("/")); !ok {
+	p := sn.Path
+	if err := ValidatePath(p); err != nil {
+		return corrupt("node record %d: %v", index, err)
+	}
+	if b.lastPath == nil && p != "/" {
+		return corrupt("first node is %q, not the root", p)
+	}
+	if b.lastPath != nil && bytes.Compare([]byte(p), b.lastPath) <= 0 {
+		return corrupt("node %q out of order after %q", p, b.lastPath)
+	}
+	b.lastPath = append(b.lastPath[:0], p...)
+	n, err := nodeFromSnapshot(sn, b.zxid)
+	if err != nil {
+		return err
+	}
+	if p != "/" {
+		parent := parentOf(p)
+		pn, ok := b.nodes.Get([]byte(parent))
+		if !ok {
+			return corrupt("node %q has no parent", p)
+		}
+		if pn.mode == coordpb.CreateMode_EPHEMERAL {
+			return corrupt("node %q under ephemeral %q", p, parent)
+		}
+		b.children[parent]++
+	}
+	b.nodes.Insert([]byte(p), n)
+	b.nNodes++
+	switch n.mode {
+	case coordpb.CreateMode_EPHEMERAL:
+		b.ephem.Insert(ephemKey(n.aux, p), struct{}{})
+	case coordpb.CreateMode_TTL:
+		b.ttls.Insert(ttlKeyOf(p, &n), struct{}{})
+	}
+	return nil
+}
+
+func (b *builder) session(index uint64, payload []byte) error {
+	var ss coordpb.SnapshotSession
+	if err := proto.Unmarshal(payload, &ss); err != nil {
+		return corrupt("session record %d: %v", index, err)
+	}
+	if ss.SessionId == 0 || ss.TimeoutMs <= 0 {
+		return corrupt("session record %d: id %#x, timeout %d ms", index, ss.SessionId, ss.TimeoutMs)
+	}
+	if ss.SessionId <= b.lastSess {
+		return corrupt("session %#x out of order after %#x", ss.SessionId, b.lastSess)
+	}
+	b.lastSess = ss.SessionId
+	b.sessions.Insert(sessionKey(ss.SessionId), ss.TimeoutMs)
+	b.nSess++
+	return nil
+}
+
+func (b *builder) finish(hdr *coordpb.SnapshotHeader) (*Tree, error) {
+	if hdr.Nodes != b.nNodes || hdr.Sessions != b.nSess {
+		return nil, corrupt("header promises %d nodes and %d sessions, found %d and %d", hdr.Nodes, hdr.Sessions, b.nNodes, b.nSess)
+	}
+	if b.nNodes == 0 {
 		return nil, corrupt("no root node")
 	}
-	// Child counts must match the nodes present.
-	it := nodes.Root().Iterator()
-	for k, n, ok := it.Next(); ok; k, n, ok = it.Next() {
-		if n.numChildren != children[string(k)] {
-			return nil, corrupt("node %q claims %d children, has %d", k, n.numChildren, children[string(k)])
+	var bad error
+	b.nodes.Root().Walk(func(k []byte, n znode) bool {
+		if have := b.children[string(k)]; n.numChildren != have {
+			bad = corrupt("node %q claims %d children, has %d", k, n.numChildren, have)
+			return true
 		}
+		return false
+	})
+	if bad != nil {
+		return nil, bad
 	}
-	// Ephemerals must belong to live sessions.
-	eit := ephem.Root().Iterator()
-	for k, _, ok := eit.Next(); ok; k, _, ok = eit.Next() {
-		if _, live := sessions.Get(k[:8]); !live {
+	it := b.ephem.Root().Iterator()
+	for k, _, ok := it.Next(); ok; k, _, ok = it.Next() {
+		if _, live := b.sessions.Get(k[:8]); !live {
 			return nil, corrupt("ephemeral %q of unknown session %#x", k[8:], binary.BigEndian.Uint64(k[:8]))
 		}
 	}
 	return &Tree{
-		nodes:    nodes.CommitOnly(),
-		sessions: sessions.CommitOnly(),
-		ephem:    ephem.CommitOnly(),
-		ttls:     ttls.CommitOnly(),
-		zxid:     hdr.Zxid,
+		nodes:    b.nodes.CommitOnly(),
+		sessions: b.sessions.CommitOnly(),
+		ephem:    b.ephem.CommitOnly(),
+		ttls:     b.ttls.CommitOnly(),
+		zxid:     b.zxid,
 	}, nil
 }
 
-func nodeFromSnapshot(sn *coordpb.SnapshotNode) (*znode, error) {
-	if err := ValidatePath(sn.Path); err != nil {
-		return nil, corrupt("node path: %v", err)
-	}
-	st := sn.Stat
+// nodeFromSnapshot checks one node record against the rules Apply keeps.
+func nodeFromSnapshot(sn *coordpb.SnapshotNode, zxid uint64) (znode, error) {
+	p, st := sn.Path, sn.Stat
 	if st == nil {
-		return nil, corrupt("node %q has no stat", sn.Path)
+		return znode{}, corrupt("node %q has no stat", p)
 	}
 	if st.DataLength != int64(len(sn.Data)) {
-		return nil, corrupt("node %q: data length %d, stat says %d", sn.Path, len(sn.Data), st.DataLength)
+		return znode{}, corrupt("node %q holds %d data bytes, its stat says %d", p, len(sn.Data), st.DataLength)
 	}
+	if st.Czxid > zxid || st.Mzxid > zxid || st.Pzxid > zxid {
+		return znode{}, corrupt("node %q has a zxid after the snapshot's %d", p, zxid)
+	}
+	if st.Version < 0 || st.Cversion < 0 || st.NumChildren < 0 {
+		return znode{}, corrupt("node %q has a negative version or child count", p)
+	}
+	var aux uint64
 	switch st.Mode {
-	case coordpb.CreateMode_PERSISTENT, coordpb.CreateMode_CONTAINER, coordpb.CreateMode_TTL, coordpb.CreateMode_EPHEMERAL:
+	case coordpb.CreateMode_PERSISTENT, coordpb.CreateMode_CONTAINER:
+		if st.EphemeralOwner != 0 || st.TtlMs != 0 {
+			return znode{}, corrupt("node %q: mode %v with owner %#x and ttl %d", p, st.Mode, st.EphemeralOwner, st.TtlMs)
+		}
+	case coordpb.CreateMode_EPHEMERAL:
+		if st.EphemeralOwner == 0 || st.TtlMs != 0 {
+			return znode{}, corrupt("node %q: ephemeral with owner %#x and ttl %d", p, st.EphemeralOwner, st.TtlMs)
+		}
+		aux = st.EphemeralOwner
+	case coordpb.CreateMode_TTL:
+		if st.TtlMs <= 0 || st.EphemeralOwner != 0 {
+			return znode{}, corrupt("node %q: TTL node with owner %#x and ttl %d", p, st.EphemeralOwner, st.TtlMs)
+		}
+		aux = uint64(st.TtlMs)
 	default:
-		return nil, corrupt("node %q: unknown mode %d", sn.Path, st.Mode)
+		return znode{}, corrupt("node %q: unknown mode %d", p, st.Mode)
 	}
-	if (st.Mode == coordpb.CreateMode_EPHEMERAL) != (st.EphemeralOwner != 0) {
-		return nil, corrupt("node %q: mode %v with owner %#x", sn.Path, st.Mode, st.EphemeralOwner)
-	}
-	if sn.Path == "/" && st.Mode != coordpb.CreateMode_PERSISTENT {
-		return nil, corrupt("root with mode %v", st.Mode)
-	}
-	if st.NumChildren < 0 {
-		return nil, corrupt("node %q: negative child count", sn.Path)
+	if p == "/" && st.Mode != coordpb.CreateMode_PERSISTENT {
+		return znode{}, corrupt("root has mode %v", st.Mode)
 	}
 	data := sn.Data
 	if len(data) == 0 {
 		data = nil
 	}
-	return &znode{
+	return znode{
 		data: data, czxid: st.Czxid, mzxid: st.Mzxid, pzxid: st.Pzxid,
 		ctime: st.Ctime, mtime: st.Mtime, version: st.Version, cversion: st.Cversion,
-		owner: st.EphemeralOwner, numChildren: st.NumChildren, seq: sn.Seq, ttl: st.TtlMs, mode: st.Mode,
+		numChildren: st.NumChildren, seq: sn.Seq, aux: aux, mode: st.Mode,
 	}, nil
 }

@@ -3,7 +3,6 @@ package tree
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"reflect"
 	"testing"
 
@@ -35,6 +34,10 @@ func TestSnapshot_RoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if a, b := dumpState(orig, true), dumpState(got, true); a != b {
+		t.Fatalf("restored state differs:\n%s\nvs\n%s", a, b)
+	}
+	checkInvariants(t, got)
 	if got.Zxid() != orig.Zxid() || got.Len() != orig.Len() {
 		t.Fatalf("zxid/len %d/%d vs %d/%d", got.Zxid(), got.Len(), orig.Zxid(), orig.Len())
 	}
@@ -90,7 +93,7 @@ func FuzzReadSnapshot(f *testing.F) {
 	var buf bytes.Buffer
 	sampleTree(f).WriteSnapshot(&buf)
 	f.Add(buf.Bytes())
-	f.Add([]byte("COORDTREE1\n"))
+	f.Add([]byte("COORDTREE\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tr, err := ReadSnapshot(bytes.NewReader(b))
 		if err != nil {
@@ -99,10 +102,15 @@ func FuzzReadSnapshot(f *testing.F) {
 			}
 			return
 		}
-		// Whatever reads back must serialise again.
+		// Whatever reads back is a consistent state and serialises to
+		// the same bytes.
+		checkInvariants(t, tr)
 		var out bytes.Buffer
 		if err := tr.WriteSnapshot(&out); err != nil {
 			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(b, out.Bytes()) {
+			t.Fatal("accepted snapshot does not re-serialise to the same bytes")
 		}
 	})
 }
@@ -144,42 +152,48 @@ func FuzzApply(f *testing.F) {
 			return
 		}
 		tr := sampleTree(t)
+		before := dumpState(tr, true)
 		x := tr.Txn()
-		x.Apply(tr.Zxid()+1, cmd)
-		x.Apply(tr.Zxid()+2, cmd)
+		for i := uint64(1); i <= 2; i++ {
+			mid := dumpState(x.Commit(), false)
+			res := x.Apply(tr.Zxid()+i, cmd)
+			if res.Code != coordpb.ErrorCode_OK {
+				if after := dumpState(x.Commit(), false); after != mid {
+					t.Fatalf("failed %v (%s) changed the state", res.Code, res.Message)
+				}
+				if len(res.Results) != 0 {
+					t.Fatal("failed command has results")
+				}
+			}
+		}
 		out := x.Commit()
+		checkInvariants(t, out)
+		if dumpState(tr, true) != before {
+			t.Fatal("apply changed the tree it started from")
+		}
 		var buf bytes.Buffer
 		if err := out.WriteSnapshot(&buf); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ReadSnapshot(&buf); err != nil {
+		back, err := ReadSnapshot(&buf)
+		if err != nil {
 			t.Fatalf("state after %v does not round-trip: %v", cmd, err)
+		}
+		if dumpState(back, true) != dumpState(out, true) {
+			t.Fatal("round trip changed the state")
 		}
 	})
 }
 
-func BenchmarkApplyCreate(b *testing.B) {
-	tr := New()
-	data := make([]byte, 100)
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		x := tr.Txn()
-		x.Apply(uint64(i+1), txn(&coordpb.Op{Op: &coordpb.Op_Create{Create: &coordpb.CreateOp{Path: fmt.Sprintf("/k%09d", i), Data: data}}}))
-		tr = x.Commit()
+func roundTrip(t testing.TB, tr *Tree) *Tree {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := tr.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
 	}
-}
-
-func BenchmarkGet(b *testing.B) {
-	tr := New()
-	x := tr.Txn()
-	for i := 0; i < 100000; i++ {
-		x.Apply(uint64(i+1), txn(createOp(fmt.Sprintf("/k%06d", i), "v")))
+	back, err := ReadSnapshot(&buf)
+	if err != nil {
+		t.Fatal(err)
 	}
-	tr = x.Commit()
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		if _, _, err := tr.Get(fmt.Sprintf("/k%06d", i%100000)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return back
 }

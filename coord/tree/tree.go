@@ -2,7 +2,6 @@ package tree
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -11,60 +10,20 @@ import (
 	"coord/proto/coordpb"
 )
 
-// znode is one node's state. It is immutable once in a tree: changes copy
-// it (old trees share it).
-type znode struct {
-	data        []byte
-	czxid       uint64
-	mzxid       uint64
-	pzxid       uint64
-	ctime       int64
-	mtime       int64
-	version     int64
-	cversion    int64
-	owner       uint64
-	numChildren int64
-	seq         uint64 // next sequence number for sequential children
-	ttl         int64
-	mode        coordpb.CreateMode
-}
-
-func (n *znode) stat() *coordpb.Stat {
-	return &coordpb.Stat{
-		Czxid:          n.czxid,
-		Mzxid:          n.mzxid,
-		Pzxid:          n.pzxid,
-		Ctime:          n.ctime,
-		Mtime:          n.mtime,
-		Version:        n.version,
-		Cversion:       n.cversion,
-		EphemeralOwner: n.owner,
-		DataLength:     int64(len(n.data)),
-		NumChildren:    n.numChildren,
-		TtlMs:          n.ttl,
-		Mode:           n.mode,
-	}
-}
-
 // Tree is an immutable snapshot of the replicated state: znodes, sessions
-// and their indexes. Any number of goroutines may read it without locks.
+// and their indexes. Any number of goroutines may read it without locks;
+// Txn derives the next state without changing this one.
 type Tree struct {
-	nodes    *iradix.Tree[*znode]
-	sessions *iradix.Tree[int64]    // 8-byte big-endian id → timeout ms
-	ephem    *iradix.Tree[struct{}] // 8-byte id + path
-	ttls     *iradix.Tree[struct{}] // path of each TTL node
+	nodes    *iradix.Tree[znode]    // full path → node
+	sessions *iradix.Tree[int64]    // sessionKey(id) → timeout ms
+	ephem    *iradix.Tree[struct{}] // ephemKey(owner, path)
+	ttls     *iradix.Tree[struct{}] // ttlKey(deadline, path)
 	zxid     uint64
 }
 
-// Session is a replicated session.
-type Session struct {
-	ID        uint64
-	TimeoutMs int64
-}
-
-// New returns the empty state: only the root exists.
+// New returns the empty state: only the root "/" exists, with zero stat.
 func New() *Tree {
-	nodes, _, _ := iradix.New[*znode]().Insert([]byte("/"), &znode{})
+	nodes, _, _ := iradix.New[znode]().Insert([]byte("/"), znode{})
 	return &Tree{
 		nodes:    nodes,
 		sessions: iradix.New[int64](),
@@ -79,9 +38,10 @@ func (t *Tree) Zxid() uint64 { return t.zxid }
 // Len is the number of znodes, the root included.
 func (t *Tree) Len() int { return t.nodes.Len() }
 
-func (t *Tree) get(p string) (*znode, bool) { return t.nodes.Get([]byte(p)) }
+func (t *Tree) get(p string) (znode, bool) { return t.nodes.Get([]byte(p)) }
 
-// Get returns a node's data and stat.
+// Get returns a node's data and stat. The data is shared with the tree:
+// callers must not modify it.
 func (t *Tree) Get(p string) ([]byte, *coordpb.Stat, error) {
 	if err := ValidatePath(p); err != nil {
 		return nil, nil, err
@@ -93,7 +53,8 @@ func (t *Tree) Get(p string) ([]byte, *coordpb.Stat, error) {
 	return n.data, n.stat(), nil
 }
 
-// Exists returns a node's stat and whether it exists.
+// Exists returns a node's stat and whether it exists. Its only error is a
+// bad path.
 func (t *Tree) Exists(p string) (*coordpb.Stat, bool, error) {
 	if err := ValidatePath(p); err != nil {
 		return nil, false, err
@@ -105,11 +66,16 @@ func (t *Tree) Exists(p string) (*coordpb.Stat, bool, error) {
 	return n.stat(), true, nil
 }
 
+// maxWalk is how many descendants Children steps over one by one before
+// it seeks past a child's subtree instead.
+const maxWalk = 8
+
 // Children lists the names of p's children in byte order, strictly after
-// startAfter, at most limit of them (limit <= 0: all), and whether more
-// follow. Grandchildren are skipped by seeking past each child's subtree,
-// so the cost is proportional to the names returned, not the subtree.
-func (t *Tree) Children(p, startAfter string, limit int) ([]string, *coordpb.Stat, bool, error) {
+// startAfter, at most limit of them (limit <= 0: all), with p's stat and
+// whether more names follow. Grandchildren are skipped by seeking past
+// each child's subtree, so the cost grows with the names returned, not
+// with the size of the subtree.
+func (t *Tree) Children(p, startAfter string, limit int) (names []string, parent *coordpb.Stat, more bool, err error) {
 	if err := ValidatePath(p); err != nil {
 		return nil, nil, false, err
 	}
@@ -120,17 +86,24 @@ func (t *Tree) Children(p, startAfter string, limit int) ([]string, *coordpb.Sta
 	if !ok {
 		return nil, nil, false, ErrNoNode
 	}
-	prefix := childPrefix(p)
-	names := make([]string, 0, min(max(limit, 0), int(n.numChildren), 1024))
-	it := t.nodes.Root().Iterator()
-	seek := []byte(prefix)
-	if startAfter != "" {
-		seek = append([]byte(prefix+startAfter), 0)
+	prefix := []byte(childPrefix(p))
+	want := int(n.numChildren)
+	if limit > 0 && limit < want {
+		want = limit
 	}
+	names = make([]string, 0, min(want, 4096))
+	// Seek to the first key after prefix+startAfter: names hold no byte
+	// below 0x20, so appending 0x00 gives the smallest key after it.
+	seek := append(append(append(make([]byte, 0, len(prefix)+len(startAfter)+1), prefix...), startAfter...), 0)
+	if startAfter == "" {
+		seek = seek[:len(prefix)]
+	}
+	it := t.nodes.Root().Iterator()
 	it.SeekLowerBound(seek)
+	walked := 0 // descendants stepped over since the last child or seek
 	for {
 		k, _, ok := it.Next()
-		if !ok || !bytes.HasPrefix(k, []byte(prefix)) {
+		if !ok || !bytes.HasPrefix(k, prefix) {
 			return names, n.stat(), false, nil
 		}
 		rest := k[len(prefix):]
@@ -138,73 +111,24 @@ func (t *Tree) Children(p, startAfter string, limit int) ([]string, *coordpb.Sta
 			continue // the root itself when p == "/"
 		}
 		if i := bytes.IndexByte(rest, '/'); i >= 0 {
-			// A descendant of child rest[:i]: jump past its subtree
-			// ('0' is the byte after '/').
-			next := make([]byte, 0, len(prefix)+i+1)
-			next = append(append(append(next, prefix...), rest[:i]...), '0')
-			it = t.nodes.Root().Iterator() // an iterator seeks only once
-			it.SeekLowerBound(next)
+			// A descendant of child rest[:i]. Stepping over a few is
+			// cheaper than a seek; past that, jump over the child's whole
+			// subtree ('0' is the byte after '/'). The skip happens here,
+			// not at the child, because siblings such as "x!" sort between
+			// "x" and "x/...". An iterator seeks only once: take a new one.
+			if walked++; walked <= maxWalk {
+				continue
+			}
+			walked = 0
+			seek = append(append(append(seek[:0], prefix...), rest[:i]...), '0')
+			it = t.nodes.Root().Iterator()
+			it.SeekLowerBound(seek)
 			continue
 		}
+		walked = 0
 		if limit > 0 && len(names) == limit {
 			return names, n.stat(), true, nil
 		}
 		names = append(names, string(rest))
 	}
-}
-
-func sessionKey(id uint64) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], id)
-	return b[:]
-}
-
-func ephemKey(id uint64, p string) []byte { return append(sessionKey(id), p...) }
-
-// HasSession reports whether a session is live in the replicated state.
-func (t *Tree) HasSession(id uint64) bool {
-	_, ok := t.sessions.Get(sessionKey(id))
-	return ok
-}
-
-// SessionTimeout returns a live session's timeout in milliseconds.
-func (t *Tree) SessionTimeout(id uint64) (int64, bool) { return t.sessions.Get(sessionKey(id)) }
-
-// Sessions lists the live sessions sorted by id.
-func (t *Tree) Sessions() []Session {
-	out := make([]Session, 0, t.sessions.Len())
-	it := t.sessions.Root().Iterator()
-	for k, v, ok := it.Next(); ok; k, v, ok = it.Next() {
-		out = append(out, Session{ID: binary.BigEndian.Uint64(k), TimeoutMs: v})
-	}
-	return out
-}
-
-// Ephemerals lists the paths a session owns, sorted.
-func (t *Tree) Ephemerals(id uint64) []string {
-	var out []string
-	it := t.ephem.Root().Iterator()
-	it.SeekPrefix(sessionKey(id))
-	for k, _, ok := it.Next(); ok; k, _, ok = it.Next() {
-		out = append(out, string(k[8:]))
-	}
-	return out
-}
-
-// ExpiredTTL lists up to max TTL nodes (max <= 0: all) without children
-// whose mtime+ttl is not after nowMs, for the leader to propose deleting.
-func (t *Tree) ExpiredTTL(nowMs int64, max int) []*coordpb.ExpireTTLNode {
-	var out []*coordpb.ExpireTTLNode
-	it := t.ttls.Root().Iterator()
-	for k, _, ok := it.Next(); ok; k, _, ok = it.Next() {
-		n, found := t.nodes.Get(k)
-		if !found || n.numChildren > 0 || n.mtime+n.ttl > nowMs {
-			continue
-		}
-		out = append(out, &coordpb.ExpireTTLNode{Path: string(k), Mzxid: n.mzxid})
-		if max > 0 && len(out) == max {
-			break
-		}
-	}
-	return out
 }

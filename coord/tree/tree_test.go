@@ -1,7 +1,6 @@
 package tree
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -89,7 +88,14 @@ func (h *harness) stat(p string) *coordpb.Stat {
 	return st
 }
 
-func TestTxn_Apply_Errors(t *testing.T) {
+// TestTxn_Apply covers every op's success (results, stat, events) and
+// every error: code, message, no results, zxid advanced, state unchanged.
+func TestTxn_Apply(t *testing.T) {
+	t.Run("ok", testApplyOK)
+	t.Run("error", testApplyErrors)
+}
+
+func testApplyErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		setup   []*coordpb.Command
@@ -129,13 +135,32 @@ func TestTxn_Apply_Errors(t *testing.T) {
 		{"session id zero", nil, openSession(0), coordpb.ErrorCode_INVALID_ARGUMENT, "reserved"},
 		{"session twice", []*coordpb.Command{openSession(5)}, openSession(5), coordpb.ErrorCode_INVALID_ARGUMENT, "already exists"},
 		{"close unknown session", nil, closeSession(5), coordpb.ErrorCode_SESSION_EXPIRED, ""},
+		{"session timeout zero", nil, &coordpb.Command{Cmd: &coordpb.Command_CreateSession{CreateSession: &coordpb.CreateSession{SessionId: 3}}}, coordpb.ErrorCode_INVALID_ARGUMENT, "timeout"},
+		{"nil txn", nil, &coordpb.Command{Cmd: &coordpb.Command_Txn{}}, coordpb.ErrorCode_OK, ""},
+		{"nil op in txn", nil, txn(nil), coordpb.ErrorCode_INVALID_ARGUMENT, "empty op"},
+		{"nil create op", nil, txn(&coordpb.Op{Op: &coordpb.Op_Create{}}), coordpb.ErrorCode_INVALID_PATH, "empty path"},
+		{"nil set op", nil, txn(&coordpb.Op{Op: &coordpb.Op_Set{}}), coordpb.ErrorCode_INVALID_PATH, "empty path"},
+		{"nil delete op", nil, txn(&coordpb.Op{Op: &coordpb.Op_Delete{}}), coordpb.ErrorCode_INVALID_PATH, "empty path"},
+		{"nil check op", nil, txn(&coordpb.Op{Op: &coordpb.Op_Check{}}), coordpb.ErrorCode_INVALID_PATH, "empty path"},
+		{"set bad path", nil, txn(setOp("/a/", "", -1)), coordpb.ErrorCode_INVALID_PATH, "trailing /"},
+		{"delete bad path", nil, txn(deleteOp("//", -1, false)), coordpb.ErrorCode_INVALID_PATH, ""},
+		{"check bad path", nil, txn(checkOp("x", -1)), coordpb.ErrorCode_INVALID_PATH, ""},
+		{"recursive delete bad version", []*coordpb.Command{txn(createOp("/a", ""), createOp("/a/b", ""))}, txn(deleteOp("/a", 4, true)), coordpb.ErrorCode_BAD_VERSION, "expected 4, current 0"},
+		{"sequential under missing parent", nil, txn(createMode("/nope/", coordpb.CreateMode_PERSISTENT, true, 0, 0)), coordpb.ErrorCode_NO_NODE, "parent node does not exist: /nope"},
+		{"sequential name too long", nil, txn(createMode("/"+strings.Repeat("s", MaxPathBytes-5), coordpb.CreateMode_PERSISTENT, true, 0, 0)), coordpb.ErrorCode_INVALID_PATH, "longer than"},
+		{"sequential under ephemeral", []*coordpb.Command{openSession(7), txn(createMode("/e", coordpb.CreateMode_EPHEMERAL, false, 7, 0))},
+			txn(createMode("/e/", coordpb.CreateMode_PERSISTENT, true, 0, 0)), coordpb.ErrorCode_NO_CHILDREN_FOR_EPHEMERALS, "/e"},
+		{"ephemeral with ttl", []*coordpb.Command{openSession(7)}, txn(createMode("/e", coordpb.CreateMode_EPHEMERAL, false, 7, 10)), coordpb.ErrorCode_INVALID_ARGUMENT, "only for TTL"},
+		{"ttl with session", []*coordpb.Command{openSession(7)}, txn(createMode("/t", coordpb.CreateMode_TTL, false, 7, 10)), coordpb.ErrorCode_INVALID_ARGUMENT, "only for ephemeral"},
+		{"negative ttl", nil, txn(createMode("/t", coordpb.CreateMode_TTL, false, 0, -5)), coordpb.ErrorCode_INVALID_ARGUMENT, "positive ttl"},
+		{"multi fails at op 1", []*coordpb.Command{txn(createOp("/a", ""))}, txn(createOp("/b", ""), createOp("/a", ""), createOp("/c", "")), coordpb.ErrorCode_NODE_EXISTS, "node already exists"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			for _, c := range tc.setup {
 				h.ok(c)
 			}
-			before := snapshot(t, h.tree)
+			before := dumpState(h.tree, false)
 			var res *coordpb.ApplyResult
 			if tc.cmd == nil {
 				h.zxid++
@@ -148,6 +173,19 @@ func TestTxn_Apply_Errors(t *testing.T) {
 			if res.Code != tc.code {
 				t.Fatalf("code = %v (%s), want %v", res.Code, res.Message, tc.code)
 			}
+			if tc.code == coordpb.ErrorCode_OK {
+				return
+			}
+			wantOp := int32(-1)
+			if txn := tc.cmd.GetTxn(); txn != nil {
+				wantOp = 0
+				if strings.HasPrefix(tc.name, "multi fails at op 1") {
+					wantOp = 1
+				}
+			}
+			if res.FailedOp != wantOp {
+				t.Fatalf("failed_op = %d, want %d", res.FailedOp, wantOp)
+			}
 			if !strings.Contains(res.Message, tc.msgPart) {
 				t.Fatalf("message %q lacks %q", res.Message, tc.msgPart)
 			}
@@ -157,9 +195,9 @@ func TestTxn_Apply_Errors(t *testing.T) {
 			if res.Zxid != h.zxid || h.tree.Zxid() != h.zxid {
 				t.Fatalf("zxid not advanced: result %d tree %d want %d", res.Zxid, h.tree.Zxid(), h.zxid)
 			}
-			// Nothing changed but the zxid.
-			if after := snapshot(t, h.tree); !bytes.Equal(stripZxid(before), stripZxid(after)) {
-				t.Fatal("failed command changed the state")
+			// Nothing changed but the zxid, indexes included.
+			if after := dumpState(h.tree, false); after != before {
+				t.Fatalf("failed command changed the state:\n%s\nvs\n%s", before, after)
 			}
 			if !errors.Is(ErrorFromCode(res.Code, res.Message), sentinelFor(res.Code)) {
 				t.Fatalf("ErrorFromCode(%v) does not match its sentinel", res.Code)
@@ -175,27 +213,6 @@ func sentinelFor(code coordpb.ErrorCode) error {
 		}
 	}
 	return nil
-}
-
-func snapshot(t *testing.T, tr *Tree) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := tr.WriteSnapshot(&buf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// stripZxid re-serialises with zxid 0 so states compare without it.
-func stripZxid(b []byte) []byte {
-	tr, err := ReadSnapshot(bytes.NewReader(b))
-	if err != nil {
-		panic(err)
-	}
-	tr.zxid = 0
-	var buf bytes.Buffer
-	tr.WriteSnapshot(&buf)
-	return buf.Bytes()
 }
 
 func TestTxn_Apply_StatRules(t *testing.T) {
@@ -255,8 +272,7 @@ func TestTxn_Apply_Sequential(t *testing.T) {
 	}
 	// The counter is 64-bit: past 10 digits the name just grows.
 	x := h.tree.Txn()
-	n, _ := x.get("/q")
-	big := *n
+	big, _ := x.get("/q")
 	big.seq = 12345678901
 	x.put("/q", &big)
 	h.tree = x.Commit()
@@ -274,7 +290,7 @@ func TestTxn_Apply_Multi(t *testing.T) {
 	if len(r.Results) != 4 || r.Results[1].GetCreate().GetPath() != "/b/c" || r.Results[2].GetSet().GetStat().GetVersion() != 1 {
 		t.Fatalf("multi results = %v", r.Results)
 	}
-	before := snapshot(t, h.tree)
+	before := dumpState(h.tree, false)
 	evBefore := len(h.tree.Txn().Events())
 	// All or nothing: op 2 fails, ops 0 and 1 leave no trace.
 	x := h.tree.Txn()
@@ -287,8 +303,8 @@ func TestTxn_Apply_Multi(t *testing.T) {
 		t.Fatalf("failed multi left events: %v", x.Events())
 	}
 	h.tree = x.Commit()
-	if !bytes.Equal(stripZxid(before), stripZxid(snapshot(t, h.tree))) {
-		t.Fatal("failed multi changed the state")
+	if after := dumpState(h.tree, false); after != before {
+		t.Fatalf("failed multi changed the state:\n%s\nvs\n%s", before, after)
 	}
 	// Empty txn is a no-op.
 	if r := h.ok(txn()); len(r.Results) != 0 {

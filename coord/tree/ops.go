@@ -1,0 +1,205 @@
+package tree
+
+import (
+	"fmt"
+
+	"coord/proto/coordpb"
+)
+
+// This file holds the four Txn ops. Each checks everything it can fail on
+// before it changes anything, so a failing single op needs no rollback.
+
+func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
+	p, sequential := op.GetPath(), op.GetSequential()
+	if err := validate(p, sequential); err != nil {
+		return "", nil, err
+	}
+	mode, session, ttl := op.GetMode(), op.GetSessionId(), op.GetTtlMs()
+	var aux uint64
+	switch mode {
+	case coordpb.CreateMode_PERSISTENT, coordpb.CreateMode_CONTAINER:
+	case coordpb.CreateMode_EPHEMERAL:
+		if session == 0 {
+			return "", nil, errorf(ErrSessionExpired, "an ephemeral node needs a session")
+		}
+		if _, ok := x.sessions.Get(sessionKey(session)); !ok {
+			return "", nil, errorf(ErrSessionExpired, fmt.Sprintf("session %#x does not exist or has expired", session))
+		}
+		aux = session
+	case coordpb.CreateMode_TTL:
+		if ttl <= 0 {
+			return "", nil, errorf(ErrInvalidArgument, fmt.Sprintf("a TTL node needs a positive ttl, got %d ms", ttl))
+		}
+		aux = uint64(ttl)
+	default:
+		return "", nil, errorf(ErrInvalidArgument, fmt.Sprintf("unknown create mode %d", mode))
+	}
+	if mode != coordpb.CreateMode_EPHEMERAL && session != 0 {
+		return "", nil, errorf(ErrInvalidArgument, "a session id is only for ephemeral nodes")
+	}
+	if mode != coordpb.CreateMode_TTL && ttl != 0 {
+		return "", nil, errorf(ErrInvalidArgument, "a ttl is only for TTL nodes")
+	}
+	if p == "/" && !sequential {
+		return "", nil, ErrNodeExists
+	}
+	parentPath := parentOf(p + "x") // a sequential path may end in '/'
+	parent, ok := x.get(parentPath)
+	if !ok {
+		return "", nil, errorf(ErrNoNode, "parent node does not exist: "+parentPath)
+	}
+	if parent.mode == coordpb.CreateMode_EPHEMERAL {
+		return "", nil, errorf(ErrNoChildrenForEphemerals, "ephemeral nodes may not have children: "+parentPath)
+	}
+	if sequential {
+		p = sequentialName(p, parent.seq)
+		if len(p) > MaxPathBytes {
+			return "", nil, badPath(p, fmt.Sprintf("longer than %d bytes", MaxPathBytes))
+		}
+		parent.seq++
+	}
+	if _, exists := x.get(p); exists {
+		return "", nil, ErrNodeExists
+	}
+	n := znode{
+		data:  op.GetData(),
+		czxid: x.zxid, mzxid: x.zxid, pzxid: x.zxid,
+		ctime: x.now, mtime: x.now,
+		aux:  aux,
+		mode: mode,
+	}
+	parent.cversion++
+	parent.pzxid = x.zxid
+	parent.numChildren++
+	x.put(parentPath, &parent)
+	x.put(p, &n)
+	switch mode {
+	case coordpb.CreateMode_EPHEMERAL:
+		x.ephem.Insert(ephemKey(session, p), struct{}{})
+	case coordpb.CreateMode_TTL:
+		x.ttls.Insert(ttlKeyOf(p, &n), struct{}{})
+	}
+	x.emit(EventNodeCreated, p)
+	x.emit(EventNodeChildrenChanged, parentPath)
+	return p, n.stat(), nil
+}
+
+func (x *Txn) set(op *coordpb.SetOp) (*coordpb.Stat, error) {
+	p := op.GetPath()
+	if err := ValidatePath(p); err != nil {
+		return nil, err
+	}
+	n, ok := x.get(p)
+	if !ok {
+		return nil, ErrNoNode
+	}
+	if err := checkVersion(&n, op.GetVersion()); err != nil {
+		return nil, err
+	}
+	if n.mode == coordpb.CreateMode_TTL {
+		x.ttls.Delete(ttlKeyOf(p, &n))
+	}
+	n.data = op.GetData()
+	n.version++
+	n.mzxid = x.zxid
+	n.mtime = x.now
+	x.put(p, &n)
+	if n.mode == coordpb.CreateMode_TTL {
+		x.ttls.Insert(ttlKeyOf(p, &n), struct{}{})
+	}
+	x.emit(EventNodeDataChanged, p)
+	return n.stat(), nil
+}
+
+func (x *Txn) check(op *coordpb.CheckOp) (*coordpb.Stat, error) {
+	p := op.GetPath()
+	if err := ValidatePath(p); err != nil {
+		return nil, err
+	}
+	n, ok := x.get(p)
+	if !ok {
+		return nil, ErrNoNode
+	}
+	if err := checkVersion(&n, op.GetVersion()); err != nil {
+		return nil, err
+	}
+	return n.stat(), nil
+}
+
+func (x *Txn) delete(op *coordpb.DeleteOp) (int64, error) {
+	p := op.GetPath()
+	if err := ValidatePath(p); err != nil {
+		return 0, err
+	}
+	if p == "/" {
+		return 0, errorf(ErrRootNode, "the root node cannot be deleted")
+	}
+	n, ok := x.get(p)
+	if !ok {
+		return 0, ErrNoNode
+	}
+	if err := checkVersion(&n, op.GetVersion()); err != nil {
+		return 0, err
+	}
+	if n.numChildren > 0 && !op.GetRecursive() {
+		return 0, ErrNotEmpty
+	}
+	return x.removeSubtree(p), nil
+}
+
+// removeSubtree deletes p and everything under it, updates p's parent and
+// then deletes each container ancestor left without children. It returns
+// the number of nodes removed. p must exist and not be the root.
+func (x *Txn) removeSubtree(p string) int64 {
+	var removed int64
+	if n, _ := x.get(p); n.numChildren > 0 {
+		var under []string
+		it := x.nodes.Root().Iterator()
+		it.SeekPrefix([]byte(childPrefix(p)))
+		for k, _, ok := it.Next(); ok; k, _, ok = it.Next() {
+			under = append(under, string(k))
+		}
+		// Reverse byte order puts every node before its parent, so events
+		// read as a bottom-up teardown.
+		for i := len(under) - 1; i >= 0; i-- {
+			x.removeOne(under[i])
+			removed++
+		}
+	}
+	x.removeOne(p)
+	removed++
+	for {
+		parentPath := parentOf(p)
+		parent, ok := x.get(parentPath)
+		if !ok {
+			panic("tree: parent of " + p + " is missing")
+		}
+		parent.cversion++
+		parent.pzxid = x.zxid
+		parent.numChildren--
+		x.put(parentPath, &parent)
+		x.emit(EventNodeChildrenChanged, parentPath)
+		if parentPath == "/" || parent.mode != coordpb.CreateMode_CONTAINER || parent.numChildren > 0 {
+			return removed
+		}
+		x.removeOne(parentPath) // an emptied container goes too
+		removed++
+		p = parentPath
+	}
+}
+
+// removeOne deletes one node and its index entries, not its parent's
+// counters.
+func (x *Txn) removeOne(p string) {
+	n, ok := x.nodes.Delete([]byte(p))
+	if !ok {
+		panic("tree: removing missing node " + p)
+	}
+	switch n.mode {
+	case coordpb.CreateMode_EPHEMERAL:
+		x.ephem.Delete(ephemKey(n.aux, p))
+	case coordpb.CreateMode_TTL:
+		x.ttls.Delete(ttlKeyOf(p, &n))
+	}
+	x.emit(EventNodeDeleted, p)
+}
