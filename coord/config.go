@@ -20,6 +20,7 @@ const (
 	DefaultHTTP            = "127.0.0.1:4181"
 	DefaultMaxDataBytes    = 1 << 20
 	DefaultMaxRequestBytes = 4 << 20
+	DefaultWatchHistory    = 100_000
 )
 
 // Config configures a Server. The zero value plus DefaultConfig's fields is
@@ -44,6 +45,9 @@ type Config struct {
 	MaxRequestBytes int
 	// Sessions is the negotiated session timeout range.
 	Sessions session.Limits
+	// WatchHistory is how many recent change events each node keeps so a
+	// reconnecting watcher can resume without loss (0: DefaultWatchHistory).
+	WatchHistory int
 	// Raft timing; zero takes replica's defaults.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration

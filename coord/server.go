@@ -38,6 +38,7 @@ type Server struct {
 	peers   *peerConns
 	metrics *metrics
 	sess    *sessionManager
+	watches *watchHub
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -94,6 +95,7 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	}
 	s.mux = replica.NewMux(ln)
 	s.sess = newSessionManager(s)
+	s.watches = newWatchHub(cfg.WatchHistory)
 	// Metrics exist before the replica: replaying the log feeds them.
 	s.metrics = newMetrics(s)
 	rep, err := replica.New(replica.Config{
@@ -210,10 +212,9 @@ func (s *Server) ChangeMembersLocal(ctx context.Context, req *coordpb.ChangeMemb
 	return fmt.Errorf("%w: empty membership change", tree.ErrInvalidArgument)
 }
 
-// onEvents receives each applied batch's watch events (watches arrive with
-// the sessions/watch work; for now they only feed metrics).
-func (s *Server) onEvents(applied uint64, events []tree.Event) {
-	if s.metrics != nil {
-		s.metrics.events.Add(float64(len(events)))
-	}
+// onEvents receives each applied batch (on raft's apply goroutine) and
+// feeds the watch history.
+func (s *Server) onEvents(b replica.Batch) {
+	s.metrics.events.Add(float64(len(b.Events)))
+	s.watches.publish(b)
 }

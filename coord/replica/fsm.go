@@ -44,9 +44,20 @@ func DecodeCommand(b []byte) (*coordpb.Command, error) {
 	return cmd, nil
 }
 
-// EventSink receives the watch events of each applied batch, in zxid
-// order, on the apply goroutine. It must not block for long.
-type EventSink func(applied uint64, events []tree.Event)
+// Batch is what the FSM reports after each applied batch.
+type Batch struct {
+	// Applied is the last index the batch applied.
+	Applied uint64
+	// Events are the batch's watch events in zxid order.
+	Events []tree.Event
+	// Reset: the state was replaced by a snapshot at Applied; events
+	// before it are unknown.
+	Reset bool
+}
+
+// EventSink receives every applied batch, in order, on the apply
+// goroutine. It must not block for long.
+type EventSink func(Batch)
 
 // fsm is the raft state machine: a tree.Tree published atomically after
 // each batch, so reads never take a lock.
@@ -89,8 +100,8 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	events := txn.Events()
 	f.state.Store(txn.Commit())
 	f.applied.Store(last)
-	if f.sink != nil && len(events) > 0 {
-		f.sink(last, events)
+	if f.sink != nil {
+		f.sink(Batch{Applied: last, Events: events})
 	}
 	f.waiters.notify(last)
 	return out
@@ -120,6 +131,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.state.Store(t)
 	f.applied.Store(applied)
+	if f.sink != nil {
+		f.sink(Batch{Applied: applied, Reset: true})
+	}
 	f.waiters.notify(applied)
 	return nil
 }

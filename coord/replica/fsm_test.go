@@ -36,7 +36,7 @@ func (s *memSink) Close() error  { return nil }
 
 func TestFSM_ApplyBatchSnapshotRestore(t *testing.T) {
 	var seen []tree.Event
-	f := newFSM(func(applied uint64, ev []tree.Event) { seen = append(seen, ev...) })
+	f := newFSM(func(b Batch) { seen = append(seen, b.Events...) })
 	res := f.ApplyBatch([]*raft.Log{
 		cmdLog(t, 1, createCmd("/a")),
 		{Index: 2, Type: raft.LogConfiguration},

@@ -425,3 +425,16 @@ func (p *PeerService) KeepAlives(ctx context.Context, req *coordpb.KeepAlivesReq
 	}
 	return &coordpb.KeepAlivesResponse{Unknown: unknown}, nil
 }
+
+// Watcher is the optional Backend ability to serve watch streams.
+type Watcher interface {
+	Watch(stream coordpb.Coord_WatchServer) error
+}
+
+func (s *Service) Watch(stream coordpb.Coord_WatchServer) error {
+	w, ok := s.b.(Watcher)
+	if !ok {
+		return s.fail(fmt.Errorf("%w: watches are not served here", ErrInvalidArgument))
+	}
+	return w.Watch(stream)
+}

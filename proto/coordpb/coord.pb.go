@@ -226,6 +226,116 @@ func (Consistency) EnumDescriptor() ([]byte, []int) {
 	return file_coord_proto_rawDescGZIP(), []int{2}
 }
 
+type WatchKind int32
+
+const (
+	WatchKind_WATCH_DATA                 WatchKind = 0 // one-shot: data changed or node deleted
+	WatchKind_WATCH_EXISTS               WatchKind = 1 // one-shot: created, deleted or data changed
+	WatchKind_WATCH_CHILDREN             WatchKind = 2 // one-shot: child added/removed or node deleted
+	WatchKind_WATCH_PERSISTENT           WatchKind = 3 // every event on the node itself
+	WatchKind_WATCH_PERSISTENT_RECURSIVE WatchKind = 4 // every event on the node and below (no children events)
+)
+
+// Enum value maps for WatchKind.
+var (
+	WatchKind_name = map[int32]string{
+		0: "WATCH_DATA",
+		1: "WATCH_EXISTS",
+		2: "WATCH_CHILDREN",
+		3: "WATCH_PERSISTENT",
+		4: "WATCH_PERSISTENT_RECURSIVE",
+	}
+	WatchKind_value = map[string]int32{
+		"WATCH_DATA":                 0,
+		"WATCH_EXISTS":               1,
+		"WATCH_CHILDREN":             2,
+		"WATCH_PERSISTENT":           3,
+		"WATCH_PERSISTENT_RECURSIVE": 4,
+	}
+)
+
+func (x WatchKind) Enum() *WatchKind {
+	p := new(WatchKind)
+	*p = x
+	return p
+}
+
+func (x WatchKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WatchKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_coord_proto_enumTypes[3].Descriptor()
+}
+
+func (WatchKind) Type() protoreflect.EnumType {
+	return &file_coord_proto_enumTypes[3]
+}
+
+func (x WatchKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WatchKind.Descriptor instead.
+func (WatchKind) EnumDescriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{3}
+}
+
+type EventType int32
+
+const (
+	EventType_EVENT_NONE            EventType = 0
+	EventType_NODE_CREATED          EventType = 1
+	EventType_NODE_DELETED          EventType = 2
+	EventType_NODE_DATA_CHANGED     EventType = 3
+	EventType_NODE_CHILDREN_CHANGED EventType = 4
+)
+
+// Enum value maps for EventType.
+var (
+	EventType_name = map[int32]string{
+		0: "EVENT_NONE",
+		1: "NODE_CREATED",
+		2: "NODE_DELETED",
+		3: "NODE_DATA_CHANGED",
+		4: "NODE_CHILDREN_CHANGED",
+	}
+	EventType_value = map[string]int32{
+		"EVENT_NONE":            0,
+		"NODE_CREATED":          1,
+		"NODE_DELETED":          2,
+		"NODE_DATA_CHANGED":     3,
+		"NODE_CHILDREN_CHANGED": 4,
+	}
+)
+
+func (x EventType) Enum() *EventType {
+	p := new(EventType)
+	*p = x
+	return p
+}
+
+func (x EventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_coord_proto_enumTypes[4].Descriptor()
+}
+
+func (EventType) Type() protoreflect.EnumType {
+	return &file_coord_proto_enumTypes[4]
+}
+
+func (x EventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventType.Descriptor instead.
+func (EventType) EnumDescriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{4}
+}
+
 // ErrorDetail is attached to every non-OK gRPC status coord returns.
 type ErrorDetail struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1650,6 +1760,411 @@ func (x *ApplyResult) GetResults() []*OpResult {
 	return nil
 }
 
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Req:
+	//
+	//	*WatchRequest_Create
+	//	*WatchRequest_Cancel
+	//	*WatchRequest_Progress
+	Req           isWatchRequest_Req `protobuf_oneof:"req"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_coord_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WatchRequest) GetReq() isWatchRequest_Req {
+	if x != nil {
+		return x.Req
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetCreate() *WatchCreate {
+	if x != nil {
+		if x, ok := x.Req.(*WatchRequest_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetCancel() *WatchCancel {
+	if x != nil {
+		if x, ok := x.Req.(*WatchRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetProgress() *WatchProgressRequest {
+	if x != nil {
+		if x, ok := x.Req.(*WatchRequest_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+type isWatchRequest_Req interface {
+	isWatchRequest_Req()
+}
+
+type WatchRequest_Create struct {
+	Create *WatchCreate `protobuf:"bytes,1,opt,name=create,proto3,oneof"`
+}
+
+type WatchRequest_Cancel struct {
+	Cancel *WatchCancel `protobuf:"bytes,2,opt,name=cancel,proto3,oneof"`
+}
+
+type WatchRequest_Progress struct {
+	Progress *WatchProgressRequest `protobuf:"bytes,3,opt,name=progress,proto3,oneof"`
+}
+
+func (*WatchRequest_Create) isWatchRequest_Req() {}
+
+func (*WatchRequest_Cancel) isWatchRequest_Req() {}
+
+func (*WatchRequest_Progress) isWatchRequest_Req() {}
+
+type WatchCreate struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	WatchId int64                  `protobuf:"varint,1,opt,name=watch_id,json=watchId,proto3" json:"watch_id,omitempty"` // chosen by the client, unique on the stream
+	Path    string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Kind    WatchKind              `protobuf:"varint,3,opt,name=kind,proto3,enum=coord.v1.WatchKind" json:"kind,omitempty"`
+	// Deliver events with zxid > start_zxid. Use the zxid of the read the
+	// watch belongs to (so nothing between the read and the watch is missed)
+	// or the last zxid seen when resuming; 0 means "from now".
+	StartZxid     uint64 `protobuf:"varint,4,opt,name=start_zxid,json=startZxid,proto3" json:"start_zxid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchCreate) Reset() {
+	*x = WatchCreate{}
+	mi := &file_coord_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchCreate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchCreate) ProtoMessage() {}
+
+func (x *WatchCreate) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchCreate.ProtoReflect.Descriptor instead.
+func (*WatchCreate) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *WatchCreate) GetWatchId() int64 {
+	if x != nil {
+		return x.WatchId
+	}
+	return 0
+}
+
+func (x *WatchCreate) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *WatchCreate) GetKind() WatchKind {
+	if x != nil {
+		return x.Kind
+	}
+	return WatchKind_WATCH_DATA
+}
+
+func (x *WatchCreate) GetStartZxid() uint64 {
+	if x != nil {
+		return x.StartZxid
+	}
+	return 0
+}
+
+type WatchCancel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WatchId       int64                  `protobuf:"varint,1,opt,name=watch_id,json=watchId,proto3" json:"watch_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchCancel) Reset() {
+	*x = WatchCancel{}
+	mi := &file_coord_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchCancel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchCancel) ProtoMessage() {}
+
+func (x *WatchCancel) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchCancel.ProtoReflect.Descriptor instead.
+func (*WatchCancel) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *WatchCancel) GetWatchId() int64 {
+	if x != nil {
+		return x.WatchId
+	}
+	return 0
+}
+
+type WatchProgressRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchProgressRequest) Reset() {
+	*x = WatchProgressRequest{}
+	mi := &file_coord_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchProgressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchProgressRequest) ProtoMessage() {}
+
+func (x *WatchProgressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchProgressRequest.ProtoReflect.Descriptor instead.
+func (*WatchProgressRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{24}
+}
+
+type WatchEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          EventType              `protobuf:"varint,1,opt,name=type,proto3,enum=coord.v1.EventType" json:"type,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Zxid          uint64                 `protobuf:"varint,3,opt,name=zxid,proto3" json:"zxid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_coord_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *WatchEvent) GetType() EventType {
+	if x != nil {
+		return x.Type
+	}
+	return EventType_EVENT_NONE
+}
+
+func (x *WatchEvent) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *WatchEvent) GetZxid() uint64 {
+	if x != nil {
+		return x.Zxid
+	}
+	return 0
+}
+
+type WatchResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	WatchId  int64                  `protobuf:"varint,1,opt,name=watch_id,json=watchId,proto3" json:"watch_id,omitempty"`
+	Events   []*WatchEvent          `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	Created  bool                   `protobuf:"varint,3,opt,name=created,proto3" json:"created,omitempty"`   // acknowledges a WatchCreate
+	Canceled bool                   `protobuf:"varint,4,opt,name=canceled,proto3" json:"canceled,omitempty"` // the watch is gone (cancelled, fired, or error)
+	// The server's history no longer reaches start_zxid: events may have
+	// been missed; re-read the state and watch again. The watch is cancelled.
+	Compacted bool `protobuf:"varint,5,opt,name=compacted,proto3" json:"compacted,omitempty"`
+	// Every event with zxid <= progress_zxid that matches this stream's
+	// watches has been sent.
+	ProgressZxid  uint64 `protobuf:"varint,6,opt,name=progress_zxid,json=progressZxid,proto3" json:"progress_zxid,omitempty"`
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_coord_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *WatchResponse) GetWatchId() int64 {
+	if x != nil {
+		return x.WatchId
+	}
+	return 0
+}
+
+func (x *WatchResponse) GetEvents() []*WatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+func (x *WatchResponse) GetCanceled() bool {
+	if x != nil {
+		return x.Canceled
+	}
+	return false
+}
+
+func (x *WatchResponse) GetCompacted() bool {
+	if x != nil {
+		return x.Compacted
+	}
+	return false
+}
+
+func (x *WatchResponse) GetProgressZxid() uint64 {
+	if x != nil {
+		return x.ProgressZxid
+	}
+	return 0
+}
+
+func (x *WatchResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type CreateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Op            *CreateOp              `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
@@ -1659,7 +2174,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_coord_proto_msgTypes[21]
+	mi := &file_coord_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +2186,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[21]
+	mi := &file_coord_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +2199,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{21}
+	return file_coord_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateRequest) GetOp() *CreateOp {
@@ -1705,7 +2220,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_coord_proto_msgTypes[22]
+	mi := &file_coord_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +2232,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[22]
+	mi := &file_coord_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +2245,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{22}
+	return file_coord_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateResponse) GetHeader() *ResponseHeader {
@@ -1763,7 +2278,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_coord_proto_msgTypes[23]
+	mi := &file_coord_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +2290,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[23]
+	mi := &file_coord_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +2303,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{23}
+	return file_coord_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteRequest) GetOp() *DeleteOp {
@@ -1808,7 +2323,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_coord_proto_msgTypes[24]
+	mi := &file_coord_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +2335,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[24]
+	mi := &file_coord_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +2348,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{24}
+	return file_coord_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteResponse) GetHeader() *ResponseHeader {
@@ -1859,7 +2374,7 @@ type SetRequest struct {
 
 func (x *SetRequest) Reset() {
 	*x = SetRequest{}
-	mi := &file_coord_proto_msgTypes[25]
+	mi := &file_coord_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +2386,7 @@ func (x *SetRequest) String() string {
 func (*SetRequest) ProtoMessage() {}
 
 func (x *SetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[25]
+	mi := &file_coord_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +2399,7 @@ func (x *SetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRequest.ProtoReflect.Descriptor instead.
 func (*SetRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{25}
+	return file_coord_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SetRequest) GetOp() *SetOp {
@@ -1904,7 +2419,7 @@ type SetResponse struct {
 
 func (x *SetResponse) Reset() {
 	*x = SetResponse{}
-	mi := &file_coord_proto_msgTypes[26]
+	mi := &file_coord_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2431,7 @@ func (x *SetResponse) String() string {
 func (*SetResponse) ProtoMessage() {}
 
 func (x *SetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[26]
+	mi := &file_coord_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2444,7 @@ func (x *SetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResponse.ProtoReflect.Descriptor instead.
 func (*SetResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{26}
+	return file_coord_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SetResponse) GetHeader() *ResponseHeader {
@@ -1956,7 +2471,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_coord_proto_msgTypes[27]
+	mi := &file_coord_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2483,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[27]
+	mi := &file_coord_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2496,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{27}
+	return file_coord_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetRequest) GetPath() string {
@@ -2009,7 +2524,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_coord_proto_msgTypes[28]
+	mi := &file_coord_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2536,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[28]
+	mi := &file_coord_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2549,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{28}
+	return file_coord_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetResponse) GetHeader() *ResponseHeader {
@@ -2068,7 +2583,7 @@ type ExistsRequest struct {
 
 func (x *ExistsRequest) Reset() {
 	*x = ExistsRequest{}
-	mi := &file_coord_proto_msgTypes[29]
+	mi := &file_coord_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2080,7 +2595,7 @@ func (x *ExistsRequest) String() string {
 func (*ExistsRequest) ProtoMessage() {}
 
 func (x *ExistsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[29]
+	mi := &file_coord_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2093,7 +2608,7 @@ func (x *ExistsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExistsRequest.ProtoReflect.Descriptor instead.
 func (*ExistsRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{29}
+	return file_coord_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ExistsRequest) GetPath() string {
@@ -2121,7 +2636,7 @@ type ExistsResponse struct {
 
 func (x *ExistsResponse) Reset() {
 	*x = ExistsResponse{}
-	mi := &file_coord_proto_msgTypes[30]
+	mi := &file_coord_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2648,7 @@ func (x *ExistsResponse) String() string {
 func (*ExistsResponse) ProtoMessage() {}
 
 func (x *ExistsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[30]
+	mi := &file_coord_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2661,7 @@ func (x *ExistsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExistsResponse.ProtoReflect.Descriptor instead.
 func (*ExistsResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{30}
+	return file_coord_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ExistsResponse) GetHeader() *ResponseHeader {
@@ -2185,7 +2700,7 @@ type ChildrenRequest struct {
 
 func (x *ChildrenRequest) Reset() {
 	*x = ChildrenRequest{}
-	mi := &file_coord_proto_msgTypes[31]
+	mi := &file_coord_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2712,7 @@ func (x *ChildrenRequest) String() string {
 func (*ChildrenRequest) ProtoMessage() {}
 
 func (x *ChildrenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[31]
+	mi := &file_coord_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2725,7 @@ func (x *ChildrenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildrenRequest.ProtoReflect.Descriptor instead.
 func (*ChildrenRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{31}
+	return file_coord_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ChildrenRequest) GetPath() string {
@@ -2253,7 +2768,7 @@ type ChildrenResponse struct {
 
 func (x *ChildrenResponse) Reset() {
 	*x = ChildrenResponse{}
-	mi := &file_coord_proto_msgTypes[32]
+	mi := &file_coord_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2780,7 @@ func (x *ChildrenResponse) String() string {
 func (*ChildrenResponse) ProtoMessage() {}
 
 func (x *ChildrenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[32]
+	mi := &file_coord_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2793,7 @@ func (x *ChildrenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildrenResponse.ProtoReflect.Descriptor instead.
 func (*ChildrenResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{32}
+	return file_coord_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ChildrenResponse) GetHeader() *ResponseHeader {
@@ -2318,7 +2833,7 @@ type MultiRequest struct {
 
 func (x *MultiRequest) Reset() {
 	*x = MultiRequest{}
-	mi := &file_coord_proto_msgTypes[33]
+	mi := &file_coord_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2845,7 @@ func (x *MultiRequest) String() string {
 func (*MultiRequest) ProtoMessage() {}
 
 func (x *MultiRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[33]
+	mi := &file_coord_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2858,7 @@ func (x *MultiRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiRequest.ProtoReflect.Descriptor instead.
 func (*MultiRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{33}
+	return file_coord_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *MultiRequest) GetOps() []*Op {
@@ -2363,7 +2878,7 @@ type MultiResponse struct {
 
 func (x *MultiResponse) Reset() {
 	*x = MultiResponse{}
-	mi := &file_coord_proto_msgTypes[34]
+	mi := &file_coord_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2890,7 @@ func (x *MultiResponse) String() string {
 func (*MultiResponse) ProtoMessage() {}
 
 func (x *MultiResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[34]
+	mi := &file_coord_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2903,7 @@ func (x *MultiResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiResponse.ProtoReflect.Descriptor instead.
 func (*MultiResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{34}
+	return file_coord_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *MultiResponse) GetHeader() *ResponseHeader {
@@ -2414,7 +2929,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_coord_proto_msgTypes[35]
+	mi := &file_coord_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2426,7 +2941,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[35]
+	mi := &file_coord_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +2954,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{35}
+	return file_coord_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SyncRequest) GetPath() string {
@@ -2458,7 +2973,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_coord_proto_msgTypes[36]
+	mi := &file_coord_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +2985,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[36]
+	mi := &file_coord_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +2998,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{36}
+	return file_coord_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SyncResponse) GetHeader() *ResponseHeader {
@@ -2502,7 +3017,7 @@ type OpenSessionRequest struct {
 
 func (x *OpenSessionRequest) Reset() {
 	*x = OpenSessionRequest{}
-	mi := &file_coord_proto_msgTypes[37]
+	mi := &file_coord_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +3029,7 @@ func (x *OpenSessionRequest) String() string {
 func (*OpenSessionRequest) ProtoMessage() {}
 
 func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[37]
+	mi := &file_coord_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +3042,7 @@ func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionRequest.ProtoReflect.Descriptor instead.
 func (*OpenSessionRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{37}
+	return file_coord_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *OpenSessionRequest) GetTimeoutMs() int64 {
@@ -2548,7 +3063,7 @@ type OpenSessionResponse struct {
 
 func (x *OpenSessionResponse) Reset() {
 	*x = OpenSessionResponse{}
-	mi := &file_coord_proto_msgTypes[38]
+	mi := &file_coord_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2560,7 +3075,7 @@ func (x *OpenSessionResponse) String() string {
 func (*OpenSessionResponse) ProtoMessage() {}
 
 func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[38]
+	mi := &file_coord_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2573,7 +3088,7 @@ func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionResponse.ProtoReflect.Descriptor instead.
 func (*OpenSessionResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{38}
+	return file_coord_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *OpenSessionResponse) GetHeader() *ResponseHeader {
@@ -2606,7 +3121,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_coord_proto_msgTypes[39]
+	mi := &file_coord_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +3133,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[39]
+	mi := &file_coord_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +3146,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{39}
+	return file_coord_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *KeepAliveRequest) GetSessionId() uint64 {
@@ -2651,7 +3166,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_coord_proto_msgTypes[40]
+	mi := &file_coord_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +3178,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[40]
+	mi := &file_coord_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +3191,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{40}
+	return file_coord_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *KeepAliveResponse) GetHeader() *ResponseHeader {
@@ -2702,7 +3217,7 @@ type CloseSessionRequest struct {
 
 func (x *CloseSessionRequest) Reset() {
 	*x = CloseSessionRequest{}
-	mi := &file_coord_proto_msgTypes[41]
+	mi := &file_coord_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +3229,7 @@ func (x *CloseSessionRequest) String() string {
 func (*CloseSessionRequest) ProtoMessage() {}
 
 func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[41]
+	mi := &file_coord_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +3242,7 @@ func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{41}
+	return file_coord_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CloseSessionRequest) GetSessionId() uint64 {
@@ -2746,7 +3261,7 @@ type CloseSessionResponse struct {
 
 func (x *CloseSessionResponse) Reset() {
 	*x = CloseSessionResponse{}
-	mi := &file_coord_proto_msgTypes[42]
+	mi := &file_coord_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2758,7 +3273,7 @@ func (x *CloseSessionResponse) String() string {
 func (*CloseSessionResponse) ProtoMessage() {}
 
 func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[42]
+	mi := &file_coord_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2771,7 +3286,7 @@ func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
 func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{42}
+	return file_coord_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CloseSessionResponse) GetHeader() *ResponseHeader {
@@ -2793,7 +3308,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_coord_proto_msgTypes[43]
+	mi := &file_coord_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2805,7 +3320,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[43]
+	mi := &file_coord_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2818,7 +3333,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{43}
+	return file_coord_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Member) GetName() string {
@@ -2857,7 +3372,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_coord_proto_msgTypes[44]
+	mi := &file_coord_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2869,7 +3384,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[44]
+	mi := &file_coord_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2882,7 +3397,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{44}
+	return file_coord_proto_rawDescGZIP(), []int{50}
 }
 
 type MembersResponse struct {
@@ -2895,7 +3410,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_coord_proto_msgTypes[45]
+	mi := &file_coord_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2907,7 +3422,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[45]
+	mi := &file_coord_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2920,7 +3435,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{45}
+	return file_coord_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *MembersResponse) GetHeader() *ResponseHeader {
@@ -2948,7 +3463,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_coord_proto_msgTypes[46]
+	mi := &file_coord_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2960,7 +3475,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[46]
+	mi := &file_coord_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2973,7 +3488,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{46}
+	return file_coord_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -3007,7 +3522,7 @@ type AddMemberResponse struct {
 
 func (x *AddMemberResponse) Reset() {
 	*x = AddMemberResponse{}
-	mi := &file_coord_proto_msgTypes[47]
+	mi := &file_coord_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3019,7 +3534,7 @@ func (x *AddMemberResponse) String() string {
 func (*AddMemberResponse) ProtoMessage() {}
 
 func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[47]
+	mi := &file_coord_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3032,7 +3547,7 @@ func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
 func (*AddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{47}
+	return file_coord_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AddMemberResponse) GetHeader() *ResponseHeader {
@@ -3058,7 +3573,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_coord_proto_msgTypes[48]
+	mi := &file_coord_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3070,7 +3585,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[48]
+	mi := &file_coord_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3083,7 +3598,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{48}
+	return file_coord_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -3103,7 +3618,7 @@ type RemoveMemberResponse struct {
 
 func (x *RemoveMemberResponse) Reset() {
 	*x = RemoveMemberResponse{}
-	mi := &file_coord_proto_msgTypes[49]
+	mi := &file_coord_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3115,7 +3630,7 @@ func (x *RemoveMemberResponse) String() string {
 func (*RemoveMemberResponse) ProtoMessage() {}
 
 func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[49]
+	mi := &file_coord_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3128,7 +3643,7 @@ func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{49}
+	return file_coord_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RemoveMemberResponse) GetHeader() *ResponseHeader {
@@ -3153,7 +3668,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_coord_proto_msgTypes[50]
+	mi := &file_coord_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3165,7 +3680,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[50]
+	mi := &file_coord_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3178,7 +3693,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{50}
+	return file_coord_proto_rawDescGZIP(), []int{56}
 }
 
 type StatusResponse struct {
@@ -3199,7 +3714,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_coord_proto_msgTypes[51]
+	mi := &file_coord_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3211,7 +3726,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[51]
+	mi := &file_coord_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3224,7 +3739,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{51}
+	return file_coord_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *StatusResponse) GetHeader() *ResponseHeader {
@@ -3305,7 +3820,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_coord_proto_msgTypes[52]
+	mi := &file_coord_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3317,7 +3832,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[52]
+	mi := &file_coord_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3330,7 +3845,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{52}
+	return file_coord_proto_rawDescGZIP(), []int{58}
 }
 
 type SnapshotChunk struct {
@@ -3342,7 +3857,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_coord_proto_msgTypes[53]
+	mi := &file_coord_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3354,7 +3869,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[53]
+	mi := &file_coord_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3367,7 +3882,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{53}
+	return file_coord_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -3386,7 +3901,7 @@ type KeepAlivesRequest struct {
 
 func (x *KeepAlivesRequest) Reset() {
 	*x = KeepAlivesRequest{}
-	mi := &file_coord_proto_msgTypes[54]
+	mi := &file_coord_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3398,7 +3913,7 @@ func (x *KeepAlivesRequest) String() string {
 func (*KeepAlivesRequest) ProtoMessage() {}
 
 func (x *KeepAlivesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[54]
+	mi := &file_coord_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3411,7 +3926,7 @@ func (x *KeepAlivesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlivesRequest.ProtoReflect.Descriptor instead.
 func (*KeepAlivesRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{54}
+	return file_coord_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *KeepAlivesRequest) GetSessionIds() []uint64 {
@@ -3430,7 +3945,7 @@ type KeepAlivesResponse struct {
 
 func (x *KeepAlivesResponse) Reset() {
 	*x = KeepAlivesResponse{}
-	mi := &file_coord_proto_msgTypes[55]
+	mi := &file_coord_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3442,7 +3957,7 @@ func (x *KeepAlivesResponse) String() string {
 func (*KeepAlivesResponse) ProtoMessage() {}
 
 func (x *KeepAlivesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[55]
+	mi := &file_coord_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3455,7 +3970,7 @@ func (x *KeepAlivesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlivesResponse.ProtoReflect.Descriptor instead.
 func (*KeepAlivesResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{55}
+	return file_coord_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *KeepAlivesResponse) GetUnknown() []uint64 {
@@ -3474,7 +3989,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_coord_proto_msgTypes[56]
+	mi := &file_coord_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3486,7 +4001,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[56]
+	mi := &file_coord_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3499,7 +4014,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{56}
+	return file_coord_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ProposeRequest) GetCommand() []byte {
@@ -3518,7 +4033,7 @@ type ProposeResponse struct {
 
 func (x *ProposeResponse) Reset() {
 	*x = ProposeResponse{}
-	mi := &file_coord_proto_msgTypes[57]
+	mi := &file_coord_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3530,7 +4045,7 @@ func (x *ProposeResponse) String() string {
 func (*ProposeResponse) ProtoMessage() {}
 
 func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[57]
+	mi := &file_coord_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3543,7 +4058,7 @@ func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
 func (*ProposeResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{57}
+	return file_coord_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ProposeResponse) GetResult() *ApplyResult {
@@ -3561,7 +4076,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_coord_proto_msgTypes[58]
+	mi := &file_coord_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3573,7 +4088,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[58]
+	mi := &file_coord_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3586,7 +4101,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{58}
+	return file_coord_proto_rawDescGZIP(), []int{64}
 }
 
 type ReadIndexResponse struct {
@@ -3598,7 +4113,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_coord_proto_msgTypes[59]
+	mi := &file_coord_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3610,7 +4125,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[59]
+	mi := &file_coord_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3623,7 +4138,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{59}
+	return file_coord_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -3646,7 +4161,7 @@ type ChangeMembersRequest struct {
 
 func (x *ChangeMembersRequest) Reset() {
 	*x = ChangeMembersRequest{}
-	mi := &file_coord_proto_msgTypes[60]
+	mi := &file_coord_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3658,7 +4173,7 @@ func (x *ChangeMembersRequest) String() string {
 func (*ChangeMembersRequest) ProtoMessage() {}
 
 func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[60]
+	mi := &file_coord_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3671,7 +4186,7 @@ func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersRequest.ProtoReflect.Descriptor instead.
 func (*ChangeMembersRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{60}
+	return file_coord_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ChangeMembersRequest) GetChange() isChangeMembersRequest_Change {
@@ -3723,7 +4238,7 @@ type ChangeMembersResponse struct {
 
 func (x *ChangeMembersResponse) Reset() {
 	*x = ChangeMembersResponse{}
-	mi := &file_coord_proto_msgTypes[61]
+	mi := &file_coord_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3735,7 +4250,7 @@ func (x *ChangeMembersResponse) String() string {
 func (*ChangeMembersResponse) ProtoMessage() {}
 
 func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[61]
+	mi := &file_coord_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3748,7 +4263,7 @@ func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersResponse.ProtoReflect.Descriptor instead.
 func (*ChangeMembersResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{61}
+	return file_coord_proto_rawDescGZIP(), []int{67}
 }
 
 // SnapshotNode is one znode in a snapshot stream (see coord/tree/snapshot.go
@@ -3765,7 +4280,7 @@ type SnapshotNode struct {
 
 func (x *SnapshotNode) Reset() {
 	*x = SnapshotNode{}
-	mi := &file_coord_proto_msgTypes[62]
+	mi := &file_coord_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3777,7 +4292,7 @@ func (x *SnapshotNode) String() string {
 func (*SnapshotNode) ProtoMessage() {}
 
 func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[62]
+	mi := &file_coord_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3790,7 +4305,7 @@ func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotNode.ProtoReflect.Descriptor instead.
 func (*SnapshotNode) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{62}
+	return file_coord_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SnapshotNode) GetPath() string {
@@ -3831,7 +4346,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_coord_proto_msgTypes[63]
+	mi := &file_coord_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3843,7 +4358,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[63]
+	mi := &file_coord_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3856,7 +4371,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{63}
+	return file_coord_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SnapshotSession) GetSessionId() uint64 {
@@ -3885,7 +4400,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_coord_proto_msgTypes[64]
+	mi := &file_coord_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3897,7 +4412,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[64]
+	mi := &file_coord_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3910,7 +4425,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{64}
+	return file_coord_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -4042,7 +4557,34 @@ const file_coord_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.coord.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x1b\n" +
 	"\tfailed_op\x18\x04 \x01(\x05R\bfailedOp\x12,\n" +
-	"\aresults\x18\x05 \x03(\v2\x12.coord.v1.OpResultR\aresults\"3\n" +
+	"\aresults\x18\x05 \x03(\v2\x12.coord.v1.OpResultR\aresults\"\xb5\x01\n" +
+	"\fWatchRequest\x12/\n" +
+	"\x06create\x18\x01 \x01(\v2\x15.coord.v1.WatchCreateH\x00R\x06create\x12/\n" +
+	"\x06cancel\x18\x02 \x01(\v2\x15.coord.v1.WatchCancelH\x00R\x06cancel\x12<\n" +
+	"\bprogress\x18\x03 \x01(\v2\x1e.coord.v1.WatchProgressRequestH\x00R\bprogressB\x05\n" +
+	"\x03req\"\x84\x01\n" +
+	"\vWatchCreate\x12\x19\n" +
+	"\bwatch_id\x18\x01 \x01(\x03R\awatchId\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12'\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x13.coord.v1.WatchKindR\x04kind\x12\x1d\n" +
+	"\n" +
+	"start_zxid\x18\x04 \x01(\x04R\tstartZxid\"(\n" +
+	"\vWatchCancel\x12\x19\n" +
+	"\bwatch_id\x18\x01 \x01(\x03R\awatchId\"\x16\n" +
+	"\x14WatchProgressRequest\"]\n" +
+	"\n" +
+	"WatchEvent\x12'\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x13.coord.v1.EventTypeR\x04type\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
+	"\x04zxid\x18\x03 \x01(\x04R\x04zxid\"\xe7\x01\n" +
+	"\rWatchResponse\x12\x19\n" +
+	"\bwatch_id\x18\x01 \x01(\x03R\awatchId\x12,\n" +
+	"\x06events\x18\x02 \x03(\v2\x14.coord.v1.WatchEventR\x06events\x12\x18\n" +
+	"\acreated\x18\x03 \x01(\bR\acreated\x12\x1a\n" +
+	"\bcanceled\x18\x04 \x01(\bR\bcanceled\x12\x1c\n" +
+	"\tcompacted\x18\x05 \x01(\bR\tcompacted\x12#\n" +
+	"\rprogress_zxid\x18\x06 \x01(\x04R\fprogressZxid\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"3\n" +
 	"\rCreateRequest\x12\"\n" +
 	"\x02op\x18\x01 \x01(\v2\x12.coord.v1.CreateOpR\x02op\"z\n" +
 	"\x0eCreateResponse\x120\n" +
@@ -4216,7 +4758,21 @@ const file_coord_proto_rawDesc = "" +
 	"\x03TTL\x10\x03**\n" +
 	"\vConsistency\x12\x10\n" +
 	"\fLINEARIZABLE\x10\x00\x12\t\n" +
-	"\x05LOCAL\x10\x012\x8f\b\n" +
+	"\x05LOCAL\x10\x01*w\n" +
+	"\tWatchKind\x12\x0e\n" +
+	"\n" +
+	"WATCH_DATA\x10\x00\x12\x10\n" +
+	"\fWATCH_EXISTS\x10\x01\x12\x12\n" +
+	"\x0eWATCH_CHILDREN\x10\x02\x12\x14\n" +
+	"\x10WATCH_PERSISTENT\x10\x03\x12\x1e\n" +
+	"\x1aWATCH_PERSISTENT_RECURSIVE\x10\x04*q\n" +
+	"\tEventType\x12\x0e\n" +
+	"\n" +
+	"EVENT_NONE\x10\x00\x12\x10\n" +
+	"\fNODE_CREATED\x10\x01\x12\x10\n" +
+	"\fNODE_DELETED\x10\x02\x12\x15\n" +
+	"\x11NODE_DATA_CHANGED\x10\x03\x12\x19\n" +
+	"\x15NODE_CHILDREN_CHANGED\x10\x042\xcd\b\n" +
 	"\x05Coord\x12;\n" +
 	"\x06Create\x12\x17.coord.v1.CreateRequest\x1a\x18.coord.v1.CreateResponse\x12;\n" +
 	"\x06Delete\x12\x17.coord.v1.DeleteRequest\x1a\x18.coord.v1.DeleteResponse\x122\n" +
@@ -4233,7 +4789,8 @@ const file_coord_proto_rawDesc = "" +
 	"\tAddMember\x12\x1a.coord.v1.AddMemberRequest\x1a\x1b.coord.v1.AddMemberResponse\x12M\n" +
 	"\fRemoveMember\x12\x1d.coord.v1.RemoveMemberRequest\x1a\x1e.coord.v1.RemoveMemberResponse\x12;\n" +
 	"\x06Status\x12\x17.coord.v1.StatusRequest\x1a\x18.coord.v1.StatusResponse\x12@\n" +
-	"\bSnapshot\x12\x19.coord.v1.SnapshotRequest\x1a\x17.coord.v1.SnapshotChunk0\x012\xa7\x02\n" +
+	"\bSnapshot\x12\x19.coord.v1.SnapshotRequest\x1a\x17.coord.v1.SnapshotChunk0\x01\x12<\n" +
+	"\x05Watch\x12\x16.coord.v1.WatchRequest\x1a\x17.coord.v1.WatchResponse(\x010\x012\xa7\x02\n" +
 	"\x04Peer\x12>\n" +
 	"\aPropose\x12\x18.coord.v1.ProposeRequest\x1a\x19.coord.v1.ProposeResponse\x12D\n" +
 	"\tReadIndex\x12\x1a.coord.v1.ReadIndexRequest\x1a\x1b.coord.v1.ReadIndexResponse\x12P\n" +
@@ -4253,183 +4810,199 @@ func file_coord_proto_rawDescGZIP() []byte {
 	return file_coord_proto_rawDescData
 }
 
-var file_coord_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_coord_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
 var file_coord_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: coord.v1.ErrorCode
 	(CreateMode)(0),               // 1: coord.v1.CreateMode
 	(Consistency)(0),              // 2: coord.v1.Consistency
-	(*ErrorDetail)(nil),           // 3: coord.v1.ErrorDetail
-	(*Stat)(nil),                  // 4: coord.v1.Stat
-	(*ResponseHeader)(nil),        // 5: coord.v1.ResponseHeader
-	(*ReadOptions)(nil),           // 6: coord.v1.ReadOptions
-	(*CreateOp)(nil),              // 7: coord.v1.CreateOp
-	(*SetOp)(nil),                 // 8: coord.v1.SetOp
-	(*DeleteOp)(nil),              // 9: coord.v1.DeleteOp
-	(*CheckOp)(nil),               // 10: coord.v1.CheckOp
-	(*Op)(nil),                    // 11: coord.v1.Op
-	(*OpResult)(nil),              // 12: coord.v1.OpResult
-	(*CreateResult)(nil),          // 13: coord.v1.CreateResult
-	(*SetResult)(nil),             // 14: coord.v1.SetResult
-	(*DeleteResult)(nil),          // 15: coord.v1.DeleteResult
-	(*CheckResult)(nil),           // 16: coord.v1.CheckResult
-	(*Command)(nil),               // 17: coord.v1.Command
-	(*Txn)(nil),                   // 18: coord.v1.Txn
-	(*CreateSession)(nil),         // 19: coord.v1.CreateSession
-	(*CloseSession)(nil),          // 20: coord.v1.CloseSession
-	(*ExpireTTL)(nil),             // 21: coord.v1.ExpireTTL
-	(*ExpireTTLNode)(nil),         // 22: coord.v1.ExpireTTLNode
-	(*ApplyResult)(nil),           // 23: coord.v1.ApplyResult
-	(*CreateRequest)(nil),         // 24: coord.v1.CreateRequest
-	(*CreateResponse)(nil),        // 25: coord.v1.CreateResponse
-	(*DeleteRequest)(nil),         // 26: coord.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 27: coord.v1.DeleteResponse
-	(*SetRequest)(nil),            // 28: coord.v1.SetRequest
-	(*SetResponse)(nil),           // 29: coord.v1.SetResponse
-	(*GetRequest)(nil),            // 30: coord.v1.GetRequest
-	(*GetResponse)(nil),           // 31: coord.v1.GetResponse
-	(*ExistsRequest)(nil),         // 32: coord.v1.ExistsRequest
-	(*ExistsResponse)(nil),        // 33: coord.v1.ExistsResponse
-	(*ChildrenRequest)(nil),       // 34: coord.v1.ChildrenRequest
-	(*ChildrenResponse)(nil),      // 35: coord.v1.ChildrenResponse
-	(*MultiRequest)(nil),          // 36: coord.v1.MultiRequest
-	(*MultiResponse)(nil),         // 37: coord.v1.MultiResponse
-	(*SyncRequest)(nil),           // 38: coord.v1.SyncRequest
-	(*SyncResponse)(nil),          // 39: coord.v1.SyncResponse
-	(*OpenSessionRequest)(nil),    // 40: coord.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),   // 41: coord.v1.OpenSessionResponse
-	(*KeepAliveRequest)(nil),      // 42: coord.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),     // 43: coord.v1.KeepAliveResponse
-	(*CloseSessionRequest)(nil),   // 44: coord.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),  // 45: coord.v1.CloseSessionResponse
-	(*Member)(nil),                // 46: coord.v1.Member
-	(*MembersRequest)(nil),        // 47: coord.v1.MembersRequest
-	(*MembersResponse)(nil),       // 48: coord.v1.MembersResponse
-	(*AddMemberRequest)(nil),      // 49: coord.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),     // 50: coord.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),   // 51: coord.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),  // 52: coord.v1.RemoveMemberResponse
-	(*StatusRequest)(nil),         // 53: coord.v1.StatusRequest
-	(*StatusResponse)(nil),        // 54: coord.v1.StatusResponse
-	(*SnapshotRequest)(nil),       // 55: coord.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 56: coord.v1.SnapshotChunk
-	(*KeepAlivesRequest)(nil),     // 57: coord.v1.KeepAlivesRequest
-	(*KeepAlivesResponse)(nil),    // 58: coord.v1.KeepAlivesResponse
-	(*ProposeRequest)(nil),        // 59: coord.v1.ProposeRequest
-	(*ProposeResponse)(nil),       // 60: coord.v1.ProposeResponse
-	(*ReadIndexRequest)(nil),      // 61: coord.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),     // 62: coord.v1.ReadIndexResponse
-	(*ChangeMembersRequest)(nil),  // 63: coord.v1.ChangeMembersRequest
-	(*ChangeMembersResponse)(nil), // 64: coord.v1.ChangeMembersResponse
-	(*SnapshotNode)(nil),          // 65: coord.v1.SnapshotNode
-	(*SnapshotSession)(nil),       // 66: coord.v1.SnapshotSession
-	(*SnapshotHeader)(nil),        // 67: coord.v1.SnapshotHeader
+	(WatchKind)(0),                // 3: coord.v1.WatchKind
+	(EventType)(0),                // 4: coord.v1.EventType
+	(*ErrorDetail)(nil),           // 5: coord.v1.ErrorDetail
+	(*Stat)(nil),                  // 6: coord.v1.Stat
+	(*ResponseHeader)(nil),        // 7: coord.v1.ResponseHeader
+	(*ReadOptions)(nil),           // 8: coord.v1.ReadOptions
+	(*CreateOp)(nil),              // 9: coord.v1.CreateOp
+	(*SetOp)(nil),                 // 10: coord.v1.SetOp
+	(*DeleteOp)(nil),              // 11: coord.v1.DeleteOp
+	(*CheckOp)(nil),               // 12: coord.v1.CheckOp
+	(*Op)(nil),                    // 13: coord.v1.Op
+	(*OpResult)(nil),              // 14: coord.v1.OpResult
+	(*CreateResult)(nil),          // 15: coord.v1.CreateResult
+	(*SetResult)(nil),             // 16: coord.v1.SetResult
+	(*DeleteResult)(nil),          // 17: coord.v1.DeleteResult
+	(*CheckResult)(nil),           // 18: coord.v1.CheckResult
+	(*Command)(nil),               // 19: coord.v1.Command
+	(*Txn)(nil),                   // 20: coord.v1.Txn
+	(*CreateSession)(nil),         // 21: coord.v1.CreateSession
+	(*CloseSession)(nil),          // 22: coord.v1.CloseSession
+	(*ExpireTTL)(nil),             // 23: coord.v1.ExpireTTL
+	(*ExpireTTLNode)(nil),         // 24: coord.v1.ExpireTTLNode
+	(*ApplyResult)(nil),           // 25: coord.v1.ApplyResult
+	(*WatchRequest)(nil),          // 26: coord.v1.WatchRequest
+	(*WatchCreate)(nil),           // 27: coord.v1.WatchCreate
+	(*WatchCancel)(nil),           // 28: coord.v1.WatchCancel
+	(*WatchProgressRequest)(nil),  // 29: coord.v1.WatchProgressRequest
+	(*WatchEvent)(nil),            // 30: coord.v1.WatchEvent
+	(*WatchResponse)(nil),         // 31: coord.v1.WatchResponse
+	(*CreateRequest)(nil),         // 32: coord.v1.CreateRequest
+	(*CreateResponse)(nil),        // 33: coord.v1.CreateResponse
+	(*DeleteRequest)(nil),         // 34: coord.v1.DeleteRequest
+	(*DeleteResponse)(nil),        // 35: coord.v1.DeleteResponse
+	(*SetRequest)(nil),            // 36: coord.v1.SetRequest
+	(*SetResponse)(nil),           // 37: coord.v1.SetResponse
+	(*GetRequest)(nil),            // 38: coord.v1.GetRequest
+	(*GetResponse)(nil),           // 39: coord.v1.GetResponse
+	(*ExistsRequest)(nil),         // 40: coord.v1.ExistsRequest
+	(*ExistsResponse)(nil),        // 41: coord.v1.ExistsResponse
+	(*ChildrenRequest)(nil),       // 42: coord.v1.ChildrenRequest
+	(*ChildrenResponse)(nil),      // 43: coord.v1.ChildrenResponse
+	(*MultiRequest)(nil),          // 44: coord.v1.MultiRequest
+	(*MultiResponse)(nil),         // 45: coord.v1.MultiResponse
+	(*SyncRequest)(nil),           // 46: coord.v1.SyncRequest
+	(*SyncResponse)(nil),          // 47: coord.v1.SyncResponse
+	(*OpenSessionRequest)(nil),    // 48: coord.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),   // 49: coord.v1.OpenSessionResponse
+	(*KeepAliveRequest)(nil),      // 50: coord.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),     // 51: coord.v1.KeepAliveResponse
+	(*CloseSessionRequest)(nil),   // 52: coord.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 53: coord.v1.CloseSessionResponse
+	(*Member)(nil),                // 54: coord.v1.Member
+	(*MembersRequest)(nil),        // 55: coord.v1.MembersRequest
+	(*MembersResponse)(nil),       // 56: coord.v1.MembersResponse
+	(*AddMemberRequest)(nil),      // 57: coord.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),     // 58: coord.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),   // 59: coord.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),  // 60: coord.v1.RemoveMemberResponse
+	(*StatusRequest)(nil),         // 61: coord.v1.StatusRequest
+	(*StatusResponse)(nil),        // 62: coord.v1.StatusResponse
+	(*SnapshotRequest)(nil),       // 63: coord.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 64: coord.v1.SnapshotChunk
+	(*KeepAlivesRequest)(nil),     // 65: coord.v1.KeepAlivesRequest
+	(*KeepAlivesResponse)(nil),    // 66: coord.v1.KeepAlivesResponse
+	(*ProposeRequest)(nil),        // 67: coord.v1.ProposeRequest
+	(*ProposeResponse)(nil),       // 68: coord.v1.ProposeResponse
+	(*ReadIndexRequest)(nil),      // 69: coord.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),     // 70: coord.v1.ReadIndexResponse
+	(*ChangeMembersRequest)(nil),  // 71: coord.v1.ChangeMembersRequest
+	(*ChangeMembersResponse)(nil), // 72: coord.v1.ChangeMembersResponse
+	(*SnapshotNode)(nil),          // 73: coord.v1.SnapshotNode
+	(*SnapshotSession)(nil),       // 74: coord.v1.SnapshotSession
+	(*SnapshotHeader)(nil),        // 75: coord.v1.SnapshotHeader
 }
 var file_coord_proto_depIdxs = []int32{
 	0,  // 0: coord.v1.ErrorDetail.code:type_name -> coord.v1.ErrorCode
 	1,  // 1: coord.v1.Stat.mode:type_name -> coord.v1.CreateMode
 	2,  // 2: coord.v1.ReadOptions.consistency:type_name -> coord.v1.Consistency
 	1,  // 3: coord.v1.CreateOp.mode:type_name -> coord.v1.CreateMode
-	7,  // 4: coord.v1.Op.create:type_name -> coord.v1.CreateOp
-	8,  // 5: coord.v1.Op.set:type_name -> coord.v1.SetOp
-	9,  // 6: coord.v1.Op.delete:type_name -> coord.v1.DeleteOp
-	10, // 7: coord.v1.Op.check:type_name -> coord.v1.CheckOp
-	13, // 8: coord.v1.OpResult.create:type_name -> coord.v1.CreateResult
-	14, // 9: coord.v1.OpResult.set:type_name -> coord.v1.SetResult
-	15, // 10: coord.v1.OpResult.delete:type_name -> coord.v1.DeleteResult
-	16, // 11: coord.v1.OpResult.check:type_name -> coord.v1.CheckResult
-	4,  // 12: coord.v1.CreateResult.stat:type_name -> coord.v1.Stat
-	4,  // 13: coord.v1.SetResult.stat:type_name -> coord.v1.Stat
-	4,  // 14: coord.v1.CheckResult.stat:type_name -> coord.v1.Stat
-	18, // 15: coord.v1.Command.txn:type_name -> coord.v1.Txn
-	19, // 16: coord.v1.Command.create_session:type_name -> coord.v1.CreateSession
-	20, // 17: coord.v1.Command.close_session:type_name -> coord.v1.CloseSession
-	21, // 18: coord.v1.Command.expire_ttl:type_name -> coord.v1.ExpireTTL
-	11, // 19: coord.v1.Txn.ops:type_name -> coord.v1.Op
-	22, // 20: coord.v1.ExpireTTL.nodes:type_name -> coord.v1.ExpireTTLNode
+	9,  // 4: coord.v1.Op.create:type_name -> coord.v1.CreateOp
+	10, // 5: coord.v1.Op.set:type_name -> coord.v1.SetOp
+	11, // 6: coord.v1.Op.delete:type_name -> coord.v1.DeleteOp
+	12, // 7: coord.v1.Op.check:type_name -> coord.v1.CheckOp
+	15, // 8: coord.v1.OpResult.create:type_name -> coord.v1.CreateResult
+	16, // 9: coord.v1.OpResult.set:type_name -> coord.v1.SetResult
+	17, // 10: coord.v1.OpResult.delete:type_name -> coord.v1.DeleteResult
+	18, // 11: coord.v1.OpResult.check:type_name -> coord.v1.CheckResult
+	6,  // 12: coord.v1.CreateResult.stat:type_name -> coord.v1.Stat
+	6,  // 13: coord.v1.SetResult.stat:type_name -> coord.v1.Stat
+	6,  // 14: coord.v1.CheckResult.stat:type_name -> coord.v1.Stat
+	20, // 15: coord.v1.Command.txn:type_name -> coord.v1.Txn
+	21, // 16: coord.v1.Command.create_session:type_name -> coord.v1.CreateSession
+	22, // 17: coord.v1.Command.close_session:type_name -> coord.v1.CloseSession
+	23, // 18: coord.v1.Command.expire_ttl:type_name -> coord.v1.ExpireTTL
+	13, // 19: coord.v1.Txn.ops:type_name -> coord.v1.Op
+	24, // 20: coord.v1.ExpireTTL.nodes:type_name -> coord.v1.ExpireTTLNode
 	0,  // 21: coord.v1.ApplyResult.code:type_name -> coord.v1.ErrorCode
-	12, // 22: coord.v1.ApplyResult.results:type_name -> coord.v1.OpResult
-	7,  // 23: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
-	5,  // 24: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
-	4,  // 25: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
-	9,  // 26: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
-	5,  // 27: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
-	8,  // 28: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
-	5,  // 29: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
-	4,  // 30: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
-	6,  // 31: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
-	5,  // 32: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
-	4,  // 33: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
-	6,  // 34: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
-	5,  // 35: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
-	4,  // 36: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
-	6,  // 37: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
-	5,  // 38: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
-	4,  // 39: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
-	11, // 40: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
-	5,  // 41: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
-	12, // 42: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
-	5,  // 43: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
-	5,  // 44: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	5,  // 45: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
-	5,  // 46: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	5,  // 47: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
-	46, // 48: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
-	5,  // 49: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	46, // 50: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
-	5,  // 51: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	46, // 52: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
-	5,  // 53: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
-	46, // 54: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
-	23, // 55: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
-	49, // 56: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
-	51, // 57: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
-	4,  // 58: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
-	24, // 59: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
-	26, // 60: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
-	28, // 61: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
-	30, // 62: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
-	32, // 63: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
-	34, // 64: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
-	36, // 65: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
-	38, // 66: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
-	40, // 67: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
-	42, // 68: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
-	44, // 69: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
-	47, // 70: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
-	49, // 71: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
-	51, // 72: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
-	53, // 73: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
-	55, // 74: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
-	59, // 75: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
-	61, // 76: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
-	63, // 77: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
-	57, // 78: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
-	25, // 79: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
-	27, // 80: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
-	29, // 81: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
-	31, // 82: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
-	33, // 83: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
-	35, // 84: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
-	37, // 85: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
-	39, // 86: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
-	41, // 87: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
-	43, // 88: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
-	45, // 89: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
-	48, // 90: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
-	50, // 91: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
-	52, // 92: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
-	54, // 93: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
-	56, // 94: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
-	60, // 95: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
-	62, // 96: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
-	64, // 97: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
-	58, // 98: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
-	79, // [79:99] is the sub-list for method output_type
-	59, // [59:79] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	14, // 22: coord.v1.ApplyResult.results:type_name -> coord.v1.OpResult
+	27, // 23: coord.v1.WatchRequest.create:type_name -> coord.v1.WatchCreate
+	28, // 24: coord.v1.WatchRequest.cancel:type_name -> coord.v1.WatchCancel
+	29, // 25: coord.v1.WatchRequest.progress:type_name -> coord.v1.WatchProgressRequest
+	3,  // 26: coord.v1.WatchCreate.kind:type_name -> coord.v1.WatchKind
+	4,  // 27: coord.v1.WatchEvent.type:type_name -> coord.v1.EventType
+	30, // 28: coord.v1.WatchResponse.events:type_name -> coord.v1.WatchEvent
+	9,  // 29: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
+	7,  // 30: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
+	6,  // 31: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
+	11, // 32: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
+	7,  // 33: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
+	10, // 34: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
+	7,  // 35: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
+	6,  // 36: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
+	8,  // 37: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
+	7,  // 38: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
+	6,  // 39: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
+	8,  // 40: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
+	7,  // 41: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
+	6,  // 42: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
+	8,  // 43: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
+	7,  // 44: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
+	6,  // 45: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
+	13, // 46: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
+	7,  // 47: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
+	14, // 48: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
+	7,  // 49: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
+	7,  // 50: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	7,  // 51: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
+	7,  // 52: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	7,  // 53: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
+	54, // 54: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
+	7,  // 55: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	54, // 56: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
+	7,  // 57: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	54, // 58: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
+	7,  // 59: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
+	54, // 60: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
+	25, // 61: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
+	57, // 62: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
+	59, // 63: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
+	6,  // 64: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
+	32, // 65: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
+	34, // 66: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
+	36, // 67: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
+	38, // 68: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
+	40, // 69: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
+	42, // 70: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
+	44, // 71: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
+	46, // 72: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
+	48, // 73: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
+	50, // 74: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
+	52, // 75: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
+	55, // 76: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
+	57, // 77: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
+	59, // 78: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
+	61, // 79: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
+	63, // 80: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
+	26, // 81: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
+	67, // 82: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
+	69, // 83: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
+	71, // 84: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
+	65, // 85: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
+	33, // 86: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
+	35, // 87: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
+	37, // 88: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
+	39, // 89: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
+	41, // 90: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
+	43, // 91: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
+	45, // 92: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
+	47, // 93: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
+	49, // 94: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
+	51, // 95: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
+	53, // 96: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
+	56, // 97: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
+	58, // 98: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
+	60, // 99: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
+	62, // 100: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
+	64, // 101: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
+	31, // 102: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
+	68, // 103: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
+	70, // 104: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
+	72, // 105: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
+	66, // 106: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
+	86, // [86:107] is the sub-list for method output_type
+	65, // [65:86] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_coord_proto_init() }
@@ -4455,7 +5028,12 @@ func file_coord_proto_init() {
 		(*Command_CloseSession)(nil),
 		(*Command_ExpireTtl)(nil),
 	}
-	file_coord_proto_msgTypes[60].OneofWrappers = []any{
+	file_coord_proto_msgTypes[21].OneofWrappers = []any{
+		(*WatchRequest_Create)(nil),
+		(*WatchRequest_Cancel)(nil),
+		(*WatchRequest_Progress)(nil),
+	}
+	file_coord_proto_msgTypes[66].OneofWrappers = []any{
 		(*ChangeMembersRequest_Add)(nil),
 		(*ChangeMembersRequest_Remove)(nil),
 	}
@@ -4464,8 +5042,8 @@ func file_coord_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_coord_proto_rawDesc), len(file_coord_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   65,
+			NumEnums:      5,
+			NumMessages:   71,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

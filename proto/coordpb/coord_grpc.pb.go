@@ -42,6 +42,7 @@ const (
 	Coord_RemoveMember_FullMethodName = "/coord.v1.Coord/RemoveMember"
 	Coord_Status_FullMethodName       = "/coord.v1.Coord/Status"
 	Coord_Snapshot_FullMethodName     = "/coord.v1.Coord/Snapshot"
+	Coord_Watch_FullMethodName        = "/coord.v1.Coord/Watch"
 )
 
 // CoordClient is the client API for Coord service.
@@ -70,6 +71,11 @@ type CoordClient interface {
 	// Snapshot streams a consistent snapshot of the tree (the same format the
 	// raft snapshots use).
 	Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
+	// Watch carries any number of watches on one stream. Events arrive in
+	// zxid order; a watch created with start_zxid resumes after it (no event
+	// in between is lost) or reports compacted when the server's history no
+	// longer reaches back that far.
+	Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchRequest, WatchResponse], error)
 }
 
 type coordClient struct {
@@ -249,6 +255,19 @@ func (c *coordClient) Snapshot(ctx context.Context, in *SnapshotRequest, opts ..
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Coord_SnapshotClient = grpc.ServerStreamingClient[SnapshotChunk]
 
+func (c *coordClient) Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchRequest, WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Coord_ServiceDesc.Streams[1], Coord_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Coord_WatchClient = grpc.BidiStreamingClient[WatchRequest, WatchResponse]
+
 // CoordServer is the server API for Coord service.
 // All implementations must embed UnimplementedCoordServer
 // for forward compatibility.
@@ -275,6 +294,11 @@ type CoordServer interface {
 	// Snapshot streams a consistent snapshot of the tree (the same format the
 	// raft snapshots use).
 	Snapshot(*SnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
+	// Watch carries any number of watches on one stream. Events arrive in
+	// zxid order; a watch created with start_zxid resumes after it (no event
+	// in between is lost) or reports compacted when the server's history no
+	// longer reaches back that far.
+	Watch(grpc.BidiStreamingServer[WatchRequest, WatchResponse]) error
 	mustEmbedUnimplementedCoordServer()
 }
 
@@ -332,6 +356,9 @@ func (UnimplementedCoordServer) Status(context.Context, *StatusRequest) (*Status
 }
 func (UnimplementedCoordServer) Snapshot(*SnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error {
 	return status.Error(codes.Unimplemented, "method Snapshot not implemented")
+}
+func (UnimplementedCoordServer) Watch(grpc.BidiStreamingServer[WatchRequest, WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedCoordServer) mustEmbedUnimplementedCoordServer() {}
 func (UnimplementedCoordServer) testEmbeddedByValue()               {}
@@ -635,6 +662,13 @@ func _Coord_Snapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Coord_SnapshotServer = grpc.ServerStreamingServer[SnapshotChunk]
 
+func _Coord_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(CoordServer).Watch(&grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Coord_WatchServer = grpc.BidiStreamingServer[WatchRequest, WatchResponse]
+
 // Coord_ServiceDesc is the grpc.ServiceDesc for Coord service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -708,6 +742,12 @@ var Coord_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Snapshot",
 			Handler:       _Coord_Snapshot_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Watch",
+			Handler:       _Coord_Watch_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "coord.proto",

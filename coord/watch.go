@@ -1,0 +1,306 @@
+package coord
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"coord/coord/replica"
+	"coord/coord/tree"
+	"coord/proto/coordpb"
+)
+
+// watchHub keeps every node's bounded history of recent change events
+// (the same on every replica: each applies the same log) and wakes watch
+// streams when it grows. Streams pull from the history with their own
+// cursors, so a slow stream never loses events: it only falls behind, and
+// if it falls behind the history it is told so (compacted).
+type watchHub struct {
+	mu      sync.Mutex
+	events  []tree.Event
+	floor   uint64 // the history holds every event with zxid > floor
+	applied uint64 // last applied index published
+	max     int
+	changed chan struct{} // closed and replaced on every publish
+}
+
+func newWatchHub(max int) *watchHub {
+	if max <= 0 {
+		max = DefaultWatchHistory
+	}
+	return &watchHub{max: max, changed: make(chan struct{})}
+}
+
+// publish appends an applied batch (raft's apply goroutine).
+func (h *watchHub) publish(b replica.Batch) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if b.Reset {
+		// State replaced by a snapshot: nothing before it is known.
+		h.events = h.events[:0]
+		h.floor, h.applied = b.Applied, b.Applied
+	} else {
+		h.events = append(h.events, b.Events...)
+		if b.Applied > h.applied {
+			h.applied = b.Applied
+		}
+	}
+	if len(h.events) > h.max {
+		// Drop the oldest half, never splitting one zxid's events.
+		cut := len(h.events) - h.max/2
+		for cut < len(h.events) && h.events[cut].Zxid == h.events[cut-1].Zxid {
+			cut++
+		}
+		h.floor = h.events[cut-1].Zxid
+		h.events = append(h.events[:0:0], h.events[cut:]...)
+	}
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+// maxPull bounds one pull from the history.
+const maxPull = 4096
+
+// since returns up to maxPull events with zxid > cursor, the applied index
+// they are complete up to, the floor, and a channel closed on the next
+// publish.
+func (h *watchHub) since(cursor uint64) (evs []tree.Event, upTo, floor uint64, changed <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := sort.Search(len(h.events), func(i int) bool { return h.events[i].Zxid > cursor })
+	upTo = h.applied
+	if n := len(h.events) - i; n > maxPull {
+		end := i + maxPull
+		for end < len(h.events) && h.events[end].Zxid == h.events[end-1].Zxid {
+			end++
+		}
+		upTo = h.events[end-1].Zxid
+		evs = append(evs, h.events[i:end]...)
+	} else {
+		evs = append(evs, h.events[i:]...)
+	}
+	return evs, upTo, h.floor, h.changed
+}
+
+func (h *watchHub) position() (applied, floor uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.applied, h.floor
+}
+
+// watch is one registered watch on a stream.
+type watch struct {
+	id     int64
+	path   string
+	kind   coordpb.WatchKind
+	cursor uint64 // events with zxid <= cursor are done
+}
+
+func (w *watch) oneShot() bool {
+	return w.kind == coordpb.WatchKind_WATCH_DATA || w.kind == coordpb.WatchKind_WATCH_EXISTS || w.kind == coordpb.WatchKind_WATCH_CHILDREN
+}
+
+// matches applies ZooKeeper's rules for which events a watch sees.
+func (w *watch) matches(e tree.Event) bool {
+	switch w.kind {
+	case coordpb.WatchKind_WATCH_DATA:
+		return e.Path == w.path && (e.Type == tree.EventNodeDataChanged || e.Type == tree.EventNodeDeleted)
+	case coordpb.WatchKind_WATCH_EXISTS:
+		return e.Path == w.path && e.Type != tree.EventNodeChildrenChanged
+	case coordpb.WatchKind_WATCH_CHILDREN:
+		return e.Path == w.path && (e.Type == tree.EventNodeChildrenChanged || e.Type == tree.EventNodeDeleted)
+	case coordpb.WatchKind_WATCH_PERSISTENT:
+		return e.Path == w.path
+	case coordpb.WatchKind_WATCH_PERSISTENT_RECURSIVE:
+		if e.Type == tree.EventNodeChildrenChanged {
+			return false
+		}
+		return w.path == "/" || e.Path == w.path || strings.HasPrefix(e.Path, w.path+"/")
+	}
+	return false
+}
+
+func eventPB(e tree.Event) *coordpb.WatchEvent {
+	t := coordpb.EventType_EVENT_NONE
+	switch e.Type {
+	case tree.EventNodeCreated:
+		t = coordpb.EventType_NODE_CREATED
+	case tree.EventNodeDeleted:
+		t = coordpb.EventType_NODE_DELETED
+	case tree.EventNodeDataChanged:
+		t = coordpb.EventType_NODE_DATA_CHANGED
+	case tree.EventNodeChildrenChanged:
+		t = coordpb.EventType_NODE_CHILDREN_CHANGED
+	}
+	return &coordpb.WatchEvent{Type: t, Path: e.Path, Zxid: e.Zxid}
+}
+
+// maxWatchesPerStream bounds one stream's watches.
+const maxWatchesPerStream = 10_000
+
+// Watch serves one watch stream until the client closes it or the server
+// stops. Goroutines: this handler's, plus one receiving requests, which
+// ends when the stream does.
+func (s *Server) Watch(stream coordpb.Coord_WatchServer) error {
+	ctx := stream.Context()
+	reqs := make(chan *coordpb.WatchRequest)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case reqs <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	ws := &watchStream{s: s, send: stream.Send, watches: map[int64]*watch{}}
+	for {
+		changed := ws.deliver()
+		if ws.err != nil {
+			return ws.err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.stop:
+			return ErrStopped
+		case err := <-recvErr:
+			if err.Error() == "EOF" {
+				return nil
+			}
+			return nil
+		case r := <-reqs:
+			ws.handle(r)
+		case <-changed:
+		}
+	}
+}
+
+type watchStream struct {
+	s       *Server
+	send    func(*coordpb.WatchResponse) error
+	watches map[int64]*watch
+	err     error
+}
+
+func (ws *watchStream) out(r *coordpb.WatchResponse) {
+	if ws.err == nil {
+		ws.err = ws.send(r)
+	}
+}
+
+func (ws *watchStream) handle(r *coordpb.WatchRequest) {
+	switch x := r.GetReq().(type) {
+	case *coordpb.WatchRequest_Create:
+		c := x.Create
+		fail := func(msg string) {
+			ws.out(&coordpb.WatchResponse{WatchId: c.WatchId, Canceled: true, Error: msg})
+		}
+		if err := tree.ValidatePath(c.Path); err != nil {
+			fail(err.Error())
+			return
+		}
+		if _, dup := ws.watches[c.WatchId]; dup {
+			fail(fmt.Sprintf("watch id %d is already in use on this stream", c.WatchId))
+			return
+		}
+		if len(ws.watches) >= maxWatchesPerStream {
+			fail(fmt.Sprintf("too many watches on one stream (limit %d)", maxWatchesPerStream))
+			return
+		}
+		if _, ok := coordpb.WatchKind_name[int32(c.Kind)]; !ok {
+			fail(fmt.Sprintf("unknown watch kind %d", c.Kind))
+			return
+		}
+		applied, floor := ws.s.watches.position()
+		start := c.StartZxid
+		if start == 0 {
+			start = applied
+		}
+		if start < floor {
+			ws.out(&coordpb.WatchResponse{WatchId: c.WatchId, Canceled: true, Compacted: true,
+				Error: fmt.Sprintf("history starts after zxid %d; events since %d may be lost: re-read and watch again", floor, start)})
+			return
+		}
+		ws.watches[c.WatchId] = &watch{id: c.WatchId, path: c.Path, kind: c.Kind, cursor: start}
+		ws.out(&coordpb.WatchResponse{WatchId: c.WatchId, Created: true, ProgressZxid: start})
+	case *coordpb.WatchRequest_Cancel:
+		if _, ok := ws.watches[x.Cancel.WatchId]; ok {
+			delete(ws.watches, x.Cancel.WatchId)
+			ws.out(&coordpb.WatchResponse{WatchId: x.Cancel.WatchId, Canceled: true})
+		}
+	case *coordpb.WatchRequest_Progress:
+		ws.deliver()
+		applied, _ := ws.s.watches.position()
+		min := applied
+		for _, w := range ws.watches {
+			if w.cursor < min {
+				min = w.cursor
+			}
+		}
+		ws.out(&coordpb.WatchResponse{WatchId: -1, ProgressZxid: min})
+	}
+}
+
+// deliver sends every pending matching event in zxid order and returns
+// the channel to wait on for more.
+func (ws *watchStream) deliver() <-chan struct{} {
+	for {
+		if len(ws.watches) == 0 {
+			_, _, _, changed := ws.s.watches.since(^uint64(0))
+			return changed
+		}
+		min := ^uint64(0)
+		for _, w := range ws.watches {
+			if w.cursor < min {
+				min = w.cursor
+			}
+		}
+		evs, upTo, floor, changed := ws.s.watches.since(min)
+		if min < floor {
+			for id, w := range ws.watches {
+				if w.cursor < floor {
+					delete(ws.watches, id)
+					ws.out(&coordpb.WatchResponse{WatchId: id, Canceled: true, Compacted: true,
+						Error: fmt.Sprintf("this watch fell behind the server's history (zxid %d < %d): re-read and watch again", w.cursor, floor)})
+				}
+			}
+			continue
+		}
+		// Stable order for watches sharing an event.
+		ids := make([]int64, 0, len(ws.watches))
+		for id := range ws.watches {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		for _, e := range evs {
+			for _, id := range ids {
+				w, ok := ws.watches[id]
+				if !ok || e.Zxid <= w.cursor || !w.matches(e) {
+					continue
+				}
+				resp := &coordpb.WatchResponse{WatchId: id, Events: []*coordpb.WatchEvent{eventPB(e)}, ProgressZxid: e.Zxid}
+				if w.oneShot() {
+					resp.Canceled = true
+					delete(ws.watches, id)
+				}
+				ws.out(resp)
+			}
+		}
+		for _, w := range ws.watches {
+			if w.cursor < upTo {
+				w.cursor = upTo
+			}
+		}
+		if ws.err != nil || len(evs) < maxPull {
+			return changed
+		}
+	}
+}
