@@ -246,3 +246,35 @@ func TestWatch_CompactedHistoryIsExplicit(t *testing.T) {
 		t.Fatalf("want compacted, got %v", r)
 	}
 }
+
+// A create retried with the same (session, request id) after a lost
+// answer is applied once: ZooKeeper's "did my sequential create happen?".
+func TestWrites_RetryIsExactlyOnce(t *testing.T) {
+	c := coordtest.NewCluster(t, 3, coordtest.Options{})
+	ctx := coordtest.Ctx(t, 20*time.Second)
+	f := c.Conn(c.Follower())
+	open, err := f.OpenSession(ctx, &coordpb.OpenSessionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &coordpb.CreateRequest{
+		Op:    &coordpb.CreateOp{Path: "/job-", Sequential: true},
+		Write: &coordpb.WriteHeader{SessionId: open.SessionId, RequestId: 1},
+	}
+	first, err := f.Create(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The retry goes to another node, as after a failover.
+	again, err := c.Conn(c.Leader()).Create(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Path != first.Path || again.Header.Zxid != first.Header.Zxid {
+		t.Fatalf("retry created %s at %d, first %s at %d", again.Path, again.Header.Zxid, first.Path, first.Header.Zxid)
+	}
+	ch, err := f.Children(ctx, &coordpb.ChildrenRequest{Path: "/"})
+	if err != nil || len(ch.Names) != 1 {
+		t.Fatalf("children = %v, %v", ch.GetNames(), err)
+	}
+}

@@ -76,7 +76,7 @@ func (s *Service) checkData(data []byte) error {
 }
 
 // write runs a one-or-more op txn and returns its results.
-func (s *Service) write(ctx context.Context, ops []*coordpb.Op) (*coordpb.ApplyResult, error) {
+func (s *Service) write(ctx context.Context, wh *coordpb.WriteHeader, ops []*coordpb.Op) (*coordpb.ApplyResult, error) {
 	for i, op := range ops {
 		if err := s.checkOp(op); err != nil {
 			if len(ops) > 1 {
@@ -85,7 +85,8 @@ func (s *Service) write(ctx context.Context, ops []*coordpb.Op) (*coordpb.ApplyR
 			return nil, err
 		}
 	}
-	res, err := s.b.Write(ctx, &coordpb.Command{Cmd: &coordpb.Command_Txn{Txn: &coordpb.Txn{Ops: ops}}})
+	txn := &coordpb.Txn{Ops: ops, SessionId: wh.GetSessionId(), RequestId: wh.GetRequestId(), AckedBelow: wh.GetAckedBelow()}
+	res, err := s.b.Write(ctx, &coordpb.Command{Cmd: &coordpb.Command_Txn{Txn: txn}})
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +152,7 @@ func (s *Service) Create(ctx context.Context, req *coordpb.CreateRequest) (*coor
 	if req.GetOp() == nil {
 		return nil, s.fail(missing("op"))
 	}
-	res, err := s.write(ctx, []*coordpb.Op{{Op: &coordpb.Op_Create{Create: req.Op}}})
+	res, err := s.write(ctx, req.GetWrite(), []*coordpb.Op{{Op: &coordpb.Op_Create{Create: req.Op}}})
 	if err != nil {
 		return nil, s.fail(err)
 	}
@@ -163,7 +164,7 @@ func (s *Service) Set(ctx context.Context, req *coordpb.SetRequest) (*coordpb.Se
 	if req.GetOp() == nil {
 		return nil, s.fail(missing("op"))
 	}
-	res, err := s.write(ctx, []*coordpb.Op{{Op: &coordpb.Op_Set{Set: req.Op}}})
+	res, err := s.write(ctx, req.GetWrite(), []*coordpb.Op{{Op: &coordpb.Op_Set{Set: req.Op}}})
 	if err != nil {
 		return nil, s.fail(err)
 	}
@@ -174,7 +175,7 @@ func (s *Service) Delete(ctx context.Context, req *coordpb.DeleteRequest) (*coor
 	if req.GetOp() == nil {
 		return nil, s.fail(missing("op"))
 	}
-	res, err := s.write(ctx, []*coordpb.Op{{Op: &coordpb.Op_Delete{Delete: req.Op}}})
+	res, err := s.write(ctx, req.GetWrite(), []*coordpb.Op{{Op: &coordpb.Op_Delete{Delete: req.Op}}})
 	if err != nil {
 		return nil, s.fail(err)
 	}
@@ -182,7 +183,7 @@ func (s *Service) Delete(ctx context.Context, req *coordpb.DeleteRequest) (*coor
 }
 
 func (s *Service) Multi(ctx context.Context, req *coordpb.MultiRequest) (*coordpb.MultiResponse, error) {
-	res, err := s.write(ctx, req.GetOps())
+	res, err := s.write(ctx, req.GetWrite(), req.GetOps())
 	if err != nil {
 		return nil, s.fail(err)
 	}

@@ -90,5 +90,6 @@ func (x *Txn) closeSession(id uint64) error {
 		x.removeSubtree(p)
 	}
 	x.sessions.Delete(key)
+	x.dropReplies(id)
 	return nil
 }

@@ -37,6 +37,7 @@ const (
 	recHeader  = 1
 	recNode    = 2
 	recSession = 3
+	recReply   = 4
 	recTrailer = 0xFF
 
 	// maxRecord bounds one record's payload. A node's data is far below
@@ -104,6 +105,14 @@ func (t *Tree) WriteSnapshot(w io.Writer) error {
 	for k, timeout, ok := sit.Next(); ok; k, timeout, ok = sit.Next() {
 		ss.SessionId, ss.TimeoutMs = binary.BigEndian.Uint64(k), timeout
 		if err := s.record(recSession, ss); err != nil {
+			return err
+		}
+	}
+	sr := &coordpb.SnapshotReply{}
+	rit := t.replies.Root().Iterator()
+	for k, res, ok := rit.Next(); ok; k, res, ok = rit.Next() {
+		sr.SessionId, sr.RequestId, sr.Result = binary.BigEndian.Uint64(k), binary.BigEndian.Uint64(k[8:]), res
+		if err := s.record(recReply, sr); err != nil {
 			return err
 		}
 	}
@@ -209,6 +218,7 @@ func ReadSnapshot(r io.Reader) (*Tree, error) {
 		sessions: iradix.New[int64]().Txn(),
 		ephem:    iradix.New[struct{}]().Txn(),
 		ttls:     iradix.New[struct{}]().Txn(),
+		replies:  iradix.New[*coordpb.ApplyResult]().Txn(),
 		children: map[string]int64{},
 	}
 	count := uint64(1)
@@ -225,6 +235,8 @@ func ReadSnapshot(r io.Reader) (*Tree, error) {
 			err = b.node(count, payload)
 		case recSession:
 			err = b.session(count, payload)
+		case recReply:
+			err = b.reply(count, payload)
 		case recHeader:
 			err = corrupt("second header at record %d", count)
 		default:
@@ -259,6 +271,8 @@ type builder struct {
 	sessions *iradix.Txn[int64]
 	ephem    *iradix.Txn[struct{}]
 	ttls     *iradix.Txn[struct{}]
+	replies  *iradix.Txn[*coordpb.ApplyResult]
+	lastRep  []byte
 	children map[string]int64 // parent path → children seen
 	lastPath []byte
 	lastSess uint64
@@ -320,6 +334,9 @@ func (b *builder) session(index uint64, payload []byte) error {
 	if ss.SessionId == 0 || ss.TimeoutMs <= 0 {
 		return corrupt("session record %d: id %#x, timeout %d ms", index, ss.SessionId, ss.TimeoutMs)
 	}
+	if b.lastRep != nil {
+		return corrupt("session record %d after the replies", index)
+	}
 	if ss.SessionId <= b.lastSess {
 		return corrupt("session %#x out of order after %#x", ss.SessionId, b.lastSess)
 	}
@@ -358,8 +375,32 @@ func (b *builder) finish(hdr *coordpb.SnapshotHeader) (*Tree, error) {
 		sessions: b.sessions.CommitOnly(),
 		ephem:    b.ephem.CommitOnly(),
 		ttls:     b.ttls.CommitOnly(),
+		replies:  b.replies.CommitOnly(),
 		zxid:     b.zxid,
 	}, nil
+}
+
+func (b *builder) reply(index uint64, payload []byte) error {
+	var sr coordpb.SnapshotReply
+	if err := proto.Unmarshal(payload, &sr); err != nil {
+		return corrupt("reply record %d: %v", index, err)
+	}
+	if sr.Result == nil || sr.RequestId == 0 {
+		return corrupt("reply record %d: empty", index)
+	}
+	if _, live := b.sessions.Get(sessionKey(sr.SessionId)); !live {
+		return corrupt("reply record %d of unknown session %#x", index, sr.SessionId)
+	}
+	key := replyKey(sr.SessionId, sr.RequestId)
+	if b.lastRep != nil && bytes.Compare(key, b.lastRep) <= 0 {
+		return corrupt("reply record %d out of order", index)
+	}
+	if sr.Result.Zxid > b.zxid {
+		return corrupt("reply record %d from zxid %d, after the snapshot's %d", index, sr.Result.Zxid, b.zxid)
+	}
+	b.lastRep = key
+	b.replies.Insert(key, sr.Result)
+	return nil
 }
 
 // nodeFromSnapshot checks one node record against the rules Apply keeps.

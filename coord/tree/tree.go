@@ -18,6 +18,7 @@ type Tree struct {
 	sessions *iradix.Tree[int64]    // sessionKey(id) → timeout ms
 	ephem    *iradix.Tree[struct{}] // ephemKey(owner, path)
 	ttls     *iradix.Tree[struct{}] // ttlKey(deadline, path)
+	replies  *iradix.Tree[*coordpb.ApplyResult] // replyKey(session, request)
 	zxid     uint64
 }
 
@@ -29,6 +30,7 @@ func New() *Tree {
 		sessions: iradix.New[int64](),
 		ephem:    iradix.New[struct{}](),
 		ttls:     iradix.New[struct{}](),
+		replies:  iradix.New[*coordpb.ApplyResult](),
 	}
 }
 

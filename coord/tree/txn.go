@@ -18,6 +18,7 @@ type Txn struct {
 	sessions *iradix.Txn[int64]
 	ephem    *iradix.Txn[struct{}]
 	ttls     *iradix.Txn[struct{}]
+	replies  *iradix.Txn[*coordpb.ApplyResult]
 	zxid     uint64
 	events   []Event
 
@@ -31,6 +32,7 @@ func (t *Tree) Txn() *Txn {
 		sessions: t.sessions.Txn(),
 		ephem:    t.ephem.Txn(),
 		ttls:     t.ttls.Txn(),
+		replies:  t.replies.Txn(),
 		zxid:     t.zxid,
 	}
 }
@@ -42,6 +44,7 @@ func (x *Txn) Commit() *Tree {
 		sessions: x.sessions.CommitOnly(),
 		ephem:    x.ephem.CommitOnly(),
 		ttls:     x.ttls.CommitOnly(),
+		replies:  x.replies.CommitOnly(),
 		zxid:     x.zxid,
 	}
 }
@@ -83,7 +86,7 @@ func (x *Txn) Apply(zxid uint64, cmd *coordpb.Command) *coordpb.ApplyResult {
 	x.now = cmd.GetTimeMs()
 	switch c := cmd.GetCmd().(type) {
 	case *coordpb.Command_Txn:
-		return x.applyTxn(res, c.Txn.GetOps())
+		return x.applyTxnOnce(res, c.Txn)
 	case *coordpb.Command_CreateSession:
 		return fail(res, x.createSession(c.CreateSession.GetSessionId(), c.CreateSession.GetTimeoutMs()), -1)
 	case *coordpb.Command_CloseSession:

@@ -1437,8 +1437,14 @@ func (*Command_ExpireTtl) isCommand_Cmd() {}
 
 // Txn is every client write: one op, or an atomic multi.
 type Txn struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ops           []*Op                  `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ops   []*Op                  `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	// Exactly-once retries (see WriteHeader): when session_id and request_id
+	// are set, the result is remembered and a retry returns it unapplied.
+	SessionId uint64 `protobuf:"varint,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	RequestId uint64 `protobuf:"varint,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Results of this session's requests below this id may be forgotten.
+	AckedBelow    uint64 `protobuf:"varint,4,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1478,6 +1484,27 @@ func (x *Txn) GetOps() []*Op {
 		return x.Ops
 	}
 	return nil
+}
+
+func (x *Txn) GetSessionId() uint64 {
+	if x != nil {
+		return x.SessionId
+	}
+	return 0
+}
+
+func (x *Txn) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *Txn) GetAckedBelow() uint64 {
+	if x != nil {
+		return x.AckedBelow
+	}
+	return 0
 }
 
 type CreateSession struct {
@@ -2165,16 +2192,82 @@ func (x *WatchResponse) GetError() string {
 	return ""
 }
 
+// WriteHeader makes a write safe to retry after a connection loss: the
+// server remembers each (session, request id) result until the client
+// acknowledges it (acked_below), and answers a retry with the original
+// result instead of applying it again. Request ids are chosen by the
+// client, unique within its session.
+type WriteHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     uint64                 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	RequestId     uint64                 `protobuf:"varint,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	AckedBelow    uint64                 `protobuf:"varint,3,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteHeader) Reset() {
+	*x = WriteHeader{}
+	mi := &file_coord_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteHeader) ProtoMessage() {}
+
+func (x *WriteHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteHeader.ProtoReflect.Descriptor instead.
+func (*WriteHeader) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *WriteHeader) GetSessionId() uint64 {
+	if x != nil {
+		return x.SessionId
+	}
+	return 0
+}
+
+func (x *WriteHeader) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *WriteHeader) GetAckedBelow() uint64 {
+	if x != nil {
+		return x.AckedBelow
+	}
+	return 0
+}
+
 type CreateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Op            *CreateOp              `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
+	Write         *WriteHeader           `protobuf:"bytes,2,opt,name=write,proto3" json:"write,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_coord_proto_msgTypes[27]
+	mi := &file_coord_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2186,7 +2279,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[27]
+	mi := &file_coord_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2199,12 +2292,19 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{27}
+	return file_coord_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateRequest) GetOp() *CreateOp {
 	if x != nil {
 		return x.Op
+	}
+	return nil
+}
+
+func (x *CreateRequest) GetWrite() *WriteHeader {
+	if x != nil {
+		return x.Write
 	}
 	return nil
 }
@@ -2220,7 +2320,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_coord_proto_msgTypes[28]
+	mi := &file_coord_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2332,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[28]
+	mi := &file_coord_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2345,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{28}
+	return file_coord_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateResponse) GetHeader() *ResponseHeader {
@@ -2272,13 +2372,14 @@ func (x *CreateResponse) GetStat() *Stat {
 type DeleteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Op            *DeleteOp              `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
+	Write         *WriteHeader           `protobuf:"bytes,2,opt,name=write,proto3" json:"write,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_coord_proto_msgTypes[29]
+	mi := &file_coord_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2290,7 +2391,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[29]
+	mi := &file_coord_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2303,12 +2404,19 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{29}
+	return file_coord_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteRequest) GetOp() *DeleteOp {
 	if x != nil {
 		return x.Op
+	}
+	return nil
+}
+
+func (x *DeleteRequest) GetWrite() *WriteHeader {
+	if x != nil {
+		return x.Write
 	}
 	return nil
 }
@@ -2323,7 +2431,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_coord_proto_msgTypes[30]
+	mi := &file_coord_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2443,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[30]
+	mi := &file_coord_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2456,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{30}
+	return file_coord_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeleteResponse) GetHeader() *ResponseHeader {
@@ -2368,13 +2476,14 @@ func (x *DeleteResponse) GetDeleted() int64 {
 type SetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Op            *SetOp                 `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
+	Write         *WriteHeader           `protobuf:"bytes,2,opt,name=write,proto3" json:"write,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetRequest) Reset() {
 	*x = SetRequest{}
-	mi := &file_coord_proto_msgTypes[31]
+	mi := &file_coord_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2495,7 @@ func (x *SetRequest) String() string {
 func (*SetRequest) ProtoMessage() {}
 
 func (x *SetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[31]
+	mi := &file_coord_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,12 +2508,19 @@ func (x *SetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRequest.ProtoReflect.Descriptor instead.
 func (*SetRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{31}
+	return file_coord_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SetRequest) GetOp() *SetOp {
 	if x != nil {
 		return x.Op
+	}
+	return nil
+}
+
+func (x *SetRequest) GetWrite() *WriteHeader {
+	if x != nil {
+		return x.Write
 	}
 	return nil
 }
@@ -2419,7 +2535,7 @@ type SetResponse struct {
 
 func (x *SetResponse) Reset() {
 	*x = SetResponse{}
-	mi := &file_coord_proto_msgTypes[32]
+	mi := &file_coord_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +2547,7 @@ func (x *SetResponse) String() string {
 func (*SetResponse) ProtoMessage() {}
 
 func (x *SetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[32]
+	mi := &file_coord_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +2560,7 @@ func (x *SetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResponse.ProtoReflect.Descriptor instead.
 func (*SetResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{32}
+	return file_coord_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SetResponse) GetHeader() *ResponseHeader {
@@ -2471,7 +2587,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_coord_proto_msgTypes[33]
+	mi := &file_coord_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2483,7 +2599,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[33]
+	mi := &file_coord_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2496,7 +2612,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{33}
+	return file_coord_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetRequest) GetPath() string {
@@ -2524,7 +2640,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_coord_proto_msgTypes[34]
+	mi := &file_coord_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2652,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[34]
+	mi := &file_coord_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2665,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{34}
+	return file_coord_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetResponse) GetHeader() *ResponseHeader {
@@ -2583,7 +2699,7 @@ type ExistsRequest struct {
 
 func (x *ExistsRequest) Reset() {
 	*x = ExistsRequest{}
-	mi := &file_coord_proto_msgTypes[35]
+	mi := &file_coord_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2595,7 +2711,7 @@ func (x *ExistsRequest) String() string {
 func (*ExistsRequest) ProtoMessage() {}
 
 func (x *ExistsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[35]
+	mi := &file_coord_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2608,7 +2724,7 @@ func (x *ExistsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExistsRequest.ProtoReflect.Descriptor instead.
 func (*ExistsRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{35}
+	return file_coord_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ExistsRequest) GetPath() string {
@@ -2636,7 +2752,7 @@ type ExistsResponse struct {
 
 func (x *ExistsResponse) Reset() {
 	*x = ExistsResponse{}
-	mi := &file_coord_proto_msgTypes[36]
+	mi := &file_coord_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2648,7 +2764,7 @@ func (x *ExistsResponse) String() string {
 func (*ExistsResponse) ProtoMessage() {}
 
 func (x *ExistsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[36]
+	mi := &file_coord_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2661,7 +2777,7 @@ func (x *ExistsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExistsResponse.ProtoReflect.Descriptor instead.
 func (*ExistsResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{36}
+	return file_coord_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ExistsResponse) GetHeader() *ResponseHeader {
@@ -2700,7 +2816,7 @@ type ChildrenRequest struct {
 
 func (x *ChildrenRequest) Reset() {
 	*x = ChildrenRequest{}
-	mi := &file_coord_proto_msgTypes[37]
+	mi := &file_coord_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2712,7 +2828,7 @@ func (x *ChildrenRequest) String() string {
 func (*ChildrenRequest) ProtoMessage() {}
 
 func (x *ChildrenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[37]
+	mi := &file_coord_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +2841,7 @@ func (x *ChildrenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildrenRequest.ProtoReflect.Descriptor instead.
 func (*ChildrenRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{37}
+	return file_coord_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ChildrenRequest) GetPath() string {
@@ -2768,7 +2884,7 @@ type ChildrenResponse struct {
 
 func (x *ChildrenResponse) Reset() {
 	*x = ChildrenResponse{}
-	mi := &file_coord_proto_msgTypes[38]
+	mi := &file_coord_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +2896,7 @@ func (x *ChildrenResponse) String() string {
 func (*ChildrenResponse) ProtoMessage() {}
 
 func (x *ChildrenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[38]
+	mi := &file_coord_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +2909,7 @@ func (x *ChildrenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildrenResponse.ProtoReflect.Descriptor instead.
 func (*ChildrenResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{38}
+	return file_coord_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ChildrenResponse) GetHeader() *ResponseHeader {
@@ -2827,13 +2943,14 @@ func (x *ChildrenResponse) GetMore() bool {
 type MultiRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ops           []*Op                  `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	Write         *WriteHeader           `protobuf:"bytes,2,opt,name=write,proto3" json:"write,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MultiRequest) Reset() {
 	*x = MultiRequest{}
-	mi := &file_coord_proto_msgTypes[39]
+	mi := &file_coord_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2845,7 +2962,7 @@ func (x *MultiRequest) String() string {
 func (*MultiRequest) ProtoMessage() {}
 
 func (x *MultiRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[39]
+	mi := &file_coord_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2858,12 +2975,19 @@ func (x *MultiRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiRequest.ProtoReflect.Descriptor instead.
 func (*MultiRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{39}
+	return file_coord_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *MultiRequest) GetOps() []*Op {
 	if x != nil {
 		return x.Ops
+	}
+	return nil
+}
+
+func (x *MultiRequest) GetWrite() *WriteHeader {
+	if x != nil {
+		return x.Write
 	}
 	return nil
 }
@@ -2878,7 +3002,7 @@ type MultiResponse struct {
 
 func (x *MultiResponse) Reset() {
 	*x = MultiResponse{}
-	mi := &file_coord_proto_msgTypes[40]
+	mi := &file_coord_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2890,7 +3014,7 @@ func (x *MultiResponse) String() string {
 func (*MultiResponse) ProtoMessage() {}
 
 func (x *MultiResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[40]
+	mi := &file_coord_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2903,7 +3027,7 @@ func (x *MultiResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiResponse.ProtoReflect.Descriptor instead.
 func (*MultiResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{40}
+	return file_coord_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *MultiResponse) GetHeader() *ResponseHeader {
@@ -2929,7 +3053,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_coord_proto_msgTypes[41]
+	mi := &file_coord_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +3065,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[41]
+	mi := &file_coord_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +3078,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{41}
+	return file_coord_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SyncRequest) GetPath() string {
@@ -2973,7 +3097,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_coord_proto_msgTypes[42]
+	mi := &file_coord_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2985,7 +3109,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[42]
+	mi := &file_coord_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2998,7 +3122,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{42}
+	return file_coord_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SyncResponse) GetHeader() *ResponseHeader {
@@ -3017,7 +3141,7 @@ type OpenSessionRequest struct {
 
 func (x *OpenSessionRequest) Reset() {
 	*x = OpenSessionRequest{}
-	mi := &file_coord_proto_msgTypes[43]
+	mi := &file_coord_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3153,7 @@ func (x *OpenSessionRequest) String() string {
 func (*OpenSessionRequest) ProtoMessage() {}
 
 func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[43]
+	mi := &file_coord_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3166,7 @@ func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionRequest.ProtoReflect.Descriptor instead.
 func (*OpenSessionRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{43}
+	return file_coord_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *OpenSessionRequest) GetTimeoutMs() int64 {
@@ -3063,7 +3187,7 @@ type OpenSessionResponse struct {
 
 func (x *OpenSessionResponse) Reset() {
 	*x = OpenSessionResponse{}
-	mi := &file_coord_proto_msgTypes[44]
+	mi := &file_coord_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3075,7 +3199,7 @@ func (x *OpenSessionResponse) String() string {
 func (*OpenSessionResponse) ProtoMessage() {}
 
 func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[44]
+	mi := &file_coord_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3088,7 +3212,7 @@ func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionResponse.ProtoReflect.Descriptor instead.
 func (*OpenSessionResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{44}
+	return file_coord_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *OpenSessionResponse) GetHeader() *ResponseHeader {
@@ -3121,7 +3245,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_coord_proto_msgTypes[45]
+	mi := &file_coord_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3133,7 +3257,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[45]
+	mi := &file_coord_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3146,7 +3270,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{45}
+	return file_coord_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *KeepAliveRequest) GetSessionId() uint64 {
@@ -3166,7 +3290,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_coord_proto_msgTypes[46]
+	mi := &file_coord_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3178,7 +3302,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[46]
+	mi := &file_coord_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3191,7 +3315,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{46}
+	return file_coord_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *KeepAliveResponse) GetHeader() *ResponseHeader {
@@ -3217,7 +3341,7 @@ type CloseSessionRequest struct {
 
 func (x *CloseSessionRequest) Reset() {
 	*x = CloseSessionRequest{}
-	mi := &file_coord_proto_msgTypes[47]
+	mi := &file_coord_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3353,7 @@ func (x *CloseSessionRequest) String() string {
 func (*CloseSessionRequest) ProtoMessage() {}
 
 func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[47]
+	mi := &file_coord_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3242,7 +3366,7 @@ func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{47}
+	return file_coord_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CloseSessionRequest) GetSessionId() uint64 {
@@ -3261,7 +3385,7 @@ type CloseSessionResponse struct {
 
 func (x *CloseSessionResponse) Reset() {
 	*x = CloseSessionResponse{}
-	mi := &file_coord_proto_msgTypes[48]
+	mi := &file_coord_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3273,7 +3397,7 @@ func (x *CloseSessionResponse) String() string {
 func (*CloseSessionResponse) ProtoMessage() {}
 
 func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[48]
+	mi := &file_coord_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3286,7 +3410,7 @@ func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
 func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{48}
+	return file_coord_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CloseSessionResponse) GetHeader() *ResponseHeader {
@@ -3308,7 +3432,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_coord_proto_msgTypes[49]
+	mi := &file_coord_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3320,7 +3444,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[49]
+	mi := &file_coord_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3333,7 +3457,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{49}
+	return file_coord_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Member) GetName() string {
@@ -3372,7 +3496,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_coord_proto_msgTypes[50]
+	mi := &file_coord_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3384,7 +3508,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[50]
+	mi := &file_coord_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3397,7 +3521,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{50}
+	return file_coord_proto_rawDescGZIP(), []int{51}
 }
 
 type MembersResponse struct {
@@ -3410,7 +3534,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_coord_proto_msgTypes[51]
+	mi := &file_coord_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3422,7 +3546,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[51]
+	mi := &file_coord_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3435,7 +3559,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{51}
+	return file_coord_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *MembersResponse) GetHeader() *ResponseHeader {
@@ -3463,7 +3587,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_coord_proto_msgTypes[52]
+	mi := &file_coord_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3475,7 +3599,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[52]
+	mi := &file_coord_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3488,7 +3612,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{52}
+	return file_coord_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -3522,7 +3646,7 @@ type AddMemberResponse struct {
 
 func (x *AddMemberResponse) Reset() {
 	*x = AddMemberResponse{}
-	mi := &file_coord_proto_msgTypes[53]
+	mi := &file_coord_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3534,7 +3658,7 @@ func (x *AddMemberResponse) String() string {
 func (*AddMemberResponse) ProtoMessage() {}
 
 func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[53]
+	mi := &file_coord_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3547,7 +3671,7 @@ func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
 func (*AddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{53}
+	return file_coord_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AddMemberResponse) GetHeader() *ResponseHeader {
@@ -3573,7 +3697,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_coord_proto_msgTypes[54]
+	mi := &file_coord_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3585,7 +3709,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[54]
+	mi := &file_coord_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3598,7 +3722,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{54}
+	return file_coord_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -3618,7 +3742,7 @@ type RemoveMemberResponse struct {
 
 func (x *RemoveMemberResponse) Reset() {
 	*x = RemoveMemberResponse{}
-	mi := &file_coord_proto_msgTypes[55]
+	mi := &file_coord_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3630,7 +3754,7 @@ func (x *RemoveMemberResponse) String() string {
 func (*RemoveMemberResponse) ProtoMessage() {}
 
 func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[55]
+	mi := &file_coord_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3643,7 +3767,7 @@ func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{55}
+	return file_coord_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RemoveMemberResponse) GetHeader() *ResponseHeader {
@@ -3668,7 +3792,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_coord_proto_msgTypes[56]
+	mi := &file_coord_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3680,7 +3804,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[56]
+	mi := &file_coord_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3693,7 +3817,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{56}
+	return file_coord_proto_rawDescGZIP(), []int{57}
 }
 
 type StatusResponse struct {
@@ -3714,7 +3838,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_coord_proto_msgTypes[57]
+	mi := &file_coord_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3726,7 +3850,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[57]
+	mi := &file_coord_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3739,7 +3863,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{57}
+	return file_coord_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *StatusResponse) GetHeader() *ResponseHeader {
@@ -3820,7 +3944,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_coord_proto_msgTypes[58]
+	mi := &file_coord_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3832,7 +3956,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[58]
+	mi := &file_coord_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3845,7 +3969,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{58}
+	return file_coord_proto_rawDescGZIP(), []int{59}
 }
 
 type SnapshotChunk struct {
@@ -3857,7 +3981,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_coord_proto_msgTypes[59]
+	mi := &file_coord_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3869,7 +3993,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[59]
+	mi := &file_coord_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3882,7 +4006,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{59}
+	return file_coord_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -3901,7 +4025,7 @@ type KeepAlivesRequest struct {
 
 func (x *KeepAlivesRequest) Reset() {
 	*x = KeepAlivesRequest{}
-	mi := &file_coord_proto_msgTypes[60]
+	mi := &file_coord_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +4037,7 @@ func (x *KeepAlivesRequest) String() string {
 func (*KeepAlivesRequest) ProtoMessage() {}
 
 func (x *KeepAlivesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[60]
+	mi := &file_coord_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,7 +4050,7 @@ func (x *KeepAlivesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlivesRequest.ProtoReflect.Descriptor instead.
 func (*KeepAlivesRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{60}
+	return file_coord_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *KeepAlivesRequest) GetSessionIds() []uint64 {
@@ -3945,7 +4069,7 @@ type KeepAlivesResponse struct {
 
 func (x *KeepAlivesResponse) Reset() {
 	*x = KeepAlivesResponse{}
-	mi := &file_coord_proto_msgTypes[61]
+	mi := &file_coord_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3957,7 +4081,7 @@ func (x *KeepAlivesResponse) String() string {
 func (*KeepAlivesResponse) ProtoMessage() {}
 
 func (x *KeepAlivesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[61]
+	mi := &file_coord_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3970,7 +4094,7 @@ func (x *KeepAlivesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlivesResponse.ProtoReflect.Descriptor instead.
 func (*KeepAlivesResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{61}
+	return file_coord_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *KeepAlivesResponse) GetUnknown() []uint64 {
@@ -3989,7 +4113,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_coord_proto_msgTypes[62]
+	mi := &file_coord_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4001,7 +4125,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[62]
+	mi := &file_coord_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4014,7 +4138,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{62}
+	return file_coord_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ProposeRequest) GetCommand() []byte {
@@ -4033,7 +4157,7 @@ type ProposeResponse struct {
 
 func (x *ProposeResponse) Reset() {
 	*x = ProposeResponse{}
-	mi := &file_coord_proto_msgTypes[63]
+	mi := &file_coord_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4045,7 +4169,7 @@ func (x *ProposeResponse) String() string {
 func (*ProposeResponse) ProtoMessage() {}
 
 func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[63]
+	mi := &file_coord_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4058,7 +4182,7 @@ func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
 func (*ProposeResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{63}
+	return file_coord_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ProposeResponse) GetResult() *ApplyResult {
@@ -4076,7 +4200,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_coord_proto_msgTypes[64]
+	mi := &file_coord_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4088,7 +4212,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[64]
+	mi := &file_coord_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4101,7 +4225,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{64}
+	return file_coord_proto_rawDescGZIP(), []int{65}
 }
 
 type ReadIndexResponse struct {
@@ -4113,7 +4237,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_coord_proto_msgTypes[65]
+	mi := &file_coord_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4125,7 +4249,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[65]
+	mi := &file_coord_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4138,7 +4262,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{65}
+	return file_coord_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -4161,7 +4285,7 @@ type ChangeMembersRequest struct {
 
 func (x *ChangeMembersRequest) Reset() {
 	*x = ChangeMembersRequest{}
-	mi := &file_coord_proto_msgTypes[66]
+	mi := &file_coord_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4173,7 +4297,7 @@ func (x *ChangeMembersRequest) String() string {
 func (*ChangeMembersRequest) ProtoMessage() {}
 
 func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[66]
+	mi := &file_coord_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4186,7 +4310,7 @@ func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersRequest.ProtoReflect.Descriptor instead.
 func (*ChangeMembersRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{66}
+	return file_coord_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ChangeMembersRequest) GetChange() isChangeMembersRequest_Change {
@@ -4238,7 +4362,7 @@ type ChangeMembersResponse struct {
 
 func (x *ChangeMembersResponse) Reset() {
 	*x = ChangeMembersResponse{}
-	mi := &file_coord_proto_msgTypes[67]
+	mi := &file_coord_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4250,7 +4374,7 @@ func (x *ChangeMembersResponse) String() string {
 func (*ChangeMembersResponse) ProtoMessage() {}
 
 func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[67]
+	mi := &file_coord_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4263,7 +4387,7 @@ func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersResponse.ProtoReflect.Descriptor instead.
 func (*ChangeMembersResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{67}
+	return file_coord_proto_rawDescGZIP(), []int{68}
 }
 
 // SnapshotNode is one znode in a snapshot stream (see coord/tree/snapshot.go
@@ -4280,7 +4404,7 @@ type SnapshotNode struct {
 
 func (x *SnapshotNode) Reset() {
 	*x = SnapshotNode{}
-	mi := &file_coord_proto_msgTypes[68]
+	mi := &file_coord_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4292,7 +4416,7 @@ func (x *SnapshotNode) String() string {
 func (*SnapshotNode) ProtoMessage() {}
 
 func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[68]
+	mi := &file_coord_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4305,7 +4429,7 @@ func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotNode.ProtoReflect.Descriptor instead.
 func (*SnapshotNode) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{68}
+	return file_coord_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SnapshotNode) GetPath() string {
@@ -4346,7 +4470,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_coord_proto_msgTypes[69]
+	mi := &file_coord_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4358,7 +4482,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[69]
+	mi := &file_coord_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4371,7 +4495,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{69}
+	return file_coord_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SnapshotSession) GetSessionId() uint64 {
@@ -4388,6 +4512,67 @@ func (x *SnapshotSession) GetTimeoutMs() int64 {
 	return 0
 }
 
+// SnapshotReply is one remembered write result (exactly-once retries).
+type SnapshotReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     uint64                 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	RequestId     uint64                 `protobuf:"varint,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Result        *ApplyResult           `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotReply) Reset() {
+	*x = SnapshotReply{}
+	mi := &file_coord_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotReply) ProtoMessage() {}
+
+func (x *SnapshotReply) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotReply.ProtoReflect.Descriptor instead.
+func (*SnapshotReply) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *SnapshotReply) GetSessionId() uint64 {
+	if x != nil {
+		return x.SessionId
+	}
+	return 0
+}
+
+func (x *SnapshotReply) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *SnapshotReply) GetResult() *ApplyResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 type SnapshotHeader struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Format        uint32                 `protobuf:"varint,1,opt,name=format,proto3" json:"format,omitempty"`
@@ -4400,7 +4585,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_coord_proto_msgTypes[70]
+	mi := &file_coord_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4412,7 +4597,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[70]
+	mi := &file_coord_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4425,7 +4610,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{70}
+	return file_coord_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -4535,9 +4720,15 @@ const file_coord_proto_rawDesc = "" +
 	"\rclose_session\x18\x04 \x01(\v2\x16.coord.v1.CloseSessionH\x00R\fcloseSession\x124\n" +
 	"\n" +
 	"expire_ttl\x18\x05 \x01(\v2\x13.coord.v1.ExpireTTLH\x00R\texpireTtlB\x05\n" +
-	"\x03cmd\"%\n" +
+	"\x03cmd\"\x84\x01\n" +
 	"\x03Txn\x12\x1e\n" +
-	"\x03ops\x18\x01 \x03(\v2\f.coord.v1.OpR\x03ops\"M\n" +
+	"\x03ops\x18\x01 \x03(\v2\f.coord.v1.OpR\x03ops\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\x04R\tsessionId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\x04R\trequestId\x12\x1f\n" +
+	"\vacked_below\x18\x04 \x01(\x04R\n" +
+	"ackedBelow\"M\n" +
 	"\rCreateSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x1d\n" +
@@ -4584,21 +4775,31 @@ const file_coord_proto_rawDesc = "" +
 	"\bcanceled\x18\x04 \x01(\bR\bcanceled\x12\x1c\n" +
 	"\tcompacted\x18\x05 \x01(\bR\tcompacted\x12#\n" +
 	"\rprogress_zxid\x18\x06 \x01(\x04R\fprogressZxid\x12\x14\n" +
-	"\x05error\x18\a \x01(\tR\x05error\"3\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"l\n" +
+	"\vWriteHeader\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\x04R\trequestId\x12\x1f\n" +
+	"\vacked_below\x18\x03 \x01(\x04R\n" +
+	"ackedBelow\"`\n" +
 	"\rCreateRequest\x12\"\n" +
-	"\x02op\x18\x01 \x01(\v2\x12.coord.v1.CreateOpR\x02op\"z\n" +
+	"\x02op\x18\x01 \x01(\v2\x12.coord.v1.CreateOpR\x02op\x12+\n" +
+	"\x05write\x18\x02 \x01(\v2\x15.coord.v1.WriteHeaderR\x05write\"z\n" +
 	"\x0eCreateResponse\x120\n" +
 	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\"\n" +
-	"\x04stat\x18\x03 \x01(\v2\x0e.coord.v1.StatR\x04stat\"3\n" +
+	"\x04stat\x18\x03 \x01(\v2\x0e.coord.v1.StatR\x04stat\"`\n" +
 	"\rDeleteRequest\x12\"\n" +
-	"\x02op\x18\x01 \x01(\v2\x12.coord.v1.DeleteOpR\x02op\"\\\n" +
+	"\x02op\x18\x01 \x01(\v2\x12.coord.v1.DeleteOpR\x02op\x12+\n" +
+	"\x05write\x18\x02 \x01(\v2\x15.coord.v1.WriteHeaderR\x05write\"\\\n" +
 	"\x0eDeleteResponse\x120\n" +
 	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\x12\x18\n" +
-	"\adeleted\x18\x02 \x01(\x03R\adeleted\"-\n" +
+	"\adeleted\x18\x02 \x01(\x03R\adeleted\"Z\n" +
 	"\n" +
 	"SetRequest\x12\x1f\n" +
-	"\x02op\x18\x01 \x01(\v2\x0f.coord.v1.SetOpR\x02op\"c\n" +
+	"\x02op\x18\x01 \x01(\v2\x0f.coord.v1.SetOpR\x02op\x12+\n" +
+	"\x05write\x18\x02 \x01(\v2\x15.coord.v1.WriteHeaderR\x05write\"c\n" +
 	"\vSetResponse\x120\n" +
 	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\x12\"\n" +
 	"\x04stat\x18\x02 \x01(\v2\x0e.coord.v1.StatR\x04stat\"K\n" +
@@ -4627,9 +4828,10 @@ const file_coord_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\x12\x14\n" +
 	"\x05names\x18\x02 \x03(\tR\x05names\x12\"\n" +
 	"\x04stat\x18\x03 \x01(\v2\x0e.coord.v1.StatR\x04stat\x12\x12\n" +
-	"\x04more\x18\x04 \x01(\bR\x04more\".\n" +
+	"\x04more\x18\x04 \x01(\bR\x04more\"[\n" +
 	"\fMultiRequest\x12\x1e\n" +
-	"\x03ops\x18\x01 \x03(\v2\f.coord.v1.OpR\x03ops\"o\n" +
+	"\x03ops\x18\x01 \x03(\v2\f.coord.v1.OpR\x03ops\x12+\n" +
+	"\x05write\x18\x02 \x01(\v2\x15.coord.v1.WriteHeaderR\x05write\"o\n" +
 	"\rMultiResponse\x120\n" +
 	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\x12,\n" +
 	"\aresults\x18\x02 \x03(\v2\x12.coord.v1.OpResultR\aresults\"!\n" +
@@ -4721,7 +4923,13 @@ const file_coord_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\"n\n" +
+	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\"|\n" +
+	"\rSnapshotReply\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\x04R\trequestId\x12-\n" +
+	"\x06result\x18\x03 \x01(\v2\x15.coord.v1.ApplyResultR\x06result\"n\n" +
 	"\x0eSnapshotHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x12\n" +
 	"\x04zxid\x18\x02 \x01(\x04R\x04zxid\x12\x14\n" +
@@ -4811,7 +5019,7 @@ func file_coord_proto_rawDescGZIP() []byte {
 }
 
 var file_coord_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
+var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_coord_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: coord.v1.ErrorCode
 	(CreateMode)(0),               // 1: coord.v1.CreateMode
@@ -4845,50 +5053,52 @@ var file_coord_proto_goTypes = []any{
 	(*WatchProgressRequest)(nil),  // 29: coord.v1.WatchProgressRequest
 	(*WatchEvent)(nil),            // 30: coord.v1.WatchEvent
 	(*WatchResponse)(nil),         // 31: coord.v1.WatchResponse
-	(*CreateRequest)(nil),         // 32: coord.v1.CreateRequest
-	(*CreateResponse)(nil),        // 33: coord.v1.CreateResponse
-	(*DeleteRequest)(nil),         // 34: coord.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 35: coord.v1.DeleteResponse
-	(*SetRequest)(nil),            // 36: coord.v1.SetRequest
-	(*SetResponse)(nil),           // 37: coord.v1.SetResponse
-	(*GetRequest)(nil),            // 38: coord.v1.GetRequest
-	(*GetResponse)(nil),           // 39: coord.v1.GetResponse
-	(*ExistsRequest)(nil),         // 40: coord.v1.ExistsRequest
-	(*ExistsResponse)(nil),        // 41: coord.v1.ExistsResponse
-	(*ChildrenRequest)(nil),       // 42: coord.v1.ChildrenRequest
-	(*ChildrenResponse)(nil),      // 43: coord.v1.ChildrenResponse
-	(*MultiRequest)(nil),          // 44: coord.v1.MultiRequest
-	(*MultiResponse)(nil),         // 45: coord.v1.MultiResponse
-	(*SyncRequest)(nil),           // 46: coord.v1.SyncRequest
-	(*SyncResponse)(nil),          // 47: coord.v1.SyncResponse
-	(*OpenSessionRequest)(nil),    // 48: coord.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),   // 49: coord.v1.OpenSessionResponse
-	(*KeepAliveRequest)(nil),      // 50: coord.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),     // 51: coord.v1.KeepAliveResponse
-	(*CloseSessionRequest)(nil),   // 52: coord.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),  // 53: coord.v1.CloseSessionResponse
-	(*Member)(nil),                // 54: coord.v1.Member
-	(*MembersRequest)(nil),        // 55: coord.v1.MembersRequest
-	(*MembersResponse)(nil),       // 56: coord.v1.MembersResponse
-	(*AddMemberRequest)(nil),      // 57: coord.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),     // 58: coord.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),   // 59: coord.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),  // 60: coord.v1.RemoveMemberResponse
-	(*StatusRequest)(nil),         // 61: coord.v1.StatusRequest
-	(*StatusResponse)(nil),        // 62: coord.v1.StatusResponse
-	(*SnapshotRequest)(nil),       // 63: coord.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 64: coord.v1.SnapshotChunk
-	(*KeepAlivesRequest)(nil),     // 65: coord.v1.KeepAlivesRequest
-	(*KeepAlivesResponse)(nil),    // 66: coord.v1.KeepAlivesResponse
-	(*ProposeRequest)(nil),        // 67: coord.v1.ProposeRequest
-	(*ProposeResponse)(nil),       // 68: coord.v1.ProposeResponse
-	(*ReadIndexRequest)(nil),      // 69: coord.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),     // 70: coord.v1.ReadIndexResponse
-	(*ChangeMembersRequest)(nil),  // 71: coord.v1.ChangeMembersRequest
-	(*ChangeMembersResponse)(nil), // 72: coord.v1.ChangeMembersResponse
-	(*SnapshotNode)(nil),          // 73: coord.v1.SnapshotNode
-	(*SnapshotSession)(nil),       // 74: coord.v1.SnapshotSession
-	(*SnapshotHeader)(nil),        // 75: coord.v1.SnapshotHeader
+	(*WriteHeader)(nil),           // 32: coord.v1.WriteHeader
+	(*CreateRequest)(nil),         // 33: coord.v1.CreateRequest
+	(*CreateResponse)(nil),        // 34: coord.v1.CreateResponse
+	(*DeleteRequest)(nil),         // 35: coord.v1.DeleteRequest
+	(*DeleteResponse)(nil),        // 36: coord.v1.DeleteResponse
+	(*SetRequest)(nil),            // 37: coord.v1.SetRequest
+	(*SetResponse)(nil),           // 38: coord.v1.SetResponse
+	(*GetRequest)(nil),            // 39: coord.v1.GetRequest
+	(*GetResponse)(nil),           // 40: coord.v1.GetResponse
+	(*ExistsRequest)(nil),         // 41: coord.v1.ExistsRequest
+	(*ExistsResponse)(nil),        // 42: coord.v1.ExistsResponse
+	(*ChildrenRequest)(nil),       // 43: coord.v1.ChildrenRequest
+	(*ChildrenResponse)(nil),      // 44: coord.v1.ChildrenResponse
+	(*MultiRequest)(nil),          // 45: coord.v1.MultiRequest
+	(*MultiResponse)(nil),         // 46: coord.v1.MultiResponse
+	(*SyncRequest)(nil),           // 47: coord.v1.SyncRequest
+	(*SyncResponse)(nil),          // 48: coord.v1.SyncResponse
+	(*OpenSessionRequest)(nil),    // 49: coord.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),   // 50: coord.v1.OpenSessionResponse
+	(*KeepAliveRequest)(nil),      // 51: coord.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),     // 52: coord.v1.KeepAliveResponse
+	(*CloseSessionRequest)(nil),   // 53: coord.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 54: coord.v1.CloseSessionResponse
+	(*Member)(nil),                // 55: coord.v1.Member
+	(*MembersRequest)(nil),        // 56: coord.v1.MembersRequest
+	(*MembersResponse)(nil),       // 57: coord.v1.MembersResponse
+	(*AddMemberRequest)(nil),      // 58: coord.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),     // 59: coord.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),   // 60: coord.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),  // 61: coord.v1.RemoveMemberResponse
+	(*StatusRequest)(nil),         // 62: coord.v1.StatusRequest
+	(*StatusResponse)(nil),        // 63: coord.v1.StatusResponse
+	(*SnapshotRequest)(nil),       // 64: coord.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 65: coord.v1.SnapshotChunk
+	(*KeepAlivesRequest)(nil),     // 66: coord.v1.KeepAlivesRequest
+	(*KeepAlivesResponse)(nil),    // 67: coord.v1.KeepAlivesResponse
+	(*ProposeRequest)(nil),        // 68: coord.v1.ProposeRequest
+	(*ProposeResponse)(nil),       // 69: coord.v1.ProposeResponse
+	(*ReadIndexRequest)(nil),      // 70: coord.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),     // 71: coord.v1.ReadIndexResponse
+	(*ChangeMembersRequest)(nil),  // 72: coord.v1.ChangeMembersRequest
+	(*ChangeMembersResponse)(nil), // 73: coord.v1.ChangeMembersResponse
+	(*SnapshotNode)(nil),          // 74: coord.v1.SnapshotNode
+	(*SnapshotSession)(nil),       // 75: coord.v1.SnapshotSession
+	(*SnapshotReply)(nil),         // 76: coord.v1.SnapshotReply
+	(*SnapshotHeader)(nil),        // 77: coord.v1.SnapshotHeader
 }
 var file_coord_proto_depIdxs = []int32{
 	0,  // 0: coord.v1.ErrorDetail.code:type_name -> coord.v1.ErrorCode
@@ -4921,88 +5131,93 @@ var file_coord_proto_depIdxs = []int32{
 	4,  // 27: coord.v1.WatchEvent.type:type_name -> coord.v1.EventType
 	30, // 28: coord.v1.WatchResponse.events:type_name -> coord.v1.WatchEvent
 	9,  // 29: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
-	7,  // 30: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 31: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
-	11, // 32: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
-	7,  // 33: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
-	10, // 34: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
-	7,  // 35: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 36: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
-	8,  // 37: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
-	7,  // 38: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 39: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
-	8,  // 40: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
-	7,  // 41: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 42: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
-	8,  // 43: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
-	7,  // 44: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 45: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
-	13, // 46: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
-	7,  // 47: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
-	14, // 48: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
-	7,  // 49: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
-	7,  // 50: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	7,  // 51: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
-	7,  // 52: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	7,  // 53: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
-	54, // 54: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
-	7,  // 55: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	54, // 56: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
-	7,  // 57: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	54, // 58: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
-	7,  // 59: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
-	54, // 60: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
-	25, // 61: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
-	57, // 62: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
-	59, // 63: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
-	6,  // 64: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
-	32, // 65: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
-	34, // 66: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
-	36, // 67: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
-	38, // 68: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
-	40, // 69: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
-	42, // 70: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
-	44, // 71: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
-	46, // 72: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
-	48, // 73: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
-	50, // 74: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
-	52, // 75: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
-	55, // 76: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
-	57, // 77: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
-	59, // 78: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
-	61, // 79: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
-	63, // 80: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
-	26, // 81: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
-	67, // 82: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
-	69, // 83: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
-	71, // 84: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
-	65, // 85: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
-	33, // 86: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
-	35, // 87: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
-	37, // 88: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
-	39, // 89: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
-	41, // 90: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
-	43, // 91: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
-	45, // 92: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
-	47, // 93: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
-	49, // 94: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
-	51, // 95: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
-	53, // 96: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
-	56, // 97: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
-	58, // 98: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
-	60, // 99: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
-	62, // 100: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
-	64, // 101: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
-	31, // 102: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
-	68, // 103: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
-	70, // 104: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
-	72, // 105: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
-	66, // 106: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
-	86, // [86:107] is the sub-list for method output_type
-	65, // [65:86] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	32, // 30: coord.v1.CreateRequest.write:type_name -> coord.v1.WriteHeader
+	7,  // 31: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
+	6,  // 32: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
+	11, // 33: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
+	32, // 34: coord.v1.DeleteRequest.write:type_name -> coord.v1.WriteHeader
+	7,  // 35: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
+	10, // 36: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
+	32, // 37: coord.v1.SetRequest.write:type_name -> coord.v1.WriteHeader
+	7,  // 38: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
+	6,  // 39: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
+	8,  // 40: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
+	7,  // 41: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
+	6,  // 42: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
+	8,  // 43: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
+	7,  // 44: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
+	6,  // 45: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
+	8,  // 46: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
+	7,  // 47: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
+	6,  // 48: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
+	13, // 49: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
+	32, // 50: coord.v1.MultiRequest.write:type_name -> coord.v1.WriteHeader
+	7,  // 51: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
+	14, // 52: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
+	7,  // 53: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
+	7,  // 54: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	7,  // 55: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
+	7,  // 56: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	7,  // 57: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
+	55, // 58: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
+	7,  // 59: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	55, // 60: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
+	7,  // 61: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	55, // 62: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
+	7,  // 63: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
+	55, // 64: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
+	25, // 65: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
+	58, // 66: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
+	60, // 67: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
+	6,  // 68: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
+	25, // 69: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
+	33, // 70: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
+	35, // 71: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
+	37, // 72: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
+	39, // 73: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
+	41, // 74: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
+	43, // 75: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
+	45, // 76: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
+	47, // 77: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
+	49, // 78: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
+	51, // 79: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
+	53, // 80: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
+	56, // 81: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
+	58, // 82: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
+	60, // 83: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
+	62, // 84: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
+	64, // 85: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
+	26, // 86: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
+	68, // 87: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
+	70, // 88: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
+	72, // 89: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
+	66, // 90: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
+	34, // 91: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
+	36, // 92: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
+	38, // 93: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
+	40, // 94: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
+	42, // 95: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
+	44, // 96: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
+	46, // 97: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
+	48, // 98: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
+	50, // 99: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
+	52, // 100: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
+	54, // 101: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
+	57, // 102: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
+	59, // 103: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
+	61, // 104: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
+	63, // 105: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
+	65, // 106: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
+	31, // 107: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
+	69, // 108: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
+	71, // 109: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
+	73, // 110: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
+	67, // 111: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
+	91, // [91:112] is the sub-list for method output_type
+	70, // [70:91] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_coord_proto_init() }
@@ -5033,7 +5248,7 @@ func file_coord_proto_init() {
 		(*WatchRequest_Cancel)(nil),
 		(*WatchRequest_Progress)(nil),
 	}
-	file_coord_proto_msgTypes[66].OneofWrappers = []any{
+	file_coord_proto_msgTypes[67].OneofWrappers = []any{
 		(*ChangeMembersRequest_Add)(nil),
 		(*ChangeMembersRequest_Remove)(nil),
 	}
@@ -5043,7 +5258,7 @@ func file_coord_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_coord_proto_rawDesc), len(file_coord_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   71,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
