@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"coord/proto/coordpb"
@@ -18,81 +20,125 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultEndpoint       = "127.0.0.1:4180"
-	DefaultRequestTimeout = 10 * time.Second
-	DefaultDialTimeout    = 5 * time.Second
+	DefaultEndpoint        = "127.0.0.1:4180"
+	DefaultRequestTimeout  = 10 * time.Second
+	DefaultDialTimeout     = 5 * time.Second
+	DefaultMaxMessageBytes = 64 << 20
 )
 
-// Config configures a Client.
+// Retry pacing: after every endpoint has been tried once, wait between
+// rounds, doubling from retryBackoffMin up to retryBackoffMax.
+const (
+	retryBackoffMin = 10 * time.Millisecond
+	retryBackoffMax = 500 * time.Millisecond
+)
+
+// Config configures a Client. The zero value of a field means its default.
 type Config struct {
-	// Endpoints are the servers' addresses; any of them serves any request.
+	// Endpoints are the servers' host:port addresses; any of them serves
+	// any request. Default: DefaultEndpoint.
 	Endpoints []string
-	// RequestTimeout bounds a call whose ctx has no deadline.
-	RequestTimeout time.Duration
-	// DialTimeout bounds connecting to one endpoint.
+	// DialTimeout bounds connecting to one endpoint before the client
+	// moves on to the next. Default: DefaultDialTimeout.
 	DialTimeout time.Duration
-	// SessionTimeout is requested when a session is opened (0: server
-	// default); the server negotiates it into its range.
+	// RequestTimeout bounds a call whose ctx has no deadline (retries
+	// included). Default: DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// SessionTimeout is the timeout requested when a session is opened;
+	// the server negotiates it into its range. 0: the server's default.
 	SessionTimeout time.Duration
-	// MaxMessageBytes bounds a response (large children pages, snapshots
-	// are streamed); 0 means 64 MiB.
+	// MaxMessageBytes bounds one response message. Default:
+	// DefaultMaxMessageBytes. Snapshots are streamed and not bound by it.
 	MaxMessageBytes int
-	// Logger; nil discards.
+	// Logger receives the client's few log lines; nil discards them.
 	Logger *slog.Logger
+
+	// transportCreds is the TLS seam: nil means insecure (plaintext).
+	// The security work exports a field for it.
+	transportCreds credentials.TransportCredentials
 }
 
-// DefaultConfig talks to the embedded default server.
+// DefaultConfig returns a Config with every default filled in, pointing at
+// the embedded default server.
 func DefaultConfig() Config {
-	return Config{Endpoints: []string{DefaultEndpoint}, RequestTimeout: DefaultRequestTimeout, DialTimeout: DefaultDialTimeout}
+	return Config{
+		Endpoints:       []string{DefaultEndpoint},
+		DialTimeout:     DefaultDialTimeout,
+		RequestTimeout:  DefaultRequestTimeout,
+		MaxMessageBytes: DefaultMaxMessageBytes,
+	}
 }
 
-// Validate reports every problem with the config.
+// withDefaults fills zero fields with their defaults.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if len(c.Endpoints) == 0 {
+		c.Endpoints = d.Endpoints
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = d.DialTimeout
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = d.MaxMessageBytes
+	}
+	return c
+}
+
+// Validate reports every problem with the config at once. Zero values are
+// fine (they mean the defaults).
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.Endpoints) == 0 {
-		errs = append(errs, errors.New("no endpoints"))
-	}
+	seen := map[string]bool{}
 	for _, e := range c.Endpoints {
-		if strings.TrimSpace(e) == "" {
+		e = strings.TrimSpace(e)
+		switch {
+		case e == "":
 			errs = append(errs, errors.New("empty endpoint"))
+		case seen[e]:
+			errs = append(errs, fmt.Errorf("endpoint %s listed twice", e))
+		case !strings.Contains(e, ":"):
+			errs = append(errs, fmt.Errorf("endpoint %q: want host:port", e))
 		}
+		seen[e] = true
 	}
-	if c.RequestTimeout < 0 || c.DialTimeout < 0 || c.SessionTimeout < 0 {
-		errs = append(errs, errors.New("timeouts must not be negative"))
+	if c.DialTimeout < 0 {
+		errs = append(errs, errors.New("DialTimeout must not be negative"))
+	}
+	if c.RequestTimeout < 0 {
+		errs = append(errs, errors.New("RequestTimeout must not be negative"))
+	}
+	if c.SessionTimeout < 0 {
+		errs = append(errs, errors.New("SessionTimeout must not be negative"))
+	}
+	if c.MaxMessageBytes < 0 {
+		errs = append(errs, errors.New("MaxMessageBytes must not be negative"))
 	}
 	return errors.Join(errs...)
 }
 
-// Client talks to a coord cluster. It is safe for concurrent use.
-//
-// Goroutines: the session keepalive loop (session.go), started when a
-// session is first opened and stopped by Close; gRPC's own connection
-// goroutines, stopped by Close.
+// Client talks to a coord cluster. It is safe for concurrent use. See the
+// package doc for the goroutines it owns and its retry rules.
 type Client struct {
 	cfg   Config
 	log   *slog.Logger
+	eps   []string
 	conns []*grpc.ClientConn
 	rpcs  []coordpb.CoordClient
-	cur   atomic.Int32  // index of the endpoint in use
-	seen  atomic.Uint64 // highest zxid seen in any response
+	cur   atomic.Int32  // index of the endpoint in use (the last good one)
+	seen  atomic.Uint64 // highest zxid seen in any response header
 
-	sess   sessionState
 	closed atomic.Bool
-	mu     sync.Mutex
+	sess   session
 }
 
-// New makes a client. Connections are made lazily; New fails only on a bad
-// config.
+// New makes a client. Connections are made lazily, on the first call, so
+// New fails only on a bad config; ctx is for future use (name resolution).
 func New(ctx context.Context, cfg Config) (*Client, error) {
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	if cfg.DialTimeout == 0 {
-		cfg.DialTimeout = DefaultDialTimeout
-	}
-	if cfg.MaxMessageBytes == 0 {
-		cfg.MaxMessageBytes = 64 << 20
-	}
+	_ = ctx
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("client config: %w", err)
 	}
@@ -100,20 +146,31 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	creds := cfg.transportCreds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
 	c := &Client{cfg: cfg, log: log}
+	c.sess.open = make(chan struct{}, 1)
 	for _, ep := range cfg.Endpoints {
-		// TLS arrives with the security work; this is the seam.
-		cc, err := grpc.NewClient(strings.TrimSpace(ep),
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes)))
+		ep = strings.TrimSpace(ep)
+		cc, err := grpc.NewClient(ep,
+			grpc.WithTransportCredentials(creds),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes)),
+			grpc.WithConnectParams(grpc.ConnectParams{
+				MinConnectTimeout: cfg.DialTimeout,
+				// Reconnect to a restarted server within seconds, not
+				// gRPC's default two minutes.
+				Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
+			}))
 		if err != nil {
 			c.closeConns()
-			return nil, fmt.Errorf("endpoint %q: %w", ep, err)
+			return nil, fmt.Errorf("client config: endpoint %q: %w", ep, err)
 		}
+		c.eps = append(c.eps, ep)
 		c.conns = append(c.conns, cc)
 		c.rpcs = append(c.rpcs, coordpb.NewCoordClient(cc))
 	}
-	c.sess.init()
 	return c, nil
 }
 
@@ -123,8 +180,9 @@ func (c *Client) closeConns() {
 	}
 }
 
-// Close ends the session (if any; its ephemerals go at once) and closes
-// the connections.
+// Close closes the session, if one is open (its ephemeral nodes go at
+// once), stops the keepalive goroutine and closes the connections. ctx
+// bounds the CloseSession call. Calls after Close fail with ErrClosed.
 func (c *Client) Close(ctx context.Context) error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil
@@ -134,8 +192,12 @@ func (c *Client) Close(ctx context.Context) error {
 	return err
 }
 
-// LastZxid is the highest zxid this client has seen.
+// LastZxid is the highest zxid this client has seen in any response. Local
+// reads are never served from state older than it.
 func (c *Client) LastZxid() uint64 { return c.seen.Load() }
+
+// Endpoint is the address of the endpoint the client is using now.
+func (c *Client) Endpoint() string { return c.eps[int(c.cur.Load())%len(c.eps)] }
 
 func (c *Client) observe(h *coordpb.ResponseHeader) {
 	z := h.GetZxid()
@@ -147,17 +209,37 @@ func (c *Client) observe(h *coordpb.ResponseHeader) {
 	}
 }
 
-// callKind says what may be retried on another endpoint.
+// callKind says what may be retried on another endpoint after the request
+// may have reached a server.
 type callKind int
 
 const (
-	// read: safe to retry anywhere.
-	read callKind = iota
-	// write: retried only when the server said nothing was applied.
+	// idempotent calls (reads, keepalives, session open and close) are
+	// retried on any failure without a server verdict.
+	idempotent callKind = iota
+	// write calls are retried only when the request cannot have been
+	// applied: it never left the client, or the server said UNAVAILABLE.
 	write
 )
 
-// call runs fn against the current endpoint, failing over per kind.
+// noRetry marks an error that call returns as is (a partial snapshot).
+type noRetry struct{ err error }
+
+func (e *noRetry) Error() string { return e.err.Error() }
+
+// notConnectedError: the endpoint did not become ready in DialTimeout; the
+// request was not sent.
+type notConnectedError struct {
+	addr  string
+	state connectivity.State
+}
+
+func (e *notConnectedError) Error() string {
+	return fmt.Sprintf("%s: not connected (%s)", e.addr, strings.ToLower(e.state.String()))
+}
+
+// call runs fn against the current endpoint, failing over and retrying
+// per kind until ctx (or RequestTimeout when ctx has no deadline) ends.
 func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Context, coordpb.CoordClient) error) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -167,45 +249,89 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
 		defer cancel()
 	}
-	backoff := 10 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	pause := retryBackoffMin
+	var last error // the last error worth retrying
+	for attempt := 1; ; attempt++ {
 		i := int(c.cur.Load()) % len(c.rpcs)
-		err := fn(ctx, c.rpcs[i])
+		err := c.ready(ctx, i)
 		if err == nil {
-			return nil
+			err = fn(ctx, c.rpcs[i])
+			if err == nil {
+				return nil
+			}
 		}
-		mapped, transport := fromStatus(err)
+		var nr *noRetry
+		if errors.As(err, &nr) {
+			return nr.err
+		}
+		mapped, transport := mapError(err)
+		if nc := (*notConnectedError)(nil); errors.As(err, &nc) {
+			mapped, transport = &Error{Message: err.Error(), failedOp: -1, err: ErrConnectionLoss}, true
+		}
+		if c.closed.Load() {
+			return ErrClosed
+		}
 		retry := false
 		switch {
-		case transport && (kind == read || neverSent(err)):
-			// Another endpoint may serve it; this one is down.
+		case transport:
+			// This endpoint is down: the next call goes elsewhere.
+			c.cur.CompareAndSwap(int32(i), int32((i+1)%len(c.rpcs)))
+			retry = kind == idempotent || neverSent(err)
+		case errors.Is(mapped, ErrUnavailable):
+			// The server said no leader: nothing was applied. Another
+			// server may know a leader.
 			c.cur.CompareAndSwap(int32(i), int32((i+1)%len(c.rpcs)))
 			retry = true
-		case errors.Is(mapped, ErrUnavailable) && !errors.Is(mapped, ErrConnectionLoss):
-			// The server said no leader: nothing applied.
-			retry = true
+		case ctx.Err() != nil && last != nil:
+			// The deadline hit while retrying: report why we retried.
+			return &unavailableError{last: last, ctx: ctx.Err()}
 		}
-		if !retry || ctx.Err() != nil {
-			if transport && ctx.Err() != nil {
-				return fmt.Errorf("%w (last error: %v)", ctx.Err(), mapped)
-			}
+		if !retry {
 			return mapped
 		}
-		// Cycle through all endpoints quickly once, then back off.
-		if attempt >= len(c.rpcs) {
+		last = mapped
+		c.log.Debug("retrying", keyEndpoint, c.eps[i], keyAttempt, attempt, keyErr, mapped)
+		if ctx.Err() != nil {
+			return &unavailableError{last: last, ctx: ctx.Err()}
+		}
+		// Go round every endpoint once at once, then pause between rounds.
+		if attempt%len(c.rpcs) == 0 {
+			t := time.NewTimer(pause)
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("%w (last error: %v)", ctx.Err(), mapped)
-			case <-time.After(backoff):
+				t.Stop()
+				return &unavailableError{last: last, ctx: ctx.Err()}
+			case <-t.C:
 			}
-			backoff = min(2*backoff, 500*time.Millisecond)
+			pause = min(2*pause, retryBackoffMax)
 		}
 	}
 }
 
-// neverSent reports a failure to connect: the request cannot have reached
-// a server, so even a write may go elsewhere.
-func neverSent(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "Error while dialing") || strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host")
+// ready waits until endpoint i's connection is up, at most DialTimeout. A
+// connection in transient failure is returned at once: the call on it
+// fails fast with the dial error, which says why.
+func (c *Client) ready(ctx context.Context, i int) error {
+	cc := c.conns[i]
+	state := cc.GetState()
+	if state == connectivity.Ready || state == connectivity.TransientFailure {
+		return nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	cc.Connect()
+	for {
+		switch state = cc.GetState(); state {
+		case connectivity.Ready, connectivity.TransientFailure:
+			return nil
+		case connectivity.Shutdown:
+			return ErrClosed
+		}
+		if !cc.WaitForStateChange(dctx, state) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &notConnectedError{addr: c.eps[i], state: state}
+		}
+	}
 }

@@ -3,7 +3,7 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -11,36 +11,52 @@ import (
 	"coord/proto/coordpb"
 )
 
-// Errors returned by the client. Test with errors.Is; the error's text is
-// the server's message, which may add detail ("version mismatch: expected
-// 3, current 5").
+// Errors returned by the client. Test them with errors.Is; an error's text
+// is the server's own message, which may carry detail ("version mismatch:
+// expected 3, current 5").
 var (
-	ErrNoNode                  = errors.New("node does not exist")
-	ErrNodeExists              = errors.New("node already exists")
-	ErrBadVersion              = errors.New("version mismatch")
-	ErrNotEmpty                = errors.New("node has children")
+	// ErrNoNode: the node does not exist.
+	ErrNoNode = errors.New("node does not exist")
+	// ErrNodeExists: create of a node that already exists.
+	ErrNodeExists = errors.New("node already exists")
+	// ErrBadVersion: the expected version did not match.
+	ErrBadVersion = errors.New("version mismatch")
+	// ErrNotEmpty: delete of a node that has children (use DeleteAll).
+	ErrNotEmpty = errors.New("node has children")
+	// ErrNoChildrenForEphemerals: create under an ephemeral node.
 	ErrNoChildrenForEphemerals = errors.New("ephemeral nodes may not have children")
-	ErrInvalidPath             = errors.New("invalid path")
-	ErrDataTooLarge            = errors.New("data too large")
-	// ErrSessionExpired is fatal for the session: its ephemerals are gone.
-	ErrSessionExpired  = errors.New("session does not exist or has expired")
+	// ErrInvalidPath: the path breaks a path rule; the message names it.
+	ErrInvalidPath = errors.New("invalid path")
+	// ErrDataTooLarge: data above the server's limit.
+	ErrDataTooLarge = errors.New("data too large")
+	// ErrSessionExpired is fatal for the session: its ephemerals are gone
+	// and SessionDone is closed. The client does not open another one.
+	ErrSessionExpired = errors.New("session does not exist or has expired")
+	// ErrInvalidArgument: any other malformed request.
 	ErrInvalidArgument = errors.New("invalid argument")
-	// ErrUnavailable: no leader (election, or no quorum); nothing was
-	// applied, and the client already retried until the deadline.
+	// ErrUnavailable: no leader (election, or no quorum) or no server
+	// reachable; nothing was applied. The client has already retried until
+	// the ctx deadline.
 	ErrUnavailable = errors.New("cluster unavailable")
-	// ErrConnectionLoss: the connection broke while a write was in flight;
-	// it may or may not have been applied. Retryable by the caller once it
-	// has checked.
+	// ErrConnectionLoss: the connection broke while a write was in flight,
+	// or leadership was lost under it: it may or may not have been applied.
+	// Check (read) before retrying.
 	ErrConnectionLoss = errors.New("connection lost; the request may or may not have been applied")
-	ErrCompacted      = errors.New("history compacted")
-	ErrRootNode       = errors.New("the root node cannot be changed this way")
-	ErrMembership     = errors.New("membership change refused")
-	ErrTimeout        = errors.New("timed out")
-	ErrInternal       = errors.New("internal server error")
+	// ErrCompacted: watch history no longer reaches back far enough.
+	ErrCompacted = errors.New("history compacted")
+	// ErrRootNode: the root cannot be deleted or replaced.
+	ErrRootNode = errors.New("the root node cannot be changed this way")
+	// ErrMembership: a membership change was refused.
+	ErrMembership = errors.New("membership change refused")
+	// ErrTimeout: the server could not reach the wanted state in time.
+	ErrTimeout = errors.New("timed out")
+	// ErrInternal: a server bug (logged there) or an unexpected reply.
+	ErrInternal = errors.New("internal server error")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("client closed")
 )
 
+// codeSentinels maps the server's machine-readable reason to a sentinel.
 var codeSentinels = map[coordpb.ErrorCode]error{
 	coordpb.ErrorCode_NO_NODE:                    ErrNoNode,
 	coordpb.ErrorCode_NODE_EXISTS:                ErrNodeExists,
@@ -61,30 +77,53 @@ var codeSentinels = map[coordpb.ErrorCode]error{
 	coordpb.ErrorCode_UNKNOWN_OUTCOME:            ErrConnectionLoss,
 }
 
-// Error is a server-reported error: errors.Is matches its sentinel.
+// Error is an error reported by the server or the transport. Its text is
+// the server's message; errors.Is matches its sentinel.
 type Error struct {
-	Code    coordpb.ErrorCode
+	// Message is the server's message (or a transport description).
 	Message string
 	// Path the error is about, when the server named one.
 	Path string
-	err  error
+
+	failedOp int // index of the failed multi op, -1 if none
+	err      error
 }
 
 func (e *Error) Error() string { return e.Message }
 func (e *Error) Unwrap() error { return e.err }
 
-// MultiError reports which op of a Multi failed.
+// MultiError reports which op of a Multi failed; it unwraps to the
+// op's error, so errors.Is(err, ErrBadVersion) works on it.
 type MultiError struct {
+	// Index of the failed op in the ops passed to Multi.
 	Index int
-	Err   error
+	// Err is the op's error.
+	Err error
 }
 
 func (e *MultiError) Error() string { return e.Err.Error() }
 func (e *MultiError) Unwrap() error { return e.Err }
 
-// fromStatus maps a gRPC error to the client's errors. transport reports
-// whether the failure was in transport (no server verdict).
-func fromStatus(err error) (out error, transport bool) {
+// unavailableError ends a call that was retried until ctx ran out: it is
+// ErrUnavailable, the ctx error, and the last attempt's error.
+type unavailableError struct {
+	last, ctx error
+}
+
+func (e *unavailableError) Error() string {
+	if errors.Is(e.last, ErrUnavailable) {
+		return e.last.Error() // the server's "no leader ..." says it all
+	}
+	return "no server reachable: " + strings.TrimPrefix(e.last.Error(), "connection lost: ")
+}
+
+func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.ctx, e.last} }
+
+// mapError is THE function turning a gRPC error into the client's errors.
+// transport reports a failure with no server verdict (codes.Unavailable
+// without an ErrorDetail): the connection is down or broke mid-call.
+// Errors that are not gRPC statuses (local I/O) pass through unchanged.
+func mapError(err error) (out error, transport bool) {
 	if err == nil {
 		return nil, false
 	}
@@ -93,7 +132,13 @@ func fromStatus(err error) (out error, transport bool) {
 	}
 	st, ok := status.FromError(err)
 	if !ok {
-		return err, true
+		return err, false
+	}
+	switch st.Code() {
+	case codes.DeadlineExceeded:
+		return &Error{Message: st.Message(), failedOp: -1, err: context.DeadlineExceeded}, false
+	case codes.Canceled:
+		return &Error{Message: st.Message(), failedOp: -1, err: context.Canceled}, false
 	}
 	for _, d := range st.Details() {
 		detail, ok := d.(*coordpb.ErrorDetail)
@@ -104,24 +149,48 @@ func fromStatus(err error) (out error, transport bool) {
 		if !ok {
 			sentinel = ErrInternal
 		}
-		e := &Error{Code: detail.Code, Message: st.Message(), Path: detail.Path, err: sentinel}
-		if detail.Code == coordpb.ErrorCode_TIMEOUT && st.Code() == codes.DeadlineExceeded {
-			return fmt.Errorf("%s: %w", st.Message(), context.DeadlineExceeded), false
-		}
-		if detail.FailedOp >= 0 && detail.Code != coordpb.ErrorCode_OK {
-			return &MultiError{Index: int(detail.FailedOp), Err: e}, false
-		}
-		return e, false
+		return &Error{Message: st.Message(), Path: detail.Path, failedOp: int(detail.FailedOp), err: sentinel}, false
 	}
+	// No detail: not from a coord handler.
 	switch st.Code() {
-	case codes.DeadlineExceeded:
-		return fmt.Errorf("%s: %w", st.Message(), context.DeadlineExceeded), false
-	case codes.Canceled:
-		return fmt.Errorf("%s: %w", st.Message(), context.Canceled), false
 	case codes.Unavailable:
-		return fmt.Errorf("%w: %s", ErrConnectionLoss, st.Message()), true
-	case codes.ResourceExhausted:
-		return &Error{Code: coordpb.ErrorCode_INVALID_ARGUMENT, Message: st.Message(), err: ErrInvalidArgument}, false
+		return &Error{Message: "connection lost: " + tidyTransport(st.Message()), failedOp: -1, err: ErrConnectionLoss}, true
+	case codes.NotFound:
+		return &Error{Message: st.Message(), failedOp: -1, err: ErrNoNode}, false
+	case codes.AlreadyExists:
+		return &Error{Message: st.Message(), failedOp: -1, err: ErrNodeExists}, false
+	case codes.Aborted:
+		return &Error{Message: st.Message(), failedOp: -1, err: ErrBadVersion}, false
+	case codes.InvalidArgument, codes.ResourceExhausted, codes.OutOfRange:
+		// ResourceExhausted: a message above gRPC's size limit.
+		return &Error{Message: st.Message(), failedOp: -1, err: ErrInvalidArgument}, false
 	}
-	return &Error{Code: coordpb.ErrorCode_INTERNAL, Message: st.Message(), err: ErrInternal}, false
+	return &Error{Message: st.Code().String() + ": " + st.Message(), failedOp: -1, err: ErrInternal}, false
+}
+
+// tidyTransport shortens gRPC's nested transport messages to the part a
+// person reads ("dial tcp 127.0.0.1:1: connect: connection refused").
+func tidyTransport(msg string) string {
+	if i := strings.Index(msg, "dial tcp "); i >= 0 {
+		return strings.TrimRight(msg[i:], `"`)
+	}
+	msg = strings.TrimPrefix(msg, "connection error: desc = ")
+	msg = strings.TrimPrefix(msg, `"transport: `)
+	return strings.Trim(msg, `"`)
+}
+
+// neverSent reports a transport failure that happened before the request
+// could reach a server (dialing failed), so even a write may go elsewhere.
+func neverSent(err error) bool {
+	var nc *notConnectedError
+	if errors.As(err, &nc) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"Error while dialing", "connection refused", "no such host", "produced zero addresses"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 
 	"google.golang.org/protobuf/proto"
@@ -16,29 +18,31 @@ func (c *Client) readOpts(ro *ReadOptions) *coordpb.ReadOptions {
 	return &coordpb.ReadOptions{Consistency: coordpb.Consistency_LOCAL, MinZxid: c.seen.Load()}
 }
 
+// createPB builds a CreateOp, opening the session for an ephemeral node.
 func (c *Client) createPB(ctx context.Context, path string, data []byte, opts *CreateOptions) (*coordpb.CreateOp, error) {
-	op := &coordpb.CreateOp{Path: path, Data: data}
-	if opts == nil {
-		return op, nil
+	op, err := createOpPB(path, data, opts)
+	if err != nil {
+		return nil, err
 	}
-	op.Sequential = opts.Sequential
-	switch {
-	case opts.Ephemeral:
-		id, err := c.Session(ctx)
-		if err != nil {
+	if opts != nil && opts.Ephemeral {
+		if op.SessionId, err = c.Session(ctx); err != nil {
 			return nil, err
 		}
-		op.Mode, op.SessionId = coordpb.CreateMode_EPHEMERAL, id
-	case opts.Container:
-		op.Mode = coordpb.CreateMode_CONTAINER
-	case opts.TTL > 0:
-		op.Mode, op.TtlMs = coordpb.CreateMode_TTL, opts.TTL.Milliseconds()
 	}
 	return op, nil
 }
 
+// sessionCheck ends the local session when the server says the session a
+// request named has expired.
+func (c *Client) sessionCheck(id uint64, err error) {
+	if id != 0 && errors.Is(err, ErrSessionExpired) {
+		c.endSession(id, err)
+	}
+}
+
 // Create makes a node and returns its path (with the sequence suffix for a
-// sequential node).
+// sequential node) and stat. opts nil makes a persistent node. An
+// ephemeral node opens the client's session on first use.
 func (c *Client) Create(ctx context.Context, path string, data []byte, opts *CreateOptions) (string, *Stat, error) {
 	op, err := c.createPB(ctx, path, data, opts)
 	if err != nil {
@@ -50,6 +54,7 @@ func (c *Client) Create(ctx context.Context, path string, data []byte, opts *Cre
 		return err
 	})
 	if err != nil {
+		c.sessionCheck(op.SessionId, err)
 		return "", nil, err
 	}
 	c.observe(resp.Header)
@@ -59,7 +64,7 @@ func (c *Client) Create(ctx context.Context, path string, data []byte, opts *Cre
 // Get returns a node's data and stat.
 func (c *Client) Get(ctx context.Context, path string, ro *ReadOptions) ([]byte, *Stat, error) {
 	var resp *coordpb.GetResponse
-	err := c.call(ctx, read, func(ctx context.Context, r coordpb.CoordClient) (err error) {
+	err := c.call(ctx, idempotent, func(ctx context.Context, r coordpb.CoordClient) (err error) {
 		resp, err = r.Get(ctx, &coordpb.GetRequest{Path: path, Read: c.readOpts(ro)})
 		return err
 	})
@@ -112,7 +117,7 @@ func (c *Client) delete(ctx context.Context, path string, version int64, recursi
 // Exists returns the node's stat, or (nil, nil) when it does not exist.
 func (c *Client) Exists(ctx context.Context, path string, ro *ReadOptions) (*Stat, error) {
 	var resp *coordpb.ExistsResponse
-	err := c.call(ctx, read, func(ctx context.Context, r coordpb.CoordClient) (err error) {
+	err := c.call(ctx, idempotent, func(ctx context.Context, r coordpb.CoordClient) (err error) {
 		resp, err = r.Exists(ctx, &coordpb.ExistsRequest{Path: path, Read: c.readOpts(ro)})
 		return err
 	})
@@ -130,7 +135,7 @@ func (c *Client) Exists(ctx context.Context, path string, ro *ReadOptions) (*Sta
 // default when limit is 0), the parent's stat and whether more follow.
 func (c *Client) ChildrenPage(ctx context.Context, path, startAfter string, limit int, ro *ReadOptions) ([]string, *Stat, bool, error) {
 	var resp *coordpb.ChildrenResponse
-	err := c.call(ctx, read, func(ctx context.Context, r coordpb.CoordClient) (err error) {
+	err := c.call(ctx, idempotent, func(ctx context.Context, r coordpb.CoordClient) (err error) {
 		resp, err = r.Children(ctx, &coordpb.ChildrenRequest{Path: path, StartAfter: startAfter, Limit: int32(limit), Read: c.readOpts(ro)})
 		return err
 	})
@@ -161,19 +166,29 @@ func (c *Client) Children(ctx context.Context, path string, ro *ReadOptions) ([]
 	}
 }
 
-// Multi applies ops atomically: all or none. On failure the error is a
-// *MultiError naming the failed op's index.
+// Multi applies ops atomically: all or none. It returns one result per
+// op. When an op fails the error is a *MultiError with the op's index,
+// which unwraps to the op's error (errors.Is(err, ErrBadVersion)).
 func (c *Client) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
 	pb := make([]*coordpb.Op, len(ops))
+	var sid uint64
 	for i, o := range ops {
+		if o.pb == nil {
+			return nil, &MultiError{Index: i, Err: &Error{Message: "invalid argument: empty op", failedOp: -1, err: ErrInvalidArgument}}
+		}
+		if o.err != nil {
+			return nil, &MultiError{Index: i, Err: o.err}
+		}
 		pb[i] = o.pb
 		if o.ephemeral {
-			id, err := c.Session(ctx)
-			if err != nil {
-				return nil, err
+			if sid == 0 {
+				var err error
+				if sid, err = c.Session(ctx); err != nil {
+					return nil, err
+				}
 			}
 			cp := proto.Clone(o.pb).(*coordpb.Op)
-			cp.GetCreate().SessionId = id
+			cp.GetCreate().SessionId = sid
 			pb[i] = cp
 		}
 	}
@@ -183,6 +198,11 @@ func (c *Client) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
 		return err
 	})
 	if err != nil {
+		c.sessionCheck(sid, err)
+		var e *Error
+		if errors.As(err, &e) && e.failedOp >= 0 && e.failedOp < len(ops) {
+			return nil, &MultiError{Index: e.failedOp, Err: err}
+		}
 		return nil, err
 	}
 	c.observe(resp.Header)
@@ -205,7 +225,7 @@ func (c *Client) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
 // Sync makes the connected server catch up with the leader, so that a
 // following local read is current.
 func (c *Client) Sync(ctx context.Context, path string) error {
-	return c.call(ctx, read, func(ctx context.Context, r coordpb.CoordClient) error {
+	return c.call(ctx, idempotent, func(ctx context.Context, r coordpb.CoordClient) error {
 		resp, err := r.Sync(ctx, &coordpb.SyncRequest{Path: path})
 		if err == nil {
 			c.observe(resp.Header)
@@ -217,13 +237,14 @@ func (c *Client) Sync(ctx context.Context, path string) error {
 // Members lists the cluster's servers.
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	var resp *coordpb.MembersResponse
-	err := c.call(ctx, read, func(ctx context.Context, r coordpb.CoordClient) (err error) {
+	err := c.call(ctx, idempotent, func(ctx context.Context, r coordpb.CoordClient) (err error) {
 		resp, err = r.Members(ctx, &coordpb.MembersRequest{})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	c.observe(resp.Header)
 	return membersFromPB(resp.Members), nil
 }
 
@@ -237,6 +258,7 @@ func (c *Client) AddMember(ctx context.Context, name, addr string, nonVoter bool
 	if err != nil {
 		return nil, err
 	}
+	c.observe(resp.Header)
 	return membersFromPB(resp.Members), nil
 }
 
@@ -250,19 +272,21 @@ func (c *Client) RemoveMember(ctx context.Context, name string) ([]Member, error
 	if err != nil {
 		return nil, err
 	}
+	c.observe(resp.Header)
 	return membersFromPB(resp.Members), nil
 }
 
 // Status reports the connected server's view of the cluster.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
 	var resp *coordpb.StatusResponse
-	err := c.call(ctx, read, func(ctx context.Context, r coordpb.CoordClient) (err error) {
+	err := c.call(ctx, idempotent, func(ctx context.Context, r coordpb.CoordClient) (err error) {
 		resp, err = r.Status(ctx, &coordpb.StatusRequest{})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	c.observe(resp.Header)
 	return &Status{
 		Name: resp.Name, State: resp.State, Leader: resp.Leader, Term: resp.Term,
 		CommitIndex: resp.CommitIndex, AppliedIndex: resp.AppliedIndex, LastLogIndex: resp.LastLogIndex,
@@ -270,13 +294,15 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	}, nil
 }
 
-// Snapshot streams a consistent snapshot of the tree into w.
+// Snapshot streams a consistent snapshot of the tree (the format raft
+// snapshots use) into w and returns the bytes written. It fails over like
+// a read until the first byte arrives; a stream broken after that is an
+// error, never a short success. ctx bounds the whole transfer.
 func (c *Client) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 	var n int64
-	err := c.call(ctx, read, func(ctx context.Context, r coordpb.CoordClient) error {
-		if n > 0 {
-			return nil // a partial stream is not retried
-		}
+	err := c.call(ctx, idempotent, func(ctx context.Context, r coordpb.CoordClient) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
 		stream, err := r.Snapshot(ctx, &coordpb.SnapshotRequest{})
 		if err != nil {
 			return err
@@ -287,12 +313,16 @@ func (c *Client) Snapshot(ctx context.Context, w io.Writer) (int64, error) {
 				return nil
 			}
 			if err != nil {
+				if n > 0 {
+					mapped, _ := mapError(err)
+					return &noRetry{fmt.Errorf("snapshot broken after %d bytes: %w", n, mapped)}
+				}
 				return err
 			}
 			m, err := w.Write(chunk.Data)
 			n += int64(m)
 			if err != nil {
-				return err
+				return &noRetry{err}
 			}
 		}
 	})

@@ -61,8 +61,11 @@ type CreateOptions struct {
 	Sequential bool
 	// Container: deleted when its last child goes.
 	Container bool
-	// TTL > 0 makes a TTL node: deleted when unmodified for TTL and childless.
+	// TTL > 0 makes a TTL node: deleted when unmodified for TTL and
+	// childless (millisecond resolution).
 	TTL time.Duration
+	// Ephemeral, Container and TTL exclude each other; Sequential goes
+	// with any of them.
 }
 
 // ReadOptions choose a read's consistency.
@@ -101,32 +104,22 @@ func membersFromPB(ms []*coordpb.Member) []Member {
 	return out
 }
 
-// Op is one operation of a Multi.
+// Op is one operation of a Multi; make it with CreateOp, SetOp, DeleteOp
+// or CheckOp.
 type Op struct {
 	pb        *coordpb.Op
-	ephemeral bool // Multi fills in the session id
+	ephemeral bool  // Multi fills in the session id
+	err       error // a bad CreateOptions, reported by Multi
 }
 
 // String shows the op (for logs and tests).
 func (o Op) String() string { return o.pb.String() }
 
-// CreateOpWith creates a node of any kind inside a Multi.
-func CreateOpWith(path string, data []byte, opts CreateOptions) Op {
-	op := &coordpb.CreateOp{Path: path, Data: data, Sequential: opts.Sequential}
-	switch {
-	case opts.Ephemeral:
-		op.Mode = coordpb.CreateMode_EPHEMERAL
-	case opts.Container:
-		op.Mode = coordpb.CreateMode_CONTAINER
-	case opts.TTL > 0:
-		op.Mode, op.TtlMs = coordpb.CreateMode_TTL, opts.TTL.Milliseconds()
-	}
-	return Op{pb: &coordpb.Op{Op: &coordpb.Op_Create{Create: op}}, ephemeral: opts.Ephemeral}
-}
-
-// CreateOp creates a persistent node (use CreateOpWith for other kinds).
-func CreateOp(path string, data []byte) Op {
-	return Op{pb: &coordpb.Op{Op: &coordpb.Op_Create{Create: &coordpb.CreateOp{Path: path, Data: data}}}}
+// CreateOp creates a node inside a Multi; opts as for Create (nil: a
+// persistent node). An ephemeral op opens the session like Create does.
+func CreateOp(path string, data []byte, opts *CreateOptions) Op {
+	op, err := createOpPB(path, data, opts)
+	return Op{pb: &coordpb.Op{Op: &coordpb.Op_Create{Create: op}}, ephemeral: opts != nil && opts.Ephemeral, err: err}
 }
 
 // SetOp sets data if the version matches (-1: any).
@@ -139,9 +132,48 @@ func DeleteOp(path string, version int64) Op {
 	return Op{pb: &coordpb.Op{Op: &coordpb.Op_Delete{Delete: &coordpb.DeleteOp{Path: path, Version: version}}}}
 }
 
-// CheckOp fails the Multi unless the node exists with the version (-1: any).
+// CheckOp fails the Multi unless the node exists with the version (-1:
+// only check that it exists).
 func CheckOp(path string, version int64) Op {
 	return Op{pb: &coordpb.Op{Op: &coordpb.Op_Check{Check: &coordpb.CheckOp{Path: path, Version: version}}}}
+}
+
+// createOpPB builds a CreateOp without the session id.
+func createOpPB(path string, data []byte, opts *CreateOptions) (*coordpb.CreateOp, error) {
+	op := &coordpb.CreateOp{Path: path, Data: data}
+	if opts == nil {
+		return op, nil
+	}
+	if err := opts.validate(); err != nil {
+		return op, err
+	}
+	op.Sequential = opts.Sequential
+	switch {
+	case opts.Ephemeral:
+		op.Mode = coordpb.CreateMode_EPHEMERAL
+	case opts.Container:
+		op.Mode = coordpb.CreateMode_CONTAINER
+	case opts.TTL > 0:
+		op.Mode, op.TtlMs = coordpb.CreateMode_TTL, max(1, opts.TTL.Milliseconds())
+	}
+	return op, nil
+}
+
+// validate refuses contradictory options.
+func (o *CreateOptions) validate() error {
+	kinds := 0
+	for _, b := range []bool{o.Ephemeral, o.Container, o.TTL > 0} {
+		if b {
+			kinds++
+		}
+	}
+	switch {
+	case o.TTL < 0:
+		return &Error{Message: "invalid argument: negative TTL", failedOp: -1, err: ErrInvalidArgument}
+	case kinds > 1:
+		return &Error{Message: "invalid argument: ephemeral, container and TTL exclude each other", failedOp: -1, err: ErrInvalidArgument}
+	}
+	return nil
 }
 
 // OpResult is one op's outcome in a successful Multi.

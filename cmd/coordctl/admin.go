@@ -1,96 +1,21 @@
 package main
 
 import (
-	"bufio"
-	"errors"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"coord/client"
 )
 
-func isNoNode(err error) bool { return errors.Is(err, client.ErrNoNode) }
-
-func (a *app) txnCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "txn",
-		Short: "apply ops read from stdin (one per line) atomically",
-		Long: `txn reads one op per line from stdin and applies them all or none:
-  create [-e] [-s] [--container] [--ttl D] PATH [DATA]
-  set [--version N] PATH DATA
-  delete [--version N] PATH
-  check PATH [VERSION]
-Blank lines and lines starting with # are ignored; words are split like a shell's.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var lines []txnLine
-			sc := bufio.NewScanner(a.stdin)
-			sc.Buffer(make([]byte, 64<<10), 16<<20)
-			for n := 1; sc.Scan(); n++ {
-				l, ok, err := parseTxnLine(sc.Text())
-				if err != nil {
-					return usageError{fmt.Errorf("txn line %d: %v", n, err)}
-				}
-				if ok {
-					lines = append(lines, l)
-				}
-			}
-			if err := sc.Err(); err != nil {
-				return fail("txn", err)
-			}
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ops := make([]client.Op, len(lines))
-			for i, l := range lines {
-				ops[i] = l.op
-			}
-			res, err := cl.Multi(ctx, ops...)
-			if err != nil {
-				var me *client.MultiError
-				if errors.As(err, &me) && me.Index < len(lines) && !strings.HasPrefix(me.Error(), "op ") {
-					l := lines[me.Index]
-					return fail("txn", fmt.Errorf("op %d (%s %s): %w", me.Index, l.verb, l.path, me.Err))
-				}
-				return fail("txn", err)
-			}
-			for i, r := range res {
-				switch lines[i].verb {
-				case "create":
-					fmt.Fprintf(a.stdout, "created %s\n", r.Path)
-				case "set":
-					fmt.Fprintf(a.stdout, "set %s version=%d\n", lines[i].path, r.Stat.Version)
-				case "delete":
-					fmt.Fprintf(a.stdout, "deleted %s\n", lines[i].path)
-				case "check":
-					fmt.Fprintf(a.stdout, "checked %s version=%d\n", lines[i].path, r.Stat.Version)
-				}
-			}
-			return nil
-		},
-	}
-}
-
 func (a *app) printMembers(ms []client.Member) error {
 	if a.output == "json" {
-		return a.json(ms)
+		return a.json(toMembersJSON(ms))
 	}
-	for _, m := range ms {
-		role := "voter"
-		if !m.Voter {
-			role = "non-voter"
-		}
-		if m.Leader {
-			role += ",leader"
-		}
-		fmt.Fprintf(a.stdout, "%s\t%s\t%s\n", m.Name, m.Address, role)
-	}
+	writeMembers(a.stdout, ms)
 	return nil
 }
 
@@ -98,7 +23,7 @@ func (a *app) membersCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "members",
 		Short: "list members (subcommands add and remove change them)",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.checkOutput(); err != nil {
 				return err
@@ -120,7 +45,7 @@ func (a *app) membersCmd() *cobra.Command {
 	add := &cobra.Command{
 		Use:   "add [--non-voter] NAME ADDR",
 		Short: "add a member (start it first with coordd --join)",
-		Args:  cobra.ExactArgs(2),
+		Args:  usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, ctx, done, err := a.client()
 			if err != nil {
@@ -138,7 +63,7 @@ func (a *app) membersCmd() *cobra.Command {
 	remove := &cobra.Command{
 		Use:   "remove NAME",
 		Short: "remove a member",
-		Args:  cobra.ExactArgs(1),
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, ctx, done, err := a.client()
 			if err != nil {
@@ -160,7 +85,7 @@ func (a *app) statusCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "status",
 		Short: "show the connected server's view: state, leader, term, indexes, members",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.checkOutput(); err != nil {
 				return err
@@ -175,17 +100,9 @@ func (a *app) statusCmd() *cobra.Command {
 				return fail("status", err)
 			}
 			if a.output == "json" {
-				return a.json(st)
+				return a.json(toStatusJSON(st))
 			}
-			leader := st.Leader
-			if leader == "" {
-				leader = "(none)"
-			}
-			fmt.Fprintf(a.stdout, "name: %s\nstate: %s\nleader: %s\nterm: %d\ncommit index: %d\napplied index: %d\nlast log index: %d\nznodes: %d\nmembers:\n",
-				st.Name, st.State, leader, st.Term, st.CommitIndex, st.AppliedIndex, st.LastLogIndex, st.Znodes)
-			for _, m := range st.Members {
-				fmt.Fprintf(a.stdout, "  %s %s voter=%v leader=%v\n", m.Name, m.Address, m.Voter, m.Leader)
-			}
+			writeStatus(a.stdout, st)
 			return nil
 		},
 	}
@@ -197,8 +114,8 @@ func (a *app) snapshotCmd() *cobra.Command {
 	c := &cobra.Command{Use: "snapshot", Short: "snapshot commands"}
 	c.AddCommand(&cobra.Command{
 		Use:   "save FILE",
-		Short: "save a consistent snapshot of the tree to FILE",
-		Args:  cobra.ExactArgs(1),
+		Short: "save a consistent snapshot of the tree to FILE (via FILE.tmp, fsync, rename)",
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
 			cl, ctx, done, err := a.client()
@@ -206,21 +123,7 @@ func (a *app) snapshotCmd() *cobra.Command {
 				return err
 			}
 			defer done()
-			tmp, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".tmp*")
-			if err != nil {
-				return fail("snapshot save "+file, err)
-			}
-			defer os.Remove(tmp.Name())
-			n, err := cl.Snapshot(ctx, tmp)
-			if err == nil {
-				err = tmp.Sync()
-			}
-			if cerr := tmp.Close(); err == nil {
-				err = cerr
-			}
-			if err == nil {
-				err = os.Rename(tmp.Name(), file)
-			}
+			n, err := saveSnapshot(ctx, cl, file)
 			if err != nil {
 				return fail("snapshot save "+file, err)
 			}
@@ -229,4 +132,33 @@ func (a *app) snapshotCmd() *cobra.Command {
 		},
 	})
 	return c
+}
+
+// saveSnapshot streams the snapshot into FILE.tmp, fsyncs it, renames it
+// to file and fsyncs the directory: file is complete or absent.
+func saveSnapshot(ctx context.Context, cl *client.Client, file string) (int64, error) {
+	tmp := file + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	n, err := cl.Snapshot(ctx, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, file)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return n, err
+	}
+	if d, err := os.Open(filepath.Dir(file)); err == nil {
+		d.Sync() // best effort: some filesystems refuse a directory fsync
+		d.Close()
+	}
+	return n, nil
 }

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path"
+	"sort"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,9 +21,20 @@ func (a *app) createCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "create [-e] [-s] [--container] [--ttl D] [--hold] PATH [DATA]",
 		Short: "create a node and print its path",
-		Args:  cobra.RangeArgs(1, 2),
+		Args:  usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := args[0]
+			if hold && !opts.Ephemeral {
+				return usageError{errors.New("create: --hold needs -e")}
+			}
+			var sig chan os.Signal
+			if hold {
+				// Listen before creating: a signal right after the create
+				// still closes the session cleanly.
+				sig = make(chan os.Signal, 1)
+				signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+				defer signal.Stop(sig)
+			}
 			var data []byte
 			if len(args) == 2 {
 				var err error
@@ -42,16 +53,12 @@ func (a *app) createCmd() *cobra.Command {
 			}
 			fmt.Fprintln(a.stdout, created)
 			if hold {
-				if !opts.Ephemeral {
-					return usageError{fmt.Errorf("--hold needs -e")}
-				}
-				sig := make(chan os.Signal, 1)
-				signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-				defer signal.Stop(sig)
+				// The session (and the node) lives until a signal; done()
+				// then closes it.
 				select {
 				case <-sig:
 				case <-cl.SessionDone():
-					return fail("create "+p, client.ErrSessionExpired)
+					return fail("create "+p, cl.SessionErr())
 				}
 			}
 			return nil
@@ -70,7 +77,7 @@ func (a *app) getCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "get PATH",
 		Short: "print a node's data",
-		Args:  cobra.ExactArgs(1),
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.checkOutput(); err != nil {
 				return err
@@ -85,10 +92,10 @@ func (a *app) getCmd() *cobra.Command {
 				return fail("get "+args[0], err)
 			}
 			if a.output == "json" {
-				return a.json(map[string]any{"path": args[0], "data": string(data), "stat": statJSON(st)})
+				return a.json(getJSON(args[0], data, st))
 			}
-			a.stdout.Write(data)
-			return nil
+			_, err = a.stdout.Write(data)
+			return err
 		},
 	}
 	c.Flags().BoolVar(&local, "local", false, "serve from the connected server (not linearizable)")
@@ -101,7 +108,7 @@ func (a *app) setCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "set [--version N] PATH DATA",
 		Short: "replace a node's data",
-		Args:  cobra.ExactArgs(2),
+		Args:  usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := a.data(args[1])
 			if err != nil {
@@ -126,7 +133,7 @@ func (a *app) deleteCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "delete [--version N] [-r] PATH",
 		Short: "delete a node (-r: and its subtree, atomically)",
-		Args:  cobra.ExactArgs(1),
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, ctx, done, err := a.client()
 			if err != nil {
@@ -151,7 +158,7 @@ func (a *app) lsCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "ls [-R] PATH",
 		Short: "list children, one name per line (-R: every descendant's path)",
-		Args:  cobra.ExactArgs(1),
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.checkOutput(); err != nil {
 				return err
@@ -166,6 +173,7 @@ func (a *app) lsCmd() *cobra.Command {
 				err = walk(ctx, cl, args[0], &out)
 			} else {
 				out, _, err = cl.Children(ctx, args[0], nil)
+				sort.Strings(out)
 			}
 			if err != nil {
 				return fail("ls "+args[0], err)
@@ -187,15 +195,18 @@ func (a *app) lsCmd() *cobra.Command {
 	return c
 }
 
+// walk appends the full path of every descendant of p, depth first, each
+// level sorted. A child deleted during the walk is skipped.
 func walk(ctx context.Context, cl *client.Client, p string, out *[]string) error {
 	names, _, err := cl.Children(ctx, p, nil)
 	if err != nil {
 		return err
 	}
+	sort.Strings(names)
 	for _, n := range names {
 		child := path.Join(p, n)
 		*out = append(*out, child)
-		if err := walk(ctx, cl, child, out); err != nil && !isNoNode(err) {
+		if err := walk(ctx, cl, child, out); err != nil && !errors.Is(err, client.ErrNoNode) {
 			return err
 		}
 	}
@@ -206,7 +217,7 @@ func (a *app) statCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "stat PATH",
 		Short: "print a node's metadata",
-		Args:  cobra.ExactArgs(1),
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.checkOutput(); err != nil {
 				return err
@@ -224,11 +235,9 @@ func (a *app) statCmd() *cobra.Command {
 				return fail("stat "+args[0], err)
 			}
 			if a.output == "json" {
-				return a.json(statJSON(st))
+				return a.json(toStatJSON(st))
 			}
-			for _, kv := range statLines(st) {
-				fmt.Fprintf(a.stdout, "%s = %v\n", kv[0], kv[1])
-			}
+			writeStat(a.stdout, st)
 			return nil
 		},
 	}
@@ -240,7 +249,7 @@ func (a *app) syncCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "sync PATH",
 		Short: "make the connected server catch up with the leader",
-		Args:  cobra.ExactArgs(1),
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, ctx, done, err := a.client()
 			if err != nil {
@@ -250,39 +259,4 @@ func (a *app) syncCmd() *cobra.Command {
 			return fail("sync "+args[0], cl.Sync(ctx, args[0]))
 		},
 	}
-}
-
-func statLines(st *client.Stat) [][2]any {
-	return [][2]any{
-		{"czxid", fmt.Sprintf("%#x", st.Czxid)},
-		{"mzxid", fmt.Sprintf("%#x", st.Mzxid)},
-		{"pzxid", fmt.Sprintf("%#x", st.Pzxid)},
-		{"ctime", st.CTime.UTC().Format(time.RFC3339Nano)},
-		{"mtime", st.MTime.UTC().Format(time.RFC3339Nano)},
-		{"version", st.Version},
-		{"cversion", st.Cversion},
-		{"ephemeralOwner", fmt.Sprintf("%#x", st.EphemeralOwner)},
-		{"dataLength", st.DataLength},
-		{"numChildren", st.NumChildren},
-		{"mode", st.Mode},
-		{"ttl", st.TTL},
-	}
-}
-
-func statJSON(st *client.Stat) map[string]any {
-	if st == nil {
-		return nil
-	}
-	return map[string]any{
-		"czxid": st.Czxid, "mzxid": st.Mzxid, "pzxid": st.Pzxid,
-		"ctime": st.CTime.UTC().Format(time.RFC3339Nano), "mtime": st.MTime.UTC().Format(time.RFC3339Nano),
-		"version": st.Version, "cversion": st.Cversion, "ephemeralOwner": st.EphemeralOwner,
-		"dataLength": st.DataLength, "numChildren": st.NumChildren, "mode": string(st.Mode), "ttlMs": st.TTL.Milliseconds(),
-	}
-}
-
-func (a *app) json(v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

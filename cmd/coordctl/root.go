@@ -62,7 +62,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%s: %v", strings.TrimPrefix(c.CommandPath(), "coordctl "), err)}
+	})
 	root.AddCommand(a.createCmd(), a.getCmd(), a.setCmd(), a.deleteCmd(), a.lsCmd(), a.statCmd(), a.syncCmd(),
 		a.txnCmd(), a.membersCmd(), a.statusCmd(), a.snapshotCmd())
 	// Flease commands join here: root.AddCommand(leasectl.Command()).
@@ -70,6 +72,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 	return a
 }
 
+// execute runs the command line and returns the exit code: 0, 1 for a
+// failed command, 2 for a usage error. Every error is one stderr line.
 func (a *app) execute(args []string) int {
 	a.root.SetArgs(args)
 	err := a.root.Execute()
@@ -78,10 +82,21 @@ func (a *app) execute(args []string) int {
 	}
 	fmt.Fprintf(a.stderr, "coordctl: %s\n", oneLine(err.Error()))
 	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts ") || strings.Contains(err.Error(), "requires ") {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		return 2
 	}
 	return 1
+}
+
+// usageArgs wraps a cobra argument check so that a wrong argument count is
+// a usage error (exit 2) that shows the command's usage line.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{fmt.Errorf("%s: %v (usage: %s)", strings.TrimPrefix(cmd.CommandPath(), "coordctl "), err, cmd.UseLine())}
+		}
+		return nil
+	}
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
@@ -98,18 +113,38 @@ func (a *app) checkOutput() error {
 	return nil
 }
 
-// client opens a client and a command-scoped context.
-func (a *app) client() (*client.Client, context.Context, func(), error) {
-	var eps []string
+// config turns the global flags into a client config.
+func (a *app) config() (client.Config, error) {
+	cfg := client.DefaultConfig()
+	cfg.Endpoints = nil
 	for _, e := range strings.Split(a.endpoints, ",") {
 		if e = strings.TrimSpace(e); e != "" {
-			eps = append(eps, e)
+			cfg.Endpoints = append(cfg.Endpoints, e)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
-	cfg := client.DefaultConfig()
-	cfg.Endpoints = eps
+	if len(cfg.Endpoints) == 0 {
+		return cfg, usageError{errors.New("--endpoints: no address given")}
+	}
+	if a.timeout <= 0 {
+		return cfg, usageError{fmt.Errorf("--timeout %v: want a positive duration", a.timeout)}
+	}
+	cfg.RequestTimeout = a.timeout
+	cfg.DialTimeout = min(cfg.DialTimeout, a.timeout)
 	cfg.SessionTimeout = a.sessionTimeout
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{fmt.Errorf("--endpoints: %v", strings.ReplaceAll(err.Error(), "\n", "; "))}
+	}
+	return cfg, nil
+}
+
+// client opens a client and a context bounded by --timeout; done closes
+// both (closing the session, if the command opened one).
+func (a *app) client() (cl *client.Client, ctx context.Context, done func(), err error) {
+	cfg, err := a.config()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	c, err := client.New(ctx, cfg)
 	if err != nil {
 		cancel()

@@ -23,6 +23,7 @@ type txnLine struct {
 	op   client.Op
 	verb string
 	path string
+	line int // line number on stdin, set by readTxn
 }
 
 // splitWords splits a line like a POSIX shell would (no expansion).
@@ -153,7 +154,7 @@ func parseTxnLine(line string) (txnLine, bool, error) {
 		if len(pos) == 2 {
 			data = []byte(pos[1])
 		}
-		return txnLine{op: client.CreateOpWith(pos[0], data, opts), verb: verb, path: pos[0]}, true, nil
+		return txnLine{op: client.CreateOp(pos[0], data, &opts), verb: verb, path: pos[0]}, true, nil
 	case "set":
 		if err := need(2, 2, "set [--version N] PATH DATA"); err != nil {
 			return txnLine{}, false, err
