@@ -132,6 +132,7 @@ type Client struct {
 
 	closed atomic.Bool
 	sess   session
+	reqs   requests
 }
 
 // New makes a client. Connections are made lazily, on the first call, so
@@ -220,6 +221,10 @@ const (
 	// write calls are retried only when the request cannot have been
 	// applied: it never left the client, or the server said UNAVAILABLE.
 	write
+	// exactlyOnce writes carry a session and request id the server
+	// deduplicates, so they are retried like idempotent calls, also after
+	// the server reported an unknown outcome.
+	exactlyOnce
 )
 
 // noRetry marks an error that call returns as is (a partial snapshot).
@@ -276,7 +281,11 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 		case transport:
 			// This endpoint is down: the next call goes elsewhere.
 			c.cur.CompareAndSwap(int32(i), int32((i+1)%len(c.rpcs)))
-			retry = kind == idempotent || neverSent(err)
+			retry = kind != write || neverSent(err)
+		case kind == exactlyOnce && errors.Is(mapped, ErrConnectionLoss):
+			// Leadership moved with the write in flight: the retry is
+			// answered from the server's memory if it was applied.
+			retry = true
 		case errors.Is(mapped, ErrUnavailable):
 			// The server said no leader: nothing was applied. Another
 			// server may know a leader.

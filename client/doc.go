@@ -79,18 +79,21 @@
 //     on the next endpoint, round after round with a growing pause (10 ms to
 //     0.5 s), until ctx ends; they then fail with an error that is both
 //     ErrUnavailable and the ctx error.
-//   - Writes (Create, Set, Delete, DeleteAll, Multi, AddMember,
-//     RemoveMember) are retried on another endpoint only when the request
-//     cannot have reached a server (dialing failed). Once it may have,
-//     a transport failure returns ErrConnectionLoss: retrying blindly could
-//     apply it twice (a sequential create would make two nodes). Resolving
-//     such writes needs server-side deduplication by request id, a later
-//     step.
+//   - Writes (Create, Set, Delete, DeleteAll, Multi) made while the client
+//     has a live session are exactly-once (once.go): each carries the
+//     session id and a request id, the server remembers the result until
+//     the client acknowledges it, and so they are retried like reads — also
+//     after UNKNOWN_OUTCOME — and a retry is answered with the original
+//     result. A sequential create never makes two nodes.
+//   - Writes without a session (and AddMember, RemoveMember) are retried on
+//     another endpoint only when the request cannot have reached a server
+//     (dialing failed). Once it may have, a transport failure or
+//     UNKNOWN_OUTCOME (leadership lost with the write in flight) returns
+//     ErrConnectionLoss: retrying blindly could apply it twice. Call
+//     Session(ctx) first to get exactly-once writes.
 //   - Any call the server refused with code UNAVAILABLE (no leader, node
 //     stopping: nothing applied) is retried, writes included, on the next
 //     endpoint with the same pacing until ctx ends.
-//   - UNKNOWN_OUTCOME (leadership lost with the write in flight) maps to
-//     ErrConnectionLoss and is not retried.
 //
 // # Decisions
 //

@@ -49,8 +49,8 @@ func (c *Client) Create(ctx context.Context, path string, data []byte, opts *Cre
 		return "", nil, err
 	}
 	var resp *coordpb.CreateResponse
-	err = c.call(ctx, write, func(ctx context.Context, r coordpb.CoordClient) (err error) {
-		resp, err = r.Create(ctx, &coordpb.CreateRequest{Op: op})
+	err = c.writeCall(ctx, func(ctx context.Context, r coordpb.CoordClient, wh *coordpb.WriteHeader) (err error) {
+		resp, err = r.Create(ctx, &coordpb.CreateRequest{Op: op, Write: wh})
 		return err
 	})
 	if err != nil {
@@ -78,8 +78,8 @@ func (c *Client) Get(ctx context.Context, path string, ro *ReadOptions) ([]byte,
 // Set replaces a node's data if its version matches (-1: any).
 func (c *Client) Set(ctx context.Context, path string, data []byte, version int64) (*Stat, error) {
 	var resp *coordpb.SetResponse
-	err := c.call(ctx, write, func(ctx context.Context, r coordpb.CoordClient) (err error) {
-		resp, err = r.Set(ctx, &coordpb.SetRequest{Op: &coordpb.SetOp{Path: path, Data: data, Version: version}})
+	err := c.writeCall(ctx, func(ctx context.Context, r coordpb.CoordClient, wh *coordpb.WriteHeader) (err error) {
+		resp, err = r.Set(ctx, &coordpb.SetRequest{Op: &coordpb.SetOp{Path: path, Data: data, Version: version}, Write: wh})
 		return err
 	})
 	if err != nil {
@@ -103,8 +103,8 @@ func (c *Client) DeleteAll(ctx context.Context, path string, version int64) (int
 
 func (c *Client) delete(ctx context.Context, path string, version int64, recursive bool) (int64, error) {
 	var resp *coordpb.DeleteResponse
-	err := c.call(ctx, write, func(ctx context.Context, r coordpb.CoordClient) (err error) {
-		resp, err = r.Delete(ctx, &coordpb.DeleteRequest{Op: &coordpb.DeleteOp{Path: path, Version: version, Recursive: recursive}})
+	err := c.writeCall(ctx, func(ctx context.Context, r coordpb.CoordClient, wh *coordpb.WriteHeader) (err error) {
+		resp, err = r.Delete(ctx, &coordpb.DeleteRequest{Op: &coordpb.DeleteOp{Path: path, Version: version, Recursive: recursive}, Write: wh})
 		return err
 	})
 	if err != nil {
@@ -193,8 +193,8 @@ func (c *Client) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
 		}
 	}
 	var resp *coordpb.MultiResponse
-	err := c.call(ctx, write, func(ctx context.Context, r coordpb.CoordClient) (err error) {
-		resp, err = r.Multi(ctx, &coordpb.MultiRequest{Ops: pb})
+	err := c.writeCall(ctx, func(ctx context.Context, r coordpb.CoordClient, wh *coordpb.WriteHeader) (err error) {
+		resp, err = r.Multi(ctx, &coordpb.MultiRequest{Ops: pb, Write: wh})
 		return err
 	})
 	if err != nil {

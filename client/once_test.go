@@ -1,0 +1,81 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"coord/client"
+	"coord/coord/coordtest"
+)
+
+// TestCluster_SequentialCreatesExactlyOnceAcrossLeaderKill: with a session
+// open, writes carry request ids; killing the leader mid-stream makes some
+// answers go missing, the client retries them elsewhere, and the server
+// answers from memory. Every call succeeds and every sequential create
+// happened exactly once.
+func TestCluster_SequentialCreatesExactlyOnceAcrossLeaderKill(t *testing.T) {
+	cl := coordtest.NewCluster(t, 3, coordtest.Options{})
+	c := newClient(t, cl.Addrs()...)
+	ctx := coordtest.Ctx(t, 60*time.Second)
+	if _, err := c.Session(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Create(ctx, "/q", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var ok, failed atomic.Int64
+	var mu sync.Mutex
+	paths := map[string]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+				p, _, err := c.Create(cctx, "/q/n-", nil, &client.CreateOptions{Sequential: true})
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					t.Errorf("create: %v", err)
+					return
+				}
+				ok.Add(1)
+				mu.Lock()
+				if paths[p] {
+					t.Errorf("two calls returned %s", p)
+				}
+				paths[p] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	cl.Stop(cl.Leader())
+	cl.WaitLeader(10 * time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	names, _, err := c.Children(ctx, "/q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(names)) != ok.Load() {
+		t.Fatalf("%d creates acknowledged, %d nodes exist: a retry applied twice or an ack was lost", ok.Load(), len(names))
+	}
+	t.Logf("%d sequential creates across a leader kill, %d failed, %d nodes", ok.Load(), failed.Load(), len(names))
+	if ok.Load() < 50 {
+		t.Fatalf("too few creates (%d) to mean anything", ok.Load())
+	}
+	_ = fmt.Sprint
+}
