@@ -193,6 +193,9 @@ func (c *Client) Close(ctx context.Context) error {
 	return err
 }
 
+// Config returns the client's configuration (with defaults filled in).
+func (c *Client) Config() Config { return c.cfg }
+
 // LastZxid is the highest zxid this client has seen in any response. Local
 // reads are never served from state older than it.
 func (c *Client) LastZxid() uint64 { return c.seen.Load() }
@@ -282,9 +285,11 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 			// This endpoint is down: the next call goes elsewhere.
 			c.cur.CompareAndSwap(int32(i), int32((i+1)%len(c.rpcs)))
 			retry = kind != write || neverSent(err)
-		case kind == exactlyOnce && errors.Is(mapped, ErrConnectionLoss):
-			// Leadership moved with the write in flight: the retry is
-			// answered from the server's memory if it was applied.
+		case kind != write && errors.Is(mapped, ErrConnectionLoss):
+			// Leadership moved with the request in flight. An exactly-once
+			// write's retry is answered from the server's memory if it was
+			// applied; an idempotent call (OpenSession, CloseSession) may
+			// simply run again.
 			retry = true
 		case errors.Is(mapped, ErrUnavailable):
 			// The server said no leader: nothing was applied. Another

@@ -1,0 +1,276 @@
+package recipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"coord/client"
+)
+
+// Errors of the recipes.
+var (
+	// ErrNotHeld: Unlock or Guard without holding the lock.
+	ErrNotHeld = errors.New("lock not held")
+	// ErrLocked: TryLock found the lock held by someone else.
+	ErrLocked = errors.New("lock is held by another client")
+	// ErrLost: the lock was lost (session expired or node deleted).
+	ErrLost = errors.New("lock lost")
+)
+
+const lockPrefix = "lock-"
+
+// Lock is a distributed mutex at a path. One Lock value is one contender;
+// it is not reentrant.
+type Lock struct {
+	c    *client.Client
+	dir  string
+	data []byte
+
+	mu    sync.Mutex
+	node  string // our node while queued or holding
+	token uint64
+	lost  chan struct{}
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// NewLock returns a contender for the lock at dir.
+func NewLock(c *client.Client, dir string) *Lock { return &Lock{c: c, dir: dir} }
+
+// Lock blocks until the lock is held or ctx ends, and returns the fencing
+// token of this acquisition.
+func (l *Lock) Lock(ctx context.Context) (uint64, error) { return l.acquire(ctx, true) }
+
+// TryLock takes the lock if it is free right now; otherwise ErrLocked.
+func (l *Lock) TryLock(ctx context.Context) (uint64, error) { return l.acquire(ctx, false) }
+
+func seqOf(name string) string { return name[strings.LastIndexByte(name, '-')+1:] }
+
+// queue lists the contenders' node names sorted by sequence number.
+func queue(ctx context.Context, c *client.Client, dir string) ([]string, error) {
+	names, _, err := c.Children(ctx, dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	var q []string
+	for _, n := range names {
+		if strings.HasPrefix(n, lockPrefix) {
+			q = append(q, n)
+		}
+	}
+	sort.Slice(q, func(i, j int) bool { return seqLess(seqOf(q[i]), seqOf(q[j])) })
+	return q, nil
+}
+
+// seqLess orders sequence suffixes numerically (10 digits or more).
+func seqLess(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
+}
+
+// ensureDir makes the lock's directory (a container: it goes away with
+// its last contender).
+func ensureDir(ctx context.Context, c *client.Client, dir string) error {
+	if st, err := c.Exists(ctx, dir, nil); err != nil || st != nil {
+		return err
+	}
+	if parent := path.Dir(dir); parent != "/" {
+		if err := ensureDir(ctx, c, parent); err != nil {
+			return err
+		}
+	}
+	_, _, err := c.Create(ctx, dir, nil, &client.CreateOptions{Container: true})
+	if errors.Is(err, client.ErrNodeExists) {
+		return nil
+	}
+	return err
+}
+
+func (l *Lock) acquire(ctx context.Context, wait bool) (uint64, error) {
+	l.mu.Lock()
+	if l.node != "" {
+		l.mu.Unlock()
+		return 0, fmt.Errorf("lock %s: already held or queued by this contender", l.dir)
+	}
+	l.mu.Unlock()
+	// Open the session first: every write below is then exactly-once,
+	// so a leader change mid-acquisition is retried, not reported.
+	if _, err := l.c.Session(ctx); err != nil {
+		return 0, fmt.Errorf("lock %s: %w", l.dir, err)
+	}
+	var node string
+	var token uint64
+	for {
+		if err := ensureDir(ctx, l.c, l.dir); err != nil {
+			return 0, fmt.Errorf("lock %s: %w", l.dir, err)
+		}
+		p, st, err := l.c.Create(ctx, path.Join(l.dir, lockPrefix), l.data, &client.CreateOptions{Ephemeral: true, Sequential: true})
+		if errors.Is(err, client.ErrNoNode) {
+			continue // the container went away between the two calls
+		}
+		if err != nil {
+			return 0, fmt.Errorf("lock %s: %w", l.dir, err)
+		}
+		node, token = p, st.Czxid
+		break
+	}
+	name := path.Base(node)
+	giveUp := func(err error) (uint64, error) {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.c.Config().RequestTimeout)
+		defer cancel()
+		_ = l.c.Delete(dctx, node, -1)
+		return 0, err
+	}
+	for {
+		q, err := queue(ctx, l.c, l.dir)
+		if err != nil {
+			return giveUp(fmt.Errorf("lock %s: %w", l.dir, err))
+		}
+		i := indexOf(q, name)
+		if i < 0 {
+			return giveUp(fmt.Errorf("lock %s: %w: our node %s is gone", l.dir, ErrLost, node))
+		}
+		if i == 0 {
+			break
+		}
+		if !wait {
+			return giveUp(fmt.Errorf("lock %s: %w", l.dir, ErrLocked))
+		}
+		// Watch only the predecessor: one release wakes one waiter.
+		st, w, err := l.c.ExistsW(ctx, path.Join(l.dir, q[i-1]))
+		if err != nil {
+			return giveUp(fmt.Errorf("lock %s: %w", l.dir, err))
+		}
+		if st != nil {
+			select {
+			case <-w.Done():
+			case <-ctx.Done():
+				w.Cancel()
+				return giveUp(ctx.Err())
+			case <-l.c.SessionDone():
+				w.Cancel()
+				return giveUp(fmt.Errorf("lock %s: %w: %v", l.dir, ErrLost, l.c.SessionErr()))
+			}
+		}
+		w.Cancel()
+	}
+	l.mu.Lock()
+	l.node, l.token = node, token
+	l.lost, l.stop = make(chan struct{}), make(chan struct{})
+	l.mu.Unlock()
+	l.wg.Add(1)
+	go l.guard(node, l.lost, l.stop)
+	return token, nil
+}
+
+func indexOf(q []string, name string) int {
+	for i, n := range q {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// guard closes lost when the session ends or our node disappears.
+func (l *Lock) guard(node string, lost, stop chan struct{}) {
+	defer l.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+		case <-l.c.SessionDone():
+		}
+		cancel()
+	}()
+	for ctx.Err() == nil {
+		st, w, err := l.c.ExistsW(ctx, node)
+		if err == nil && st == nil {
+			break // our node is gone
+		}
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		select {
+		case <-w.Done():
+		case <-ctx.Done():
+			w.Cancel()
+		}
+	}
+	select {
+	case <-stop: // Unlock: not lost
+	default:
+		close(lost)
+	}
+}
+
+// Token is the fencing token of the current hold (0 when not held).
+func (l *Lock) Token() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.token
+}
+
+// Node is the holder's node path (for CheckOp in a Multi).
+func (l *Lock) Node() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.node
+}
+
+// Lost is closed when the held lock is lost: the session expired or the
+// node was deleted. Nil when not held.
+func (l *Lock) Lost() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
+}
+
+// Guard runs ops atomically only while this contender still holds the
+// lock: the Multi's first op checks that the holder's node exists.
+func (l *Lock) Guard(ctx context.Context, ops ...client.Op) ([]client.OpResult, error) {
+	node := l.Node()
+	if node == "" {
+		return nil, ErrNotHeld
+	}
+	res, err := l.c.Multi(ctx, append([]client.Op{client.CheckOp(node, -1)}, ops...)...)
+	var me *client.MultiError
+	if errors.As(err, &me) && me.Index == 0 {
+		return nil, fmt.Errorf("lock %s: %w", l.dir, ErrLost)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res[1:], nil
+}
+
+// Unlock releases the lock.
+func (l *Lock) Unlock(ctx context.Context) error {
+	l.mu.Lock()
+	node, stop := l.node, l.stop
+	l.node, l.token = "", 0
+	l.mu.Unlock()
+	if node == "" {
+		return ErrNotHeld
+	}
+	close(stop)
+	l.wg.Wait()
+	err := l.c.Delete(ctx, node, -1)
+	if errors.Is(err, client.ErrNoNode) {
+		return fmt.Errorf("lock %s: %w", l.dir, ErrLost)
+	}
+	return err
+}
