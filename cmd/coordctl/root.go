@@ -66,7 +66,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 		return usageError{fmt.Errorf("%s: %v", strings.TrimPrefix(c.CommandPath(), "coordctl "), err)}
 	})
 	root.AddCommand(a.createCmd(), a.getCmd(), a.setCmd(), a.deleteCmd(), a.lsCmd(), a.statCmd(), a.syncCmd(),
-		a.txnCmd(), a.membersCmd(), a.statusCmd(), a.snapshotCmd())
+		a.txnCmd(), a.membersCmd(), a.statusCmd(), a.snapshotCmd(),
+		a.watchCmd(), a.lockCmd(), a.electCmd())
 	// Flease commands join here: root.AddCommand(leasectl.Command()).
 	a.root = root
 	return a
@@ -79,6 +80,10 @@ func (a *app) execute(args []string) int {
 	err := a.root.Execute()
 	if err == nil {
 		return 0
+	}
+	var code exitCode
+	if errors.As(err, &code) {
+		return int(code) // the child's own exit code, already reported
 	}
 	fmt.Fprintf(a.stderr, "coordctl: %s\n", oneLine(err.Error()))
 	var ue usageError
