@@ -22,6 +22,15 @@
 // wakes one waiter). The lock's session is the client's: if it expires the
 // node is gone and Lost() closes at once.
 //
+// # Read-write lock, semaphore, barrier, group
+//
+// NewReadLock/NewWriteLock share one queue: a reader holds while no writer
+// queued before it (it watches the last such writer), a writer when first.
+// NewSemaphore(n) holds while fewer than n queued before it and watches
+// the contender n places ahead. Barrier is ZooKeeper's: Set, Wait, Remove.
+// Group is live membership: ephemeral member nodes, Watch streams the
+// member list.
+//
 // # Election
 //
 // The same queue, with the candidate's proposal as the node's data; the

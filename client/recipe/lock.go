@@ -25,12 +25,18 @@ var (
 
 const lockPrefix = "lock-"
 
-// Lock is a distributed mutex at a path. One Lock value is one contender;
+// Lock is a distributed mutex at a path (and, with other rules, a read
+// or write lock or a semaphore permit). One Lock value is one contender;
 // it is not reentrant.
 type Lock struct {
 	c    *client.Client
 	dir  string
 	data []byte
+	// prefix names this contender's node; ready says, for our position i
+	// in the queue q, whether we hold it, and otherwise which node to
+	// watch (only that one: no herd effect).
+	prefix string
+	ready  func(q []string, i int) (bool, int)
 
 	mu    sync.Mutex
 	node  string // our node while queued or holding
@@ -40,8 +46,13 @@ type Lock struct {
 	wg    sync.WaitGroup
 }
 
-// NewLock returns a contender for the lock at dir.
-func NewLock(c *client.Client, dir string) *Lock { return &Lock{c: c, dir: dir} }
+// NewLock returns a contender for the mutex at dir.
+func NewLock(c *client.Client, dir string) *Lock {
+	return &Lock{c: c, dir: dir, prefix: lockPrefix, ready: firstInLine}
+}
+
+// firstInLine: hold when first; else watch the predecessor.
+func firstInLine(q []string, i int) (bool, int) { return i == 0, i - 1 }
 
 // Lock blocks until the lock is held or ctx ends, and returns the fencing
 // token of this acquisition.
@@ -52,7 +63,8 @@ func (l *Lock) TryLock(ctx context.Context) (uint64, error) { return l.acquire(c
 
 func seqOf(name string) string { return name[strings.LastIndexByte(name, '-')+1:] }
 
-// queue lists the contenders' node names sorted by sequence number.
+// queue lists the contenders' node names (any NAME-SEQUENCE child) sorted
+// by sequence number.
 func queue(ctx context.Context, c *client.Client, dir string) ([]string, error) {
 	names, _, err := c.Children(ctx, dir, nil)
 	if err != nil {
@@ -60,12 +72,24 @@ func queue(ctx context.Context, c *client.Client, dir string) ([]string, error) 
 	}
 	var q []string
 	for _, n := range names {
-		if strings.HasPrefix(n, lockPrefix) {
+		if i := strings.LastIndexByte(n, '-'); i >= 0 && isDigits(n[i+1:]) {
 			q = append(q, n)
 		}
 	}
 	sort.Slice(q, func(i, j int) bool { return seqLess(seqOf(q[i]), seqOf(q[j])) })
 	return q, nil
+}
+
+func isDigits(s string) bool {
+	if len(s) < 10 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // seqLess orders sequence suffixes numerically (10 digits or more).
@@ -112,7 +136,7 @@ func (l *Lock) acquire(ctx context.Context, wait bool) (uint64, error) {
 		if err := ensureDir(ctx, l.c, l.dir); err != nil {
 			return 0, fmt.Errorf("lock %s: %w", l.dir, err)
 		}
-		p, st, err := l.c.Create(ctx, path.Join(l.dir, lockPrefix), l.data, &client.CreateOptions{Ephemeral: true, Sequential: true})
+		p, st, err := l.c.Create(ctx, path.Join(l.dir, l.prefix), l.data, &client.CreateOptions{Ephemeral: true, Sequential: true})
 		if errors.Is(err, client.ErrNoNode) {
 			continue // the container went away between the two calls
 		}
@@ -138,14 +162,15 @@ func (l *Lock) acquire(ctx context.Context, wait bool) (uint64, error) {
 		if i < 0 {
 			return giveUp(fmt.Errorf("lock %s: %w: our node %s is gone", l.dir, ErrLost, node))
 		}
-		if i == 0 {
+		ok, watch := l.ready(q, i)
+		if ok {
 			break
 		}
 		if !wait {
 			return giveUp(fmt.Errorf("lock %s: %w", l.dir, ErrLocked))
 		}
-		// Watch only the predecessor: one release wakes one waiter.
-		st, w, err := l.c.ExistsW(ctx, path.Join(l.dir, q[i-1]))
+		// Watch one node only: one release wakes one waiter.
+		st, w, err := l.c.ExistsW(ctx, path.Join(l.dir, q[watch]))
 		if err != nil {
 			return giveUp(fmt.Errorf("lock %s: %w", l.dir, err))
 		}
