@@ -79,3 +79,44 @@ func TestCluster_SequentialCreatesExactlyOnceAcrossLeaderKill(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// TestCluster_SessionSurvivesServerAndLeaderLoss: the client's server is
+// the leader; it is killed. Keepalives move to another server, the new
+// leader grants a grace period, and the session with its ephemeral lives
+// on well past its timeout.
+func TestCluster_SessionSurvivesServerAndLeaderLoss(t *testing.T) {
+	cl := coordtest.NewCluster(t, 3, coordtest.Options{})
+	li := cl.Leader()
+	eps := []string{cl.Addrs()[li]}
+	for i, a := range cl.Addrs() {
+		if i != li {
+			eps = append(eps, a)
+		}
+	}
+	cfg := client.DefaultConfig()
+	cfg.Endpoints = eps
+	cfg.SessionTimeout = 2 * time.Second
+	c, err := client.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	ctx := coordtest.Ctx(t, 30*time.Second)
+	if _, _, err := c.Create(ctx, "/mine", nil, &client.CreateOptions{Ephemeral: true}); err != nil {
+		t.Fatal(err)
+	}
+	cl.Stop(li)
+	time.Sleep(5 * time.Second) // 2.5 session timeouts
+	select {
+	case <-c.SessionDone():
+		t.Fatalf("session ended: %v", c.SessionErr())
+	default:
+	}
+	st, err := c.Exists(ctx, "/mine", nil)
+	if err != nil || st == nil || st.EphemeralOwner != c.SessionID() {
+		t.Fatalf("ephemeral after failover: %v, %v", st, err)
+	}
+	if c.Endpoint() == cl.Addrs()[li] {
+		t.Fatal("client still on the killed server")
+	}
+}
