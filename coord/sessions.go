@@ -237,6 +237,9 @@ func (s *Server) OpenSession(ctx context.Context, timeoutMs int64) (uint64, int6
 		if res.Code != coordpb.ErrorCode_OK {
 			return 0, 0, 0, tree.ErrorFromCode(res.Code, res.Message)
 		}
+		// The client's next call (a keepalive, an ephemeral create) may
+		// come here: have the session applied locally first.
+		_ = s.rep.WaitApplied(ctx, res.Zxid)
 		return id, timeout.Milliseconds(), res.Zxid, nil
 	}
 	return 0, 0, 0, errors.New("open session: could not draw a unique session id")
@@ -245,14 +248,18 @@ func (s *Server) OpenSession(ctx context.Context, timeoutMs int64) (uint64, int6
 // KeepAlive implements rpc.Backend.
 func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
 	t, _ := s.rep.State()
-	if !t.HasSession(id) {
-		return 0, fmt.Errorf("%w: session %#x", tree.ErrSessionExpired, id)
-	}
-	var timeout int64
-	for _, x := range t.Sessions() {
-		if x.ID == id {
-			timeout = x.TimeoutMs
+	timeout, ok := t.SessionTimeout(id)
+	if !ok && !s.rep.IsLeader() {
+		// This node may lag behind the session's creation: only a
+		// linearizable look may declare a session gone.
+		if _, err := s.Sync(ctx); err != nil {
+			return 0, err
 		}
+		t, _ = s.rep.State()
+		timeout, ok = t.SessionTimeout(id)
+	}
+	if !ok {
+		return 0, fmt.Errorf("%w: session %#x", tree.ErrSessionExpired, id)
 	}
 	if s.rep.IsLeader() {
 		if err := s.sess.touch(id, t); err != nil {
