@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -133,6 +134,9 @@ type Client struct {
 	closed atomic.Bool
 	sess   session
 	reqs   requests
+
+	watchMu sync.Mutex
+	watches map[*Watch]struct{} // live watches, for read ordering
 }
 
 // New makes a client. Connections are made lazily, on the first call, so
@@ -151,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	c := &Client{cfg: cfg, log: log}
+	c := &Client{cfg: cfg, log: log, watches: map[*Watch]struct{}{}}
 	c.sess.open = make(chan struct{}, 1)
 	for _, ep := range cfg.Endpoints {
 		ep = strings.TrimSpace(ep)

@@ -72,6 +72,9 @@ func (c *Client) Get(ctx context.Context, path string, ro *ReadOptions) ([]byte,
 		return nil, nil, err
 	}
 	c.observe(resp.Header)
+	if err := c.orderAfterWatches(ctx, resp.Header.GetZxid()); err != nil {
+		return nil, nil, err
+	}
 	return resp.Data, statFromPB(resp.Stat), nil
 }
 
@@ -125,6 +128,9 @@ func (c *Client) Exists(ctx context.Context, path string, ro *ReadOptions) (*Sta
 		return nil, err
 	}
 	c.observe(resp.Header)
+	if err := c.orderAfterWatches(ctx, resp.Header.GetZxid()); err != nil {
+		return nil, err
+	}
 	if !resp.Exists {
 		return nil, nil
 	}
@@ -143,6 +149,9 @@ func (c *Client) ChildrenPage(ctx context.Context, path, startAfter string, limi
 		return nil, nil, false, err
 	}
 	c.observe(resp.Header)
+	if err := c.orderAfterWatches(ctx, resp.Header.GetZxid()); err != nil {
+		return nil, nil, false, err
+	}
 	return resp.Names, statFromPB(resp.Stat), resp.More, nil
 }
 

@@ -148,3 +148,42 @@ func TestWatch_CompactedIsReported(t *testing.T) {
 		t.Fatalf("bad path: %v", err)
 	}
 }
+
+// TestWatch_EventBeforeRead: a read that reflects a change returns only
+// after the watch event for that change is queued, even though the write
+// came from another client through another server.
+func TestWatch_EventBeforeRead(t *testing.T) {
+	cl := coordtest.NewCluster(t, 3, coordtest.Options{})
+	ctx := coordtest.Ctx(t, 60*time.Second)
+	c := newClient(t, cl.Addrs()[cl.Follower()])
+	writer := newClient(t, cl.Addrs()[cl.Leader()])
+	if _, _, err := writer.Create(ctx, "/o", []byte("0"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sync(ctx, "/"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Watch(ctx, "/o", client.WatchPersistent, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range w.Events {
+		}
+	}()
+	for i := 1; i <= 150; i++ {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			writer.Set(ctx, "/o", []byte(fmt.Sprint(i)), -1)
+		}()
+		_, st, err := c.Get(ctx, "/o", &client.ReadOptions{Local: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q := w.Queued(); q < st.Mzxid {
+			t.Fatalf("read returned data of zxid %d before its watch event was queued (queued up to %d)", st.Mzxid, q)
+		}
+		<-done
+	}
+}

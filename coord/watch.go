@@ -163,6 +163,7 @@ func (s *Server) Watch(stream coordpb.Coord_WatchServer) error {
 	ws := &watchStream{s: s, send: stream.Send, watches: map[int64]*watch{}}
 	for {
 		changed := ws.deliver()
+		ws.answerProgress()
 		if ws.err != nil {
 			return ws.err
 		}
@@ -184,10 +185,11 @@ func (s *Server) Watch(stream coordpb.Coord_WatchServer) error {
 }
 
 type watchStream struct {
-	s       *Server
-	send    func(*coordpb.WatchResponse) error
-	watches map[int64]*watch
-	err     error
+	s        *Server
+	send     func(*coordpb.WatchResponse) error
+	watches  map[int64]*watch
+	progress []uint64 // pending progress requests (zxids)
+	err      error
 }
 
 func (ws *watchStream) out(r *coordpb.WatchResponse) {
@@ -237,16 +239,29 @@ func (ws *watchStream) handle(r *coordpb.WatchRequest) {
 			ws.out(&coordpb.WatchResponse{WatchId: x.Cancel.WatchId, Canceled: true})
 		}
 	case *coordpb.WatchRequest_Progress:
-		ws.deliver()
-		applied, _ := ws.s.watches.position()
-		min := applied
-		for _, w := range ws.watches {
-			if w.cursor < min {
-				min = w.cursor
-			}
-		}
-		ws.out(&coordpb.WatchResponse{WatchId: -1, ProgressZxid: min})
+		ws.progress = append(ws.progress, x.Progress.GetZxid())
+		ws.answerProgress()
 	}
+}
+
+// answerProgress answers the progress requests whose zxid every watch on
+// the stream has reached (deliver has sent all events up to the hub's
+// applied index, which is where the cursors stand).
+func (ws *watchStream) answerProgress() {
+	if len(ws.progress) == 0 {
+		return
+	}
+	ws.deliver()
+	applied, _ := ws.s.watches.position()
+	keep := ws.progress[:0]
+	for _, z := range ws.progress {
+		if z <= applied {
+			ws.out(&coordpb.WatchResponse{WatchId: -1, ProgressZxid: applied})
+		} else {
+			keep = append(keep, z)
+		}
+	}
+	ws.progress = keep
 }
 
 // deliver sends every pending matching event in zxid order and returns

@@ -2000,8 +2000,12 @@ func (x *WatchCancel) GetWatchId() int64 {
 	return 0
 }
 
+// WatchProgressRequest asks for a progress response (watch_id -1) once
+// every matching event with zxid <= zxid has been sent on this stream; the
+// client uses it to order a read at zxid after the events it reflects.
 type WatchProgressRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Zxid          uint64                 `protobuf:"varint,1,opt,name=zxid,proto3" json:"zxid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2034,6 +2038,13 @@ func (x *WatchProgressRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use WatchProgressRequest.ProtoReflect.Descriptor instead.
 func (*WatchProgressRequest) Descriptor() ([]byte, []int) {
 	return file_coord_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WatchProgressRequest) GetZxid() uint64 {
+	if x != nil {
+		return x.Zxid
+	}
+	return 0
 }
 
 type WatchEvent struct {
@@ -4761,8 +4772,9 @@ const file_coord_proto_rawDesc = "" +
 	"\n" +
 	"start_zxid\x18\x04 \x01(\x04R\tstartZxid\"(\n" +
 	"\vWatchCancel\x12\x19\n" +
-	"\bwatch_id\x18\x01 \x01(\x03R\awatchId\"\x16\n" +
-	"\x14WatchProgressRequest\"]\n" +
+	"\bwatch_id\x18\x01 \x01(\x03R\awatchId\"*\n" +
+	"\x14WatchProgressRequest\x12\x12\n" +
+	"\x04zxid\x18\x01 \x01(\x04R\x04zxid\"]\n" +
 	"\n" +
 	"WatchEvent\x12'\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x13.coord.v1.EventTypeR\x04type\x12\x12\n" +
