@@ -135,6 +135,7 @@ type Client struct {
 	sess   session
 	reqs   requests
 
+	states  stateHub
 	watchMu sync.Mutex
 	watches map[*Watch]struct{} // live watches, for read ordering
 }

@@ -36,7 +36,9 @@
 // the server negotiates the timeout (SessionTimeout). SessionID is 0 until
 // then. SessionDone is closed when the session ends: when the server says
 // it expired (SessionErr is ErrSessionExpired; its ephemerals are gone) or
-// on Close (ErrClosed). An expired session is not replaced: calls that
+// on Close (ErrClosed). SessionStates streams the session's state changes
+// (connected, disconnected while keepalives fail, expired, closed). An
+// expired session is not replaced: calls that
 // need it fail with ErrSessionExpired; make a new Client.
 //
 // # Goroutines

@@ -10,6 +10,7 @@ import (
 
 	"coord/client"
 	"coord/coord/coordtest"
+	"coord/proto/coordpb"
 )
 
 // TestCluster_SequentialCreatesExactlyOnceAcrossLeaderKill: with a session
@@ -119,4 +120,53 @@ func TestCluster_SessionSurvivesServerAndLeaderLoss(t *testing.T) {
 	if c.Endpoint() == cl.Addrs()[li] {
 		t.Fatal("client still on the killed server")
 	}
+}
+
+// TestClient_SessionStates: disconnected while the only server is down,
+// connected again after it restarts (the session survives: the new leader
+// grants a grace period), expired when the server ends the session.
+func TestClient_SessionStates(t *testing.T) {
+	cl := coordtest.NewCluster(t, 1, coordtest.Options{})
+	cfg := client.DefaultConfig()
+	cfg.Endpoints = cl.Addrs()
+	cfg.SessionTimeout = 2 * time.Second
+	c, err := client.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	ctx := coordtest.Ctx(t, 30*time.Second)
+	id, err := c.Session(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := c.SessionStates()
+	want := func(s client.SessionState) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case got := <-states:
+				if got == s {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("never reached %v (now %v)", s, c.SessionState())
+			}
+		}
+	}
+	want(client.StateConnected)
+	cl.Stop(0)
+	want(client.StateDisconnected)
+	cl.Restart(0)
+	want(client.StateConnected)
+	if _, err := cl.Conn(0).CloseSession(ctx, closeReq(id)); err != nil {
+		t.Fatal(err)
+	}
+	want(client.StateExpired)
+	<-c.SessionDone()
+}
+
+func closeReq(id uint64) *coordpb.CloseSessionRequest {
+	return &coordpb.CloseSessionRequest{SessionId: id}
 }

@@ -72,6 +72,7 @@ func (c *Client) Session(ctx context.Context) (uint64, error) {
 	c.sess.done = make(chan struct{})
 	c.sess.stop = make(chan struct{})
 	c.sess.loopDone = make(chan struct{})
+	c.states.set(StateConnected)
 	go c.keepAlive(resp.SessionId, timeout, c.sess.stop, c.sess.loopDone)
 	c.sess.mu.Unlock()
 	c.log.Debug("session opened", keySession, resp.SessionId, keyTimeout, timeout)
@@ -176,10 +177,14 @@ func (c *Client) keepAlive(id uint64, timeout time.Duration, stop, loopDone chan
 		switch {
 		case errors.Is(err, ErrSessionExpired):
 			c.log.Warn("session expired", keySession, id)
+			c.states.set(StateExpired)
 			c.endSession(id, err)
 			return
 		case err != nil:
+			c.states.set(StateDisconnected)
 			c.log.Debug("keepalive failed; retrying", keySession, id, keyErr, err)
+		default:
+			c.states.set(StateConnected)
 		}
 	}
 }
@@ -201,6 +206,7 @@ func (c *Client) closeSession(ctx context.Context) error {
 	default:
 	}
 	err := c.closeSessionRPC(ctx, id)
+	c.states.set(StateClosed)
 	c.endSession(id, ErrClosed)
 	return err
 }
