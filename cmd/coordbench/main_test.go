@@ -1,0 +1,43 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestRun_SmallWorkloads runs every workload briefly on a 1-node cluster
+// the tool starts itself, and checks the report.
+func TestRun_SmallWorkloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"--start", "1", "--workload", "create,set,get,get-local,mixed,txn,lock,locks,session,watch",
+		"--clients", "2", "--ops", "20", "--warmup", "0s", "--keys", "10", "--json"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var res []Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("json: %v\n%s", err, out.String())
+	}
+	if len(res) != 10 {
+		t.Fatalf("%d results", len(res))
+	}
+	for _, r := range res {
+		if r.Ops < 20 || r.Errors != 0 || r.OpsPerS <= 0 || r.P50ms <= 0 || r.P99ms < r.P50ms {
+			t.Errorf("%s: %+v", r.Workload, r)
+		}
+	}
+}
+
+func TestRun_BadFlags(t *testing.T) {
+	for _, args := range [][]string{{"--start", "2"}, {"--clients", "0"}, {"--read-ratio", "2"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 2 || !strings.HasPrefix(errb.String(), "coordbench: ") {
+			t.Errorf("%v: exit %d, %q", args, code, errb.String())
+		}
+	}
+}
