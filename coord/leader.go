@@ -181,11 +181,24 @@ func (s *Server) Read(ctx context.Context, opts *coordpb.ReadOptions) (*tree.Tre
 	if err != nil {
 		return nil, 0, err
 	}
+	if s.rep.Applied() < idx && !s.rep.IsLeader() {
+		// A follower learns commits only with raft's next append (up to
+		// two CommitTimeouts away): rather than wait, let the leader,
+		// which has applied idx or is about to, serve the read.
+		if _, addr := s.rep.Leader(); addr != "" {
+			return nil, 0, &rpc.BehindError{Leader: addr, Index: idx}
+		}
+	}
 	if err := s.rep.WaitApplied(ctx, idx); err != nil {
 		return nil, 0, err
 	}
 	t, applied := s.rep.State()
 	return t, applied, nil
+}
+
+// LeaderCoord implements rpc.Backend.
+func (s *Server) LeaderCoord(addr string) (coordpb.CoordClient, error) {
+	return s.peers.coord(addr)
 }
 
 // Sync implements rpc.Backend.
@@ -208,7 +221,7 @@ type peerConns struct {
 
 func newPeerConns() *peerConns { return &peerConns{conns: make(map[string]*grpc.ClientConn)} }
 
-func (p *peerConns) get(addr string) (coordpb.PeerClient, error) {
+func (p *peerConns) conn(addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conns == nil {
@@ -217,13 +230,30 @@ func (p *peerConns) get(addr string) (coordpb.PeerClient, error) {
 	c, ok := p.conns[addr]
 	if !ok {
 		var err error
-		c, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		c, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 		if err != nil {
 			return nil, fmt.Errorf("dial peer %s: %w", addr, err)
 		}
 		p.conns[addr] = c
 	}
+	return c, nil
+}
+
+func (p *peerConns) get(addr string) (coordpb.PeerClient, error) {
+	c, err := p.conn(addr)
+	if err != nil {
+		return nil, err
+	}
 	return coordpb.NewPeerClient(c), nil
+}
+
+func (p *peerConns) coord(addr string) (coordpb.CoordClient, error) {
+	c, err := p.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return coordpb.NewCoordClient(c), nil
 }
 
 func (p *peerConns) close() {

@@ -133,12 +133,13 @@ func (l *Lock) acquire(ctx context.Context, wait bool) (uint64, error) {
 	var node string
 	var token uint64
 	for {
-		if err := ensureDir(ctx, l.c, l.dir); err != nil {
-			return 0, fmt.Errorf("lock %s: %w", l.dir, err)
-		}
 		p, st, err := l.c.Create(ctx, path.Join(l.dir, l.prefix), l.data, &client.CreateOptions{Ephemeral: true, Sequential: true})
 		if errors.Is(err, client.ErrNoNode) {
-			continue // the container went away between the two calls
+			// No lock directory (yet, or its container went away).
+			if err := ensureDir(ctx, l.c, l.dir); err != nil {
+				return 0, fmt.Errorf("lock %s: %w", l.dir, err)
+			}
+			continue
 		}
 		if err != nil {
 			return 0, fmt.Errorf("lock %s: %w", l.dir, err)
@@ -192,7 +193,7 @@ func (l *Lock) acquire(ctx context.Context, wait bool) (uint64, error) {
 	l.lost, l.stop = make(chan struct{}), make(chan struct{})
 	l.mu.Unlock()
 	l.wg.Add(1)
-	go l.guard(node, l.lost, l.stop)
+	go l.guard(node, token, l.lost, l.stop)
 	return token, nil
 }
 
@@ -206,7 +207,7 @@ func indexOf(q []string, name string) int {
 }
 
 // guard closes lost when the session ends or our node disappears.
-func (l *Lock) guard(node string, lost, stop chan struct{}) {
+func (l *Lock) guard(node string, token uint64, lost, stop chan struct{}) {
 	defer l.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -217,22 +218,33 @@ func (l *Lock) guard(node string, lost, stop chan struct{}) {
 		}
 		cancel()
 	}()
+	after := token // the node existed at its own czxid
 	for ctx.Err() == nil {
-		st, w, err := l.c.ExistsW(ctx, node)
-		if err == nil && st == nil {
-			break // our node is gone
-		}
+		w, err := l.c.Watch(ctx, node, client.WatchPersistent, after)
 		if err != nil {
+			// History compacted or a failure: look, then watch from now.
+			st, eerr := l.c.Exists(ctx, node, nil)
+			if eerr == nil && st == nil {
+				break // our node is gone
+			}
+			after = 0
 			select {
 			case <-ctx.Done():
 			case <-time.After(50 * time.Millisecond):
 			}
 			continue
 		}
-		select {
-		case <-w.Done():
-		case <-ctx.Done():
-			w.Cancel()
+		gone := false
+		for e := range w.Events {
+			if e.Type == client.EventDeleted {
+				gone = true
+				break
+			}
+			after = e.Zxid
+		}
+		w.Cancel()
+		if gone {
+			break
 		}
 	}
 	select {

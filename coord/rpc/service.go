@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,8 +22,12 @@ type Backend interface {
 	// Write replicates cmd through the leader and returns its result once
 	// committed (this node may apply it a moment later).
 	Write(ctx context.Context, cmd *coordpb.Command) (*coordpb.ApplyResult, error)
-	// Read returns the state to serve a read at, per opts.
+	// Read returns the state to serve a read at, per opts. A follower that
+	// has not yet applied a linearizable read's index returns a
+	// *BehindError instead: the handler then asks the leader.
 	Read(ctx context.Context, opts *coordpb.ReadOptions) (*tree.Tree, uint64, error)
+	// LeaderCoord is a Coord client for the leader at addr.
+	LeaderCoord(addr string) (coordpb.CoordClient, error)
 	// Sync waits until this node has applied all that was committed before
 	// the call.
 	Sync(ctx context.Context) (uint64, error)
@@ -39,6 +44,23 @@ type Backend interface {
 	ReadIndexLocal(ctx context.Context) (uint64, error)
 	ChangeMembersLocal(ctx context.Context, req *coordpb.ChangeMembersRequest) error
 	KeepAlivesLocal(ctx context.Context, ids []uint64) ([]uint64, error)
+}
+
+// BehindError: this follower knows the read index but has not applied it
+// yet (it learns commits only with raft's next append). The read is served
+// by the leader, which has, at that index.
+type BehindError struct {
+	Leader string // the leader's address
+	Index  uint64 // the read index
+}
+
+func (e *BehindError) Error() string {
+	return fmt.Sprintf("behind the read index %d; ask the leader at %s", e.Index, e.Leader)
+}
+
+// atLeader is the read options that make the leader serve at index.
+func atLeader(index uint64) *coordpb.ReadOptions {
+	return &coordpb.ReadOptions{Consistency: coordpb.Consistency_LOCAL, MinZxid: index}
 }
 
 // Service implements the Coord and Peer gRPC services on a Backend.
@@ -192,6 +214,14 @@ func (s *Service) Multi(ctx context.Context, req *coordpb.MultiRequest) (*coordp
 
 func (s *Service) Get(ctx context.Context, req *coordpb.GetRequest) (*coordpb.GetResponse, error) {
 	t, zxid, err := s.b.Read(ctx, req.GetRead())
+	var be *BehindError
+	if errors.As(err, &be) {
+		c, cerr := s.b.LeaderCoord(be.Leader)
+		if cerr != nil {
+			return nil, s.fail(cerr)
+		}
+		return c.Get(ctx, &coordpb.GetRequest{Path: req.GetPath(), Read: atLeader(be.Index)})
+	}
 	if err != nil {
 		return nil, s.fail(err)
 	}
@@ -204,6 +234,14 @@ func (s *Service) Get(ctx context.Context, req *coordpb.GetRequest) (*coordpb.Ge
 
 func (s *Service) Exists(ctx context.Context, req *coordpb.ExistsRequest) (*coordpb.ExistsResponse, error) {
 	t, zxid, err := s.b.Read(ctx, req.GetRead())
+	var be *BehindError
+	if errors.As(err, &be) {
+		c, cerr := s.b.LeaderCoord(be.Leader)
+		if cerr != nil {
+			return nil, s.fail(cerr)
+		}
+		return c.Exists(ctx, &coordpb.ExistsRequest{Path: req.GetPath(), Read: atLeader(be.Index)})
+	}
 	if err != nil {
 		return nil, s.fail(err)
 	}
@@ -225,6 +263,14 @@ func (s *Service) Children(ctx context.Context, req *coordpb.ChildrenRequest) (*
 		limit = MaxChildrenPage
 	}
 	t, zxid, err := s.b.Read(ctx, req.GetRead())
+	var be *BehindError
+	if errors.As(err, &be) {
+		c, cerr := s.b.LeaderCoord(be.Leader)
+		if cerr != nil {
+			return nil, s.fail(cerr)
+		}
+		return c.Children(ctx, &coordpb.ChildrenRequest{Path: req.GetPath(), StartAfter: req.GetStartAfter(), Limit: int32(limit), Read: atLeader(be.Index)})
+	}
 	if err != nil {
 		return nil, s.fail(err)
 	}
@@ -335,7 +381,11 @@ const snapshotChunk = 256 << 10
 
 func (s *Service) Snapshot(_ *coordpb.SnapshotRequest, stream coordpb.Coord_SnapshotServer) error {
 	ctx := stream.Context()
-	t, zxid, err := s.b.Read(ctx, nil)
+	at, err := s.b.Sync(ctx)
+	if err != nil {
+		return s.fail(err)
+	}
+	t, zxid, err := s.b.Read(ctx, &coordpb.ReadOptions{Consistency: coordpb.Consistency_LOCAL, MinZxid: at})
 	if err != nil {
 		return s.fail(err)
 	}

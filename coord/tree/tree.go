@@ -14,10 +14,10 @@ import (
 // and their indexes. Any number of goroutines may read it without locks;
 // Txn derives the next state without changing this one.
 type Tree struct {
-	nodes    *iradix.Tree[znode]    // full path → node
-	sessions *iradix.Tree[int64]    // sessionKey(id) → timeout ms
-	ephem    *iradix.Tree[struct{}] // ephemKey(owner, path)
-	ttls     *iradix.Tree[struct{}] // ttlKey(deadline, path)
+	nodes    *iradix.Tree[znode]                // full path → node
+	sessions *iradix.Tree[int64]                // sessionKey(id) → timeout ms
+	ephem    *iradix.Tree[struct{}]             // ephemKey(owner, path)
+	ttls     *iradix.Tree[struct{}]             // ttlKey(deadline, path)
 	replies  *iradix.Tree[*coordpb.ApplyResult] // replyKey(session, request)
 	zxid     uint64
 }
