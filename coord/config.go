@@ -52,6 +52,9 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
 	LeaderLease      time.Duration
+	// CommitTimeout bounds how far followers (and their watchers) trail
+	// the leader when writes are sparse; lower costs idle traffic.
+	CommitTimeout time.Duration
 	// SnapshotThreshold and TrailingLogs; zero takes replica's defaults.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64

@@ -107,6 +107,7 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		HeartbeatTimeout:  cfg.HeartbeatTimeout,
 		ElectionTimeout:   cfg.ElectionTimeout,
 		LeaderLease:       cfg.LeaderLease,
+		CommitTimeout:     cfg.CommitTimeout,
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		TrailingLogs:      cfg.TrailingLogs,
 		Events:            s.onEvents,

@@ -57,6 +57,11 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
 	LeaderLease      time.Duration
+	// CommitTimeout: an idle leader sends an append this often (randomised
+	// up to 2x), which is how followers learn that entries committed: it
+	// bounds how stale a follower's applied state (and its watch events)
+	// runs behind the leader, at the cost of idle traffic.
+	CommitTimeout time.Duration
 	// SnapshotThreshold: entries since the last snapshot that trigger one.
 	SnapshotThreshold uint64
 	// SnapshotInterval: how often raft checks the threshold.
@@ -76,6 +81,7 @@ const (
 	DefaultHeartbeatTimeout  = 1000 * time.Millisecond
 	DefaultElectionTimeout   = 1000 * time.Millisecond
 	DefaultLeaderLease       = 500 * time.Millisecond
+	DefaultCommitTimeout     = 5 * time.Millisecond
 	DefaultSnapshotThreshold = 65536
 	DefaultSnapshotInterval  = 30 * time.Second
 	DefaultTrailingLogs      = 10240
@@ -93,6 +99,9 @@ func (c *Config) fill() {
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = DefaultCommitTimeout
 	}
 	if c.SnapshotInterval == 0 {
 		c.SnapshotInterval = DefaultSnapshotInterval
@@ -202,7 +211,7 @@ func New(cfg Config, mux *Mux) (*Replica, error) {
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	rc.ElectionTimeout = cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = cfg.LeaderLease
-	rc.CommitTimeout = 5 * time.Millisecond
+	rc.CommitTimeout = cfg.CommitTimeout
 	rc.MaxAppendEntries = 1024
 	rc.BatchApplyCh = true
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
