@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"coord/client"
+	"coord/lease/leasectl"
 )
 
 // app holds one invocation's I/O and global flags.
@@ -68,7 +69,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 	root.AddCommand(a.createCmd(), a.getCmd(), a.setCmd(), a.deleteCmd(), a.lsCmd(), a.statCmd(), a.syncCmd(),
 		a.txnCmd(), a.membersCmd(), a.statusCmd(), a.snapshotCmd(),
 		a.watchCmd(), a.lockCmd(), a.electCmd())
-	// Flease commands join here: root.AddCommand(leasectl.Command()).
+	root.AddCommand(leasectl.Command())
 	a.root = root
 	return a
 }
@@ -84,6 +85,13 @@ func (a *app) execute(args []string) int {
 	var code exitCode
 	if errors.As(err, &code) {
 		return int(code) // the child's own exit code, already reported
+	}
+	var lexit *leasectl.ExitError
+	if errors.As(err, &lexit) {
+		if lexit.Msg != "" {
+			fmt.Fprintf(a.stderr, "coordctl: %s\n", oneLine(lexit.Msg))
+		}
+		return leasectl.ExitCode(err) // lease hold: CMD's own code
 	}
 	fmt.Fprintf(a.stderr, "coordctl: %s\n", oneLine(err.Error()))
 	var ue usageError
