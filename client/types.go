@@ -17,6 +17,8 @@ type Stat struct {
 	NumChildren         int64
 	TTL                 time.Duration
 	Mode                Mode
+	// Directory: created as a directory or has had a child (never cleared).
+	Directory bool
 }
 
 // Mode is a znode's create mode.
@@ -48,7 +50,7 @@ func statFromPB(s *coordpb.Stat) *Stat {
 		CTime: time.UnixMilli(s.Ctime), MTime: time.UnixMilli(s.Mtime),
 		Version: s.Version, Cversion: s.Cversion, EphemeralOwner: s.EphemeralOwner,
 		DataLength: s.DataLength, NumChildren: s.NumChildren,
-		TTL: time.Duration(s.TtlMs) * time.Millisecond, Mode: mode,
+		TTL: time.Duration(s.TtlMs) * time.Millisecond, Mode: mode, Directory: s.Directory,
 	}
 }
 
@@ -64,6 +66,9 @@ type CreateOptions struct {
 	// TTL > 0 makes a TTL node: deleted when unmodified for TTL and
 	// childless (millisecond resolution).
 	TTL time.Duration
+	// Directory marks the node a directory (as mkdir through a mount
+	// does); any node becomes one when it gets a child. Not for ephemerals.
+	Directory bool
 	// Ephemeral, Container and TTL exclude each other; Sequential goes
 	// with any of them.
 }
@@ -148,6 +153,7 @@ func createOpPB(path string, data []byte, opts *CreateOptions) (*coordpb.CreateO
 		return op, err
 	}
 	op.Sequential = opts.Sequential
+	op.Directory = opts.Directory
 	switch {
 	case opts.Ephemeral:
 		op.Mode = coordpb.CreateMode_EPHEMERAL

@@ -67,6 +67,7 @@ func (a *app) createCmd() *cobra.Command {
 	c.Flags().BoolVarP(&opts.Ephemeral, "ephemeral", "e", false, "ephemeral: dies with this command's session")
 	c.Flags().BoolVarP(&opts.Sequential, "sequential", "s", false, "append a 10-digit sequence number")
 	c.Flags().BoolVar(&opts.Container, "container", false, "container: deleted when its last child goes")
+	c.Flags().BoolVar(&opts.Directory, "dir", false, "mark the node a directory (as mkdir through a mount does)")
 	c.Flags().DurationVar(&opts.TTL, "ttl", 0, "TTL node: deleted when unmodified this long and childless")
 	c.Flags().BoolVar(&hold, "hold", false, "with -e: keep the session (and node) until interrupted")
 	return c

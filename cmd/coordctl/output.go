@@ -31,6 +31,7 @@ func writeStat(w io.Writer, st *client.Stat) {
 		{"numChildren", st.NumChildren},
 		{"mode", st.Mode},
 		{"ttl", st.TTL},
+		{"directory", st.Directory},
 	} {
 		fmt.Fprintf(w, "%s = %v\n", kv.k, kv.v)
 	}
@@ -52,6 +53,7 @@ type statJSON struct {
 	NumChildren    int64  `json:"numChildren"`
 	Mode           string `json:"mode"`
 	TTLMs          int64  `json:"ttlMs"`
+	Directory      bool   `json:"directory"`
 }
 
 func toStatJSON(st *client.Stat) *statJSON {
@@ -63,6 +65,7 @@ func toStatJSON(st *client.Stat) *statJSON {
 		Ctime: formatTime(st.CTime), Mtime: formatTime(st.MTime),
 		Version: st.Version, Cversion: st.Cversion, EphemeralOwner: st.EphemeralOwner,
 		DataLength: st.DataLength, NumChildren: st.NumChildren, Mode: string(st.Mode), TTLMs: st.TTL.Milliseconds(),
+		Directory: st.Directory,
 	}
 }
 

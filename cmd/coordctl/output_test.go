@@ -32,6 +32,7 @@ dataLength = 5
 numChildren = 1
 mode = ephemeral
 ttl = 0s
+directory = false
 `
 	if b.String() != want {
 		t.Fatalf("writeStat:\n%s\nwant:\n%s", b.String(), want)

@@ -14,6 +14,9 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 	if err := validate(p, sequential); err != nil {
 		return "", nil, err
 	}
+	if err := checkReserved(p); err != nil {
+		return "", nil, err
+	}
 	mode, session, ttl := op.GetMode(), op.GetSessionId(), op.GetTtlMs()
 	var aux uint64
 	switch mode {
@@ -39,6 +42,9 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 	}
 	if mode != coordpb.CreateMode_TTL && ttl != 0 {
 		return "", nil, errorf(ErrInvalidArgument, "a ttl is only for TTL nodes")
+	}
+	if mode == coordpb.CreateMode_EPHEMERAL && op.GetDirectory() {
+		return "", nil, errorf(ErrInvalidArgument, "an ephemeral node cannot be a directory (it may not have children)")
 	}
 	if p == "/" && !sequential {
 		return "", nil, ErrNodeExists
@@ -67,7 +73,9 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 		ctime: x.now, mtime: x.now,
 		aux:  aux,
 		mode: mode,
+		dir:  op.GetDirectory(),
 	}
+	parent.dir = true // a node with a child is a directory from now on
 	parent.cversion++
 	parent.pzxid = x.zxid
 	parent.numChildren++

@@ -83,3 +83,20 @@ func childPrefix(p string) string {
 	}
 	return p + "/"
 }
+
+// Names the file system view keeps for itself (see fuse/): every
+// directory's own data and lock files, and the control namespace at the
+// root. Creates of such names are refused, so a mount never shadows a
+// real znode.
+var reservedNames = map[string]bool{".data": true, ".lock": true}
+
+const reservedRoot = "/.coord"
+
+// checkReserved refuses a create whose last segment is a reserved name.
+func checkReserved(p string) error {
+	name := p[strings.LastIndexByte(p, '/')+1:]
+	if reservedNames[name] || p == reservedRoot || strings.HasPrefix(p, reservedRoot+"/") {
+		return badPath(p, fmt.Sprintf("%q is reserved for the file system view", name))
+	}
+	return nil
+}

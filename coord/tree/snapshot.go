@@ -437,6 +437,12 @@ func nodeFromSnapshot(sn *coordpb.SnapshotNode, zxid uint64) (znode, error) {
 	default:
 		return znode{}, corrupt("node %q: unknown mode %d", p, st.Mode)
 	}
+	if st.NumChildren > 0 && !st.Directory {
+		return znode{}, corrupt("node %q has children but is not a directory", p)
+	}
+	if st.Directory && st.Mode == coordpb.CreateMode_EPHEMERAL {
+		return znode{}, corrupt("ephemeral node %q is a directory", p)
+	}
 	if p == "/" && st.Mode != coordpb.CreateMode_PERSISTENT {
 		return znode{}, corrupt("root has mode %v", st.Mode)
 	}
@@ -447,6 +453,6 @@ func nodeFromSnapshot(sn *coordpb.SnapshotNode, zxid uint64) (znode, error) {
 	return znode{
 		data: data, czxid: st.Czxid, mzxid: st.Mzxid, pzxid: st.Pzxid,
 		ctime: st.Ctime, mtime: st.Mtime, version: st.Version, cversion: st.Cversion,
-		numChildren: st.NumChildren, seq: sn.Seq, aux: aux, mode: st.Mode,
+		numChildren: st.NumChildren, seq: sn.Seq, aux: aux, mode: st.Mode, dir: st.Directory,
 	}, nil
 }

@@ -24,7 +24,7 @@ type Tree struct {
 
 // New returns the empty state: only the root "/" exists, with zero stat.
 func New() *Tree {
-	nodes, _, _ := iradix.New[znode]().Insert([]byte("/"), znode{})
+	nodes, _, _ := iradix.New[znode]().Insert([]byte("/"), znode{dir: true})
 	return &Tree{
 		nodes:    nodes,
 		sessions: iradix.New[int64](),

@@ -23,6 +23,7 @@ type znode struct {
 	// milliseconds of a TTL node (the two are exclusive), else 0.
 	aux  uint64
 	mode coordpb.CreateMode
+	dir  bool // a directory: created as one or has had a child
 }
 
 // owner is the session owning an ephemeral node, 0 for any other node.
@@ -60,4 +61,5 @@ func (n *znode) fillStat(st *coordpb.Stat) {
 	st.NumChildren = n.numChildren
 	st.TtlMs = n.ttl()
 	st.Mode = n.mode
+	st.Directory = n.dir
 }

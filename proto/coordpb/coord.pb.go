@@ -414,8 +414,12 @@ type Stat struct {
 	NumChildren    int64                  `protobuf:"varint,10,opt,name=num_children,json=numChildren,proto3" json:"num_children,omitempty"`
 	TtlMs          int64                  `protobuf:"varint,11,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"` // TTL of a TTL node, 0 otherwise
 	Mode           CreateMode             `protobuf:"varint,12,opt,name=mode,proto3,enum=coord.v1.CreateMode" json:"mode,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The node is a directory: created as one (mkdir through a mount,
+	// CreateOp.directory) or given a child at some point; never cleared, so
+	// a file system view never flaps between file and directory.
+	Directory     bool `protobuf:"varint,13,opt,name=directory,proto3" json:"directory,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Stat) Reset() {
@@ -530,6 +534,13 @@ func (x *Stat) GetMode() CreateMode {
 		return x.Mode
 	}
 	return CreateMode_PERSISTENT
+}
+
+func (x *Stat) GetDirectory() bool {
+	if x != nil {
+		return x.Directory
+	}
+	return false
 }
 
 // ResponseHeader comes with every response.
@@ -651,6 +662,7 @@ type CreateOp struct {
 	Sequential    bool                   `protobuf:"varint,4,opt,name=sequential,proto3" json:"sequential,omitempty"`
 	TtlMs         int64                  `protobuf:"varint,5,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`             // for mode TTL
 	SessionId     uint64                 `protobuf:"varint,6,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"` // owner, for mode EPHEMERAL
+	Directory     bool                   `protobuf:"varint,7,opt,name=directory,proto3" json:"directory,omitempty"`                  // create as a directory (not for ephemerals)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -725,6 +737,13 @@ func (x *CreateOp) GetSessionId() uint64 {
 		return x.SessionId
 	}
 	return 0
+}
+
+func (x *CreateOp) GetDirectory() bool {
+	if x != nil {
+		return x.Directory
+	}
+	return false
 }
 
 type SetOp struct {
@@ -4660,7 +4679,7 @@ const file_coord_proto_rawDesc = "" +
 	"\vErrorDetail\x12'\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x13.coord.v1.ErrorCodeR\x04code\x12\x1b\n" +
 	"\tfailed_op\x18\x02 \x01(\x05R\bfailedOp\x12\x12\n" +
-	"\x04path\x18\x03 \x01(\tR\x04path\"\xd8\x02\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\"\xf6\x02\n" +
 	"\x04Stat\x12\x14\n" +
 	"\x05czxid\x18\x01 \x01(\x04R\x05czxid\x12\x14\n" +
 	"\x05mzxid\x18\x02 \x01(\x04R\x05mzxid\x12\x14\n" +
@@ -4675,13 +4694,14 @@ const file_coord_proto_rawDesc = "" +
 	"\fnum_children\x18\n" +
 	" \x01(\x03R\vnumChildren\x12\x15\n" +
 	"\x06ttl_ms\x18\v \x01(\x03R\x05ttlMs\x12(\n" +
-	"\x04mode\x18\f \x01(\x0e2\x14.coord.v1.CreateModeR\x04mode\"A\n" +
+	"\x04mode\x18\f \x01(\x0e2\x14.coord.v1.CreateModeR\x04mode\x12\x1c\n" +
+	"\tdirectory\x18\r \x01(\bR\tdirectory\"A\n" +
 	"\x0eResponseHeader\x12\x12\n" +
 	"\x04zxid\x18\x01 \x01(\x04R\x04zxid\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\"a\n" +
 	"\vReadOptions\x127\n" +
 	"\vconsistency\x18\x01 \x01(\x0e2\x15.coord.v1.ConsistencyR\vconsistency\x12\x19\n" +
-	"\bmin_zxid\x18\x02 \x01(\x04R\aminZxid\"\xb2\x01\n" +
+	"\bmin_zxid\x18\x02 \x01(\x04R\aminZxid\"\xd0\x01\n" +
 	"\bCreateOp\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12(\n" +
@@ -4691,7 +4711,8 @@ const file_coord_proto_rawDesc = "" +
 	"sequential\x12\x15\n" +
 	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x06 \x01(\x04R\tsessionId\"I\n" +
+	"session_id\x18\x06 \x01(\x04R\tsessionId\x12\x1c\n" +
+	"\tdirectory\x18\a \x01(\bR\tdirectory\"I\n" +
 	"\x05SetOp\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
