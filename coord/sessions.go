@@ -247,17 +247,16 @@ func (s *Server) OpenSession(ctx context.Context, timeoutMs int64) (uint64, int6
 
 // KeepAlive implements rpc.Backend.
 func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
-	t, _ := s.rep.State()
-	timeout, ok := t.SessionTimeout(id)
-	if !ok && !s.rep.IsLeader() {
-		// This node may lag behind the session's creation: only a
-		// linearizable look may declare a session gone.
+	if !s.rep.IsLeader() {
+		// A follower's state may lag either way (a session just opened,
+		// or one the leader just expired): answer from a linearizable
+		// point, so a client never hears "alive" after its session ended.
 		if _, err := s.Sync(ctx); err != nil {
 			return 0, err
 		}
-		t, _ = s.rep.State()
-		timeout, ok = t.SessionTimeout(id)
 	}
+	t, _ := s.rep.State()
+	timeout, ok := t.SessionTimeout(id)
 	if !ok {
 		return 0, fmt.Errorf("%w: session %#x", tree.ErrSessionExpired, id)
 	}
