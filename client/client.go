@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -315,7 +316,9 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 		}
 		// Go round every endpoint once at once, then pause between rounds.
 		if attempt%len(c.rpcs) == 0 {
-			t := time.NewTimer(pause)
+			// Equal jitter: clients that failed together do not retry
+			// together.
+			t := time.NewTimer(pause/2 + rand.N(pause/2+1))
 			select {
 			case <-ctx.Done():
 				t.Stop()
