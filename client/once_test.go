@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,7 +77,7 @@ func TestCluster_SequentialCreatesExactlyOnceAcrossLeaderKill(t *testing.T) {
 	if ok.Load() < 50 {
 		t.Fatalf("too few creates (%d) to mean anything", ok.Load())
 	}
-	_ = fmt.Sprint
+
 }
 
 // TestCluster_SessionSurvivesServerAndLeaderLoss: the client's server is

@@ -3,7 +3,6 @@ package coord_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -411,7 +410,6 @@ func TestSessions_CloseDeletesEphemeralsAtOnce(t *testing.T) {
 	}
 }
 
-var _ = errors.Is
 
 func TestTTLNodes_ExpireWhenUnmodified(t *testing.T) {
 	c := coordtest.NewCluster(t, 1, coordtest.Options{})
