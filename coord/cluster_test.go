@@ -410,7 +410,6 @@ func TestSessions_CloseDeletesEphemeralsAtOnce(t *testing.T) {
 	}
 }
 
-
 func TestTTLNodes_ExpireWhenUnmodified(t *testing.T) {
 	c := coordtest.NewCluster(t, 1, coordtest.Options{})
 	ctx := coordtest.Ctx(t, 20*time.Second)

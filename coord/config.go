@@ -55,6 +55,11 @@ type Config struct {
 	// CommitTimeout bounds how far followers (and their watchers) trail
 	// the leader when writes are sparse; lower costs idle traffic.
 	CommitTimeout time.Duration
+	// NudgeFollowers: after a write when no other is in flight, append a
+	// barrier so followers (and their watchers) learn the commit at once
+	// instead of after CommitTimeout; costs one log append per sparse
+	// write.
+	NudgeFollowers bool
 	// SnapshotThreshold and TrailingLogs; zero takes replica's defaults.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64

@@ -120,7 +120,11 @@ func (s *Server) propose(ctx context.Context, cmd *coordpb.Command) (*coordpb.Ap
 	if err != nil {
 		return nil, err
 	}
-	return s.rep.Propose(ctx, b)
+	res, err := s.rep.Propose(ctx, b)
+	if err == nil && s.cfg.NudgeFollowers {
+		s.rep.Nudge()
+	}
+	return res, err
 }
 
 // neverSent reports whether a failed peer call failed while dialing, so

@@ -278,3 +278,31 @@ func TestWrites_RetryIsExactlyOnce(t *testing.T) {
 		t.Fatalf("children = %v, %v", ch.GetNames(), err)
 	}
 }
+
+// With NudgeFollowers, a follower learns a sparse write's commit at once,
+// not after CommitTimeout (set long here so the difference is plain).
+func TestNudgeFollowers_FollowersLearnCommitsPromptly(t *testing.T) {
+	for _, nudge := range []bool{false, true} {
+		c := coordtest.NewCluster(t, 3, coordtest.Options{Configure: func(cfg *coord.Config) {
+			cfg.CommitTimeout = 300 * time.Millisecond
+			cfg.NudgeFollowers = nudge
+		}})
+		ctx := coordtest.Ctx(t, 20*time.Second)
+		leader, f := c.Conn(c.Leader()), c.Node(c.Follower())
+		mustCreate(t, ctx, leader, "/n", nil)
+		time.Sleep(700 * time.Millisecond) // let the cluster go idle
+		s, err := leader.Set(ctx, &coordpb.SetRequest{Op: &coordpb.SetOp{Path: "/n", Data: []byte("x"), Version: -1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := f.Server.Replica().WaitApplied(ctx, s.Header.Zxid); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		t.Logf("nudge=%v: follower applied the write %v after the leader answered", nudge, took)
+		if nudge && took > 150*time.Millisecond {
+			t.Fatalf("with nudging the follower still took %v", took)
+		}
+	}
+}

@@ -50,6 +50,7 @@ type options struct {
 	warmup    time.Duration
 	readRatio float64
 	json      bool
+	nudge     bool
 }
 
 // Result is one workload's measurement.
@@ -83,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "untimed warm-up before each window")
 	fs.Float64Var(&o.readRatio, "read-ratio", 0.9, "share of reads in mixed")
 	fs.BoolVar(&o.json, "json", false, "print results as JSON")
+	fs.BoolVar(&o.nudge, "nudge", false, "with --start: servers nudge followers after sparse writes (coordd --nudge-followers)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (servers included with --start) to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -109,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	o.endpoints = strings.Split(*eps, ",")
 	if o.start > 0 {
-		addrs, cleanup, err := startCluster(o.start)
+		addrs, cleanup, err := startCluster(o.start, o.nudge)
 		if err != nil {
 			fmt.Fprintf(stderr, "coordbench: start cluster: %v\n", err)
 			return 1
@@ -143,7 +145,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // startCluster runs n in-process servers on loopback with data on disk.
-func startCluster(n int) ([]string, func(), error) {
+func startCluster(n int, nudge bool) ([]string, func(), error) {
 	dir, err := os.MkdirTemp("", "coordbench")
 	if err != nil {
 		return nil, nil, err
@@ -174,6 +176,7 @@ func startCluster(n int) ([]string, func(), error) {
 		cfg.DataDir = filepath.Join(dir, cfg.Name)
 		cfg.HTTP = ""
 		cfg.InitialCluster = peers
+		cfg.NudgeFollowers = nudge
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		wg.Add(1)
 		go func(i int, cfg coord.Config) {

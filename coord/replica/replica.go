@@ -165,6 +165,8 @@ type Replica struct {
 	log       *slog.Logger
 
 	readyTerm atomic.Uint64 // term in which this leader committed a barrier
+	inflight  atomic.Int64  // proposals waiting for their commit
+	nudging   atomic.Bool   // a Nudge barrier is in flight
 	reads     readBatcher
 
 	notifyCh chan bool
@@ -324,8 +326,11 @@ func (r *Replica) Propose(ctx context.Context, data []byte) (*coordpb.ApplyResul
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
+	r.inflight.Add(1)
 	f := r.raft.Apply(data, timeout)
-	if err := awaitFuture(ctx, f); err != nil {
+	err := awaitFuture(ctx, f)
+	r.inflight.Add(-1)
+	if err != nil {
 		return nil, r.mapRaftErr(err)
 	}
 	res, ok := f.Response().(*coordpb.ApplyResult)
@@ -361,6 +366,24 @@ func (r *Replica) mapRaftErr(err error) error {
 		return fmt.Errorf("%w: %v", ErrNoLeader, err)
 	}
 	return err
+}
+
+// Nudge tells followers promptly what has committed when writes are
+// sparse: hashicorp/raft sends the commit index only with the next
+// append, which an idle leader sends after CommitTimeout..2×CommitTimeout.
+// Nudge appends a barrier entry (carrying the commit index) when no
+// proposal is in flight; under load the next write does the same for
+// free. At most one nudge runs at a time.
+func (r *Replica) Nudge() {
+	if r.inflight.Load() != 0 || !r.nudging.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer r.nudging.Store(false)
+		if r.raft.State() == raft.Leader {
+			_ = r.raft.Barrier(r.cfg.ElectionTimeout).Error()
+		}
+	}()
 }
 
 // ReadIndex returns an index at which a linearizable read may be served
