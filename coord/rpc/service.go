@@ -212,44 +212,54 @@ func (s *Service) Multi(ctx context.Context, req *coordpb.MultiRequest) (*coordp
 	return &coordpb.MultiResponse{Header: s.header(res.Zxid), Results: res.Results}, nil
 }
 
-func (s *Service) Get(ctx context.Context, req *coordpb.GetRequest) (*coordpb.GetResponse, error) {
-	t, zxid, err := s.b.Read(ctx, req.GetRead())
+// read serves a read at the consistency asked for: serve runs on this
+// node's tree; when this follower has not yet applied the read index, ask
+// runs the same request at the leader (whose answer is already a status).
+func read[R any](ctx context.Context, s *Service, opts *coordpb.ReadOptions,
+	serve func(t *tree.Tree, zxid uint64) (R, error),
+	ask func(c coordpb.CoordClient, at *coordpb.ReadOptions) (R, error)) (R, error) {
+	var zero R
+	t, zxid, err := s.b.Read(ctx, opts)
 	var be *BehindError
 	if errors.As(err, &be) {
-		c, cerr := s.b.LeaderCoord(be.Leader)
-		if cerr != nil {
-			return nil, s.fail(cerr)
+		c, err := s.b.LeaderCoord(be.Leader)
+		if err != nil {
+			return zero, s.fail(err)
 		}
-		return c.Get(ctx, &coordpb.GetRequest{Path: req.GetPath(), Read: atLeader(be.Index)})
+		return ask(c, atLeader(be.Index))
 	}
 	if err != nil {
-		return nil, s.fail(err)
+		return zero, s.fail(err)
 	}
-	data, stat, err := t.Get(req.GetPath())
+	r, err := serve(t, zxid)
 	if err != nil {
-		return nil, s.fail(err)
+		return zero, s.fail(err)
 	}
-	return &coordpb.GetResponse{Header: s.header(zxid), Data: data, Stat: stat}, nil
+	return r, nil
+}
+
+func (s *Service) Get(ctx context.Context, req *coordpb.GetRequest) (*coordpb.GetResponse, error) {
+	return read(ctx, s, req.GetRead(), func(t *tree.Tree, zxid uint64) (*coordpb.GetResponse, error) {
+		data, stat, err := t.Get(req.GetPath())
+		if err != nil {
+			return nil, err
+		}
+		return &coordpb.GetResponse{Header: s.header(zxid), Data: data, Stat: stat}, nil
+	}, func(c coordpb.CoordClient, at *coordpb.ReadOptions) (*coordpb.GetResponse, error) {
+		return c.Get(ctx, &coordpb.GetRequest{Path: req.GetPath(), Read: at})
+	})
 }
 
 func (s *Service) Exists(ctx context.Context, req *coordpb.ExistsRequest) (*coordpb.ExistsResponse, error) {
-	t, zxid, err := s.b.Read(ctx, req.GetRead())
-	var be *BehindError
-	if errors.As(err, &be) {
-		c, cerr := s.b.LeaderCoord(be.Leader)
-		if cerr != nil {
-			return nil, s.fail(cerr)
+	return read(ctx, s, req.GetRead(), func(t *tree.Tree, zxid uint64) (*coordpb.ExistsResponse, error) {
+		stat, ok, err := t.Exists(req.GetPath())
+		if err != nil {
+			return nil, err
 		}
-		return c.Exists(ctx, &coordpb.ExistsRequest{Path: req.GetPath(), Read: atLeader(be.Index)})
-	}
-	if err != nil {
-		return nil, s.fail(err)
-	}
-	stat, ok, err := t.Exists(req.GetPath())
-	if err != nil {
-		return nil, s.fail(err)
-	}
-	return &coordpb.ExistsResponse{Header: s.header(zxid), Exists: ok, Stat: stat}, nil
+		return &coordpb.ExistsResponse{Header: s.header(zxid), Exists: ok, Stat: stat}, nil
+	}, func(c coordpb.CoordClient, at *coordpb.ReadOptions) (*coordpb.ExistsResponse, error) {
+		return c.Exists(ctx, &coordpb.ExistsRequest{Path: req.GetPath(), Read: at})
+	})
 }
 
 func (s *Service) Children(ctx context.Context, req *coordpb.ChildrenRequest) (*coordpb.ChildrenResponse, error) {
@@ -262,23 +272,15 @@ func (s *Service) Children(ctx context.Context, req *coordpb.ChildrenRequest) (*
 	case limit > MaxChildrenPage:
 		limit = MaxChildrenPage
 	}
-	t, zxid, err := s.b.Read(ctx, req.GetRead())
-	var be *BehindError
-	if errors.As(err, &be) {
-		c, cerr := s.b.LeaderCoord(be.Leader)
-		if cerr != nil {
-			return nil, s.fail(cerr)
+	return read(ctx, s, req.GetRead(), func(t *tree.Tree, zxid uint64) (*coordpb.ChildrenResponse, error) {
+		names, stat, more, err := t.Children(req.GetPath(), req.GetStartAfter(), limit)
+		if err != nil {
+			return nil, err
 		}
-		return c.Children(ctx, &coordpb.ChildrenRequest{Path: req.GetPath(), StartAfter: req.GetStartAfter(), Limit: int32(limit), Read: atLeader(be.Index)})
-	}
-	if err != nil {
-		return nil, s.fail(err)
-	}
-	names, stat, more, err := t.Children(req.GetPath(), req.GetStartAfter(), limit)
-	if err != nil {
-		return nil, s.fail(err)
-	}
-	return &coordpb.ChildrenResponse{Header: s.header(zxid), Names: names, Stat: stat, More: more}, nil
+		return &coordpb.ChildrenResponse{Header: s.header(zxid), Names: names, Stat: stat, More: more}, nil
+	}, func(c coordpb.CoordClient, at *coordpb.ReadOptions) (*coordpb.ChildrenResponse, error) {
+		return c.Children(ctx, &coordpb.ChildrenRequest{Path: req.GetPath(), StartAfter: req.GetStartAfter(), Limit: int32(limit), Read: at})
+	})
 }
 
 func (s *Service) Sync(ctx context.Context, req *coordpb.SyncRequest) (*coordpb.SyncResponse, error) {
