@@ -32,25 +32,24 @@ func newMetrics(s *Server) *metrics {
 	m.events = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "coord_watch_events_total", Help: "Watch events produced by applied changes.",
 	})
-	info := func(f func() float64) func() float64 { return f }
 	gauges := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_raft_term", Help: "Current raft term."},
-			info(func() float64 { return float64(s.rep.Info().Term) })),
+			func() float64 { return float64(s.rep.Info().Term) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_raft_commit_index", Help: "Raft commit index."},
-			info(func() float64 { return float64(s.rep.Info().CommitIndex) })),
+			func() float64 { return float64(s.rep.Info().CommitIndex) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_raft_applied_index", Help: "Index applied to the tree."},
-			info(func() float64 { return float64(s.rep.Applied()) })),
+			func() float64 { return float64(s.rep.Applied()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_raft_is_leader", Help: "1 on the leader."},
-			info(func() float64 {
+			func() float64 {
 				if s.rep.IsLeader() {
 					return 1
 				}
 				return 0
-			})),
+			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_znodes", Help: "Znodes in the tree."},
-			info(func() float64 { t, _ := s.rep.State(); return float64(t.Len()) })),
+			func() float64 { t, _ := s.rep.State(); return float64(t.Len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_sessions", Help: "Live sessions."},
-			info(func() float64 { t, _ := s.rep.State(); return float64(len(t.Sessions())) })),
+			func() float64 { t, _ := s.rep.State(); return float64(t.SessionCount()) }),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.events,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -192,13 +192,11 @@ func (m *sessionManager) touch(id uint64, t *tree.Tree) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, err := m.table.Touch(id, time.Now())
-	if errors.Is(err, session.ErrUnknown) && t.HasSession(id) {
+	if errors.Is(err, session.ErrUnknown) {
 		// Opened moments ago and not synced yet.
-		for _, x := range t.Sessions() {
-			if x.ID == id {
-				m.table.Add(session.Info{ID: id, Timeout: time.Duration(x.TimeoutMs) * time.Millisecond}, time.Now())
-				return nil
-			}
+		if ms, ok := t.SessionTimeout(id); ok {
+			m.table.Add(session.Info{ID: id, Timeout: time.Duration(ms) * time.Millisecond}, time.Now())
+			return nil
 		}
 	}
 	return err

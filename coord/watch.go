@@ -172,10 +172,7 @@ func (s *Server) Watch(stream coordpb.Coord_WatchServer) error {
 			return nil
 		case <-s.stop:
 			return ErrStopped
-		case err := <-recvErr:
-			if err.Error() == "EOF" {
-				return nil
-			}
+		case <-recvErr: // the client closed or broke the stream
 			return nil
 		case r := <-reqs:
 			ws.handle(r)

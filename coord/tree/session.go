@@ -33,6 +33,9 @@ func (t *Tree) HasSession(id uint64) bool {
 // SessionTimeout returns a live session's timeout in milliseconds.
 func (t *Tree) SessionTimeout(id uint64) (int64, bool) { return t.sessions.Get(sessionKey(id)) }
 
+// SessionCount is the number of live sessions.
+func (t *Tree) SessionCount() int { return t.sessions.Len() }
+
 // Sessions lists the live sessions sorted by id.
 func (t *Tree) Sessions() []Session {
 	out := make([]Session, 0, t.sessions.Len())
