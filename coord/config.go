@@ -67,6 +67,9 @@ type Config struct {
 	// TLS (TLS arrives with the security work; until then this must be
 	// asked for explicitly).
 	InsecureNonLoopback bool
+	// EnablePprof serves net/http/pprof under /debug/pprof/ on the HTTP
+	// address (profiling a live node; off by default).
+	EnablePprof bool
 	// Logger; nil discards.
 	Logger *slog.Logger
 }

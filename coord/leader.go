@@ -31,7 +31,7 @@ func (s *Server) leaderWait() time.Duration {
 // onLeader runs local when this node leads, else remote against the
 // leader's Peer service; while no leader is known, or the leader moved, it
 // retries until the context (or leaderWait) runs out.
-func (s *Server) onLeader(ctx context.Context, local func(context.Context) error, remote func(context.Context, coordpb.PeerClient) error) error {
+func (s *Server) onLeader(ctx context.Context, local func(context.Context) error, remote func(ctx context.Context, c coordpb.PeerClient, addr string) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.leaderWait())
 	defer cancel()
 	backoff := 5 * time.Millisecond
@@ -43,7 +43,7 @@ func (s *Server) onLeader(ctx context.Context, local func(context.Context) error
 		} else if _, addr := s.rep.Leader(); addr != "" {
 			var c coordpb.PeerClient
 			if c, err = s.peers.get(addr); err == nil {
-				err = rpc.FromStatus(remote(ctx, c))
+				err = rpc.FromStatus(remote(ctx, c, addr))
 			}
 		} else {
 			err = replica.ErrNoLeader
@@ -74,7 +74,7 @@ func (s *Server) Write(ctx context.Context, cmd *coordpb.Command) (*coordpb.Appl
 		var err error
 		res, err = s.propose(ctx, cmd)
 		return err
-	}, func(ctx context.Context, c coordpb.PeerClient) error {
+	}, func(ctx context.Context, c coordpb.PeerClient, addr string) error {
 		if forwarded == nil {
 			b, err := replica.EncodeCommand(cmd)
 			if err != nil {
@@ -82,20 +82,9 @@ func (s *Server) Write(ctx context.Context, cmd *coordpb.Command) (*coordpb.Appl
 			}
 			forwarded = b
 		}
-		resp, err := c.Propose(ctx, &coordpb.ProposeRequest{Command: forwarded})
-		if err != nil {
-			// A write that reached the leader may have been applied; one
-			// that failed while dialing never left this node.
-			if errors.Is(rpc.FromStatus(err), rpc.ErrPeerUnreachable) {
-				if neverSent(err) {
-					return replica.ErrNoLeader
-				}
-				return fmt.Errorf("%w (forwarding to the leader failed: %v)", replica.ErrUnknownOutcome, err)
-			}
-			return err
-		}
-		res = resp.GetResult()
-		return nil
+		var err error
+		res, err = s.fwd.get(s, addr, c).forward(ctx, forwarded)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -158,7 +147,7 @@ func (s *Server) readIndex(ctx context.Context) (uint64, error) {
 		var err error
 		idx, err = s.rep.ReadIndex(ctx)
 		return err
-	}, func(ctx context.Context, c coordpb.PeerClient) error {
+	}, func(ctx context.Context, c coordpb.PeerClient, _ string) error {
 		resp, err := c.ReadIndex(ctx, &coordpb.ReadIndexRequest{})
 		if err != nil {
 			if errors.Is(rpc.FromStatus(err), rpc.ErrPeerUnreachable) {

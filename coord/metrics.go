@@ -3,6 +3,7 @@ package coord
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,10 @@ func newMetrics(s *Server) *metrics {
 				}
 				return 0
 			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "coord_forward_batches_total", Help: "Batches of writes this follower forwarded to the leader."},
+			func() float64 { b, _ := s.ForwardStats(); return float64(b) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "coord_forwarded_writes_total", Help: "Writes this follower forwarded to the leader."},
+			func() float64 { _, w := s.ForwardStats(); return float64(w) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_znodes", Help: "Znodes in the tree."},
 			func() float64 { t, _ := s.rep.State(); return float64(t.Len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_sessions", Help: "Live sessions."},
@@ -81,5 +86,12 @@ func (s *Server) httpHandler() http.Handler {
 		}
 		w.Write([]byte("ok: leader " + info.LeaderName + "\n"))
 	})
+	if s.cfg.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }

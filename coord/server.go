@@ -36,6 +36,7 @@ type Server struct {
 	http    *http.Server
 	httpLn  net.Listener
 	peers   *peerConns
+	fwd     forwarders
 	metrics *metrics
 	sess    *sessionManager
 	watches *watchHub
@@ -196,7 +197,7 @@ func (s *Server) Members(ctx context.Context) ([]replica.Member, error) { return
 func (s *Server) ChangeMembers(ctx context.Context, req *coordpb.ChangeMembersRequest) error {
 	return s.onLeader(ctx, func(ctx context.Context) error {
 		return s.ChangeMembersLocal(ctx, req)
-	}, func(ctx context.Context, c coordpb.PeerClient) error {
+	}, func(ctx context.Context, c coordpb.PeerClient, _ string) error {
 		_, err := c.ChangeMembers(ctx, req)
 		return err
 	})

@@ -42,6 +42,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.BoolVar(&cfg.NudgeFollowers, "nudge-followers", false, "after a write with no other in flight, append a barrier so followers and their watchers learn the commit at once (one more log append per sparse write)")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "log entries between snapshots (default 65536)")
 	fs.BoolVar(&cfg.InsecureNonLoopback, "insecure-no-tls", false, "allow listening beyond loopback without TLS")
+	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve /debug/pprof/ on the HTTP address")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -340,6 +340,67 @@ func (r *Replica) Propose(ctx context.Context, data []byte) (*coordpb.ApplyResul
 	return res, nil
 }
 
+// ProposeMany replicates several encoded commands (leader only), handing
+// them to raft together so they share log appends, and returns one result
+// or error per command, in order. One goroutine waits for all the futures
+// instead of one per command.
+func (r *Replica) ProposeMany(ctx context.Context, cmds [][]byte) ([]*coordpb.ApplyResult, []error) {
+	res := make([]*coordpb.ApplyResult, len(cmds))
+	errs := make([]error, len(cmds))
+	fail := func(err error) ([]*coordpb.ApplyResult, []error) {
+		for i := range errs {
+			if errs[i] == nil && res[i] == nil {
+				errs[i] = err
+			}
+		}
+		return res, errs
+	}
+	if r.closed.Load() {
+		return fail(ErrStopped)
+	}
+	if r.raft.State() != raft.Leader {
+		return fail(ErrNotLeader)
+	}
+	timeout := time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	futures := make([]raft.ApplyFuture, len(cmds))
+	r.inflight.Add(int64(len(cmds)))
+	defer r.inflight.Add(-int64(len(cmds)))
+	for i, c := range cmds {
+		futures[i] = r.raft.Apply(c, timeout)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i, f := range futures {
+			if err := f.Error(); err != nil {
+				errs[i] = r.mapRaftErr(err)
+				continue
+			}
+			out, ok := f.Response().(*coordpb.ApplyResult)
+			if !ok || out == nil {
+				errs[i] = fmt.Errorf("propose: unexpected apply response %T", f.Response())
+				continue
+			}
+			res[i] = out
+		}
+	}()
+	select {
+	case <-done:
+		return res, errs
+	case <-ctx.Done():
+		// The waiter goroutine ends when raft answers the remaining
+		// futures; their results are dropped.
+		out := make([]error, len(cmds))
+		for i := range out {
+			out[i] = ctx.Err()
+		}
+		return make([]*coordpb.ApplyResult, len(cmds)), out
+	}
+}
+
 // awaitFuture waits for a raft future or the context. raft futures have no
 // channel, so the wait runs on a helper goroutine that ends when raft
 // answers (raft answers every future, at the latest on shutdown).

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"coord/coord/replica"
 	"coord/coord/tree"
@@ -177,3 +179,24 @@ type peerError struct {
 
 func (e *peerError) Error() string { return e.msg }
 func (e *peerError) Unwrap() error { return e.err }
+
+// EncodeStatus marshals a status error (from ToStatus) for carrying inside
+// a message, as ProposeOutcome does.
+func EncodeStatus(err error) []byte {
+	b, merr := proto.Marshal(status.Convert(err).Proto())
+	if merr != nil {
+		// A Status always marshals; keep the code and message if not.
+		b, _ = proto.Marshal(status.New(codes.Internal, err.Error()).Proto())
+	}
+	return b
+}
+
+// DecodeStatus is EncodeStatus's inverse, returning the server error
+// (through FromStatus); malformed bytes give an Internal error, never nil.
+func DecodeStatus(b []byte) error {
+	var st spb.Status
+	if err := proto.Unmarshal(b, &st); err != nil || st.GetCode() == int32(codes.OK) {
+		return FromStatus(status.Errorf(codes.Internal, "malformed error status from peer (%d bytes)", len(b)))
+	}
+	return FromStatus(status.FromProto(&st).Err())
+}

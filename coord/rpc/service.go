@@ -41,6 +41,9 @@ type Backend interface {
 
 	// Peer side: called by other nodes.
 	ProposeLocal(ctx context.Context, cmd []byte) (*coordpb.ApplyResult, error)
+	// ProposeBatchLocal replicates several commands; one result or error
+	// per command, in order.
+	ProposeBatchLocal(ctx context.Context, cmds [][]byte) ([]*coordpb.ApplyResult, []error)
 	ReadIndexLocal(ctx context.Context) (uint64, error)
 	ChangeMembersLocal(ctx context.Context, req *coordpb.ChangeMembersRequest) error
 	KeepAlivesLocal(ctx context.Context, ids []uint64) ([]uint64, error)
@@ -454,6 +457,25 @@ func (p *PeerService) Propose(ctx context.Context, req *coordpb.ProposeRequest) 
 		return nil, ToStatus(p.log, err)
 	}
 	return &coordpb.ProposeResponse{Result: res}, nil
+}
+
+func (p *PeerService) ProposeBatch(ctx context.Context, req *coordpb.ProposeBatchRequest) (*coordpb.ProposeBatchResponse, error) {
+	cmds := req.GetCommands()
+	if len(cmds) == 0 {
+		return nil, ToStatus(p.log, fmt.Errorf("%w: a batch needs at least one command", ErrInvalidArgument))
+	}
+	res, errs := p.b.ProposeBatchLocal(ctx, cmds)
+	out := make([]*coordpb.ProposeOutcome, len(cmds))
+	for i := range cmds {
+		o := &coordpb.ProposeOutcome{}
+		if errs[i] != nil {
+			o.Status = EncodeStatus(ToStatus(p.log, errs[i]))
+		} else {
+			o.Result = res[i]
+		}
+		out[i] = o
+	}
+	return &coordpb.ProposeBatchResponse{Outcomes: out}, nil
 }
 
 func (p *PeerService) ReadIndex(ctx context.Context, _ *coordpb.ReadIndexRequest) (*coordpb.ReadIndexResponse, error) {

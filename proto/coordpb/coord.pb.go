@@ -4222,6 +4222,149 @@ func (x *ProposeResponse) GetResult() *ApplyResult {
 	return nil
 }
 
+type ProposeBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Commands      [][]byte               `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeBatchRequest) Reset() {
+	*x = ProposeBatchRequest{}
+	mi := &file_coord_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeBatchRequest) ProtoMessage() {}
+
+func (x *ProposeBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeBatchRequest.ProtoReflect.Descriptor instead.
+func (*ProposeBatchRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *ProposeBatchRequest) GetCommands() [][]byte {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+type ProposeBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []*ProposeOutcome      `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeBatchResponse) Reset() {
+	*x = ProposeBatchResponse{}
+	mi := &file_coord_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeBatchResponse) ProtoMessage() {}
+
+func (x *ProposeBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeBatchResponse.ProtoReflect.Descriptor instead.
+func (*ProposeBatchResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ProposeBatchResponse) GetOutcomes() []*ProposeOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+// ProposeOutcome is one command's fate: a result, or an error as a
+// marshalled google.rpc.Status (the same code and details a unary Propose
+// would have returned).
+type ProposeOutcome struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Result        *ApplyResult           `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	Status        []byte                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeOutcome) Reset() {
+	*x = ProposeOutcome{}
+	mi := &file_coord_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeOutcome) ProtoMessage() {}
+
+func (x *ProposeOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeOutcome.ProtoReflect.Descriptor instead.
+func (*ProposeOutcome) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *ProposeOutcome) GetResult() *ApplyResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *ProposeOutcome) GetStatus() []byte {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 type ReadIndexRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -4230,7 +4373,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_coord_proto_msgTypes[65]
+	mi := &file_coord_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4242,7 +4385,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[65]
+	mi := &file_coord_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4255,7 +4398,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{65}
+	return file_coord_proto_rawDescGZIP(), []int{68}
 }
 
 type ReadIndexResponse struct {
@@ -4267,7 +4410,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_coord_proto_msgTypes[66]
+	mi := &file_coord_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4279,7 +4422,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[66]
+	mi := &file_coord_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4292,7 +4435,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{66}
+	return file_coord_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -4315,7 +4458,7 @@ type ChangeMembersRequest struct {
 
 func (x *ChangeMembersRequest) Reset() {
 	*x = ChangeMembersRequest{}
-	mi := &file_coord_proto_msgTypes[67]
+	mi := &file_coord_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4327,7 +4470,7 @@ func (x *ChangeMembersRequest) String() string {
 func (*ChangeMembersRequest) ProtoMessage() {}
 
 func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[67]
+	mi := &file_coord_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4340,7 +4483,7 @@ func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersRequest.ProtoReflect.Descriptor instead.
 func (*ChangeMembersRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{67}
+	return file_coord_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ChangeMembersRequest) GetChange() isChangeMembersRequest_Change {
@@ -4392,7 +4535,7 @@ type ChangeMembersResponse struct {
 
 func (x *ChangeMembersResponse) Reset() {
 	*x = ChangeMembersResponse{}
-	mi := &file_coord_proto_msgTypes[68]
+	mi := &file_coord_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4404,7 +4547,7 @@ func (x *ChangeMembersResponse) String() string {
 func (*ChangeMembersResponse) ProtoMessage() {}
 
 func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[68]
+	mi := &file_coord_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4417,7 +4560,7 @@ func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersResponse.ProtoReflect.Descriptor instead.
 func (*ChangeMembersResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{68}
+	return file_coord_proto_rawDescGZIP(), []int{71}
 }
 
 // SnapshotNode is one znode in a snapshot stream (see coord/tree/snapshot.go
@@ -4434,7 +4577,7 @@ type SnapshotNode struct {
 
 func (x *SnapshotNode) Reset() {
 	*x = SnapshotNode{}
-	mi := &file_coord_proto_msgTypes[69]
+	mi := &file_coord_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4446,7 +4589,7 @@ func (x *SnapshotNode) String() string {
 func (*SnapshotNode) ProtoMessage() {}
 
 func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[69]
+	mi := &file_coord_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4459,7 +4602,7 @@ func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotNode.ProtoReflect.Descriptor instead.
 func (*SnapshotNode) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{69}
+	return file_coord_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *SnapshotNode) GetPath() string {
@@ -4500,7 +4643,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_coord_proto_msgTypes[70]
+	mi := &file_coord_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4512,7 +4655,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[70]
+	mi := &file_coord_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4525,7 +4668,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{70}
+	return file_coord_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *SnapshotSession) GetSessionId() uint64 {
@@ -4554,7 +4697,7 @@ type SnapshotReply struct {
 
 func (x *SnapshotReply) Reset() {
 	*x = SnapshotReply{}
-	mi := &file_coord_proto_msgTypes[71]
+	mi := &file_coord_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4566,7 +4709,7 @@ func (x *SnapshotReply) String() string {
 func (*SnapshotReply) ProtoMessage() {}
 
 func (x *SnapshotReply) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[71]
+	mi := &file_coord_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4579,7 +4722,7 @@ func (x *SnapshotReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotReply.ProtoReflect.Descriptor instead.
 func (*SnapshotReply) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{71}
+	return file_coord_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *SnapshotReply) GetSessionId() uint64 {
@@ -4615,7 +4758,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_coord_proto_msgTypes[72]
+	mi := &file_coord_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4627,7 +4770,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[72]
+	mi := &file_coord_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4640,7 +4783,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{72}
+	return file_coord_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -4938,7 +5081,14 @@ const file_coord_proto_rawDesc = "" +
 	"\x0eProposeRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"@\n" +
 	"\x0fProposeResponse\x12-\n" +
-	"\x06result\x18\x01 \x01(\v2\x15.coord.v1.ApplyResultR\x06result\"\x12\n" +
+	"\x06result\x18\x01 \x01(\v2\x15.coord.v1.ApplyResultR\x06result\"1\n" +
+	"\x13ProposeBatchRequest\x12\x1a\n" +
+	"\bcommands\x18\x01 \x03(\fR\bcommands\"L\n" +
+	"\x14ProposeBatchResponse\x124\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x18.coord.v1.ProposeOutcomeR\boutcomes\"W\n" +
+	"\x0eProposeOutcome\x12-\n" +
+	"\x06result\x18\x01 \x01(\v2\x15.coord.v1.ApplyResultR\x06result\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\fR\x06status\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"\x89\x01\n" +
@@ -5031,9 +5181,10 @@ const file_coord_proto_rawDesc = "" +
 	"\fRemoveMember\x12\x1d.coord.v1.RemoveMemberRequest\x1a\x1e.coord.v1.RemoveMemberResponse\x12;\n" +
 	"\x06Status\x12\x17.coord.v1.StatusRequest\x1a\x18.coord.v1.StatusResponse\x12@\n" +
 	"\bSnapshot\x12\x19.coord.v1.SnapshotRequest\x1a\x17.coord.v1.SnapshotChunk0\x01\x12<\n" +
-	"\x05Watch\x12\x16.coord.v1.WatchRequest\x1a\x17.coord.v1.WatchResponse(\x010\x012\xa7\x02\n" +
+	"\x05Watch\x12\x16.coord.v1.WatchRequest\x1a\x17.coord.v1.WatchResponse(\x010\x012\xf6\x02\n" +
 	"\x04Peer\x12>\n" +
-	"\aPropose\x12\x18.coord.v1.ProposeRequest\x1a\x19.coord.v1.ProposeResponse\x12D\n" +
+	"\aPropose\x12\x18.coord.v1.ProposeRequest\x1a\x19.coord.v1.ProposeResponse\x12M\n" +
+	"\fProposeBatch\x12\x1d.coord.v1.ProposeBatchRequest\x1a\x1e.coord.v1.ProposeBatchResponse\x12D\n" +
 	"\tReadIndex\x12\x1a.coord.v1.ReadIndexRequest\x1a\x1b.coord.v1.ReadIndexResponse\x12P\n" +
 	"\rChangeMembers\x12\x1e.coord.v1.ChangeMembersRequest\x1a\x1f.coord.v1.ChangeMembersResponse\x12G\n" +
 	"\n" +
@@ -5052,7 +5203,7 @@ func file_coord_proto_rawDescGZIP() []byte {
 }
 
 var file_coord_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_coord_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: coord.v1.ErrorCode
 	(CreateMode)(0),               // 1: coord.v1.CreateMode
@@ -5124,14 +5275,17 @@ var file_coord_proto_goTypes = []any{
 	(*KeepAlivesResponse)(nil),    // 67: coord.v1.KeepAlivesResponse
 	(*ProposeRequest)(nil),        // 68: coord.v1.ProposeRequest
 	(*ProposeResponse)(nil),       // 69: coord.v1.ProposeResponse
-	(*ReadIndexRequest)(nil),      // 70: coord.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),     // 71: coord.v1.ReadIndexResponse
-	(*ChangeMembersRequest)(nil),  // 72: coord.v1.ChangeMembersRequest
-	(*ChangeMembersResponse)(nil), // 73: coord.v1.ChangeMembersResponse
-	(*SnapshotNode)(nil),          // 74: coord.v1.SnapshotNode
-	(*SnapshotSession)(nil),       // 75: coord.v1.SnapshotSession
-	(*SnapshotReply)(nil),         // 76: coord.v1.SnapshotReply
-	(*SnapshotHeader)(nil),        // 77: coord.v1.SnapshotHeader
+	(*ProposeBatchRequest)(nil),   // 70: coord.v1.ProposeBatchRequest
+	(*ProposeBatchResponse)(nil),  // 71: coord.v1.ProposeBatchResponse
+	(*ProposeOutcome)(nil),        // 72: coord.v1.ProposeOutcome
+	(*ReadIndexRequest)(nil),      // 73: coord.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),     // 74: coord.v1.ReadIndexResponse
+	(*ChangeMembersRequest)(nil),  // 75: coord.v1.ChangeMembersRequest
+	(*ChangeMembersResponse)(nil), // 76: coord.v1.ChangeMembersResponse
+	(*SnapshotNode)(nil),          // 77: coord.v1.SnapshotNode
+	(*SnapshotSession)(nil),       // 78: coord.v1.SnapshotSession
+	(*SnapshotReply)(nil),         // 79: coord.v1.SnapshotReply
+	(*SnapshotHeader)(nil),        // 80: coord.v1.SnapshotHeader
 }
 var file_coord_proto_depIdxs = []int32{
 	0,  // 0: coord.v1.ErrorDetail.code:type_name -> coord.v1.ErrorCode
@@ -5200,57 +5354,61 @@ var file_coord_proto_depIdxs = []int32{
 	7,  // 63: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
 	55, // 64: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
 	25, // 65: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
-	58, // 66: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
-	60, // 67: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
-	6,  // 68: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
-	25, // 69: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
-	33, // 70: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
-	35, // 71: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
-	37, // 72: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
-	39, // 73: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
-	41, // 74: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
-	43, // 75: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
-	45, // 76: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
-	47, // 77: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
-	49, // 78: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
-	51, // 79: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
-	53, // 80: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
-	56, // 81: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
-	58, // 82: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
-	60, // 83: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
-	62, // 84: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
-	64, // 85: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
-	26, // 86: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
-	68, // 87: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
-	70, // 88: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
-	72, // 89: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
-	66, // 90: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
-	34, // 91: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
-	36, // 92: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
-	38, // 93: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
-	40, // 94: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
-	42, // 95: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
-	44, // 96: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
-	46, // 97: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
-	48, // 98: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
-	50, // 99: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
-	52, // 100: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
-	54, // 101: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
-	57, // 102: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
-	59, // 103: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
-	61, // 104: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
-	63, // 105: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
-	65, // 106: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
-	31, // 107: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
-	69, // 108: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
-	71, // 109: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
-	73, // 110: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
-	67, // 111: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
-	91, // [91:112] is the sub-list for method output_type
-	70, // [70:91] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	72, // 66: coord.v1.ProposeBatchResponse.outcomes:type_name -> coord.v1.ProposeOutcome
+	25, // 67: coord.v1.ProposeOutcome.result:type_name -> coord.v1.ApplyResult
+	58, // 68: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
+	60, // 69: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
+	6,  // 70: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
+	25, // 71: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
+	33, // 72: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
+	35, // 73: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
+	37, // 74: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
+	39, // 75: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
+	41, // 76: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
+	43, // 77: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
+	45, // 78: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
+	47, // 79: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
+	49, // 80: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
+	51, // 81: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
+	53, // 82: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
+	56, // 83: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
+	58, // 84: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
+	60, // 85: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
+	62, // 86: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
+	64, // 87: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
+	26, // 88: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
+	68, // 89: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
+	70, // 90: coord.v1.Peer.ProposeBatch:input_type -> coord.v1.ProposeBatchRequest
+	73, // 91: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
+	75, // 92: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
+	66, // 93: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
+	34, // 94: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
+	36, // 95: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
+	38, // 96: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
+	40, // 97: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
+	42, // 98: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
+	44, // 99: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
+	46, // 100: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
+	48, // 101: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
+	50, // 102: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
+	52, // 103: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
+	54, // 104: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
+	57, // 105: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
+	59, // 106: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
+	61, // 107: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
+	63, // 108: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
+	65, // 109: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
+	31, // 110: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
+	69, // 111: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
+	71, // 112: coord.v1.Peer.ProposeBatch:output_type -> coord.v1.ProposeBatchResponse
+	74, // 113: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
+	76, // 114: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
+	67, // 115: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
+	94, // [94:116] is the sub-list for method output_type
+	72, // [72:94] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_coord_proto_init() }
@@ -5281,7 +5439,7 @@ func file_coord_proto_init() {
 		(*WatchRequest_Cancel)(nil),
 		(*WatchRequest_Progress)(nil),
 	}
-	file_coord_proto_msgTypes[67].OneofWrappers = []any{
+	file_coord_proto_msgTypes[70].OneofWrappers = []any{
 		(*ChangeMembersRequest_Add)(nil),
 		(*ChangeMembersRequest_Remove)(nil),
 	}
@@ -5291,7 +5449,7 @@ func file_coord_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_coord_proto_rawDesc), len(file_coord_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   73,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

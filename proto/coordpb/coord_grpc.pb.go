@@ -755,6 +755,7 @@ var Coord_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	Peer_Propose_FullMethodName       = "/coord.v1.Peer/Propose"
+	Peer_ProposeBatch_FullMethodName  = "/coord.v1.Peer/ProposeBatch"
 	Peer_ReadIndex_FullMethodName     = "/coord.v1.Peer/ReadIndex"
 	Peer_ChangeMembers_FullMethodName = "/coord.v1.Peer/ChangeMembers"
 	Peer_KeepAlives_FullMethodName    = "/coord.v1.Peer/KeepAlives"
@@ -767,6 +768,11 @@ type PeerClient interface {
 	// Propose asks the leader to replicate a command; a follower forwards
 	// client writes with it.
 	Propose(ctx context.Context, in *ProposeRequest, opts ...grpc.CallOption) (*ProposeResponse, error)
+	// ProposeBatch replicates several commands in one call: a follower
+	// groups the writes that arrive while earlier batches are in flight, so
+	// forwarding costs one RPC per batch instead of one per write. Outcomes
+	// come back in request order, each with its own result or error.
+	ProposeBatch(ctx context.Context, in *ProposeBatchRequest, opts ...grpc.CallOption) (*ProposeBatchResponse, error)
 	// ReadIndex asks the leader for a commit index that is safe to serve a
 	// linearizable read at, once applied locally.
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
@@ -789,6 +795,16 @@ func (c *peerClient) Propose(ctx context.Context, in *ProposeRequest, opts ...gr
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ProposeResponse)
 	err := c.cc.Invoke(ctx, Peer_Propose_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) ProposeBatch(ctx context.Context, in *ProposeBatchRequest, opts ...grpc.CallOption) (*ProposeBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProposeBatchResponse)
+	err := c.cc.Invoke(ctx, Peer_ProposeBatch_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -832,6 +848,11 @@ type PeerServer interface {
 	// Propose asks the leader to replicate a command; a follower forwards
 	// client writes with it.
 	Propose(context.Context, *ProposeRequest) (*ProposeResponse, error)
+	// ProposeBatch replicates several commands in one call: a follower
+	// groups the writes that arrive while earlier batches are in flight, so
+	// forwarding costs one RPC per batch instead of one per write. Outcomes
+	// come back in request order, each with its own result or error.
+	ProposeBatch(context.Context, *ProposeBatchRequest) (*ProposeBatchResponse, error)
 	// ReadIndex asks the leader for a commit index that is safe to serve a
 	// linearizable read at, once applied locally.
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
@@ -852,6 +873,9 @@ type UnimplementedPeerServer struct{}
 
 func (UnimplementedPeerServer) Propose(context.Context, *ProposeRequest) (*ProposeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Propose not implemented")
+}
+func (UnimplementedPeerServer) ProposeBatch(context.Context, *ProposeBatchRequest) (*ProposeBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProposeBatch not implemented")
 }
 func (UnimplementedPeerServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReadIndex not implemented")
@@ -897,6 +921,24 @@ func _Peer_Propose_Handler(srv interface{}, ctx context.Context, dec func(interf
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(PeerServer).Propose(ctx, req.(*ProposeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_ProposeBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProposeBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).ProposeBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_ProposeBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).ProposeBatch(ctx, req.(*ProposeBatchRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -965,6 +1007,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Propose",
 			Handler:    _Peer_Propose_Handler,
+		},
+		{
+			MethodName: "ProposeBatch",
+			Handler:    _Peer_ProposeBatch_Handler,
 		},
 		{
 			MethodName: "ReadIndex",
