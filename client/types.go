@@ -69,6 +69,10 @@ type CreateOptions struct {
 	// Directory marks the node a directory (as mkdir through a mount
 	// does); any node becomes one when it gets a child. Not for ephemerals.
 	Directory bool
+	// Parents creates missing ancestors first, as containers, in the same
+	// atomic step (mkdir -p for a znode); they go away with their last
+	// child.
+	Parents bool
 	// Ephemeral, Container and TTL exclude each other; Sequential goes
 	// with any of them.
 }
@@ -154,6 +158,7 @@ func createOpPB(path string, data []byte, opts *CreateOptions) (*coordpb.CreateO
 	}
 	op.Sequential = opts.Sequential
 	op.Directory = opts.Directory
+	op.Parents = opts.Parents
 	switch {
 	case opts.Ephemeral:
 		op.Mode = coordpb.CreateMode_EPHEMERAL

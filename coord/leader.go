@@ -164,6 +164,14 @@ func (s *Server) readIndex(ctx context.Context) (uint64, error) {
 // Read implements rpc.Backend.
 func (s *Server) Read(ctx context.Context, opts *coordpb.ReadOptions) (*tree.Tree, uint64, error) {
 	if opts.GetConsistency() == coordpb.Consistency_LOCAL {
+		if minZxid := opts.GetMinZxid(); s.rep.Applied() < minZxid && !s.rep.IsLeader() && !rpc.NoRedirect(ctx) {
+			// The client has seen a write this follower has not applied
+			// yet (it learns commits with raft's next append, up to two
+			// CommitTimeouts away): the leader serves it without the wait.
+			if _, addr := s.rep.Leader(); addr != "" {
+				return nil, 0, &rpc.BehindError{Leader: addr, Index: minZxid}
+			}
+		}
 		if err := s.rep.WaitApplied(ctx, opts.GetMinZxid()); err != nil {
 			return nil, 0, err
 		}
@@ -174,7 +182,7 @@ func (s *Server) Read(ctx context.Context, opts *coordpb.ReadOptions) (*tree.Tre
 	if err != nil {
 		return nil, 0, err
 	}
-	if s.rep.Applied() < idx && !s.rep.IsLeader() {
+	if s.rep.Applied() < idx && !s.rep.IsLeader() && !rpc.NoRedirect(ctx) {
 		// A follower learns commits only with raft's next append (up to
 		// two CommitTimeouts away): rather than wait, let the leader,
 		// which has applied idx or is about to, serve the read.

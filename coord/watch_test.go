@@ -306,3 +306,30 @@ func TestNudgeFollowers_FollowersLearnCommitsPromptly(t *testing.T) {
 		}
 	}
 }
+
+// A local read whose min_zxid this follower has not applied yet is served
+// by the leader at once instead of waiting for the follower to learn the
+// commit (CommitTimeout, long here so the difference is plain), and still
+// reflects the write.
+func TestLocalRead_BehindFollowerAsksLeader(t *testing.T) {
+	c := coordtest.NewCluster(t, 3, coordtest.Options{Configure: func(cfg *coord.Config) {
+		cfg.CommitTimeout = 500 * time.Millisecond
+	}})
+	ctx := coordtest.Ctx(t, 20*time.Second)
+	leader, f := c.Conn(c.Leader()), c.Conn(c.Follower())
+	mustCreate(t, ctx, leader, "/n", []byte("old"))
+	time.Sleep(1200 * time.Millisecond) // let the cluster go idle
+	s, err := leader.Set(ctx, &coordpb.SetRequest{Op: &coordpb.SetOp{Path: "/n", Data: []byte("new"), Version: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	g, err := f.Get(ctx, &coordpb.GetRequest{Path: "/n", Read: &coordpb.ReadOptions{Consistency: coordpb.Consistency_LOCAL, MinZxid: s.Header.Zxid}})
+	took := time.Since(start)
+	if err != nil || string(g.Data) != "new" || g.Header.GetZxid() < s.Header.Zxid {
+		t.Fatalf("local read: %q at %d, %v; want \"new\" at >= %d", g.GetData(), g.GetHeader().GetZxid(), err, s.Header.Zxid)
+	}
+	if took > 250*time.Millisecond {
+		t.Fatalf("the behind follower waited %v instead of asking the leader", took)
+	}
+}

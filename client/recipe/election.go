@@ -46,7 +46,7 @@ type LeaderInfo struct {
 // Leader returns the current leader, or ErrNoLeader.
 func Leader(ctx context.Context, c *client.Client, dir string) (LeaderInfo, error) {
 	for {
-		q, err := queue(ctx, c, dir)
+		q, err := queue(ctx, c, dir, nil)
 		if errors.Is(err, client.ErrNoNode) || (err == nil && len(q) == 0) {
 			return LeaderInfo{}, ErrNoLeader
 		}

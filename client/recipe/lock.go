@@ -64,9 +64,10 @@ func (l *Lock) TryLock(ctx context.Context) (uint64, error) { return l.acquire(c
 func seqOf(name string) string { return name[strings.LastIndexByte(name, '-')+1:] }
 
 // queue lists the contenders' node names (any NAME-SEQUENCE child) sorted
-// by sequence number.
-func queue(ctx context.Context, c *client.Client, dir string) ([]string, error) {
-	names, _, err := c.Children(ctx, dir, nil)
+// by sequence number. ro may ask for a local read; see Lock.acquire for
+// why a contender may use one.
+func queue(ctx context.Context, c *client.Client, dir string, ro *client.ReadOptions) ([]string, error) {
+	names, _, err := c.Children(ctx, dir, ro)
 	if err != nil {
 		return nil, err
 	}
@@ -130,23 +131,14 @@ func (l *Lock) acquire(ctx context.Context, wait bool) (uint64, error) {
 	if _, err := l.c.Session(ctx); err != nil {
 		return 0, fmt.Errorf("lock %s: %w", l.dir, err)
 	}
-	var node string
-	var token uint64
-	for {
-		p, st, err := l.c.Create(ctx, path.Join(l.dir, l.prefix), l.data, &client.CreateOptions{Ephemeral: true, Sequential: true})
-		if errors.Is(err, client.ErrNoNode) {
-			// No lock directory (yet, or its container went away).
-			if err := ensureDir(ctx, l.c, l.dir); err != nil {
-				return 0, fmt.Errorf("lock %s: %w", l.dir, err)
-			}
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("lock %s: %w", l.dir, err)
-		}
-		node, token = p, st.Czxid
-		break
+	// Parents: the lock's directory is a container that goes away with its
+	// last contender; making it in the same write keeps an uncontended
+	// acquire at one write.
+	p, st, err := l.c.Create(ctx, path.Join(l.dir, l.prefix), l.data, &client.CreateOptions{Ephemeral: true, Sequential: true, Parents: true})
+	if err != nil {
+		return 0, fmt.Errorf("lock %s: %w", l.dir, err)
 	}
+	node, token := p, st.Czxid
 	name := path.Base(node)
 	giveUp := func(err error) (uint64, error) {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.c.Config().RequestTimeout)
@@ -154,8 +146,16 @@ func (l *Lock) acquire(ctx context.Context, wait bool) (uint64, error) {
 		_ = l.c.Delete(dctx, node, -1)
 		return 0, err
 	}
+	// The queue is read locally (never older than our own create, which the
+	// client has seen): once our node exists, no node with a lower
+	// sequence number can appear (the counter only grows, and the
+	// directory cannot be re-made while our node is in it), so a stale
+	// view can only show predecessors that are already gone. That makes
+	// us wait on a watch that fires at once, never take the lock early;
+	// and it saves a leader round trip on every hand-over.
+	local := &client.ReadOptions{Local: true}
 	for {
-		q, err := queue(ctx, l.c, l.dir)
+		q, err := queue(ctx, l.c, l.dir, local)
 		if err != nil {
 			return giveUp(fmt.Errorf("lock %s: %w", l.dir, err))
 		}

@@ -58,10 +58,7 @@ func NewBarrier(c *client.Client, node string) *Barrier { return &Barrier{c: c, 
 
 // Set raises the barrier (no error if it stands already).
 func (b *Barrier) Set(ctx context.Context) error {
-	if err := ensureDir(ctx, b.c, path.Dir(b.node)); err != nil {
-		return err
-	}
-	_, _, err := b.c.Create(ctx, b.node, nil, nil)
+	_, _, err := b.c.Create(ctx, b.node, nil, &client.CreateOptions{Parents: true})
 	if errors.Is(err, client.ErrNodeExists) {
 		return nil
 	}
@@ -113,10 +110,7 @@ func (g *Group) Join(ctx context.Context, name string, data []byte) error {
 	if name == "" || strings.Contains(name, "/") {
 		return fmt.Errorf("group %s: member name %q: want a non-empty name without /", g.dir, name)
 	}
-	if err := ensureDir(ctx, g.c, g.dir); err != nil {
-		return err
-	}
-	_, _, err := g.c.Create(ctx, path.Join(g.dir, name), data, &client.CreateOptions{Ephemeral: true})
+	_, _, err := g.c.Create(ctx, path.Join(g.dir, name), data, &client.CreateOptions{Ephemeral: true, Parents: true})
 	return err
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 
+	"google.golang.org/grpc/metadata"
+
 	"coord/coord/replica"
 	"coord/coord/tree"
 	"coord/proto/coordpb"
@@ -59,6 +61,21 @@ type BehindError struct {
 
 func (e *BehindError) Error() string {
 	return fmt.Sprintf("behind the read index %d; ask the leader at %s", e.Index, e.Leader)
+}
+
+// mdRedirected marks a read one node passed to another because it was
+// behind; the receiver serves it (waiting if it must) rather than pass it
+// on again, so two nodes that each think the other leads cannot bounce a
+// read between them.
+const mdRedirected = "coord-redirected"
+
+type noRedirectKey struct{}
+
+// NoRedirect reports whether the read in ctx was already redirected once:
+// Backend.Read must then not return a *BehindError.
+func NoRedirect(ctx context.Context) bool {
+	v, _ := ctx.Value(noRedirectKey{}).(bool)
+	return v
 }
 
 // atLeader is the read options that make the leader serve at index.
@@ -220,8 +237,11 @@ func (s *Service) Multi(ctx context.Context, req *coordpb.MultiRequest) (*coordp
 // runs the same request at the leader (whose answer is already a status).
 func read[R any](ctx context.Context, s *Service, opts *coordpb.ReadOptions,
 	serve func(t *tree.Tree, zxid uint64) (R, error),
-	ask func(c coordpb.CoordClient, at *coordpb.ReadOptions) (R, error)) (R, error) {
+	ask func(ctx context.Context, c coordpb.CoordClient, at *coordpb.ReadOptions) (R, error)) (R, error) {
 	var zero R
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(mdRedirected)) > 0 {
+		ctx = context.WithValue(ctx, noRedirectKey{}, true)
+	}
 	t, zxid, err := s.b.Read(ctx, opts)
 	var be *BehindError
 	if errors.As(err, &be) {
@@ -229,7 +249,7 @@ func read[R any](ctx context.Context, s *Service, opts *coordpb.ReadOptions,
 		if err != nil {
 			return zero, s.fail(err)
 		}
-		return ask(c, atLeader(be.Index))
+		return ask(metadata.AppendToOutgoingContext(ctx, mdRedirected, "1"), c, atLeader(be.Index))
 	}
 	if err != nil {
 		return zero, s.fail(err)
@@ -248,7 +268,7 @@ func (s *Service) Get(ctx context.Context, req *coordpb.GetRequest) (*coordpb.Ge
 			return nil, err
 		}
 		return &coordpb.GetResponse{Header: s.header(zxid), Data: data, Stat: stat}, nil
-	}, func(c coordpb.CoordClient, at *coordpb.ReadOptions) (*coordpb.GetResponse, error) {
+	}, func(ctx context.Context, c coordpb.CoordClient, at *coordpb.ReadOptions) (*coordpb.GetResponse, error) {
 		return c.Get(ctx, &coordpb.GetRequest{Path: req.GetPath(), Read: at})
 	})
 }
@@ -260,7 +280,7 @@ func (s *Service) Exists(ctx context.Context, req *coordpb.ExistsRequest) (*coor
 			return nil, err
 		}
 		return &coordpb.ExistsResponse{Header: s.header(zxid), Exists: ok, Stat: stat}, nil
-	}, func(c coordpb.CoordClient, at *coordpb.ReadOptions) (*coordpb.ExistsResponse, error) {
+	}, func(ctx context.Context, c coordpb.CoordClient, at *coordpb.ReadOptions) (*coordpb.ExistsResponse, error) {
 		return c.Exists(ctx, &coordpb.ExistsRequest{Path: req.GetPath(), Read: at})
 	})
 }
@@ -281,7 +301,7 @@ func (s *Service) Children(ctx context.Context, req *coordpb.ChildrenRequest) (*
 			return nil, err
 		}
 		return &coordpb.ChildrenResponse{Header: s.header(zxid), Names: names, Stat: stat, More: more}, nil
-	}, func(c coordpb.CoordClient, at *coordpb.ReadOptions) (*coordpb.ChildrenResponse, error) {
+	}, func(ctx context.Context, c coordpb.CoordClient, at *coordpb.ReadOptions) (*coordpb.ChildrenResponse, error) {
 		return c.Children(ctx, &coordpb.ChildrenRequest{Path: req.GetPath(), StartAfter: req.GetStartAfter(), Limit: int32(limit), Read: at})
 	})
 }

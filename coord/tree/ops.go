@@ -51,6 +51,12 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 	}
 	parentPath := parentOf(p + "x") // a sequential path may end in '/'
 	parent, ok := x.get(parentPath)
+	if !ok && op.GetParents() {
+		if err := x.makeParents(parentPath, p, sequential); err != nil {
+			return "", nil, err
+		}
+		parent, ok = x.get(parentPath)
+	}
 	if !ok {
 		return "", nil, errorf(ErrNoNode, "parent node does not exist: "+parentPath)
 	}
@@ -90,6 +96,55 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 	x.emit(EventNodeCreated, p)
 	x.emit(EventNodeChildrenChanged, parentPath)
 	return p, n.stat(), nil
+}
+
+// makeParents creates dir and its missing ancestors as containers, top
+// down, for a create of p with Parents set. It checks everything first:
+// the nearest existing ancestor must accept children, and a sequential p
+// must still fit MaxPathBytes under a fresh parent (counter 0), so that a
+// refused create changes nothing.
+func (x *Txn) makeParents(dir, p string, sequential bool) error {
+	var missing []string
+	top := dir
+	for {
+		if _, ok := x.get(top); ok {
+			break
+		}
+		missing = append(missing, top)
+		top = parentOf(top)
+	}
+	anc, _ := x.get(top)
+	if anc.mode == coordpb.CreateMode_EPHEMERAL {
+		return errorf(ErrNoChildrenForEphemerals, "ephemeral nodes may not have children: "+top)
+	}
+	for _, m := range missing {
+		if err := checkReserved(m); err != nil {
+			return err
+		}
+	}
+	if sequential && len(sequentialName(p, 0)) > MaxPathBytes {
+		return badPath(p, fmt.Sprintf("longer than %d bytes once numbered", MaxPathBytes))
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		m := missing[i]
+		pp := parentOf(m)
+		parent, _ := x.get(pp)
+		parent.dir = true
+		parent.cversion++
+		parent.pzxid = x.zxid
+		parent.numChildren++
+		x.put(pp, &parent)
+		n := znode{
+			czxid: x.zxid, mzxid: x.zxid, pzxid: x.zxid,
+			ctime: x.now, mtime: x.now,
+			mode: coordpb.CreateMode_CONTAINER,
+			dir:  true,
+		}
+		x.put(m, &n)
+		x.emit(EventNodeCreated, m)
+		x.emit(EventNodeChildrenChanged, pp)
+	}
+	return nil
 }
 
 func (x *Txn) set(op *coordpb.SetOp) (*coordpb.Stat, error) {

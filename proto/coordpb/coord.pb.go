@@ -655,14 +655,18 @@ func (x *ReadOptions) GetMinZxid() uint64 {
 }
 
 type CreateOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
-	Mode          CreateMode             `protobuf:"varint,3,opt,name=mode,proto3,enum=coord.v1.CreateMode" json:"mode,omitempty"`
-	Sequential    bool                   `protobuf:"varint,4,opt,name=sequential,proto3" json:"sequential,omitempty"`
-	TtlMs         int64                  `protobuf:"varint,5,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`             // for mode TTL
-	SessionId     uint64                 `protobuf:"varint,6,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"` // owner, for mode EPHEMERAL
-	Directory     bool                   `protobuf:"varint,7,opt,name=directory,proto3" json:"directory,omitempty"`                  // create as a directory (not for ephemerals)
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Path       string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Data       []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	Mode       CreateMode             `protobuf:"varint,3,opt,name=mode,proto3,enum=coord.v1.CreateMode" json:"mode,omitempty"`
+	Sequential bool                   `protobuf:"varint,4,opt,name=sequential,proto3" json:"sequential,omitempty"`
+	TtlMs      int64                  `protobuf:"varint,5,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`             // for mode TTL
+	SessionId  uint64                 `protobuf:"varint,6,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"` // owner, for mode EPHEMERAL
+	Directory  bool                   `protobuf:"varint,7,opt,name=directory,proto3" json:"directory,omitempty"`                  // create as a directory (not for ephemerals)
+	// parents: create missing ancestors first, as containers (like mkdir -p),
+	// in the same atomic step. Recipes use it so that a lock or election
+	// directory that went away with its last contender costs no extra write.
+	Parents       bool `protobuf:"varint,20,opt,name=parents,proto3" json:"parents,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -742,6 +746,13 @@ func (x *CreateOp) GetSessionId() uint64 {
 func (x *CreateOp) GetDirectory() bool {
 	if x != nil {
 		return x.Directory
+	}
+	return false
+}
+
+func (x *CreateOp) GetParents() bool {
+	if x != nil {
+		return x.Parents
 	}
 	return false
 }
@@ -4844,7 +4855,7 @@ const file_coord_proto_rawDesc = "" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\"a\n" +
 	"\vReadOptions\x127\n" +
 	"\vconsistency\x18\x01 \x01(\x0e2\x15.coord.v1.ConsistencyR\vconsistency\x12\x19\n" +
-	"\bmin_zxid\x18\x02 \x01(\x04R\aminZxid\"\xd0\x01\n" +
+	"\bmin_zxid\x18\x02 \x01(\x04R\aminZxid\"\xea\x01\n" +
 	"\bCreateOp\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12(\n" +
@@ -4855,7 +4866,8 @@ const file_coord_proto_rawDesc = "" +
 	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x06 \x01(\x04R\tsessionId\x12\x1c\n" +
-	"\tdirectory\x18\a \x01(\bR\tdirectory\"I\n" +
+	"\tdirectory\x18\a \x01(\bR\tdirectory\x12\x18\n" +
+	"\aparents\x18\x14 \x01(\bR\aparents\"I\n" +
 	"\x05SetOp\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
