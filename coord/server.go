@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -25,7 +26,8 @@ var ErrStopped = replica.ErrStopped
 // gRPC on one address, plus an HTTP endpoint for metrics and health.
 //
 // Goroutines (all stopped by Close): the mux accept loop; the gRPC server;
-// the HTTP server; the session loop (sessions.go); the replica's own.
+// the HTTP server; the session loop (sessions.go); the event puller
+// (push.go); the replica's own.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -40,6 +42,9 @@ type Server struct {
 	metrics *metrics
 	sess    *sessionManager
 	watches *watchHub
+	// watchStreams counts open watch streams; a follower with any pulls
+	// the leader's events (push.go).
+	watchStreams atomic.Int64
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -138,8 +143,9 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); _ = s.http.Serve(s.httpLn) }()
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.sess.run(s.stop) }()
+	go func() { defer s.wg.Done(); s.pullEvents() }()
 	s.log.Info("coordd started", "listen", cfg.Listen, "http", cfg.HTTP, "data", cfg.DataDir)
 	return s, nil
 }

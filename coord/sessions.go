@@ -235,9 +235,11 @@ func (s *Server) OpenSession(ctx context.Context, timeoutMs int64) (uint64, int6
 		if res.Code != coordpb.ErrorCode_OK {
 			return 0, 0, 0, tree.ErrorFromCode(res.Code, res.Message)
 		}
-		// The client's next call (a keepalive, an ephemeral create) may
-		// come here: have the session applied locally first.
-		_ = s.rep.WaitApplied(ctx, res.Zxid)
+		// No wait for this node to apply the session: the client's writes
+		// (an ephemeral create) go to the leader, which has it; a
+		// keepalive here syncs first; a local read carries the zxid
+		// returned below as its min_zxid. Waiting would cost a follower up
+		// to two CommitTimeouts per session.
 		return id, timeout.Milliseconds(), res.Zxid, nil
 	}
 	return 0, 0, 0, errors.New("open session: could not draw a unique session id")

@@ -32,20 +32,51 @@ func newWatchHub(max int) *watchHub {
 	return &watchHub{max: max, changed: make(chan struct{})}
 }
 
-// publish appends an applied batch (raft's apply goroutine).
+// publish appends a locally applied batch (raft's apply goroutine).
+// Events the hub already has (pushed by the leader, see push.go) are
+// skipped: the history holds each zxid's events once, in order.
 func (h *watchHub) publish(b replica.Batch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if b.Reset {
+		if b.Applied <= h.applied {
+			// The leader's events already took the history past the
+			// snapshot, contiguously: it stays complete as it is.
+			return
+		}
 		// State replaced by a snapshot: nothing before it is known.
 		h.events = h.events[:0]
 		h.floor, h.applied = b.Applied, b.Applied
-	} else {
-		h.events = append(h.events, b.Events...)
-		if b.Applied > h.applied {
-			h.applied = b.Applied
-		}
+		h.notify()
+		return
 	}
+	h.add(b.Applied, b.Events)
+}
+
+// publishPushed merges a batch the leader pushed: every event with
+// prev < zxid <= applied. It refuses a batch that would leave a gap (prev
+// beyond what the hub has); the caller then restarts from position().
+func (h *watchHub) publishPushed(prev, applied uint64, evs []tree.Event) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if prev > h.applied {
+		return false
+	}
+	h.add(applied, evs)
+	return true
+}
+
+// add appends the events beyond h.applied and moves h.applied to applied.
+func (h *watchHub) add(applied uint64, evs []tree.Event) {
+	if applied <= h.applied {
+		return
+	}
+	i := 0
+	for i < len(evs) && evs[i].Zxid <= h.applied {
+		i++
+	}
+	h.events = append(h.events, evs[i:]...)
+	h.applied = applied
 	if len(h.events) > h.max {
 		// Drop the oldest half, never splitting one zxid's events.
 		cut := len(h.events) - h.max/2
@@ -55,6 +86,10 @@ func (h *watchHub) publish(b replica.Batch) {
 		h.floor = h.events[cut-1].Zxid
 		h.events = append(h.events[:0:0], h.events[cut:]...)
 	}
+	h.notify()
+}
+
+func (h *watchHub) notify() {
 	close(h.changed)
 	h.changed = make(chan struct{})
 }
@@ -160,6 +195,8 @@ func (s *Server) Watch(stream coordpb.Coord_WatchServer) error {
 			}
 		}
 	}()
+	s.watchStreams.Add(1)
+	defer s.watchStreams.Add(-1)
 	ws := &watchStream{s: s, send: stream.Send, watches: map[int64]*watch{}}
 	for {
 		changed := ws.deliver()

@@ -533,3 +533,20 @@ func (s *Service) Watch(stream coordpb.Coord_WatchServer) error {
 	}
 	return w.Watch(stream)
 }
+
+// EventSource is the optional Backend ability to stream applied events to
+// a follower (Peer.Events).
+type EventSource interface {
+	EventsLocal(req *coordpb.EventsRequest, stream coordpb.Peer_EventsServer) error
+}
+
+func (p *PeerService) Events(req *coordpb.EventsRequest, stream coordpb.Peer_EventsServer) error {
+	es, ok := p.b.(EventSource)
+	if !ok {
+		return ToStatus(p.log, fmt.Errorf("%w: event streams are not served here", ErrInvalidArgument))
+	}
+	if err := es.EventsLocal(req, stream); err != nil {
+		return ToStatus(p.log, err)
+	}
+	return nil
+}

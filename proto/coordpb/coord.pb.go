@@ -4376,6 +4376,120 @@ func (x *ProposeOutcome) GetStatus() []byte {
 	return nil
 }
 
+type EventsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	After         uint64                 `protobuf:"varint,1,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventsRequest) Reset() {
+	*x = EventsRequest{}
+	mi := &file_coord_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventsRequest) ProtoMessage() {}
+
+func (x *EventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
+func (*EventsRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *EventsRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+// EventBatch: every event with prev < zxid <= applied. compacted: the
+// leader's history no longer reaches back to `after` (nothing else set).
+type EventBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prev          uint64                 `protobuf:"varint,1,opt,name=prev,proto3" json:"prev,omitempty"`
+	Applied       uint64                 `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
+	Events        []*WatchEvent          `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	Compacted     bool                   `protobuf:"varint,4,opt,name=compacted,proto3" json:"compacted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventBatch) Reset() {
+	*x = EventBatch{}
+	mi := &file_coord_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventBatch) ProtoMessage() {}
+
+func (x *EventBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
+func (*EventBatch) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *EventBatch) GetPrev() uint64 {
+	if x != nil {
+		return x.Prev
+	}
+	return 0
+}
+
+func (x *EventBatch) GetApplied() uint64 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *EventBatch) GetEvents() []*WatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *EventBatch) GetCompacted() bool {
+	if x != nil {
+		return x.Compacted
+	}
+	return false
+}
+
 type ReadIndexRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -4384,7 +4498,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_coord_proto_msgTypes[68]
+	mi := &file_coord_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4396,7 +4510,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[68]
+	mi := &file_coord_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4409,7 +4523,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{68}
+	return file_coord_proto_rawDescGZIP(), []int{70}
 }
 
 type ReadIndexResponse struct {
@@ -4421,7 +4535,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_coord_proto_msgTypes[69]
+	mi := &file_coord_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4433,7 +4547,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[69]
+	mi := &file_coord_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4446,7 +4560,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{69}
+	return file_coord_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -4469,7 +4583,7 @@ type ChangeMembersRequest struct {
 
 func (x *ChangeMembersRequest) Reset() {
 	*x = ChangeMembersRequest{}
-	mi := &file_coord_proto_msgTypes[70]
+	mi := &file_coord_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4481,7 +4595,7 @@ func (x *ChangeMembersRequest) String() string {
 func (*ChangeMembersRequest) ProtoMessage() {}
 
 func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[70]
+	mi := &file_coord_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4494,7 +4608,7 @@ func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersRequest.ProtoReflect.Descriptor instead.
 func (*ChangeMembersRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{70}
+	return file_coord_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ChangeMembersRequest) GetChange() isChangeMembersRequest_Change {
@@ -4546,7 +4660,7 @@ type ChangeMembersResponse struct {
 
 func (x *ChangeMembersResponse) Reset() {
 	*x = ChangeMembersResponse{}
-	mi := &file_coord_proto_msgTypes[71]
+	mi := &file_coord_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4558,7 +4672,7 @@ func (x *ChangeMembersResponse) String() string {
 func (*ChangeMembersResponse) ProtoMessage() {}
 
 func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[71]
+	mi := &file_coord_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4571,7 +4685,7 @@ func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersResponse.ProtoReflect.Descriptor instead.
 func (*ChangeMembersResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{71}
+	return file_coord_proto_rawDescGZIP(), []int{73}
 }
 
 // SnapshotNode is one znode in a snapshot stream (see coord/tree/snapshot.go
@@ -4588,7 +4702,7 @@ type SnapshotNode struct {
 
 func (x *SnapshotNode) Reset() {
 	*x = SnapshotNode{}
-	mi := &file_coord_proto_msgTypes[72]
+	mi := &file_coord_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4600,7 +4714,7 @@ func (x *SnapshotNode) String() string {
 func (*SnapshotNode) ProtoMessage() {}
 
 func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[72]
+	mi := &file_coord_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4613,7 +4727,7 @@ func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotNode.ProtoReflect.Descriptor instead.
 func (*SnapshotNode) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{72}
+	return file_coord_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *SnapshotNode) GetPath() string {
@@ -4654,7 +4768,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_coord_proto_msgTypes[73]
+	mi := &file_coord_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4666,7 +4780,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[73]
+	mi := &file_coord_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4679,7 +4793,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{73}
+	return file_coord_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *SnapshotSession) GetSessionId() uint64 {
@@ -4708,7 +4822,7 @@ type SnapshotReply struct {
 
 func (x *SnapshotReply) Reset() {
 	*x = SnapshotReply{}
-	mi := &file_coord_proto_msgTypes[74]
+	mi := &file_coord_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4720,7 +4834,7 @@ func (x *SnapshotReply) String() string {
 func (*SnapshotReply) ProtoMessage() {}
 
 func (x *SnapshotReply) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[74]
+	mi := &file_coord_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4733,7 +4847,7 @@ func (x *SnapshotReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotReply.ProtoReflect.Descriptor instead.
 func (*SnapshotReply) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{74}
+	return file_coord_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SnapshotReply) GetSessionId() uint64 {
@@ -4769,7 +4883,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_coord_proto_msgTypes[75]
+	mi := &file_coord_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4781,7 +4895,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[75]
+	mi := &file_coord_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4794,7 +4908,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{75}
+	return file_coord_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -5100,7 +5214,15 @@ const file_coord_proto_rawDesc = "" +
 	"\boutcomes\x18\x01 \x03(\v2\x18.coord.v1.ProposeOutcomeR\boutcomes\"W\n" +
 	"\x0eProposeOutcome\x12-\n" +
 	"\x06result\x18\x01 \x01(\v2\x15.coord.v1.ApplyResultR\x06result\x12\x16\n" +
-	"\x06status\x18\x02 \x01(\fR\x06status\"\x12\n" +
+	"\x06status\x18\x02 \x01(\fR\x06status\"%\n" +
+	"\rEventsRequest\x12\x14\n" +
+	"\x05after\x18\x01 \x01(\x04R\x05after\"\x86\x01\n" +
+	"\n" +
+	"EventBatch\x12\x12\n" +
+	"\x04prev\x18\x01 \x01(\x04R\x04prev\x12\x18\n" +
+	"\aapplied\x18\x02 \x01(\x04R\aapplied\x12,\n" +
+	"\x06events\x18\x03 \x03(\v2\x14.coord.v1.WatchEventR\x06events\x12\x1c\n" +
+	"\tcompacted\x18\x04 \x01(\bR\tcompacted\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"\x89\x01\n" +
@@ -5193,14 +5315,15 @@ const file_coord_proto_rawDesc = "" +
 	"\fRemoveMember\x12\x1d.coord.v1.RemoveMemberRequest\x1a\x1e.coord.v1.RemoveMemberResponse\x12;\n" +
 	"\x06Status\x12\x17.coord.v1.StatusRequest\x1a\x18.coord.v1.StatusResponse\x12@\n" +
 	"\bSnapshot\x12\x19.coord.v1.SnapshotRequest\x1a\x17.coord.v1.SnapshotChunk0\x01\x12<\n" +
-	"\x05Watch\x12\x16.coord.v1.WatchRequest\x1a\x17.coord.v1.WatchResponse(\x010\x012\xf6\x02\n" +
+	"\x05Watch\x12\x16.coord.v1.WatchRequest\x1a\x17.coord.v1.WatchResponse(\x010\x012\xb1\x03\n" +
 	"\x04Peer\x12>\n" +
 	"\aPropose\x12\x18.coord.v1.ProposeRequest\x1a\x19.coord.v1.ProposeResponse\x12M\n" +
 	"\fProposeBatch\x12\x1d.coord.v1.ProposeBatchRequest\x1a\x1e.coord.v1.ProposeBatchResponse\x12D\n" +
 	"\tReadIndex\x12\x1a.coord.v1.ReadIndexRequest\x1a\x1b.coord.v1.ReadIndexResponse\x12P\n" +
 	"\rChangeMembers\x12\x1e.coord.v1.ChangeMembersRequest\x1a\x1f.coord.v1.ChangeMembersResponse\x12G\n" +
 	"\n" +
-	"KeepAlives\x12\x1b.coord.v1.KeepAlivesRequest\x1a\x1c.coord.v1.KeepAlivesResponseB\x15Z\x13coord/proto/coordpbb\x06proto3"
+	"KeepAlives\x12\x1b.coord.v1.KeepAlivesRequest\x1a\x1c.coord.v1.KeepAlivesResponse\x129\n" +
+	"\x06Events\x12\x17.coord.v1.EventsRequest\x1a\x14.coord.v1.EventBatch0\x01B\x15Z\x13coord/proto/coordpbb\x06proto3"
 
 var (
 	file_coord_proto_rawDescOnce sync.Once
@@ -5215,7 +5338,7 @@ func file_coord_proto_rawDescGZIP() []byte {
 }
 
 var file_coord_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
+var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_coord_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: coord.v1.ErrorCode
 	(CreateMode)(0),               // 1: coord.v1.CreateMode
@@ -5290,14 +5413,16 @@ var file_coord_proto_goTypes = []any{
 	(*ProposeBatchRequest)(nil),   // 70: coord.v1.ProposeBatchRequest
 	(*ProposeBatchResponse)(nil),  // 71: coord.v1.ProposeBatchResponse
 	(*ProposeOutcome)(nil),        // 72: coord.v1.ProposeOutcome
-	(*ReadIndexRequest)(nil),      // 73: coord.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),     // 74: coord.v1.ReadIndexResponse
-	(*ChangeMembersRequest)(nil),  // 75: coord.v1.ChangeMembersRequest
-	(*ChangeMembersResponse)(nil), // 76: coord.v1.ChangeMembersResponse
-	(*SnapshotNode)(nil),          // 77: coord.v1.SnapshotNode
-	(*SnapshotSession)(nil),       // 78: coord.v1.SnapshotSession
-	(*SnapshotReply)(nil),         // 79: coord.v1.SnapshotReply
-	(*SnapshotHeader)(nil),        // 80: coord.v1.SnapshotHeader
+	(*EventsRequest)(nil),         // 73: coord.v1.EventsRequest
+	(*EventBatch)(nil),            // 74: coord.v1.EventBatch
+	(*ReadIndexRequest)(nil),      // 75: coord.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),     // 76: coord.v1.ReadIndexResponse
+	(*ChangeMembersRequest)(nil),  // 77: coord.v1.ChangeMembersRequest
+	(*ChangeMembersResponse)(nil), // 78: coord.v1.ChangeMembersResponse
+	(*SnapshotNode)(nil),          // 79: coord.v1.SnapshotNode
+	(*SnapshotSession)(nil),       // 80: coord.v1.SnapshotSession
+	(*SnapshotReply)(nil),         // 81: coord.v1.SnapshotReply
+	(*SnapshotHeader)(nil),        // 82: coord.v1.SnapshotHeader
 }
 var file_coord_proto_depIdxs = []int32{
 	0,  // 0: coord.v1.ErrorDetail.code:type_name -> coord.v1.ErrorCode
@@ -5368,59 +5493,62 @@ var file_coord_proto_depIdxs = []int32{
 	25, // 65: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
 	72, // 66: coord.v1.ProposeBatchResponse.outcomes:type_name -> coord.v1.ProposeOutcome
 	25, // 67: coord.v1.ProposeOutcome.result:type_name -> coord.v1.ApplyResult
-	58, // 68: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
-	60, // 69: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
-	6,  // 70: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
-	25, // 71: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
-	33, // 72: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
-	35, // 73: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
-	37, // 74: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
-	39, // 75: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
-	41, // 76: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
-	43, // 77: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
-	45, // 78: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
-	47, // 79: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
-	49, // 80: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
-	51, // 81: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
-	53, // 82: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
-	56, // 83: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
-	58, // 84: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
-	60, // 85: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
-	62, // 86: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
-	64, // 87: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
-	26, // 88: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
-	68, // 89: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
-	70, // 90: coord.v1.Peer.ProposeBatch:input_type -> coord.v1.ProposeBatchRequest
-	73, // 91: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
-	75, // 92: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
-	66, // 93: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
-	34, // 94: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
-	36, // 95: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
-	38, // 96: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
-	40, // 97: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
-	42, // 98: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
-	44, // 99: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
-	46, // 100: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
-	48, // 101: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
-	50, // 102: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
-	52, // 103: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
-	54, // 104: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
-	57, // 105: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
-	59, // 106: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
-	61, // 107: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
-	63, // 108: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
-	65, // 109: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
-	31, // 110: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
-	69, // 111: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
-	71, // 112: coord.v1.Peer.ProposeBatch:output_type -> coord.v1.ProposeBatchResponse
-	74, // 113: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
-	76, // 114: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
-	67, // 115: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
-	94, // [94:116] is the sub-list for method output_type
-	72, // [72:94] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	30, // 68: coord.v1.EventBatch.events:type_name -> coord.v1.WatchEvent
+	58, // 69: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
+	60, // 70: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
+	6,  // 71: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
+	25, // 72: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
+	33, // 73: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
+	35, // 74: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
+	37, // 75: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
+	39, // 76: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
+	41, // 77: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
+	43, // 78: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
+	45, // 79: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
+	47, // 80: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
+	49, // 81: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
+	51, // 82: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
+	53, // 83: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
+	56, // 84: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
+	58, // 85: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
+	60, // 86: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
+	62, // 87: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
+	64, // 88: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
+	26, // 89: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
+	68, // 90: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
+	70, // 91: coord.v1.Peer.ProposeBatch:input_type -> coord.v1.ProposeBatchRequest
+	75, // 92: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
+	77, // 93: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
+	66, // 94: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
+	73, // 95: coord.v1.Peer.Events:input_type -> coord.v1.EventsRequest
+	34, // 96: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
+	36, // 97: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
+	38, // 98: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
+	40, // 99: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
+	42, // 100: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
+	44, // 101: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
+	46, // 102: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
+	48, // 103: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
+	50, // 104: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
+	52, // 105: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
+	54, // 106: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
+	57, // 107: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
+	59, // 108: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
+	61, // 109: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
+	63, // 110: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
+	65, // 111: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
+	31, // 112: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
+	69, // 113: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
+	71, // 114: coord.v1.Peer.ProposeBatch:output_type -> coord.v1.ProposeBatchResponse
+	76, // 115: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
+	78, // 116: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
+	67, // 117: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
+	74, // 118: coord.v1.Peer.Events:output_type -> coord.v1.EventBatch
+	96, // [96:119] is the sub-list for method output_type
+	73, // [73:96] is the sub-list for method input_type
+	73, // [73:73] is the sub-list for extension type_name
+	73, // [73:73] is the sub-list for extension extendee
+	0,  // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_coord_proto_init() }
@@ -5451,7 +5579,7 @@ func file_coord_proto_init() {
 		(*WatchRequest_Cancel)(nil),
 		(*WatchRequest_Progress)(nil),
 	}
-	file_coord_proto_msgTypes[70].OneofWrappers = []any{
+	file_coord_proto_msgTypes[72].OneofWrappers = []any{
 		(*ChangeMembersRequest_Add)(nil),
 		(*ChangeMembersRequest_Remove)(nil),
 	}
@@ -5461,7 +5589,7 @@ func file_coord_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_coord_proto_rawDesc), len(file_coord_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   76,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

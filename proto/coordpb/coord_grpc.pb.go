@@ -759,6 +759,7 @@ const (
 	Peer_ReadIndex_FullMethodName     = "/coord.v1.Peer/ReadIndex"
 	Peer_ChangeMembers_FullMethodName = "/coord.v1.Peer/ChangeMembers"
 	Peer_KeepAlives_FullMethodName    = "/coord.v1.Peer/KeepAlives"
+	Peer_Events_FullMethodName        = "/coord.v1.Peer/Events"
 )
 
 // PeerClient is the client API for Peer service.
@@ -781,6 +782,12 @@ type PeerClient interface {
 	// KeepAlives relays session keepalives seen by a follower to the leader,
 	// batched; the response lists the ids the leader no longer knows.
 	KeepAlives(ctx context.Context, in *KeepAlivesRequest, opts ...grpc.CallOption) (*KeepAlivesResponse, error)
+	// Events streams the leader's applied change events to a follower that
+	// serves watches: the follower's watchers hear of a change when the
+	// leader applies it, instead of when the follower learns the commit with
+	// raft's next append (up to two CommitTimeouts later). Batches are
+	// contiguous from `after`; the follower merges them with its own.
+	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventBatch], error)
 }
 
 type peerClient struct {
@@ -841,6 +848,25 @@ func (c *peerClient) KeepAlives(ctx context.Context, in *KeepAlivesRequest, opts
 	return out, nil
 }
 
+func (c *peerClient) Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[0], Peer_Events_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[EventsRequest, EventBatch]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_EventsClient = grpc.ServerStreamingClient[EventBatch]
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -861,6 +887,12 @@ type PeerServer interface {
 	// KeepAlives relays session keepalives seen by a follower to the leader,
 	// batched; the response lists the ids the leader no longer knows.
 	KeepAlives(context.Context, *KeepAlivesRequest) (*KeepAlivesResponse, error)
+	// Events streams the leader's applied change events to a follower that
+	// serves watches: the follower's watchers hear of a change when the
+	// leader applies it, instead of when the follower learns the commit with
+	// raft's next append (up to two CommitTimeouts later). Batches are
+	// contiguous from `after`; the follower merges them with its own.
+	Events(*EventsRequest, grpc.ServerStreamingServer[EventBatch]) error
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -885,6 +917,9 @@ func (UnimplementedPeerServer) ChangeMembers(context.Context, *ChangeMembersRequ
 }
 func (UnimplementedPeerServer) KeepAlives(context.Context, *KeepAlivesRequest) (*KeepAlivesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method KeepAlives not implemented")
+}
+func (UnimplementedPeerServer) Events(*EventsRequest, grpc.ServerStreamingServer[EventBatch]) error {
+	return status.Error(codes.Unimplemented, "method Events not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -997,6 +1032,17 @@ func _Peer_KeepAlives_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Events_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(EventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServer).Events(m, &grpc.GenericServerStream[EventsRequest, EventBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_EventsServer = grpc.ServerStreamingServer[EventBatch]
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1025,6 +1071,12 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Peer_KeepAlives_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Events",
+			Handler:       _Peer_Events_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "coord.proto",
 }
