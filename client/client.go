@@ -52,6 +52,11 @@ type Config struct {
 	// MaxMessageBytes bounds one response message. Default:
 	// DefaultMaxMessageBytes. Snapshots are streamed and not bound by it.
 	MaxMessageBytes int
+	// UnaryCalls makes one unary gRPC call per operation instead of
+	// multiplexing the data operations over one Call stream per server
+	// (the default; about half the CPU per operation). For comparison and
+	// for servers behind proxies that mishandle long-lived streams.
+	UnaryCalls bool
 	// Logger receives the client's few log lines; nil discards them.
 	Logger *slog.Logger
 
@@ -129,6 +134,7 @@ type Client struct {
 	eps   []string
 	conns []*grpc.ClientConn
 	rpcs  []coordpb.CoordClient
+	calls []*callClient // the Call streams behind rpcs (none with UnaryCalls)
 	cur   atomic.Int32  // index of the endpoint in use (the last good one)
 	seen  atomic.Uint64 // highest zxid seen in any response header
 
@@ -176,12 +182,21 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		c.eps = append(c.eps, ep)
 		c.conns = append(c.conns, cc)
-		c.rpcs = append(c.rpcs, coordpb.NewCoordClient(cc))
+		if cfg.UnaryCalls {
+			c.rpcs = append(c.rpcs, coordpb.NewCoordClient(cc))
+		} else {
+			cc := newCallClient(cc)
+			c.calls = append(c.calls, cc)
+			c.rpcs = append(c.rpcs, cc)
+		}
 	}
 	return c, nil
 }
 
 func (c *Client) closeConns() {
+	for _, cc := range c.calls {
+		cc.close()
+	}
 	for _, cc := range c.conns {
 		cc.Close()
 	}

@@ -51,6 +51,7 @@ type options struct {
 	readRatio float64
 	json      bool
 	nudge     bool
+	unary     bool
 }
 
 // Result is one workload's measurement.
@@ -84,6 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "untimed warm-up before each window")
 	fs.Float64Var(&o.readRatio, "read-ratio", 0.9, "share of reads in mixed")
 	fs.BoolVar(&o.json, "json", false, "print results as JSON")
+	fs.BoolVar(&o.unary, "unary", false, "one unary gRPC call per operation instead of the client's Call stream (for comparison)")
 	fs.BoolVar(&o.nudge, "nudge", false, "with --start: servers nudge followers after sparse writes (coordd --nudge-followers)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (servers included with --start) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -212,8 +214,10 @@ func startCluster(n int, nudge bool) ([]string, func(), error) {
 	return nil, nil, errors.New("no leader within 15s")
 }
 
-func newClient(ctx context.Context, eps []string, first int) (*client.Client, error) {
+func newClient(ctx context.Context, o options, first int) (*client.Client, error) {
+	eps := o.endpoints
 	cfg := client.DefaultConfig()
+	cfg.UnaryCalls = o.unary
 	// Spread clients over the servers, followers and leader alike.
 	cfg.Endpoints = append(append([]string{}, eps[first%len(eps):]...), eps[:first%len(eps)]...)
 	return client.New(ctx, cfg)
@@ -225,7 +229,7 @@ type op func(ctx context.Context, i int64) error
 func bench(ctx context.Context, o options, workload string, stderr io.Writer) (Result, error) {
 	clients := make([]*client.Client, o.clients)
 	for i := range clients {
-		c, err := newClient(ctx, o.endpoints, i)
+		c, err := newClient(ctx, o, i)
 		if err != nil {
 			return Result{}, err
 		}
@@ -299,7 +303,7 @@ func bench(ctx context.Context, o options, workload string, stderr io.Writer) (R
 			}, nil, nil
 		case "session":
 			return func(ctx context.Context, i int64) error {
-				sc, err := newClient(ctx, o.endpoints, w+int(i))
+				sc, err := newClient(ctx, o, w+int(i))
 				if err != nil {
 					return err
 				}
@@ -311,7 +315,7 @@ func bench(ctx context.Context, o options, workload string, stderr io.Writer) (R
 			}, nil, nil
 		case "watch":
 			// Watcher on the next server; latency from set sent to event.
-			wc, err := newClient(ctx, o.endpoints, w+1)
+			wc, err := newClient(ctx, o, w+1)
 			if err != nil {
 				return nil, nil, err
 			}

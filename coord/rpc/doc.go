@@ -17,6 +17,11 @@
 //     one all-or-nothing rule.
 //   - A failed multi reports the failing op's index in ErrorDetail.failed_op
 //     and names it in the message: "op 2 (set /a): version mismatch ...".
+//   - Coord.Call (call.go) multiplexes the data operations over one
+//     stream: each request runs through its unary method and through
+//     Service.Interceptor under the unary method's name, so metrics and
+//     checks see one kind of call. Goroutines: one sender per stream and
+//     one per request in flight, all ending with the stream.
 //   - Children are paged (DefaultChildrenPage per page, at most
 //     MaxChildrenPage): a parent with 100,000 children never produces an
 //     oversized response.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"coord/coord/replica"
@@ -88,6 +89,9 @@ type Service struct {
 	coordpb.UnimplementedCoordServer
 	b   Backend
 	log *slog.Logger
+	// Interceptor, when set, wraps each request on a Call stream the way
+	// the server's unary interceptors wrap a unary call (call.go).
+	Interceptor grpc.UnaryServerInterceptor
 }
 
 // NewService returns the gRPC service for b.

@@ -4939,6 +4939,448 @@ func (x *SnapshotHeader) GetSessions() int64 {
 	return 0
 }
 
+// CallRequest is one operation on a Call stream. id is the caller's, unique
+// among its requests in flight; timeout_ms (0: none) bounds the operation
+// like a unary call's deadline. cancel abandons request id.
+type CallRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	TimeoutMs int64                  `protobuf:"varint,2,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*CallRequest_Create
+	//	*CallRequest_Delete
+	//	*CallRequest_Set
+	//	*CallRequest_Get
+	//	*CallRequest_Exists
+	//	*CallRequest_Children
+	//	*CallRequest_Multi
+	//	*CallRequest_Sync
+	//	*CallRequest_KeepAlive
+	//	*CallRequest_Cancel
+	Op            isCallRequest_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallRequest) Reset() {
+	*x = CallRequest{}
+	mi := &file_coord_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallRequest) ProtoMessage() {}
+
+func (x *CallRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
+func (*CallRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *CallRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CallRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *CallRequest) GetOp() isCallRequest_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *CallRequest) GetCreate() *CreateRequest {
+	if x != nil {
+		if x, ok := x.Op.(*CallRequest_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *CallRequest) GetDelete() *DeleteRequest {
+	if x != nil {
+		if x, ok := x.Op.(*CallRequest_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *CallRequest) GetSet() *SetRequest {
+	if x != nil {
+		if x, ok := x.Op.(*CallRequest_Set); ok {
+			return x.Set
+		}
+	}
+	return nil
+}
+
+func (x *CallRequest) GetGet() *GetRequest {
+	if x != nil {
+		if x, ok := x.Op.(*CallRequest_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *CallRequest) GetExists() *ExistsRequest {
+	if x != nil {
+		if x, ok := x.Op.(*CallRequest_Exists); ok {
+			return x.Exists
+		}
+	}
+	return nil
+}
+
+func (x *CallRequest) GetChildren() *ChildrenRequest {
+	if x != nil {
+		if x, ok := x.Op.(*CallRequest_Children); ok {
+			return x.Children
+		}
+	}
+	return nil
+}
+
+func (x *CallRequest) GetMulti() *MultiRequest {
+	if x != nil {
+		if x, ok := x.Op.(*CallRequest_Multi); ok {
+			return x.Multi
+		}
+	}
+	return nil
+}
+
+func (x *CallRequest) GetSync() *SyncRequest {
+	if x != nil {
+		if x, ok := x.Op.(*CallRequest_Sync); ok {
+			return x.Sync
+		}
+	}
+	return nil
+}
+
+func (x *CallRequest) GetKeepAlive() *KeepAliveRequest {
+	if x != nil {
+		if x, ok := x.Op.(*CallRequest_KeepAlive); ok {
+			return x.KeepAlive
+		}
+	}
+	return nil
+}
+
+func (x *CallRequest) GetCancel() bool {
+	if x != nil {
+		if x, ok := x.Op.(*CallRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return false
+}
+
+type isCallRequest_Op interface {
+	isCallRequest_Op()
+}
+
+type CallRequest_Create struct {
+	Create *CreateRequest `protobuf:"bytes,10,opt,name=create,proto3,oneof"`
+}
+
+type CallRequest_Delete struct {
+	Delete *DeleteRequest `protobuf:"bytes,11,opt,name=delete,proto3,oneof"`
+}
+
+type CallRequest_Set struct {
+	Set *SetRequest `protobuf:"bytes,12,opt,name=set,proto3,oneof"`
+}
+
+type CallRequest_Get struct {
+	Get *GetRequest `protobuf:"bytes,13,opt,name=get,proto3,oneof"`
+}
+
+type CallRequest_Exists struct {
+	Exists *ExistsRequest `protobuf:"bytes,14,opt,name=exists,proto3,oneof"`
+}
+
+type CallRequest_Children struct {
+	Children *ChildrenRequest `protobuf:"bytes,15,opt,name=children,proto3,oneof"`
+}
+
+type CallRequest_Multi struct {
+	Multi *MultiRequest `protobuf:"bytes,16,opt,name=multi,proto3,oneof"`
+}
+
+type CallRequest_Sync struct {
+	Sync *SyncRequest `protobuf:"bytes,17,opt,name=sync,proto3,oneof"`
+}
+
+type CallRequest_KeepAlive struct {
+	KeepAlive *KeepAliveRequest `protobuf:"bytes,18,opt,name=keep_alive,json=keepAlive,proto3,oneof"`
+}
+
+type CallRequest_Cancel struct {
+	Cancel bool `protobuf:"varint,30,opt,name=cancel,proto3,oneof"`
+}
+
+func (*CallRequest_Create) isCallRequest_Op() {}
+
+func (*CallRequest_Delete) isCallRequest_Op() {}
+
+func (*CallRequest_Set) isCallRequest_Op() {}
+
+func (*CallRequest_Get) isCallRequest_Op() {}
+
+func (*CallRequest_Exists) isCallRequest_Op() {}
+
+func (*CallRequest_Children) isCallRequest_Op() {}
+
+func (*CallRequest_Multi) isCallRequest_Op() {}
+
+func (*CallRequest_Sync) isCallRequest_Op() {}
+
+func (*CallRequest_KeepAlive) isCallRequest_Op() {}
+
+func (*CallRequest_Cancel) isCallRequest_Op() {}
+
+// CallResponse answers request id: one of the responses, or status, a
+// marshalled google.rpc.Status with the code, message and ErrorDetail a
+// unary call would have returned.
+type CallResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Status []byte                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*CallResponse_Create
+	//	*CallResponse_Delete
+	//	*CallResponse_Set
+	//	*CallResponse_Get
+	//	*CallResponse_Exists
+	//	*CallResponse_Children
+	//	*CallResponse_Multi
+	//	*CallResponse_Sync
+	//	*CallResponse_KeepAlive
+	Result        isCallResponse_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallResponse) Reset() {
+	*x = CallResponse{}
+	mi := &file_coord_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallResponse) ProtoMessage() {}
+
+func (x *CallResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallResponse.ProtoReflect.Descriptor instead.
+func (*CallResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *CallResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CallResponse) GetStatus() []byte {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *CallResponse) GetResult() isCallResponse_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *CallResponse) GetCreate() *CreateResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *CallResponse) GetDelete() *DeleteResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *CallResponse) GetSet() *SetResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_Set); ok {
+			return x.Set
+		}
+	}
+	return nil
+}
+
+func (x *CallResponse) GetGet() *GetResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *CallResponse) GetExists() *ExistsResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_Exists); ok {
+			return x.Exists
+		}
+	}
+	return nil
+}
+
+func (x *CallResponse) GetChildren() *ChildrenResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_Children); ok {
+			return x.Children
+		}
+	}
+	return nil
+}
+
+func (x *CallResponse) GetMulti() *MultiResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_Multi); ok {
+			return x.Multi
+		}
+	}
+	return nil
+}
+
+func (x *CallResponse) GetSync() *SyncResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_Sync); ok {
+			return x.Sync
+		}
+	}
+	return nil
+}
+
+func (x *CallResponse) GetKeepAlive() *KeepAliveResponse {
+	if x != nil {
+		if x, ok := x.Result.(*CallResponse_KeepAlive); ok {
+			return x.KeepAlive
+		}
+	}
+	return nil
+}
+
+type isCallResponse_Result interface {
+	isCallResponse_Result()
+}
+
+type CallResponse_Create struct {
+	Create *CreateResponse `protobuf:"bytes,10,opt,name=create,proto3,oneof"`
+}
+
+type CallResponse_Delete struct {
+	Delete *DeleteResponse `protobuf:"bytes,11,opt,name=delete,proto3,oneof"`
+}
+
+type CallResponse_Set struct {
+	Set *SetResponse `protobuf:"bytes,12,opt,name=set,proto3,oneof"`
+}
+
+type CallResponse_Get struct {
+	Get *GetResponse `protobuf:"bytes,13,opt,name=get,proto3,oneof"`
+}
+
+type CallResponse_Exists struct {
+	Exists *ExistsResponse `protobuf:"bytes,14,opt,name=exists,proto3,oneof"`
+}
+
+type CallResponse_Children struct {
+	Children *ChildrenResponse `protobuf:"bytes,15,opt,name=children,proto3,oneof"`
+}
+
+type CallResponse_Multi struct {
+	Multi *MultiResponse `protobuf:"bytes,16,opt,name=multi,proto3,oneof"`
+}
+
+type CallResponse_Sync struct {
+	Sync *SyncResponse `protobuf:"bytes,17,opt,name=sync,proto3,oneof"`
+}
+
+type CallResponse_KeepAlive struct {
+	KeepAlive *KeepAliveResponse `protobuf:"bytes,18,opt,name=keep_alive,json=keepAlive,proto3,oneof"`
+}
+
+func (*CallResponse_Create) isCallResponse_Result() {}
+
+func (*CallResponse_Delete) isCallResponse_Result() {}
+
+func (*CallResponse_Set) isCallResponse_Result() {}
+
+func (*CallResponse_Get) isCallResponse_Result() {}
+
+func (*CallResponse_Exists) isCallResponse_Result() {}
+
+func (*CallResponse_Children) isCallResponse_Result() {}
+
+func (*CallResponse_Multi) isCallResponse_Result() {}
+
+func (*CallResponse_Sync) isCallResponse_Result() {}
+
+func (*CallResponse_KeepAlive) isCallResponse_Result() {}
+
 var File_coord_proto protoreflect.FileDescriptor
 
 const file_coord_proto_rawDesc = "" +
@@ -5251,7 +5693,39 @@ const file_coord_proto_rawDesc = "" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x12\n" +
 	"\x04zxid\x18\x02 \x01(\x04R\x04zxid\x12\x14\n" +
 	"\x05nodes\x18\x03 \x01(\x03R\x05nodes\x12\x1a\n" +
-	"\bsessions\x18\x04 \x01(\x03R\bsessions*\xc1\x02\n" +
+	"\bsessions\x18\x04 \x01(\x03R\bsessions\"\x9c\x04\n" +
+	"\vCallRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\x121\n" +
+	"\x06create\x18\n" +
+	" \x01(\v2\x17.coord.v1.CreateRequestH\x00R\x06create\x121\n" +
+	"\x06delete\x18\v \x01(\v2\x17.coord.v1.DeleteRequestH\x00R\x06delete\x12(\n" +
+	"\x03set\x18\f \x01(\v2\x14.coord.v1.SetRequestH\x00R\x03set\x12(\n" +
+	"\x03get\x18\r \x01(\v2\x14.coord.v1.GetRequestH\x00R\x03get\x121\n" +
+	"\x06exists\x18\x0e \x01(\v2\x17.coord.v1.ExistsRequestH\x00R\x06exists\x127\n" +
+	"\bchildren\x18\x0f \x01(\v2\x19.coord.v1.ChildrenRequestH\x00R\bchildren\x12.\n" +
+	"\x05multi\x18\x10 \x01(\v2\x16.coord.v1.MultiRequestH\x00R\x05multi\x12+\n" +
+	"\x04sync\x18\x11 \x01(\v2\x15.coord.v1.SyncRequestH\x00R\x04sync\x12;\n" +
+	"\n" +
+	"keep_alive\x18\x12 \x01(\v2\x1a.coord.v1.KeepAliveRequestH\x00R\tkeepAlive\x12\x18\n" +
+	"\x06cancel\x18\x1e \x01(\bH\x00R\x06cancelB\x04\n" +
+	"\x02op\"\x89\x04\n" +
+	"\fCallResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\fR\x06status\x122\n" +
+	"\x06create\x18\n" +
+	" \x01(\v2\x18.coord.v1.CreateResponseH\x00R\x06create\x122\n" +
+	"\x06delete\x18\v \x01(\v2\x18.coord.v1.DeleteResponseH\x00R\x06delete\x12)\n" +
+	"\x03set\x18\f \x01(\v2\x15.coord.v1.SetResponseH\x00R\x03set\x12)\n" +
+	"\x03get\x18\r \x01(\v2\x15.coord.v1.GetResponseH\x00R\x03get\x122\n" +
+	"\x06exists\x18\x0e \x01(\v2\x18.coord.v1.ExistsResponseH\x00R\x06exists\x128\n" +
+	"\bchildren\x18\x0f \x01(\v2\x1a.coord.v1.ChildrenResponseH\x00R\bchildren\x12/\n" +
+	"\x05multi\x18\x10 \x01(\v2\x17.coord.v1.MultiResponseH\x00R\x05multi\x12,\n" +
+	"\x04sync\x18\x11 \x01(\v2\x16.coord.v1.SyncResponseH\x00R\x04sync\x12<\n" +
+	"\n" +
+	"keep_alive\x18\x12 \x01(\v2\x1b.coord.v1.KeepAliveResponseH\x00R\tkeepAliveB\b\n" +
+	"\x06result*\xc1\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\v\n" +
 	"\aNO_NODE\x10\x01\x12\x0f\n" +
@@ -5297,7 +5771,7 @@ const file_coord_proto_rawDesc = "" +
 	"\fNODE_CREATED\x10\x01\x12\x10\n" +
 	"\fNODE_DELETED\x10\x02\x12\x15\n" +
 	"\x11NODE_DATA_CHANGED\x10\x03\x12\x19\n" +
-	"\x15NODE_CHILDREN_CHANGED\x10\x042\xcd\b\n" +
+	"\x15NODE_CHILDREN_CHANGED\x10\x042\x88\t\n" +
 	"\x05Coord\x12;\n" +
 	"\x06Create\x12\x17.coord.v1.CreateRequest\x1a\x18.coord.v1.CreateResponse\x12;\n" +
 	"\x06Delete\x12\x17.coord.v1.DeleteRequest\x1a\x18.coord.v1.DeleteResponse\x122\n" +
@@ -5315,7 +5789,8 @@ const file_coord_proto_rawDesc = "" +
 	"\fRemoveMember\x12\x1d.coord.v1.RemoveMemberRequest\x1a\x1e.coord.v1.RemoveMemberResponse\x12;\n" +
 	"\x06Status\x12\x17.coord.v1.StatusRequest\x1a\x18.coord.v1.StatusResponse\x12@\n" +
 	"\bSnapshot\x12\x19.coord.v1.SnapshotRequest\x1a\x17.coord.v1.SnapshotChunk0\x01\x12<\n" +
-	"\x05Watch\x12\x16.coord.v1.WatchRequest\x1a\x17.coord.v1.WatchResponse(\x010\x012\xb1\x03\n" +
+	"\x05Watch\x12\x16.coord.v1.WatchRequest\x1a\x17.coord.v1.WatchResponse(\x010\x01\x129\n" +
+	"\x04Call\x12\x15.coord.v1.CallRequest\x1a\x16.coord.v1.CallResponse(\x010\x012\xb1\x03\n" +
 	"\x04Peer\x12>\n" +
 	"\aPropose\x12\x18.coord.v1.ProposeRequest\x1a\x19.coord.v1.ProposeResponse\x12M\n" +
 	"\fProposeBatch\x12\x1d.coord.v1.ProposeBatchRequest\x1a\x1e.coord.v1.ProposeBatchResponse\x12D\n" +
@@ -5338,7 +5813,7 @@ func file_coord_proto_rawDescGZIP() []byte {
 }
 
 var file_coord_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_coord_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: coord.v1.ErrorCode
 	(CreateMode)(0),               // 1: coord.v1.CreateMode
@@ -5423,132 +5898,154 @@ var file_coord_proto_goTypes = []any{
 	(*SnapshotSession)(nil),       // 80: coord.v1.SnapshotSession
 	(*SnapshotReply)(nil),         // 81: coord.v1.SnapshotReply
 	(*SnapshotHeader)(nil),        // 82: coord.v1.SnapshotHeader
+	(*CallRequest)(nil),           // 83: coord.v1.CallRequest
+	(*CallResponse)(nil),          // 84: coord.v1.CallResponse
 }
 var file_coord_proto_depIdxs = []int32{
-	0,  // 0: coord.v1.ErrorDetail.code:type_name -> coord.v1.ErrorCode
-	1,  // 1: coord.v1.Stat.mode:type_name -> coord.v1.CreateMode
-	2,  // 2: coord.v1.ReadOptions.consistency:type_name -> coord.v1.Consistency
-	1,  // 3: coord.v1.CreateOp.mode:type_name -> coord.v1.CreateMode
-	9,  // 4: coord.v1.Op.create:type_name -> coord.v1.CreateOp
-	10, // 5: coord.v1.Op.set:type_name -> coord.v1.SetOp
-	11, // 6: coord.v1.Op.delete:type_name -> coord.v1.DeleteOp
-	12, // 7: coord.v1.Op.check:type_name -> coord.v1.CheckOp
-	15, // 8: coord.v1.OpResult.create:type_name -> coord.v1.CreateResult
-	16, // 9: coord.v1.OpResult.set:type_name -> coord.v1.SetResult
-	17, // 10: coord.v1.OpResult.delete:type_name -> coord.v1.DeleteResult
-	18, // 11: coord.v1.OpResult.check:type_name -> coord.v1.CheckResult
-	6,  // 12: coord.v1.CreateResult.stat:type_name -> coord.v1.Stat
-	6,  // 13: coord.v1.SetResult.stat:type_name -> coord.v1.Stat
-	6,  // 14: coord.v1.CheckResult.stat:type_name -> coord.v1.Stat
-	20, // 15: coord.v1.Command.txn:type_name -> coord.v1.Txn
-	21, // 16: coord.v1.Command.create_session:type_name -> coord.v1.CreateSession
-	22, // 17: coord.v1.Command.close_session:type_name -> coord.v1.CloseSession
-	23, // 18: coord.v1.Command.expire_ttl:type_name -> coord.v1.ExpireTTL
-	13, // 19: coord.v1.Txn.ops:type_name -> coord.v1.Op
-	24, // 20: coord.v1.ExpireTTL.nodes:type_name -> coord.v1.ExpireTTLNode
-	0,  // 21: coord.v1.ApplyResult.code:type_name -> coord.v1.ErrorCode
-	14, // 22: coord.v1.ApplyResult.results:type_name -> coord.v1.OpResult
-	27, // 23: coord.v1.WatchRequest.create:type_name -> coord.v1.WatchCreate
-	28, // 24: coord.v1.WatchRequest.cancel:type_name -> coord.v1.WatchCancel
-	29, // 25: coord.v1.WatchRequest.progress:type_name -> coord.v1.WatchProgressRequest
-	3,  // 26: coord.v1.WatchCreate.kind:type_name -> coord.v1.WatchKind
-	4,  // 27: coord.v1.WatchEvent.type:type_name -> coord.v1.EventType
-	30, // 28: coord.v1.WatchResponse.events:type_name -> coord.v1.WatchEvent
-	9,  // 29: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
-	32, // 30: coord.v1.CreateRequest.write:type_name -> coord.v1.WriteHeader
-	7,  // 31: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 32: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
-	11, // 33: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
-	32, // 34: coord.v1.DeleteRequest.write:type_name -> coord.v1.WriteHeader
-	7,  // 35: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
-	10, // 36: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
-	32, // 37: coord.v1.SetRequest.write:type_name -> coord.v1.WriteHeader
-	7,  // 38: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 39: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
-	8,  // 40: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
-	7,  // 41: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 42: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
-	8,  // 43: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
-	7,  // 44: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 45: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
-	8,  // 46: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
-	7,  // 47: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 48: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
-	13, // 49: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
-	32, // 50: coord.v1.MultiRequest.write:type_name -> coord.v1.WriteHeader
-	7,  // 51: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
-	14, // 52: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
-	7,  // 53: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
-	7,  // 54: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	7,  // 55: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
-	7,  // 56: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	7,  // 57: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
-	55, // 58: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
-	7,  // 59: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	55, // 60: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
-	7,  // 61: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	55, // 62: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
-	7,  // 63: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
-	55, // 64: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
-	25, // 65: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
-	72, // 66: coord.v1.ProposeBatchResponse.outcomes:type_name -> coord.v1.ProposeOutcome
-	25, // 67: coord.v1.ProposeOutcome.result:type_name -> coord.v1.ApplyResult
-	30, // 68: coord.v1.EventBatch.events:type_name -> coord.v1.WatchEvent
-	58, // 69: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
-	60, // 70: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
-	6,  // 71: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
-	25, // 72: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
-	33, // 73: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
-	35, // 74: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
-	37, // 75: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
-	39, // 76: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
-	41, // 77: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
-	43, // 78: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
-	45, // 79: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
-	47, // 80: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
-	49, // 81: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
-	51, // 82: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
-	53, // 83: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
-	56, // 84: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
-	58, // 85: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
-	60, // 86: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
-	62, // 87: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
-	64, // 88: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
-	26, // 89: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
-	68, // 90: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
-	70, // 91: coord.v1.Peer.ProposeBatch:input_type -> coord.v1.ProposeBatchRequest
-	75, // 92: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
-	77, // 93: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
-	66, // 94: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
-	73, // 95: coord.v1.Peer.Events:input_type -> coord.v1.EventsRequest
-	34, // 96: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
-	36, // 97: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
-	38, // 98: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
-	40, // 99: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
-	42, // 100: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
-	44, // 101: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
-	46, // 102: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
-	48, // 103: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
-	50, // 104: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
-	52, // 105: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
-	54, // 106: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
-	57, // 107: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
-	59, // 108: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
-	61, // 109: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
-	63, // 110: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
-	65, // 111: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
-	31, // 112: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
-	69, // 113: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
-	71, // 114: coord.v1.Peer.ProposeBatch:output_type -> coord.v1.ProposeBatchResponse
-	76, // 115: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
-	78, // 116: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
-	67, // 117: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
-	74, // 118: coord.v1.Peer.Events:output_type -> coord.v1.EventBatch
-	96, // [96:119] is the sub-list for method output_type
-	73, // [73:96] is the sub-list for method input_type
-	73, // [73:73] is the sub-list for extension type_name
-	73, // [73:73] is the sub-list for extension extendee
-	0,  // [0:73] is the sub-list for field type_name
+	0,   // 0: coord.v1.ErrorDetail.code:type_name -> coord.v1.ErrorCode
+	1,   // 1: coord.v1.Stat.mode:type_name -> coord.v1.CreateMode
+	2,   // 2: coord.v1.ReadOptions.consistency:type_name -> coord.v1.Consistency
+	1,   // 3: coord.v1.CreateOp.mode:type_name -> coord.v1.CreateMode
+	9,   // 4: coord.v1.Op.create:type_name -> coord.v1.CreateOp
+	10,  // 5: coord.v1.Op.set:type_name -> coord.v1.SetOp
+	11,  // 6: coord.v1.Op.delete:type_name -> coord.v1.DeleteOp
+	12,  // 7: coord.v1.Op.check:type_name -> coord.v1.CheckOp
+	15,  // 8: coord.v1.OpResult.create:type_name -> coord.v1.CreateResult
+	16,  // 9: coord.v1.OpResult.set:type_name -> coord.v1.SetResult
+	17,  // 10: coord.v1.OpResult.delete:type_name -> coord.v1.DeleteResult
+	18,  // 11: coord.v1.OpResult.check:type_name -> coord.v1.CheckResult
+	6,   // 12: coord.v1.CreateResult.stat:type_name -> coord.v1.Stat
+	6,   // 13: coord.v1.SetResult.stat:type_name -> coord.v1.Stat
+	6,   // 14: coord.v1.CheckResult.stat:type_name -> coord.v1.Stat
+	20,  // 15: coord.v1.Command.txn:type_name -> coord.v1.Txn
+	21,  // 16: coord.v1.Command.create_session:type_name -> coord.v1.CreateSession
+	22,  // 17: coord.v1.Command.close_session:type_name -> coord.v1.CloseSession
+	23,  // 18: coord.v1.Command.expire_ttl:type_name -> coord.v1.ExpireTTL
+	13,  // 19: coord.v1.Txn.ops:type_name -> coord.v1.Op
+	24,  // 20: coord.v1.ExpireTTL.nodes:type_name -> coord.v1.ExpireTTLNode
+	0,   // 21: coord.v1.ApplyResult.code:type_name -> coord.v1.ErrorCode
+	14,  // 22: coord.v1.ApplyResult.results:type_name -> coord.v1.OpResult
+	27,  // 23: coord.v1.WatchRequest.create:type_name -> coord.v1.WatchCreate
+	28,  // 24: coord.v1.WatchRequest.cancel:type_name -> coord.v1.WatchCancel
+	29,  // 25: coord.v1.WatchRequest.progress:type_name -> coord.v1.WatchProgressRequest
+	3,   // 26: coord.v1.WatchCreate.kind:type_name -> coord.v1.WatchKind
+	4,   // 27: coord.v1.WatchEvent.type:type_name -> coord.v1.EventType
+	30,  // 28: coord.v1.WatchResponse.events:type_name -> coord.v1.WatchEvent
+	9,   // 29: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
+	32,  // 30: coord.v1.CreateRequest.write:type_name -> coord.v1.WriteHeader
+	7,   // 31: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
+	6,   // 32: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
+	11,  // 33: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
+	32,  // 34: coord.v1.DeleteRequest.write:type_name -> coord.v1.WriteHeader
+	7,   // 35: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 36: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
+	32,  // 37: coord.v1.SetRequest.write:type_name -> coord.v1.WriteHeader
+	7,   // 38: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
+	6,   // 39: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
+	8,   // 40: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
+	7,   // 41: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
+	6,   // 42: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
+	8,   // 43: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
+	7,   // 44: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
+	6,   // 45: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
+	8,   // 46: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
+	7,   // 47: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
+	6,   // 48: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
+	13,  // 49: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
+	32,  // 50: coord.v1.MultiRequest.write:type_name -> coord.v1.WriteHeader
+	7,   // 51: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
+	14,  // 52: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
+	7,   // 53: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 54: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 55: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 56: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 57: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
+	55,  // 58: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
+	7,   // 59: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	55,  // 60: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
+	7,   // 61: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	55,  // 62: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
+	7,   // 63: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
+	55,  // 64: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
+	25,  // 65: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
+	72,  // 66: coord.v1.ProposeBatchResponse.outcomes:type_name -> coord.v1.ProposeOutcome
+	25,  // 67: coord.v1.ProposeOutcome.result:type_name -> coord.v1.ApplyResult
+	30,  // 68: coord.v1.EventBatch.events:type_name -> coord.v1.WatchEvent
+	58,  // 69: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
+	60,  // 70: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
+	6,   // 71: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
+	25,  // 72: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
+	33,  // 73: coord.v1.CallRequest.create:type_name -> coord.v1.CreateRequest
+	35,  // 74: coord.v1.CallRequest.delete:type_name -> coord.v1.DeleteRequest
+	37,  // 75: coord.v1.CallRequest.set:type_name -> coord.v1.SetRequest
+	39,  // 76: coord.v1.CallRequest.get:type_name -> coord.v1.GetRequest
+	41,  // 77: coord.v1.CallRequest.exists:type_name -> coord.v1.ExistsRequest
+	43,  // 78: coord.v1.CallRequest.children:type_name -> coord.v1.ChildrenRequest
+	45,  // 79: coord.v1.CallRequest.multi:type_name -> coord.v1.MultiRequest
+	47,  // 80: coord.v1.CallRequest.sync:type_name -> coord.v1.SyncRequest
+	51,  // 81: coord.v1.CallRequest.keep_alive:type_name -> coord.v1.KeepAliveRequest
+	34,  // 82: coord.v1.CallResponse.create:type_name -> coord.v1.CreateResponse
+	36,  // 83: coord.v1.CallResponse.delete:type_name -> coord.v1.DeleteResponse
+	38,  // 84: coord.v1.CallResponse.set:type_name -> coord.v1.SetResponse
+	40,  // 85: coord.v1.CallResponse.get:type_name -> coord.v1.GetResponse
+	42,  // 86: coord.v1.CallResponse.exists:type_name -> coord.v1.ExistsResponse
+	44,  // 87: coord.v1.CallResponse.children:type_name -> coord.v1.ChildrenResponse
+	46,  // 88: coord.v1.CallResponse.multi:type_name -> coord.v1.MultiResponse
+	48,  // 89: coord.v1.CallResponse.sync:type_name -> coord.v1.SyncResponse
+	52,  // 90: coord.v1.CallResponse.keep_alive:type_name -> coord.v1.KeepAliveResponse
+	33,  // 91: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
+	35,  // 92: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
+	37,  // 93: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
+	39,  // 94: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
+	41,  // 95: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
+	43,  // 96: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
+	45,  // 97: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
+	47,  // 98: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
+	49,  // 99: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
+	51,  // 100: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
+	53,  // 101: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
+	56,  // 102: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
+	58,  // 103: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
+	60,  // 104: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
+	62,  // 105: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
+	64,  // 106: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
+	26,  // 107: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
+	83,  // 108: coord.v1.Coord.Call:input_type -> coord.v1.CallRequest
+	68,  // 109: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
+	70,  // 110: coord.v1.Peer.ProposeBatch:input_type -> coord.v1.ProposeBatchRequest
+	75,  // 111: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
+	77,  // 112: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
+	66,  // 113: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
+	73,  // 114: coord.v1.Peer.Events:input_type -> coord.v1.EventsRequest
+	34,  // 115: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
+	36,  // 116: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
+	38,  // 117: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
+	40,  // 118: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
+	42,  // 119: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
+	44,  // 120: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
+	46,  // 121: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
+	48,  // 122: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
+	50,  // 123: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
+	52,  // 124: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
+	54,  // 125: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
+	57,  // 126: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
+	59,  // 127: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
+	61,  // 128: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
+	63,  // 129: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
+	65,  // 130: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
+	31,  // 131: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
+	84,  // 132: coord.v1.Coord.Call:output_type -> coord.v1.CallResponse
+	69,  // 133: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
+	71,  // 134: coord.v1.Peer.ProposeBatch:output_type -> coord.v1.ProposeBatchResponse
+	76,  // 135: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
+	78,  // 136: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
+	67,  // 137: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
+	74,  // 138: coord.v1.Peer.Events:output_type -> coord.v1.EventBatch
+	115, // [115:139] is the sub-list for method output_type
+	91,  // [91:115] is the sub-list for method input_type
+	91,  // [91:91] is the sub-list for extension type_name
+	91,  // [91:91] is the sub-list for extension extendee
+	0,   // [0:91] is the sub-list for field type_name
 }
 
 func init() { file_coord_proto_init() }
@@ -5583,13 +6080,36 @@ func file_coord_proto_init() {
 		(*ChangeMembersRequest_Add)(nil),
 		(*ChangeMembersRequest_Remove)(nil),
 	}
+	file_coord_proto_msgTypes[78].OneofWrappers = []any{
+		(*CallRequest_Create)(nil),
+		(*CallRequest_Delete)(nil),
+		(*CallRequest_Set)(nil),
+		(*CallRequest_Get)(nil),
+		(*CallRequest_Exists)(nil),
+		(*CallRequest_Children)(nil),
+		(*CallRequest_Multi)(nil),
+		(*CallRequest_Sync)(nil),
+		(*CallRequest_KeepAlive)(nil),
+		(*CallRequest_Cancel)(nil),
+	}
+	file_coord_proto_msgTypes[79].OneofWrappers = []any{
+		(*CallResponse_Create)(nil),
+		(*CallResponse_Delete)(nil),
+		(*CallResponse_Set)(nil),
+		(*CallResponse_Get)(nil),
+		(*CallResponse_Exists)(nil),
+		(*CallResponse_Children)(nil),
+		(*CallResponse_Multi)(nil),
+		(*CallResponse_Sync)(nil),
+		(*CallResponse_KeepAlive)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_coord_proto_rawDesc), len(file_coord_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   78,
+			NumMessages:   80,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
