@@ -47,6 +47,10 @@ func newMetrics(s *Server) *metrics {
 				}
 				return 0
 			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "coord_raft_log_appends_total", Help: "Durable raft log appends (each a bbolt commit with its fsyncs)."},
+			func() float64 { a, _ := s.rep.LogAppends(); return float64(a) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "coord_raft_log_entries_total", Help: "Raft log entries written by those appends."},
+			func() float64 { _, e := s.rep.LogAppends(); return float64(e) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "coord_forward_batches_total", Help: "Batches of writes this follower forwarded to the leader."},
 			func() float64 { b, _ := s.ForwardStats(); return float64(b) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "coord_forwarded_writes_total", Help: "Writes this follower forwarded to the leader."},

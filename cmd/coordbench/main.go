@@ -66,11 +66,18 @@ type Result struct {
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
 	P999ms   float64 `json:"p999_ms"`
+	// EntriesPerAppend (--start only): raft log entries per durable log
+	// append over the workload (warm-up included), summed over all nodes:
+	// how many writes group commit puts behind each bbolt commit.
+	EntriesPerAppend float64 `json:"entries_per_append,omitempty"`
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "fsync" {
+		return runFsync(args[1:], stdout, stderr)
+	}
 	var o options
 	fs := flag.NewFlagSet("coordbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -112,21 +119,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	o.endpoints = strings.Split(*eps, ",")
+	var servers []*coord.Server
+	// logAppends sums the durable log appends and entries of every
+	// in-process server (--start only).
+	logAppends := func() (a, e uint64) {
+		for _, s := range servers {
+			x, y := s.Replica().LogAppends()
+			a, e = a+x, e+y
+		}
+		return a, e
+	}
 	if o.start > 0 {
-		addrs, cleanup, err := startCluster(o.start, o.nudge)
+		addrs, srvs, cleanup, err := startCluster(o.start, o.nudge)
 		if err != nil {
 			fmt.Fprintf(stderr, "coordbench: start cluster: %v\n", err)
 			return 1
 		}
 		defer cleanup()
 		o.endpoints = addrs
+		servers = srvs
 	}
 	var results []Result
 	for _, w := range strings.Split(o.workload, ",") {
+		a0, e0 := logAppends()
 		r, err := bench(ctx, o, strings.TrimSpace(w), stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "coordbench: %s: %v\n", w, err)
 			return 1
+		}
+		if a1, e1 := logAppends(); a1 > a0 {
+			r.EntriesPerAppend = float64(e1-e0) / float64(a1-a0)
 		}
 		r.Nodes = o.start
 		results = append(results, r)
@@ -138,26 +160,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tclients\tops\terrors\tops/s\tp50 ms\tp99 ms\tp99.9 ms\t")
+	fmt.Fprint(tw, "workload\tclients\tops\terrors\tops/s\tp50 ms\tp99 ms\tp99.9 ms\t")
+	if len(servers) > 0 {
+		fmt.Fprint(tw, "entries/append\t")
+	}
+	fmt.Fprintln(tw)
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t\n", r.Workload, r.Clients, r.Ops, r.Errors, r.OpsPerS, r.P50ms, r.P99ms, r.P999ms)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t", r.Workload, r.Clients, r.Ops, r.Errors, r.OpsPerS, r.P50ms, r.P99ms, r.P999ms)
+		if len(servers) > 0 {
+			fmt.Fprintf(tw, "%.1f\t", r.EntriesPerAppend)
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	return 0
 }
 
 // startCluster runs n in-process servers on loopback with data on disk.
-func startCluster(n int, nudge bool) ([]string, func(), error) {
+func startCluster(n int, nudge bool) ([]string, []*coord.Server, func(), error) {
 	dir, err := os.MkdirTemp("", "coordbench")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var lns []net.Listener
 	var peers []replica.Peer
 	for i := 0; i < n; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		lns = append(lns, ln)
 		peers = append(peers, replica.Peer{Name: fmt.Sprintf("n%d", i+1), Address: ln.Addr().String()})
@@ -194,7 +224,7 @@ func startCluster(n int, nudge bool) ([]string, func(), error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		cleanup()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// Wait for a leader.
 	deadline := time.Now().Add(15 * time.Second)
@@ -205,13 +235,13 @@ func startCluster(n int, nudge bool) ([]string, func(), error) {
 				for i, p := range peers {
 					addrs[i] = p.Address
 				}
-				return addrs, cleanup, nil
+				return addrs, servers, cleanup, nil
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	cleanup()
-	return nil, nil, errors.New("no leader within 15s")
+	return nil, nil, nil, errors.New("no leader within 15s")
 }
 
 func newClient(ctx context.Context, o options, first int) (*client.Client, error) {

@@ -30,6 +30,33 @@ func TestRun_SmallWorkloads(t *testing.T) {
 		if r.Ops < 20 || r.Errors != 0 || r.OpsPerS <= 0 || r.P50ms <= 0 || r.P99ms < r.P50ms {
 			t.Errorf("%s: %+v", r.Workload, r)
 		}
+		// Every workload writes something (setup or the op itself); an
+		// append carries at least one entry.
+		if r.EntriesPerAppend < 1 {
+			t.Errorf("%s: entries per append %.2f", r.Workload, r.EntriesPerAppend)
+		}
+	}
+}
+
+func TestRun_Fsync(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"fsync", "--dir", t.TempDir(), "--duration", "100ms", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var res []FsyncResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("json: %v\n%s", err, out.String())
+	}
+	if len(res) != 3 {
+		t.Fatalf("%d probes", len(res))
+	}
+	for _, r := range res {
+		if r.Ops < 1 || r.OpsPerS <= 0 || r.P50ms <= 0 || r.MaxMs < r.P99ms || r.P99ms < r.P50ms {
+			t.Errorf("%s: %+v", r.Probe, r)
+		}
+	}
+	if code := run([]string{"fsync", "--dir", "/nonexistent/dir"}, &out, &errb); code != 1 {
+		t.Errorf("bad dir: exit %d", code)
 	}
 }
 

@@ -164,6 +164,7 @@ type Replica struct {
 	transport *raft.NetworkTransport
 	log       *slog.Logger
 
+	logStore  *countingLogStore
 	readyTerm atomic.Uint64 // term in which this leader committed a barrier
 	inflight  atomic.Int64  // proposals waiting for their commit
 	nudging   atomic.Bool   // a Nudge barrier is in flight
@@ -227,7 +228,8 @@ func New(cfg Config, mux *Mux) (*Replica, error) {
 		storage.Close()
 		return nil, fmt.Errorf("read raft state in %s: %w", cfg.DataDir, err)
 	}
-	ra, err := raft.NewRaft(rc, r.fsm, storage.Log, storage.Stable, storage.Snaps, transport)
+	r.logStore = &countingLogStore{LogStore: storage.Log}
+	ra, err := raft.NewRaft(rc, r.fsm, r.logStore, storage.Stable, storage.Snaps, transport)
 	if err != nil {
 		transport.Close()
 		storage.Close()
@@ -671,6 +673,34 @@ func (r *Replica) Info() Info {
 		LastIndex:    r.raft.LastIndex(),
 		Znodes:       t.Len(),
 	}
+}
+
+// countingLogStore counts raft's log appends (each one durable write: a
+// bbolt commit with its fsyncs) and the entries they carry, to show how
+// well group commit works.
+type countingLogStore struct {
+	raft.LogStore
+	appends atomic.Uint64
+	entries atomic.Uint64
+}
+
+func (c *countingLogStore) StoreLog(l *raft.Log) error {
+	c.appends.Add(1)
+	c.entries.Add(1)
+	return c.LogStore.StoreLog(l)
+}
+
+func (c *countingLogStore) StoreLogs(logs []*raft.Log) error {
+	c.appends.Add(1)
+	c.entries.Add(uint64(len(logs)))
+	return c.LogStore.StoreLogs(logs)
+}
+
+// LogAppends reports how many durable log appends this node has made and
+// how many entries they carried (entries/appends is the group-commit
+// factor).
+func (r *Replica) LogAppends() (appends, entries uint64) {
+	return r.logStore.appends.Load(), r.logStore.entries.Load()
 }
 
 // TakeSnapshot asks raft for a snapshot now (tests, operators).
