@@ -8,7 +8,10 @@
 //
 // Workloads: create, set, get, get-local, mixed, txn, lock (one contended
 // lock), locks (one lock per client), session (open+close), watch (set ->
-// event latency on another server).
+// event latency on another server), lease (renewals of one Flease lease
+// per client in a 3-member in-process group, beside the coord cluster).
+//
+//	coordbench fsync   # the disk's durable-write rate, the floor under writes
 package main
 
 import (
@@ -83,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	eps := fs.String("endpoints", "127.0.0.1:4180", "servers to drive (ignored with --start)")
 	fs.IntVar(&o.start, "start", 0, "start an in-process loopback cluster of 1 or 3 nodes (0: use --endpoints)")
-	fs.StringVar(&o.workload, "workload", "set", "create, set, get, get-local, mixed, txn, lock, locks, session, watch; comma-separated for several")
+	fs.StringVar(&o.workload, "workload", "set", "create, set, get, get-local, mixed, txn, lock, locks, session, watch, lease (a Flease group of 3 in-process members); comma-separated for several")
 	fs.IntVar(&o.clients, "clients", 16, "concurrent clients, one connection each")
 	fs.IntVar(&o.valueSize, "value-size", 100, "bytes per value")
 	fs.IntVar(&o.keys, "keys", 1000, "keys for set/get/mixed")
@@ -290,6 +293,15 @@ func bench(ctx context.Context, o options, workload string, stderr io.Writer) (R
 			}
 		}
 	}
+	var leases *leaseGroup
+	if workload == "lease" {
+		g, err := startLeaseGroup()
+		if err != nil {
+			return Result{}, fmt.Errorf("start a Flease group: %w", err)
+		}
+		defer g.close()
+		leases = g
+	}
 	key := func(i int64) string { return fmt.Sprintf("%s/k%06d", base, i%int64(o.keys)) }
 	mk := func(w int) (op, func(), error) {
 		c := clients[w]
@@ -380,6 +392,8 @@ func bench(ctx context.Context, o options, workload string, stderr io.Writer) (R
 					wt.Cancel()
 					wc.Close(context.Background())
 				}, nil
+		case "lease":
+			return leases.leaseOp(ctx, w)
 		}
 		return nil, nil, fmt.Errorf("unknown workload %q", workload)
 	}

@@ -14,7 +14,7 @@ func TestRun_SmallWorkloads(t *testing.T) {
 		t.Skip("starts a cluster")
 	}
 	var out, errb bytes.Buffer
-	code := run([]string{"--start", "1", "--workload", "create,set,get,get-local,mixed,txn,lock,locks,session,watch",
+	code := run([]string{"--start", "1", "--workload", "create,set,get,get-local,mixed,txn,lock,locks,session,watch,lease",
 		"--clients", "2", "--ops", "20", "--warmup", "0s", "--keys", "10", "--json"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
@@ -23,7 +23,7 @@ func TestRun_SmallWorkloads(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("json: %v\n%s", err, out.String())
 	}
-	if len(res) != 10 {
+	if len(res) != 11 {
 		t.Fatalf("%d results", len(res))
 	}
 	for _, r := range res {
