@@ -5,7 +5,7 @@ PKGS     := ./...
 # Packages where concurrency lives run under the race detector; the rest
 # (pure simulators, end-to-end process tests) run without it.
 RACE_RE  := ^coord/(coord|client|session|lease|fuse)(/|$$)
-NORACE_RE := ^coord/lease/sim(/|$$)
+NORACE_RE := ^coord/(lease/sim|coord/tree/internal/radix)(/|$$)
 RACE_PKGS = $(shell $(GO) list ./... | grep -E '$(RACE_RE)' | grep -vE '$(NORACE_RE)')
 PLAIN_PKGS = $(shell $(GO) list ./... | grep -vE '$(RACE_RE)'; $(GO) list ./... | grep -E '$(NORACE_RE)')
 

@@ -4,7 +4,7 @@
 //
 // It sits below coord/replica (which owns the raft log, the apply
 // goroutine and the clock) and imports only the standard library,
-// go-immutable-radix and the message types of coord/proto/coordpb. It
+// internal/radix and the message types of coord/proto/coordpb. It
 // starts no goroutines, reads no clock (time comes in Command.time_ms,
 // stamped by the leader), keeps no global mutable state and does no I/O
 // beyond the io.Reader/io.Writer a snapshot is streamed through.
@@ -65,7 +65,12 @@
 //
 // # Decisions
 //
-//   - Nodes live in one go-immutable-radix tree keyed by full path. Path
+//   - internal/radix is hashicorp/go-immutable-radix v2.1.0 (MPL-2.0,
+//     LICENSE kept) without its mutation-notify channels: upstream makes
+//     two channels per key (node and leaf) for watchers this package
+//     never uses. Dropping them took a 100-byte znode from 611 to 374
+//     bytes of heap and every write from 69 to 60 allocations.
+//   - Nodes live in one immutable radix tree keyed by full path. Path
 //     order puts a node's subtree in one key range, which gives cheap
 //     recursive delete, pagination by seeking, and snapshots in an order
 //     where parents come before children. The cost is that listing

@@ -10,7 +10,7 @@ import (
 	"io"
 	"slices"
 
-	iradix "github.com/hashicorp/go-immutable-radix/v2"
+	iradix "coord/coord/tree/internal/radix"
 	"google.golang.org/protobuf/proto"
 
 	"coord/proto/coordpb"

@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	iradix "github.com/hashicorp/go-immutable-radix/v2"
-
+	iradix "coord/coord/tree/internal/radix"
 	"coord/proto/coordpb"
 )
 

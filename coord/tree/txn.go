@@ -3,8 +3,7 @@ package tree
 import (
 	"fmt"
 
-	iradix "github.com/hashicorp/go-immutable-radix/v2"
-
+	iradix "coord/coord/tree/internal/radix"
 	"coord/proto/coordpb"
 )
 
