@@ -445,3 +445,40 @@ func TestTTLNodes_ExpireWhenUnmodified(t *testing.T) {
 		t.Fatalf("TTL node with a child was deleted: %v", err)
 	}
 }
+
+// Big multis trigger a snapshot by size long before the entry-count
+// threshold, so a restart restores a snapshot instead of replaying them.
+func TestCluster_SnapshotBySize(t *testing.T) {
+	c := coordtest.NewCluster(t, 1, coordtest.Options{Configure: func(cfg *coord.Config) {
+		cfg.SnapshotBytes = 256 << 10
+	}})
+	ctx := coordtest.Ctx(t, 30*time.Second)
+	cl := c.Conn(0)
+	rep := c.Node(0).Server.Replica()
+	if idx := rep.LastSnapshotIndex(); idx != 0 {
+		t.Fatalf("snapshot at %d before any write", idx)
+	}
+	for m := 0; m < 4; m++ { // 4 entries of ~100 KB: far below 65536 entries
+		var ops []*coordpb.Op
+		for i := 0; i < 100; i++ {
+			ops = append(ops, &coordpb.Op{Op: &coordpb.Op_Create{Create: &coordpb.CreateOp{Path: fmt.Sprintf("/m%d-%03d", m, i), Data: make([]byte, 1000)}}})
+		}
+		if _, err := cl.Multi(ctx, &coordpb.MultiRequest{Ops: ops}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rep.LastSnapshotIndex() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no snapshot after 400 KB of commands with SnapshotBytes 256 KB")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Stop(0)
+	c.Restart(0)
+	c.WaitLeader(10 * time.Second)
+	g, err := c.Conn(0).Get(ctx, &coordpb.GetRequest{Path: "/m3-099"})
+	if err != nil || len(g.Data) != 1000 {
+		t.Fatalf("after restart: %d bytes, %v", len(g.GetData()), err)
+	}
+}

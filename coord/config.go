@@ -62,6 +62,9 @@ type Config struct {
 	NudgeFollowers bool
 	// SnapshotThreshold and TrailingLogs; zero takes replica's defaults.
 	SnapshotThreshold uint64
+	// SnapshotBytes: also snapshot after this many command bytes (zero:
+	// replica.DefaultSnapshotBytes, 64 MiB; negative: never by size).
+	SnapshotBytes int64
 	TrailingLogs      uint64
 	// InsecureNonLoopback allows listening on a non-loopback address without
 	// TLS (TLS arrives with the security work; until then this must be

@@ -115,6 +115,7 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		LeaderLease:       cfg.LeaderLease,
 		CommitTimeout:     cfg.CommitTimeout,
 		SnapshotThreshold: cfg.SnapshotThreshold,
+		SnapshotBytes:     cfg.SnapshotBytes,
 		TrailingLogs:      cfg.TrailingLogs,
 		Events:            s.onEvents,
 		Logger:            s.log,

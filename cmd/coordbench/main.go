@@ -12,6 +12,7 @@
 // per client in a 3-member in-process group, beside the coord cluster).
 //
 //	coordbench fsync   # the disk's durable-write rate, the floor under writes
+//	coordbench scale --znodes 1000000 --pid PID   # fill, list, snapshot, RSS
 package main
 
 import (
@@ -80,6 +81,9 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "fsync" {
 		return runFsync(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "scale" {
+		return runScale(args[1:], stdout, stderr)
 	}
 	var o options
 	fs := flag.NewFlagSet("coordbench", flag.ContinueOnError)

@@ -68,3 +68,28 @@ func TestRun_BadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestRun_Scale(t *testing.T) {
+	// scale drives a running server: start one with --start's helper.
+	addrs, _, cleanup, err := startCluster(1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	var out, errb bytes.Buffer
+	code := run([]string{"scale", "--endpoints", addrs[0], "--znodes", "2500", "--big", "1200", "--json"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var r ScaleResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("json: %v\n%s", err, out.String())
+	}
+	if r.Znodes != 2500 || r.ListChildren != 1200 || r.SnapshotBytes < 2500*100 || r.PopulateS <= 0 {
+		t.Fatalf("result %+v", r)
+	}
+	// A second run on the same cluster refuses (its parents exist).
+	if code := run([]string{"scale", "--endpoints", addrs[0], "--znodes", "10", "--big", "0"}, &out, &errb); code != 1 {
+		t.Fatalf("second run: exit %d", code)
+	}
+}

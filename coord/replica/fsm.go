@@ -64,6 +64,9 @@ type EventSink func(Batch)
 type fsm struct {
 	state   atomic.Pointer[tree.Tree]
 	applied atomic.Uint64
+	// sinceSnap counts command bytes applied since the last snapshot
+	// began (Replica takes one when it passes Config.SnapshotBytes).
+	sinceSnap atomic.Int64
 	waiters appliedWaiters
 	sink    EventSink
 }
@@ -88,6 +91,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		if l.Type != raft.LogCommand {
 			continue
 		}
+		f.sinceSnap.Add(int64(len(l.Data)))
 		cmd, err := DecodeCommand(l.Data)
 		if err != nil {
 			// Deterministic on every node: the same bytes fail the same way.
@@ -111,6 +115,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 var snapMagic = []byte("COORDFSM")
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.sinceSnap.Store(0)
 	return &fsmSnapshot{t: f.state.Load(), applied: f.applied.Load()}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,11 @@ type Config struct {
 	CommitTimeout time.Duration
 	// SnapshotThreshold: entries since the last snapshot that trigger one.
 	SnapshotThreshold uint64
+	// SnapshotBytes: command bytes applied since the last snapshot that
+	// trigger one too (raft counts entries only; a log of large multis
+	// would otherwise grow, and be replayed at every restart, far beyond
+	// SnapshotThreshold's intent). Negative disables.
+	SnapshotBytes int64
 	// SnapshotInterval: how often raft checks the threshold.
 	SnapshotInterval time.Duration
 	// TrailingLogs: entries kept after a snapshot for slow followers.
@@ -83,6 +89,7 @@ const (
 	DefaultLeaderLease       = 500 * time.Millisecond
 	DefaultCommitTimeout     = 5 * time.Millisecond
 	DefaultSnapshotThreshold = 65536
+	DefaultSnapshotBytes     = 64 << 20
 	DefaultSnapshotInterval  = 30 * time.Second
 	DefaultTrailingLogs      = 10240
 )
@@ -99,6 +106,9 @@ func (c *Config) fill() {
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.SnapshotBytes == 0 {
+		c.SnapshotBytes = DefaultSnapshotBytes
 	}
 	if c.CommitTimeout == 0 {
 		c.CommitTimeout = DefaultCommitTimeout
@@ -153,9 +163,9 @@ func (c Config) Validate() error {
 
 // Replica is one raft member holding the znode tree.
 //
-// Goroutines: raft's own (stopped by Close); watchLeadership (started by
-// New, stopped by Close); the read-index batcher (started on demand, ends
-// when its queue is empty).
+// Goroutines: raft's own (stopped by Close); watchLeadership and
+// snapshotBySize (started by New, stopped by Close); the read-index
+// batcher (started on demand, ends when its queue is empty).
 type Replica struct {
 	cfg       Config
 	raft      *raft.Raft
@@ -246,8 +256,9 @@ func New(cfg Config, mux *Mux) (*Replica, error) {
 			return nil, fmt.Errorf("bootstrap cluster: %w", err)
 		}
 	}
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.watchLeadership()
+	go r.snapshotBySize()
 	return r, nil
 }
 
@@ -261,6 +272,30 @@ func (r *Replica) watchLeadership() {
 			r.log.Info("leadership changed", "leader", leader, "term", r.raft.CurrentTerm())
 		case <-r.stop:
 			return
+		}
+	}
+}
+
+// snapshotBySize takes a snapshot once SnapshotBytes of commands have
+// been applied since the last one (checked every second).
+func (r *Replica) snapshotBySize() {
+	defer r.wg.Done()
+	if r.cfg.SnapshotBytes < 0 {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		if r.fsm.sinceSnap.Load() < r.cfg.SnapshotBytes {
+			continue
+		}
+		if err := r.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			r.log.Warn("snapshot by size failed", "err", err)
 		}
 	}
 }
@@ -701,6 +736,12 @@ func (c *countingLogStore) StoreLogs(logs []*raft.Log) error {
 // factor).
 func (r *Replica) LogAppends() (appends, entries uint64) {
 	return r.logStore.appends.Load(), r.logStore.entries.Load()
+}
+
+// LastSnapshotIndex is the index of this node's latest snapshot (0: none).
+func (r *Replica) LastSnapshotIndex() uint64 {
+	idx, _ := strconv.ParseUint(r.raft.Stats()["last_snapshot_index"], 10, 64)
+	return idx
 }
 
 // TakeSnapshot asks raft for a snapshot now (tests, operators).
