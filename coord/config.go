@@ -65,7 +65,7 @@ type Config struct {
 	// SnapshotBytes: also snapshot after this many command bytes (zero:
 	// replica.DefaultSnapshotBytes, 64 MiB; negative: never by size).
 	SnapshotBytes int64
-	TrailingLogs      uint64
+	TrailingLogs  uint64
 	// InsecureNonLoopback allows listening on a non-loopback address without
 	// TLS (TLS arrives with the security work; until then this must be
 	// asked for explicitly).

@@ -67,8 +67,8 @@ type fsm struct {
 	// sinceSnap counts command bytes applied since the last snapshot
 	// began (Replica takes one when it passes Config.SnapshotBytes).
 	sinceSnap atomic.Int64
-	waiters appliedWaiters
-	sink    EventSink
+	waiters   appliedWaiters
+	sink      EventSink
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
