@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,7 +135,9 @@ type Client struct {
 	rpcs  []coordpb.CoordClient
 	calls []*callClient // the Call streams behind rpcs (none with UnaryCalls)
 	cur   atomic.Int32  // index of the endpoint in use (the last good one)
-	seen  atomic.Uint64 // highest zxid seen in any response header
+	// budget caps retries at a share of requests (retry.go).
+	budget *retryBudget
+	seen   atomic.Uint64 // highest zxid seen in any response header
 
 	closed atomic.Bool
 	sess   session
@@ -163,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	c := &Client{cfg: cfg, log: log, watches: map[*Watch]struct{}{}}
+	c := &Client{cfg: cfg, log: log, watches: map[*Watch]struct{}{}, budget: newRetryBudget(time.Now)}
 	c.sess.open = make(chan struct{}, 1)
 	for _, ep := range cfg.Endpoints {
 		ep = strings.TrimSpace(ep)
@@ -280,6 +281,7 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 	}
 	pause := retryBackoffMin
 	var last error // the last error worth retrying
+	c.budget.request()
 	for attempt := 1; ; attempt++ {
 		i := int(c.cur.Load()) % len(c.rpcs)
 		err := c.ready(ctx, i)
@@ -324,6 +326,9 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 		if !retry {
 			return mapped
 		}
+		if !c.budget.tryRetry() {
+			return &budgetError{last: mapped}
+		}
 		last = mapped
 		c.log.Debug("retrying", keyEndpoint, c.eps[i], keyAttempt, attempt, keyErr, mapped)
 		if ctx.Err() != nil {
@@ -331,9 +336,9 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 		}
 		// Go round every endpoint once at once, then pause between rounds.
 		if attempt%len(c.rpcs) == 0 {
-			// Equal jitter: clients that failed together do not retry
-			// together.
-			t := time.NewTimer(pause/2 + rand.N(pause/2+1))
+			// Full jitter: clients that failed together do not retry
+			// together (retry.go).
+			t := time.NewTimer(fullJitter(pause))
 			select {
 			case <-ctx.Done():
 				t.Stop()

@@ -109,6 +109,11 @@
 //   - Connections are plaintext for now; Config.transportCreds is the TLS
 //     seam, to be exported with the security work.
 //   - No functional options (see STYLE.md G): Config plus Validate.
+//   - Retries cannot become a storm (retry.go): pauses between rounds use
+//     full jitter, keepalive intervals are re-drawn in [0.75, 1] × T/3 each
+//     tick, and a retry budget caps retries at 20% of the requests of the
+//     last 10 s plus 10 a second; past it a call returns its last error
+//     (errors.Is ErrUnavailable) instead of retrying.
 //   - The data operations (create, delete, set, get, exists, children,
 //     multi, sync, keepalive) travel on one Coord.Call stream per
 //     endpoint, many in flight, instead of one unary call each: about half

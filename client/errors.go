@@ -119,6 +119,16 @@ func (e *unavailableError) Error() string {
 
 func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.ctx, e.last} }
 
+// budgetError: a retry was due but the client's retry budget is spent
+// (retry.go); the call returns its last error without retrying.
+type budgetError struct{ last error }
+
+func (e *budgetError) Error() string {
+	return "not retried (the client's retry budget is spent: retries are capped at a share of requests): " + e.last.Error()
+}
+
+func (e *budgetError) Unwrap() []error { return []error{ErrUnavailable, e.last} }
+
 // mapError is THE function turning a gRPC error into the client's errors.
 // transport reports a failure with no server verdict (codes.Unavailable
 // without an ErrorDetail): the connection is down or broke mid-call.

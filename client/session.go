@@ -150,7 +150,9 @@ func (c *Client) endSession(id uint64, err error) {
 // reads.
 func (c *Client) keepAlive(id uint64, timeout time.Duration, stop, loopDone chan struct{}) {
 	defer close(loopDone)
-	t := time.NewTicker(timeout / 3)
+	// A fresh random interval per tick (retry.go: jitterTick): sessions
+	// opened together do not keep their keepalives in step.
+	t := time.NewTimer(jitterTick(timeout / 3))
 	defer t.Stop()
 	for {
 		select {
@@ -158,6 +160,7 @@ func (c *Client) keepAlive(id uint64, timeout time.Duration, stop, loopDone chan
 			return
 		case <-t.C:
 		}
+		t.Reset(jitterTick(timeout / 3))
 		ctx, cancel := context.WithTimeout(context.Background(), timeout/3)
 		go func() { // stop also aborts a keepalive in flight
 			select {

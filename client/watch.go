@@ -349,7 +349,7 @@ func (c *Client) runWatch(ctx context.Context, w *Watch, path string, kind coord
 		case <-ctx.Done():
 			w.end(nil)
 			return
-		case <-time.After(pause):
+		case <-time.After(fullJitter(pause)):
 		}
 		pause = min(2*pause, retryBackoffMax)
 	}
