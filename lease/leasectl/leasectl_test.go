@@ -149,13 +149,18 @@ func TestCommand_HoldKillsOnLoss(t *testing.T) {
 		done <- res{out, err}
 	}()
 	// Wait until CMD runs, then stop the member that holds the lease.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		out, _ := run(ctx, "get", "--local", "--endpoint", ms[0].addr, "r2")
 		if strings.Contains(out, "holder=c") {
 			break
 		}
+		select {
+		case r := <-done:
+			t.Fatalf("hold ended before it was seen holding: %v\n%s", r.err, r.out)
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("hold never acquired")
+			t.Fatalf("hold never acquired (last view from a: %q)", out)
 		}
 	}
 	start := time.Now()
