@@ -1,0 +1,165 @@
+package fuse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	gf "github.com/hanwen/go-fuse/v2/fuse"
+
+	"coord/client"
+)
+
+// ErrMount: the kernel mount failed (no /dev/fuse, no fusermount3, a bad
+// mountpoint); the message says which.
+var ErrMount = errors.New("mount failed")
+
+// Mount is one mounted coord tree: a FUSE server backed by one client with
+// one session.
+type Mount struct {
+	cfg    Config
+	dir    string
+	c      *client.Client
+	log    *slog.Logger
+	server *gf.Server
+	root   *node
+	ctlMu  sync.Mutex
+	ctl    *fs.Inode // the .coord directory, made on first lookup
+
+	ctx    context.Context // ends at Close: stops the goroutines below
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	locks lockTable
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New mounts the coord tree at dir and returns once the kernel serves it.
+// It opens the client's session first, so ephemerals and locks made
+// through the mount belong to it. Close unmounts.
+func New(ctx context.Context, dir string, cfg Config) (*Mount, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("fuse config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	c, err := client.New(ctx, cfg.Client)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Session(ctx); err != nil {
+		_ = c.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("open session: %w", err)
+	}
+	mctx, cancel := context.WithCancel(context.Background())
+	m := &Mount{cfg: cfg, dir: dir, c: c, log: cfg.Logger, ctx: mctx, cancel: cancel}
+	m.locks.held = map[*fileHandle]*heldLock{}
+	m.root = &node{m: m, kind: kindZnode}
+	timeout := cfg.CacheTimeout
+	opts := &fs.Options{
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
+		UID:             uint32(os.Getuid()),
+		GID:             uint32(os.Getgid()),
+		MountOptions: gf.MountOptions{
+			FsName:            "coord",
+			Name:              "coord",
+			EnableLocks:       true,
+			ExtraCapabilities: gf.CAP_ATOMIC_O_TRUNC,
+			Debug:             cfg.Debug,
+			MaxWrite:          1 << 20,
+		},
+	}
+	if cfg.Debug {
+		opts.Logger = log.New(os.Stderr, "go-fuse: ", 0)
+	}
+	server, err := fs.Mount(dir, m.root, opts)
+	if err != nil {
+		cancel()
+		_ = c.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("%w at %s: %w", ErrMount, dir, err)
+	}
+	m.server = server
+	m.wg.Add(2)
+	go m.invalidator()
+	go m.sessionWatcher()
+	m.log.Info("mounted", "dir", dir, "session", fmt.Sprintf("%#x", c.SessionID()), "timeout", c.SessionTimeout())
+	return m, nil
+}
+
+// Client is the mount's client (for tests and status).
+func (m *Mount) Client() *client.Client { return m.c }
+
+// Dir is the mountpoint.
+func (m *Mount) Dir() string { return m.dir }
+
+// Wait blocks until the filesystem is unmounted (by Close, or from
+// outside with fusermount3 -u). Call Close afterwards to free the rest.
+func (m *Mount) Wait() { m.server.Wait() }
+
+// Close wakes every blocked watch read, unmounts (falling back to a lazy
+// fusermount3 -u -z if the kernel says busy), stops the mount's
+// goroutines and closes the client, which closes the session: the
+// mount's ephemerals and locks go at once.
+func (m *Mount) Close(ctx context.Context) error {
+	m.closeOnce.Do(func() {
+		m.cancel() // wakes watch readers and lock waiters first (else EBUSY)
+		var err error
+		for i := 0; i < 5; i++ {
+			if err = m.server.Unmount(); err == nil || errors.Is(err, syscall.EINVAL) {
+				err = nil // EINVAL: already unmounted from outside
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			m.log.Warn("unmount failed; detaching lazily", "dir", m.dir, "err", err)
+			if out, lerr := exec.Command("fusermount3", "-u", "-z", m.dir).CombinedOutput(); lerr != nil {
+				err = fmt.Errorf("unmount %s: %w (fusermount3 -u -z: %v: %s)", m.dir, err, lerr, out)
+			} else {
+				err = nil
+			}
+		}
+		m.wg.Wait()
+		m.locks.releaseAll(ctx, m)
+		if cerr := m.c.Close(ctx); cerr != nil && !errors.Is(cerr, client.ErrClosed) && err == nil {
+			err = cerr
+		}
+		m.closeErr = err
+	})
+	return m.closeErr
+}
+
+// sessionWatcher logs the end of the session loudly: the mount keeps
+// serving reads, but ephemerals and locks are gone and every call that
+// needs the session fails with EIO.
+func (m *Mount) sessionWatcher() {
+	defer m.wg.Done()
+	select {
+	case <-m.ctx.Done():
+	case <-m.c.SessionDone():
+		if m.ctx.Err() == nil {
+			m.log.Error("SESSION LOST: this mount's ephemerals and locks are gone; remount to get a new session",
+				"dir", m.dir, "err", m.c.SessionErr())
+		}
+	}
+}
+
+// errno maps err for the kernel, logging the cause of an EIO.
+func (m *Mount) errno(op, path string, err error) syscall.Errno {
+	e := ToErrno(err)
+	if e == syscall.EIO {
+		m.log.Warn("EIO", "op", op, "path", path, "err", err)
+	}
+	return e
+}
