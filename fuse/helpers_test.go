@@ -40,7 +40,7 @@ func mountAt(t testing.TB, addrs []string, edit func(*Config)) *Mount {
 	t.Helper()
 	requireFUSE(t)
 	dir := t.TempDir()
-	cfg := Config{Client: client.Config{Endpoints: addrs, SessionTimeout: 2 * time.Second}}
+	cfg := Config{Client: client.Config{Endpoints: addrs, SessionTimeout: 2 * time.Second}, Debug: os.Getenv("FUSE_DEBUG") != ""}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -86,8 +86,11 @@ func sh(t testing.TB, dir, script string) string {
 func shErr(dir, script string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", "-c", script)
-	cmd.Dir = dir
+	// cd inside the shell, never cmd.Dir: Go starts children with vfork,
+	// and a vfork child that blocks in this process's own mount (chdir)
+	// holds a P in a raw syscall; two of them on GOMAXPROCS=2 leave no P
+	// to serve the FUSE request: a deadlock of the test, not the mount.
+	cmd := exec.CommandContext(ctx, "sh", "-c", "cd '"+dir+"' && "+script)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -65,7 +65,7 @@ func (m *Mount) inodeAt(p string) *fs.Inode {
 }
 
 func (m *Mount) invalidate(ev client.Event) {
-	if ev.Path == "/"+ctlName || strings.HasPrefix(ev.Path, "/"+ctlName+"/") {
+	if ev.Path == lockRoot || strings.HasPrefix(ev.Path, lockRoot+"/") {
 		return // lock queues: not in the mount
 	}
 	if n := m.inodeAt(ev.Path); n != nil {

@@ -13,10 +13,13 @@ import (
 	"coord/client/recipe"
 )
 
-// lockRoot is where the lock queues live: under the reserved .coord
-// name, so a lock never turns the locked file into a directory. One flat
-// queue per locked path (the path escaped into one name).
-const lockRoot = "/" + ctlName + "/locks"
+// lockRoot is where the lock queues live: apart from the locked nodes, so
+// a lock never turns the locked file into a directory (the server
+// reserves /.coord itself, so not there). The mount hides this name at
+// its root. One flat queue per locked path (the path escaped into one
+// name); the queues are containers and go away with their last waiter.
+const lockRoot = "/" + lockRootName
+const lockRootName = ".fuse-locks"
 
 // lockDir is the recipe directory for locks on znode path p.
 func lockDir(p string) string { return lockRoot + "/" + url.PathEscape(p) }

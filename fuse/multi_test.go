@@ -58,16 +58,17 @@ func TestTwoMounts_WritesAndFlock(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command("flock", "locks/job", "-c", "echo in; sleep 0.15; echo out")
-			cmd.Dir = dir
+			cmd := exec.Command("flock", dir+"/locks/job", "-c", "echo in; sleep 0.15; echo out")
 			pr, _ := cmd.StdoutPipe()
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				errs <- err
 				return
 			}
 			buf := make([]byte, 3)
 			if _, err := pr.Read(buf); err != nil {
-				errs <- err
+				errs <- fmt.Errorf("flock: %v (%v) %s", err, cmd.Wait(), stderr.String())
 				return
 			}
 			mu.Lock()
@@ -96,8 +97,7 @@ func TestTwoMounts_WritesAndFlock(t *testing.T) {
 	}
 	// flock -n fails while the other mount holds the lock; the holder
 	// sees its fencing token; a later holder gets a larger one.
-	hold := exec.Command("flock", "locks/job", "-c", "sleep 1.5")
-	hold.Dir = a.Dir()
+	hold := exec.Command("flock", a.Dir()+"/locks/job", "-c", "sleep 1.5")
 	if err := hold.Start(); err != nil {
 		t.Fatal(err)
 	}

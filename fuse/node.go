@@ -41,20 +41,20 @@ type node struct {
 }
 
 var (
-	_ fs.NodeLookuper   = (*node)(nil)
-	_ fs.NodeGetattrer  = (*node)(nil)
-	_ fs.NodeSetattrer  = (*node)(nil)
-	_ fs.NodeReaddirer  = (*node)(nil)
-	_ fs.NodeOpener     = (*node)(nil)
-	_ fs.NodeCreater    = (*node)(nil)
-	_ fs.NodeMkdirer    = (*node)(nil)
-	_ fs.NodeUnlinker   = (*node)(nil)
-	_ fs.NodeRmdirer    = (*node)(nil)
-	_ fs.NodeRenamer    = (*node)(nil)
-	_ fs.NodeGetxattrer = (*node)(nil)
-	_ fs.NodeSetxattrer = (*node)(nil)
+	_ fs.NodeLookuper    = (*node)(nil)
+	_ fs.NodeGetattrer   = (*node)(nil)
+	_ fs.NodeSetattrer   = (*node)(nil)
+	_ fs.NodeReaddirer   = (*node)(nil)
+	_ fs.NodeOpener      = (*node)(nil)
+	_ fs.NodeCreater     = (*node)(nil)
+	_ fs.NodeMkdirer     = (*node)(nil)
+	_ fs.NodeUnlinker    = (*node)(nil)
+	_ fs.NodeRmdirer     = (*node)(nil)
+	_ fs.NodeRenamer     = (*node)(nil)
+	_ fs.NodeGetxattrer  = (*node)(nil)
+	_ fs.NodeSetxattrer  = (*node)(nil)
 	_ fs.NodeListxattrer = (*node)(nil)
-	_ fs.NodeStatfser   = (*node)(nil)
+	_ fs.NodeStatfser    = (*node)(nil)
 )
 
 // zpath is the znode path the node shows.
@@ -128,6 +128,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *gf.EntryOut) (*fs.I
 	dir := n.zpath()
 	if dir == "/" && name == ctlName {
 		return n.m.ctlLookup(out), 0
+	}
+	if dir == "/" && name == lockRootName {
+		return nil, syscall.ENOENT // hidden: the lock queues
 	}
 	switch name {
 	case dataName, lockName:
@@ -225,8 +228,8 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 		entries = append(entries, gf.DirEntry{Name: dataName, Mode: syscall.S_IFREG})
 	}
 	for _, name := range names {
-		if p == "/" && name == ctlName {
-			continue // shadowed by the control namespace
+		if p == "/" && (name == ctlName || name == lockRootName) {
+			continue // the control namespace; the lock queues
 		}
 		if name == dataName || name == lockName {
 			continue
