@@ -13,7 +13,7 @@ import (
 // SymlinkReadlink, SetattrSymlink, OpenSymlinkRace, Link, LinkUnlinkRename
 // (no symlinks or hard links in coord); FileBasic (chmod is ignored: mode
 // is always 0644/0755); OpenAt, RenameOpenDir (a directory rename is EXDEV);
-// RenameOverwriteDestNoExist (a renamed leaf is a new znode, so a new inode
+// RenameOverwriteDest* (a renamed leaf is a new znode, so a new inode
 // number); NlinkZero, FstatDeleted (fstat of an unlinked open file finds no
 // znode); Fallocate*; XAttr (only user.coord.* attributes exist).
 var posixSubset = []string{
@@ -30,7 +30,6 @@ var posixSubset = []string{
 	"ParallelFileOpen",
 	"ReadDirBasic",
 	"ReadDirConsistency",
-	"RenameOverwriteDestExist",
 	"TruncateFile",
 	"TruncateNoFile",
 }
