@@ -120,7 +120,7 @@ func (m *Mount) command(ctx context.Context, line string) (string, error) {
 		if len(f) > 1 {
 			p = f[1]
 		}
-		if err := m.c.Sync(ctx, p); err != nil {
+		if err := m.cli().Sync(ctx, p); err != nil {
 			return "", err
 		}
 		return "ok\n", nil
@@ -148,7 +148,7 @@ func (m *Mount) command(ctx context.Context, line string) (string, error) {
 		if i+1 < len(f) {
 			data = []byte(strings.Join(f[i+1:], " "))
 		}
-		p, _, err := m.c.Create(ctx, f[i], data, &opts)
+		p, _, err := m.cli().Create(ctx, f[i], data, &opts)
 		if err != nil {
 			return "", err
 		}
@@ -175,7 +175,7 @@ func (f *statusFile) Getattr(ctx context.Context, fh fs.FileHandle, out *gf.Attr
 }
 
 func (f *statusFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	c := f.m.c
+	c := f.m.cli()
 	state := "live"
 	select {
 	case <-c.SessionDone():

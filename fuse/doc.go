@@ -46,8 +46,11 @@
 //     watch on "/" and turns each event into kernel cache invalidations
 //     (NotifyContent, NotifyEntry). Stops when Close cancels the mount's
 //     ctx.
-//   - sessionWatcher (mount.go): started by New; logs the end of the
-//     session loudly. Stops at Close.
+//   - sessionWatcher (mount.go): started by New; when the session ends
+//     under the mount it logs loudly, opens a new client and session and
+//     makes it current (files opened under the old one then fail with
+//     EIO; the invalidator re-arms its watch on the new client). Stops at
+//     Close.
 //   - go-fuse's request loops: started by fs.Mount, ended by the unmount.
 //     Handlers block at most for a client call (bounded by the client's
 //     RequestTimeout), a lock wait (ends on EINTR or Close) or a watch
@@ -74,6 +77,7 @@
 //     inode number).
 //   - chmod, chown and utimes are accepted and ignored: mode is 0644 for
 //     files and 0755 for directories, mtime the time of the last write.
-//   - An expired session is not replaced: the mount keeps serving reads,
-//     calls that need the session fail with EIO; remount.
+//   - An expired session is replaced by a new one (the client library
+//     never replaces its own session, so the mount swaps clients); the
+//     old session's ephemerals and locks are gone.
 package fuse

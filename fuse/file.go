@@ -23,6 +23,7 @@ type fileHandle struct {
 	n     *node
 	path  string
 	flags uint32
+	cl    *client.Client // the session it was opened under
 
 	mu      sync.Mutex
 	data    []byte
@@ -64,7 +65,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 // open opens the node at znode path p (passed in: a node being created
 // is not in go-fuse's tree yet).
 func (n *node) open(ctx context.Context, p string, flags uint32) (*fileHandle, syscall.Errno) {
-	h := &fileHandle{n: n, path: p, flags: flags, version: -1}
+	h := &fileHandle{n: n, path: p, flags: flags, version: -1, cl: n.m.cli()}
 	if n.kind == kindLock {
 		return h, 0
 	}
@@ -74,7 +75,7 @@ func (n *node) open(ctx context.Context, p string, flags uint32) (*fileHandle, s
 		h.dirty = true
 		return h, 0
 	}
-	data, st, err := n.m.c.Get(ctx, h.path, nil)
+	data, st, err := n.m.cli().Get(ctx, h.path, nil)
 	if err != nil {
 		return nil, n.m.errno("open", h.path, err)
 	}
@@ -100,6 +101,9 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	}
 	if errno := h.n.m.locks.check(h); errno != 0 {
 		return 0, errno
+	}
+	if h.stale() {
+		return 0, syscall.EIO
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -152,6 +156,11 @@ func (h *fileHandle) flushLocked(ctx context.Context) syscall.Errno {
 	if !h.dirty {
 		return 0
 	}
+	if h.stale() {
+		h.dirty = false // report once
+		h.n.m.log.Warn("EIO: file opened under an expired session", "path", h.path)
+		return syscall.EIO
+	}
 	set := client.SetOp(h.path, h.data, h.version)
 	var err error
 	var st *client.Stat
@@ -162,7 +171,7 @@ func (h *fileHandle) flushLocked(ctx context.Context) syscall.Errno {
 			st = res[0].Stat
 		}
 	} else {
-		st, err = h.n.m.c.Set(ctx, h.path, h.data, h.version)
+		st, err = h.n.m.cli().Set(ctx, h.path, h.data, h.version)
 		for i := 0; i < 10 && errors.Is(err, client.ErrBadVersion) && h.appendOnly(); i++ {
 			st, err = h.reappend(ctx)
 		}
@@ -179,6 +188,9 @@ func (h *fileHandle) flushLocked(ctx context.Context) syscall.Errno {
 	return 0
 }
 
+// stale: the file was opened under a session that has since expired.
+func (h *fileHandle) stale() bool { return h.cl != h.n.m.cli() }
+
 func (h *fileHandle) appendOnly() bool {
 	return h.flags&syscall.O_APPEND != 0 && !h.truncated && h.version >= 0 && len(h.data) >= h.base
 }
@@ -186,14 +198,14 @@ func (h *fileHandle) appendOnly() bool {
 // reappend re-reads the node and sets it to the new data plus what this
 // handle appended. Called with h.mu held.
 func (h *fileHandle) reappend(ctx context.Context) (*client.Stat, error) {
-	cur, st, err := h.n.m.c.Get(ctx, h.path, nil)
+	cur, st, err := h.n.m.cli().Get(ctx, h.path, nil)
 	if err != nil {
 		return nil, err
 	}
 	added := h.data[h.base:]
 	nd := append(append(make([]byte, 0, len(cur)+len(added)), cur...), added...)
 	h.data, h.base, h.version = nd, len(cur), st.Version
-	return h.n.m.c.Set(ctx, h.path, h.data, h.version)
+	return h.n.m.cli().Set(ctx, h.path, h.data, h.version)
 }
 
 // Fsync writes the buffer now (also a pending O_TRUNC).

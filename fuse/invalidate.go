@@ -21,7 +21,7 @@ func (m *Mount) invalidator() {
 	defer m.wg.Done()
 	backoff := 50 * time.Millisecond
 	for m.ctx.Err() == nil {
-		w, err := m.c.Watch(m.ctx, "/", client.WatchRecursive, m.c.LastZxid())
+		w, err := m.cli().Watch(m.ctx, "/", client.WatchRecursive, m.cli().LastZxid())
 		if err != nil {
 			if m.ctx.Err() == nil {
 				m.log.Warn("cache watch failed; retrying", "err", err)

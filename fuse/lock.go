@@ -79,7 +79,7 @@ func (t *lockTable) release(ctx context.Context, h *fileHandle) {
 	t.mu.Unlock()
 	if hl != nil {
 		// The kernel's ctx may be short-lived; the unlock must happen.
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.n.m.c.Config().RequestTimeout)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.n.m.cli().Config().RequestTimeout)
 		defer cancel()
 		if err := hl.l.Unlock(uctx); err != nil && !errors.Is(err, recipe.ErrLost) {
 			h.n.m.log.Warn("unlock failed", "path", hl.path, "err", err)
@@ -117,9 +117,9 @@ func (h *fileHandle) setlk(ctx context.Context, lk *gf.FileLock, wait bool) sysc
 		m.locks.release(ctx, h)
 	}
 	dir := lockDir(h.path)
-	l := recipe.NewWriteLock(m.c, dir)
+	l := recipe.NewWriteLock(m.cli(), dir)
 	if shared {
-		l = recipe.NewReadLock(m.c, dir)
+		l = recipe.NewReadLock(m.cli(), dir)
 	}
 	var err error
 	if wait {
@@ -164,7 +164,7 @@ func (h *fileHandle) Getlk(ctx context.Context, owner uint64, lk *gf.FileLock, f
 		out.Typ = syscall.F_UNLCK
 		return 0
 	}
-	names, _, err := m.c.Children(ctx, lockDir(h.path), nil)
+	names, _, err := m.cli().Children(ctx, lockDir(h.path), nil)
 	if err != nil && !errors.Is(err, client.ErrNoNode) {
 		return m.errno("getlk", h.path, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,7 +28,7 @@ var ErrMount = errors.New("mount failed")
 type Mount struct {
 	cfg    Config
 	dir    string
-	c      *client.Client
+	cl     atomic.Pointer[client.Client] // the client of the live session
 	log    *slog.Logger
 	server *gf.Server
 	root   *node
@@ -61,7 +62,8 @@ func New(ctx context.Context, dir string, cfg Config) (*Mount, error) {
 		return nil, fmt.Errorf("open session: %w", err)
 	}
 	mctx, cancel := context.WithCancel(context.Background())
-	m := &Mount{cfg: cfg, dir: dir, c: c, log: cfg.Logger, ctx: mctx, cancel: cancel}
+	m := &Mount{cfg: cfg, dir: dir, log: cfg.Logger, ctx: mctx, cancel: cancel}
+	m.cl.Store(c)
 	m.locks.held = map[*fileHandle]*heldLock{}
 	m.root = &node{m: m, kind: kindZnode}
 	timeout := cfg.CacheTimeout
@@ -97,8 +99,11 @@ func New(ctx context.Context, dir string, cfg Config) (*Mount, error) {
 	return m, nil
 }
 
-// Client is the mount's client (for tests and status).
-func (m *Mount) Client() *client.Client { return m.c }
+// Client is the mount's current client (for tests and status).
+func (m *Mount) Client() *client.Client { return m.cli() }
+
+// cli is the client of the live session (replaced when one expires).
+func (m *Mount) cli() *client.Client { return m.cl.Load() }
 
 // Dir is the mountpoint.
 func (m *Mount) Dir() string { return m.dir }
@@ -132,7 +137,7 @@ func (m *Mount) Close(ctx context.Context) error {
 		}
 		m.wg.Wait()
 		m.locks.releaseAll(ctx, m)
-		if cerr := m.c.Close(ctx); cerr != nil && !errors.Is(cerr, client.ErrClosed) && err == nil {
+		if cerr := m.cli().Close(ctx); cerr != nil && !errors.Is(cerr, client.ErrClosed) && err == nil {
 			err = cerr
 		}
 		m.closeErr = err
@@ -140,18 +145,44 @@ func (m *Mount) Close(ctx context.Context) error {
 	return m.closeErr
 }
 
-// sessionWatcher logs the end of the session loudly: the mount keeps
-// serving reads, but ephemerals and locks are gone and every call that
-// needs the session fails with EIO.
+// sessionWatcher replaces an expired session: it logs loudly, opens a
+// new client and session (retrying until it succeeds or the mount
+// closes) and makes it current. The old session's ephemerals and locks
+// are gone; files opened under it fail with EIO (fileHandle.stale).
 func (m *Mount) sessionWatcher() {
 	defer m.wg.Done()
-	select {
-	case <-m.ctx.Done():
-	case <-m.c.SessionDone():
-		if m.ctx.Err() == nil {
-			m.log.Error("SESSION LOST: this mount's ephemerals and locks are gone; remount to get a new session",
-				"dir", m.dir, "err", m.c.SessionErr())
+	for {
+		old := m.cli()
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-old.SessionDone():
 		}
+		if m.ctx.Err() != nil {
+			return
+		}
+		m.log.Error("SESSION LOST: this mount's ephemerals and locks are gone; opening a new session",
+			"dir", m.dir, "session", fmt.Sprintf("%#x", old.SessionID()), "err", old.SessionErr())
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+			c, err := client.New(m.ctx, m.cfg.Client)
+			if err == nil {
+				if _, err = c.Session(m.ctx); err == nil {
+					m.cl.Store(c)
+					m.log.Error("new session", "dir", m.dir, "session", fmt.Sprintf("%#x", c.SessionID()))
+					break
+				}
+				_ = c.Close(context.WithoutCancel(m.ctx))
+			}
+			m.log.Warn("new session failed; retrying", "err", err)
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = old.Close(cctx) // ends its watches: the invalidator re-arms on the new client
+		cancel()
 	}
 }
 

@@ -110,7 +110,7 @@ func (n *node) newChild(ctx context.Context, st *client.Stat, k kind, out *gf.En
 }
 
 func (n *node) stat(ctx context.Context, p string) (*client.Stat, syscall.Errno) {
-	st, err := n.m.c.Exists(ctx, p, nil)
+	st, err := n.m.cli().Exists(ctx, p, nil)
 	if err != nil {
 		return nil, n.m.errno("stat", p, err)
 	}
@@ -157,7 +157,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *gf.AttrOut) sy
 	if n.IsRoot() {
 		out.Mode = syscall.S_IFDIR | 0o755
 		out.Nlink = 2
-		if st, err := n.m.c.Exists(ctx, "/", nil); err == nil && st != nil {
+		if st, err := n.m.cli().Exists(ctx, "/", nil); err == nil && st != nil {
 			mt := st.MTime
 			out.SetTimes(&mt, &mt, &mt)
 		}
@@ -197,7 +197,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *gf.SetAttrIn, o
 
 func (n *node) truncate(ctx context.Context, size int) syscall.Errno {
 	p := n.zpath()
-	data, st, err := n.m.c.Get(ctx, p, nil)
+	data, st, err := n.m.cli().Get(ctx, p, nil)
 	if err != nil {
 		return n.m.errno("truncate", p, err)
 	}
@@ -209,7 +209,7 @@ func (n *node) truncate(ctx context.Context, size int) syscall.Errno {
 	}
 	nd := make([]byte, size)
 	copy(nd, data)
-	if _, err := n.m.c.Set(ctx, p, nd, st.Version); err != nil {
+	if _, err := n.m.cli().Set(ctx, p, nd, st.Version); err != nil {
 		return n.m.errno("truncate", p, err)
 	}
 	return 0
@@ -219,7 +219,7 @@ func (n *node) truncate(ctx context.Context, size int) syscall.Errno {
 // data (so find and grep -r see it), .lock and .coord are not listed.
 func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	p := n.zpath()
-	names, st, err := n.m.c.Children(ctx, p, nil)
+	names, st, err := n.m.cli().Children(ctx, p, nil)
 	if err != nil {
 		return nil, n.m.errno("readdir", p, err)
 	}
@@ -253,7 +253,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, syscall.EEXIST
 	}
 	p := child(dir, name)
-	_, st, err := n.m.c.Create(ctx, p, nil, nil)
+	_, st, err := n.m.cli().Create(ctx, p, nil, nil)
 	if err != nil {
 		if !(errors.Is(err, client.ErrNodeExists) && flags&syscall.O_EXCL == 0) {
 			return nil, nil, 0, n.m.errno("create", p, err)
@@ -280,7 +280,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gf.Entr
 		return nil, syscall.ENOTDIR
 	}
 	p := child(n.zpath(), name)
-	_, st, err := n.m.c.Create(ctx, p, nil, &client.CreateOptions{Directory: true})
+	_, st, err := n.m.cli().Create(ctx, p, nil, &client.CreateOptions{Directory: true})
 	if err != nil {
 		return nil, n.m.errno("mkdir", p, err)
 	}
@@ -293,7 +293,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	dir := n.zpath()
 	switch name {
 	case dataName:
-		if _, err := n.m.c.Set(ctx, dir, nil, -1); err != nil {
+		if _, err := n.m.cli().Set(ctx, dir, nil, -1); err != nil {
 			return n.m.errno("unlink", dir+"/"+name, err)
 		}
 		return 0
@@ -301,7 +301,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return 0
 	}
 	p := child(dir, name)
-	if err := n.m.c.Delete(ctx, p, -1); err != nil {
+	if err := n.m.cli().Delete(ctx, p, -1); err != nil {
 		return n.m.errno("unlink", p, err)
 	}
 	return 0
@@ -310,7 +310,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 // Rmdir deletes an empty directory znode (its own data goes with it).
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	p := child(n.zpath(), name)
-	if err := n.m.c.Delete(ctx, p, -1); err != nil {
+	if err := n.m.cli().Delete(ctx, p, -1); err != nil {
 		return n.m.errno("rmdir", p, err)
 	}
 	return 0
@@ -332,7 +332,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if src == dst {
 		return 0
 	}
-	data, st, err := n.m.c.Get(ctx, src, nil)
+	data, st, err := n.m.cli().Get(ctx, src, nil)
 	if err != nil {
 		return n.m.errno("rename", src, err)
 	}
@@ -340,7 +340,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		return syscall.EXDEV
 	}
 	var ops []client.Op
-	dst0, err := n.m.c.Exists(ctx, dst, nil)
+	dst0, err := n.m.cli().Exists(ctx, dst, nil)
 	if err != nil {
 		return n.m.errno("rename", dst, err)
 	}
@@ -355,7 +355,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	}
 	opts := &client.CreateOptions{Ephemeral: st.Mode == client.ModeEphemeral}
 	ops = append(ops, client.CreateOp(dst, data, opts), client.DeleteOp(src, st.Version))
-	if _, err := n.m.c.Multi(ctx, ops...); err != nil {
+	if _, err := n.m.cli().Multi(ctx, ops...); err != nil {
 		return n.m.errno("rename", src, err)
 	}
 	return 0

@@ -45,7 +45,7 @@ func (d *watchDir) Lookup(ctx context.Context, name string, out *gf.EntryOut) (*
 		return d.NewInode(ctx, &watchFile{m: d.m, path: d.path}, fs.StableAttr{Mode: syscall.S_IFREG}), 0
 	}
 	p := child(d.path, name)
-	st, err := d.m.c.Exists(ctx, p, nil)
+	st, err := d.m.cli().Exists(ctx, p, nil)
 	if err != nil {
 		return nil, d.m.errno("watch lookup", p, err)
 	}
@@ -87,7 +87,7 @@ func (f *watchFile) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, syscall.EACCES
 	}
-	c := f.m.c
+	c := f.m.cli()
 	if _, err := c.Exists(ctx, f.path, nil); err != nil {
 		return nil, 0, f.m.errno("watch", f.path, err)
 	}

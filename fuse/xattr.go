@@ -67,7 +67,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 		return 0, syscall.ENODATA
 	}
 	if name == "data" {
-		data, _, err := n.m.c.Get(ctx, p, nil)
+		data, _, err := n.m.cli().Get(ctx, p, nil)
 		if err != nil {
 			return 0, n.m.errno("getxattr", p, err)
 		}
@@ -103,7 +103,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 		return syscall.ENOTSUP
 	}
 	p := n.zpath()
-	if _, err := n.m.c.Set(ctx, p, data, -1); err != nil {
+	if _, err := n.m.cli().Set(ctx, p, data, -1); err != nil {
 		return n.m.errno("setxattr", p, err)
 	}
 	return 0
