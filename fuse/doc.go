@@ -51,6 +51,9 @@
 //     makes it current (files opened under the old one then fail with
 //     EIO; the invalidator re-arms its watch on the new client). Stops at
 //     Close.
+//   - one goroutine waiting on the go-fuse server (mount.go), closing
+//     Mount.unmounted when the kernel mount goes (Close, or fusermount3 -u
+//     from outside, which Close then does not treat as an error).
 //   - go-fuse's request loops: started by fs.Mount, ended by the unmount.
 //     Handlers block at most for a client call (bounded by the client's
 //     RequestTimeout), a lock wait (ends on EINTR or Close) or a watch

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,27 +22,7 @@ func TestKill9_FreesEphemeralsAndLocks(t *testing.T) {
 	c := newClient(t, cl.Addrs())
 	ctx := ctxT(t, 60*time.Second)
 
-	bin := filepath.Join(t.TempDir(), "coordctl")
-	build := exec.Command("go", "build", "-o", bin, "coord/cmd/coordctl")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build coordctl: %v\n%s", err, out)
-	}
-	dir := t.TempDir()
-	mnt := exec.Command(bin, "--endpoints", strings.Join(cl.Addrs(), ","), "--session-timeout", "2s", "mount", dir)
-	stdout, _ := mnt.StdoutPipe()
-	mnt.Stderr = os.Stderr
-	if err := mnt.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		mnt.Process.Kill()
-		mnt.Wait()
-		_ = exec.Command("fusermount3", "-u", "-z", dir).Run()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "mounted ") {
-		t.Fatalf("coordctl mount said %q: %v", line, err)
-	}
+	dir, mnt := startCoordctlMount(t, cl.Addrs())
 	p := strings.TrimSpace(sh(t, dir, `mkdir locks && touch locks/job && exec 3<>.coord/ctl; echo 'create -e /eph here' >&3; read -r p <&3; echo $p`))
 	if p != "/eph" {
 		t.Fatalf("ctl create: %q", p)
@@ -95,5 +76,86 @@ func TestKill9_FreesEphemeralsAndLocks(t *testing.T) {
 	}
 	if out, err := exec.Command("fusermount3", "-u", dir).CombinedOutput(); err != nil {
 		t.Fatalf("fusermount3 -u on the dead mount: %v %s", err, out)
+	}
+}
+
+var coordctlBin struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// coordctl builds cmd/coordctl once per test binary run.
+func coordctl(t *testing.T) string {
+	t.Helper()
+	b := &coordctlBin
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "coordctl")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, "coordctl")
+		b.out, b.err = exec.Command("go", "build", "-o", b.path, "coord/cmd/coordctl").CombinedOutput()
+	})
+	if b.err != nil {
+		t.Fatalf("go build coordctl: %v\n%s", b.err, b.out)
+	}
+	return b.path
+}
+
+// startCoordctlMount runs `coordctl mount` as a child process and waits
+// until it says it is mounted.
+func startCoordctlMount(t *testing.T, addrs []string) (string, *exec.Cmd) {
+	t.Helper()
+	dir := t.TempDir()
+	mnt := exec.Command(coordctl(t), "--endpoints", strings.Join(addrs, ","), "--session-timeout", "2s", "mount", dir)
+	stdout, _ := mnt.StdoutPipe()
+	mnt.Stderr = os.Stderr
+	if err := mnt.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		mnt.Process.Kill()
+		mnt.Wait()
+		_ = exec.Command("fusermount3", "-u", "-z", dir).Run()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "mounted ") {
+		t.Fatalf("coordctl mount said %q: %v", line, err)
+	}
+	return dir, mnt
+}
+
+// TestCoordctlMount_Unmount: `coordctl mount` exits 0 and leaves no mount
+// both when unmounted from outside (fusermount3 -u) and on SIGINT.
+func TestCoordctlMount_Unmount(t *testing.T) {
+	requireFUSE(t)
+	cl := newCluster(t, 1)
+	for _, how := range []string{"fusermount3", "sigint"} {
+		dir, mnt := startCoordctlMount(t, cl.Addrs())
+		sh(t, dir, "echo hi > f-"+how)
+		if how == "fusermount3" {
+			if out, err := exec.Command("fusermount3", "-u", dir).CombinedOutput(); err != nil {
+				t.Fatalf("fusermount3 -u: %v %s", err, out)
+			}
+		} else {
+			mnt.Process.Signal(os.Interrupt)
+		}
+		done := make(chan error, 1)
+		go func() { done <- mnt.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: coordctl mount exited with %v", how, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: coordctl mount did not exit", how)
+		}
+		mounts, _ := os.ReadFile("/proc/mounts")
+		if strings.Contains(string(mounts), dir) {
+			t.Fatalf("%s: %s still mounted", how, dir)
+		}
 	}
 }

@@ -41,6 +41,8 @@ type Mount struct {
 
 	locks lockTable
 
+	unmounted chan struct{} // closed when the kernel mount is gone
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -92,6 +94,8 @@ func New(ctx context.Context, dir string, cfg Config) (*Mount, error) {
 		return nil, fmt.Errorf("%w at %s: %w", ErrMount, dir, err)
 	}
 	m.server = server
+	m.unmounted = make(chan struct{})
+	go func() { server.Wait(); close(m.unmounted) }() // ends with the mount
 	m.wg.Add(2)
 	go m.invalidator()
 	go m.sessionWatcher()
@@ -121,11 +125,23 @@ func (m *Mount) Close(ctx context.Context) error {
 		m.cancel() // wakes watch readers and lock waiters first (else EBUSY)
 		var err error
 		for i := 0; i < 5; i++ {
-			if err = m.server.Unmount(); err == nil || errors.Is(err, syscall.EINVAL) {
-				err = nil // EINVAL: already unmounted from outside
+			select {
+			case <-m.unmounted: // from outside (fusermount3 -u)
+				err = nil
+			default:
+				err = m.server.Unmount()
+			}
+			if err == nil {
 				break
 			}
-			time.Sleep(50 * time.Millisecond)
+			select {
+			case <-m.unmounted:
+				err = nil // it went from outside meanwhile
+			case <-time.After(100 * time.Millisecond):
+			}
+			if err == nil {
+				break
+			}
 		}
 		if err != nil {
 			m.log.Warn("unmount failed; detaching lazily", "dir", m.dir, "err", err)
