@@ -17,10 +17,11 @@ import (
 // this holds with an hour-long cache timeout), and flock excludes across
 // them, with fencing tokens that increase.
 func TestTwoMounts_WritesAndFlock(t *testing.T) {
-	cl := newCluster(t, 1)
+	cl := newCluster(t, 3)
 	hour := func(c *Config) { c.CacheTimeout = time.Hour }
+	fol := cl.Follower()
 	a := mountAt(t, cl.Addrs(), hour)
-	b := mountAt(t, cl.Addrs(), hour)
+	b := mountAt(t, []string{cl.Addrs()[fol]}, hour) // served by a follower
 
 	sh(t, a.Dir(), "mkdir -p conf && echo v1 > conf/db")
 	if got := sh(t, b.Dir(), "cat conf/db && ls conf"); got != "v1\ndb\n" {
