@@ -25,6 +25,7 @@ func serveCmd() *cobra.Command {
 		version                  uint64
 		ntpServers               []string
 		unchecked                bool
+		mountDir                 string
 		d                        = lease.DefaultConfig()
 	)
 	c := &cobra.Command{
@@ -70,6 +71,13 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			defer n.Close()
+			if mountDir != "" {
+				unmount, err := mountView(mountDir, n, cmd.OutOrStdout(), log)
+				if err != nil {
+					return err
+				}
+				defer unmount()
+			}
 			s := grpc.NewServer()
 			n.Register(s)
 			n.RegisterAdmin(s)
@@ -92,6 +100,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&listen, "listen", "127.0.0.1:7400", "address to serve FleasePeer and LeaseAdmin on")
 	f.StringVar(&peers, "peers", "", "the group: ID=ADDR,ID=ADDR,... in the same order on every member, this member included")
 	f.StringVar(&group, "group", "default", "lease group ID")
+	f.StringVar(&mountDir, "mount", "", "also mount this member's leases as files at DIR (cat: holder/epoch/expiry; flock: hold the lease)")
 	f.Uint64Var(&version, "config-version", 1, "group config version")
 	f.StringArrayVar(&ntpServers, "ntp", nil, "NTP server HOST:PORT for the clock guard (repeatable)")
 	f.BoolVar(&unchecked, "unchecked-clock", false, "DANGER: trust the local clock without NTP checks (single-host development only)")
