@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,9 +56,9 @@ type Config struct {
 	// Logger receives the client's few log lines; nil discards them.
 	Logger *slog.Logger
 
-	// transportCreds is the TLS seam: nil means insecure (plaintext).
-	// The security work exports a field for it.
-	transportCreds credentials.TransportCredentials
+	// TLS, when set, dials every endpoint with TLS (see LoadTLS); nil
+	// means plaintext, which a TLS node refuses.
+	TLS *tls.Config
 }
 
 // DefaultConfig returns a Config with every default filled in, pointing at
@@ -153,9 +154,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	creds := cfg.transportCreds
-	if creds == nil {
-		creds = insecure.NewCredentials()
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
 	}
 	c := &Client{cfg: cfg, log: log, watches: map[*Watch]struct{}{}}
 	c.sess.open = make(chan struct{}, 1)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"coord/coord/auth"
 	"coord/coord/replica"
 	"coord/session"
 )
@@ -64,9 +65,16 @@ type Config struct {
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
 	// InsecureNonLoopback allows listening on a non-loopback address without
-	// TLS (TLS arrives with the security work; until then this must be
-	// asked for explicitly).
+	// TLS (coordd --insecure); Start then logs a warning every time.
 	InsecureNonLoopback bool
+	// TLS names the node's certificate, key and CA (all three or none).
+	// With TLS the one address speaks only TLS: clients, raft and peer
+	// RPCs alike; peers must present a certificate naming one of
+	// PeerNames.
+	TLS auth.TLSFiles
+	// PeerNames is the allow-list of peer certificate names (CN or DNS
+	// SAN). Empty: this node's name plus every InitialCluster name.
+	PeerNames []string
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -93,7 +101,10 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir is empty"))
 	}
-	if err := checkListen("listen", c.Listen, c.InsecureNonLoopback); err != nil {
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkListen("listen", c.Listen, c.InsecureNonLoopback || c.TLS.Enabled()); err != nil {
 		errs = append(errs, err)
 	}
 	if c.HTTP != "" {
@@ -130,7 +141,19 @@ func checkListen(what, addr string, insecure bool) error {
 	if host == "localhost" || (ip != nil && ip.IsLoopback()) {
 		return nil
 	}
-	return fmt.Errorf("%s address %q is not loopback: coord serves loopback only unless --insecure-no-tls is given (TLS is not implemented yet)", what, addr)
+	return fmt.Errorf("%s address %q is not loopback: coord serves beyond loopback only with TLS (--cert, --key, --ca) or --insecure", what, addr)
+}
+
+// peerNames is the effective allow-list.
+func (c Config) peerNames() []string {
+	if len(c.PeerNames) > 0 {
+		return c.PeerNames
+	}
+	names := []string{c.Name}
+	for _, p := range c.InitialCluster {
+		names = append(names, p.Name)
+	}
+	return names
 }
 
 // ParseCluster parses "n1=127.0.0.1:4101,n2=127.0.0.1:4102".

@@ -30,6 +30,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	ln      net.Listener
+	sec     *security // nil without TLS
 	mux     *replica.Mux
 	rep     *replica.Replica
 	grpc    *grpc.Server
@@ -68,17 +69,33 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	var sec *security
+	if cfg.TLS.Enabled() {
+		var err error
+		if sec, err = newSecurity(cfg); err != nil {
+			if ln != nil {
+				ln.Close()
+			}
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	} else if cfg.InsecureNonLoopback {
+		cfg.Logger.Warn("insecure: serving without TLS; anyone who can reach the address can read and change everything", "listen", cfg.Listen)
+	}
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 		}
 	}
+	if sec != nil {
+		ln = sec.listener(ln)
+	}
 	s := &Server{
 		cfg:   cfg,
 		log:   cfg.Logger.With("node", cfg.Name),
 		ln:    ln,
-		peers: newPeerConns(),
+		sec:   sec,
+		peers: newPeerConns(sec.peerCreds()),
 		stop:  make(chan struct{}),
 	}
 	if cfg.HTTP != "" {
@@ -94,6 +111,12 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		cluster = []replica.Peer{{Name: cfg.Name, Address: cfg.Listen}}
 	}
 	s.mux = replica.NewMux(ln)
+	if sec != nil {
+		s.mux.RaftCheck = sec.checkRaft
+		s.mux.OnReject = func(c net.Conn, err error) {
+			s.log.Warn("raft connection refused", "remote", c.RemoteAddr().String(), "err", err)
+		}
+	}
 	s.sess = newSessionManager(s)
 	s.watches = newWatchHub(cfg.WatchHistory)
 	// Metrics exist before the replica: replaying the log feeds them.
@@ -112,6 +135,7 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		TrailingLogs:      cfg.TrailingLogs,
 		Events:            s.onEvents,
 		Logger:            s.log,
+		DialTLS:           sec.dialTLS(),
 	}, s.mux)
 	if err != nil {
 		ln.Close()
@@ -122,10 +146,10 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	}
 	s.rep = rep
 
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append(sec.serverOptions(),
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
 		grpc.ChainUnaryInterceptor(s.metrics.unaryInterceptor),
-	)
+	)...)
 	coordpb.RegisterCoordServer(s.grpc, rpc.NewService(s, s.log))
 	coordpb.RegisterPeerServer(s.grpc, rpc.NewPeerService(s, s.log))
 

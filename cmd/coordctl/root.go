@@ -23,6 +23,7 @@ type app struct {
 	timeout        time.Duration
 	output         string
 	sessionTimeout time.Duration
+	tls            client.TLSFiles
 	root           *cobra.Command
 }
 
@@ -60,6 +61,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 	root.PersistentFlags().StringVar(&a.endpoints, "endpoints", def, "comma-separated server addresses (env COORD_ENDPOINTS)")
 	root.PersistentFlags().DurationVar(&a.timeout, "timeout", 10*time.Second, "per-command timeout")
 	root.PersistentFlags().DurationVar(&a.sessionTimeout, "session-timeout", 0, "requested session timeout (0: server default)")
+	a.addTLSFlags(root)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -70,6 +72,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 		a.txnCmd(), a.membersCmd(), a.statusCmd(), a.snapshotCmd(),
 		a.watchCmd(), a.lockCmd(), a.electCmd())
 	root.AddCommand(leasectl.Command())
+	root.AddCommand(a.certsCmd())
 	a.root = root
 	return a
 }
@@ -144,6 +147,9 @@ func (a *app) config() (client.Config, error) {
 	cfg.RequestTimeout = a.timeout
 	cfg.DialTimeout = min(cfg.DialTimeout, a.timeout)
 	cfg.SessionTimeout = a.sessionTimeout
+	if err := a.applyTLS(&cfg); err != nil {
+		return cfg, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{fmt.Errorf("--endpoints: %v", strings.ReplaceAll(err.Error(), "\n", "; "))}
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,7 +42,12 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.CommitTimeout, "commit-timeout", 0, "idle append interval that tells followers what committed (default 5ms; lower: fresher followers and watches, more idle traffic)")
 	fs.BoolVar(&cfg.NudgeFollowers, "nudge-followers", false, "after a write with no other in flight, append a barrier so followers and their watchers learn the commit at once (one more log append per sparse write)")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "log entries between snapshots (default 65536)")
-	fs.BoolVar(&cfg.InsecureNonLoopback, "insecure-no-tls", false, "allow listening beyond loopback without TLS")
+	fs.BoolVar(&cfg.InsecureNonLoopback, "insecure", false, "allow listening beyond loopback without TLS (warns at every start)")
+	oldInsecure := fs.Bool("insecure-no-tls", false, "deprecated alias of --insecure")
+	fs.StringVar(&cfg.TLS.CertFile, "cert", "", "node certificate PEM (TLS for clients, raft and peers on the one address)")
+	fs.StringVar(&cfg.TLS.KeyFile, "key", "", "node key PEM")
+	fs.StringVar(&cfg.TLS.CAFile, "ca", "", "CA PEM that signs nodes and clients")
+	peerNames := fs.String("peer-names", "", "allowed peer certificate names, comma-separated (default: this node and --initial-cluster names)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -62,8 +68,14 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.InitialCluster = peers
-	if cfg.InsecureNonLoopback {
-		cfg.Logger.Warn("--insecure-no-tls: serving without TLS; anyone who can reach the address can read and change everything")
+	if *oldInsecure {
+		cfg.Logger.Warn("--insecure-no-tls is deprecated; use --insecure")
+		cfg.InsecureNonLoopback = true
+	}
+	for _, n := range strings.Split(*peerNames, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			cfg.PeerNames = append(cfg.PeerNames, n)
+		}
 	}
 
 	srv, err := coord.Start(cfg, nil)
