@@ -46,10 +46,20 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 	if mode == coordpb.CreateMode_EPHEMERAL && op.GetDirectory() {
 		return "", nil, errorf(ErrInvalidArgument, "an ephemeral node cannot be a directory (it may not have children)")
 	}
+	parentPath := parentOf(p + "x") // a sequential path may end in '/'
+	if p == "/" && !sequential {
+		parentPath = "/"
+	}
+	if err := x.check1(parentPath, PermCreate); err != nil {
+		return "", nil, err
+	}
+	acl, err := toACL(op.GetAcl(), x.caller)
+	if err != nil {
+		return "", nil, err
+	}
 	if p == "/" && !sequential {
 		return "", nil, ErrNodeExists
 	}
-	parentPath := parentOf(p + "x") // a sequential path may end in '/'
 	parent, ok := x.get(parentPath)
 	if !ok {
 		return "", nil, errorf(ErrNoNode, "parent node does not exist: "+parentPath)
@@ -74,7 +84,9 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 		aux:  aux,
 		mode: mode,
 		dir:  op.GetDirectory(),
+		acl:  acl,
 	}
+	x.aclNodes += aclDelta(nil, acl)
 	parent.dir = true // a node with a child is a directory from now on
 	parent.cversion++
 	parent.pzxid = x.zxid
@@ -95,6 +107,9 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 func (x *Txn) set(op *coordpb.SetOp) (*coordpb.Stat, error) {
 	p := op.GetPath()
 	if err := ValidatePath(p); err != nil {
+		return nil, err
+	}
+	if err := x.check1(p, PermWrite); err != nil {
 		return nil, err
 	}
 	n, ok := x.get(p)
@@ -124,6 +139,9 @@ func (x *Txn) check(op *coordpb.CheckOp) (*coordpb.Stat, error) {
 	if err := ValidatePath(p); err != nil {
 		return nil, err
 	}
+	if err := x.check1(p, PermRead); err != nil {
+		return nil, err
+	}
 	n, ok := x.get(p)
 	if !ok {
 		return nil, ErrNoNode
@@ -142,6 +160,9 @@ func (x *Txn) delete(op *coordpb.DeleteOp) (int64, error) {
 	if p == "/" {
 		return 0, errorf(ErrRootNode, "the root node cannot be deleted")
 	}
+	if err := x.check1(parentOf(p), PermDelete); err != nil {
+		return 0, err
+	}
 	n, ok := x.get(p)
 	if !ok {
 		return 0, ErrNoNode
@@ -151,6 +172,17 @@ func (x *Txn) delete(op *coordpb.DeleteOp) (int64, error) {
 	}
 	if n.numChildren > 0 && !op.GetRecursive() {
 		return 0, ErrNotEmpty
+	}
+	if n.numChildren > 0 && x.aclNodes > 0 && !x.caller.GetSuper() {
+		// A recursive delete deletes every child of every node in the
+		// subtree: it needs DELETE on each node that has children.
+		it := x.nodes.Root().Iterator()
+		it.SeekPrefix([]byte(p))
+		for k, m, ok := it.Next(); ok; k, m, ok = it.Next() {
+			if (len(k) == len(p) || k[len(p)] == '/') && m.numChildren > 0 && !allowed(m.acl, PermDelete, x.caller) {
+				return 0, errorf(ErrNoAuth, fmt.Sprintf("%s: recursive delete needs d on every node with children", ErrNoAuth))
+			}
+		}
 	}
 	return x.removeSubtree(p), nil
 }
@@ -203,6 +235,7 @@ func (x *Txn) removeOne(p string) {
 	if !ok {
 		panic("tree: removing missing node " + p)
 	}
+	x.aclNodes += aclDelta(n.acl, nil)
 	switch n.mode {
 	case coordpb.CreateMode_EPHEMERAL:
 		x.ephem.Delete(ephemKey(n.aux, p))

@@ -16,7 +16,8 @@ import (
 	"coord/proto/coordpb"
 )
 
-// Snapshot stream format (format 2):
+// Snapshot stream format (format 3; format 2 is read too, its nodes are
+// open - it had no ACLs):
 //
 //	magic      "COORDTREE\n"
 //	records    type (1 byte), payload length (4 bytes, big-endian), payload
@@ -32,7 +33,9 @@ import (
 // The indexes (ephemerals by session, TTL deadlines) are not stored:
 // ReadSnapshot rebuilds them. All integers are big-endian.
 const (
-	snapshotFormat = 2
+	snapshotFormat = 3
+	// snapshotFormatNoACL is the previous format, still read.
+	snapshotFormatNoACL = 2
 
 	recHeader  = 1
 	recNode    = 2
@@ -96,6 +99,10 @@ func (t *Tree) WriteSnapshot(w io.Writer) error {
 	for k, n, ok := it.Next(); ok; k, n, ok = it.Next() {
 		sn.Path, sn.Data, sn.Seq = string(k), n.data, n.seq
 		n.fillStat(sn.Stat)
+		sn.Acl = sn.Acl[:0]
+		for _, e := range n.acl {
+			sn.Acl = append(sn.Acl, &coordpb.ACLEntry{Id: e.id, Perms: uint32(e.perms)})
+		}
 		if err := s.record(recNode, sn); err != nil {
 			return err
 		}
@@ -209,8 +216,8 @@ func ReadSnapshot(r io.Reader) (*Tree, error) {
 	if err := proto.Unmarshal(payload, &hdr); err != nil {
 		return nil, corrupt("header: %v", err)
 	}
-	if hdr.Format != snapshotFormat {
-		return nil, corrupt("unknown format %d (want %d)", hdr.Format, snapshotFormat)
+	if hdr.Format != snapshotFormat && hdr.Format != snapshotFormatNoACL {
+		return nil, corrupt("unknown format %d (want %d or %d)", hdr.Format, snapshotFormat, snapshotFormatNoACL)
 	}
 	b := &builder{
 		zxid:     hdr.Zxid,
@@ -278,6 +285,7 @@ type builder struct {
 	lastSess uint64
 	nNodes   int64
 	nSess    int64
+	aclNodes int64
 	sn       coordpb.SnapshotNode
 }
 
@@ -317,6 +325,9 @@ func (b *builder) node(index uint64, payload []byte) error {
 	}
 	b.nodes.Insert([]byte(p), n)
 	b.nNodes++
+	if n.acl != nil {
+		b.aclNodes++
+	}
 	switch n.mode {
 	case coordpb.CreateMode_EPHEMERAL:
 		b.ephem.Insert(ephemKey(n.aux, p), struct{}{})
@@ -377,6 +388,7 @@ func (b *builder) finish(hdr *coordpb.SnapshotHeader) (*Tree, error) {
 		ttls:     b.ttls.CommitOnly(),
 		replies:  b.replies.CommitOnly(),
 		zxid:     b.zxid,
+		aclNodes: b.aclNodes,
 	}, nil
 }
 
@@ -450,9 +462,27 @@ func nodeFromSnapshot(sn *coordpb.SnapshotNode, zxid uint64) (znode, error) {
 	if len(data) == 0 {
 		data = nil
 	}
+	if st.Aversion < 0 {
+		return znode{}, corrupt("node %q has a negative acl version", p)
+	}
+	var acl []aclEntry
+	if len(sn.Acl) > 0 {
+		if len(sn.Acl) > MaxACLEntries {
+			return znode{}, corrupt("node %q has %d ACL entries", p, len(sn.Acl))
+		}
+		acl = make([]aclEntry, len(sn.Acl))
+		for i, e := range sn.Acl {
+			perms := Perm(e.GetPerms())
+			if !validID(e.GetId()) || e.GetId() == IDCreator || perms == 0 || perms&^PermAll != 0 {
+				return znode{}, corrupt("node %q has a bad ACL entry %q/%#x", p, e.GetId(), e.GetPerms())
+			}
+			acl[i] = aclEntry{id: e.GetId(), perms: perms}
+		}
+	}
 	return znode{
 		data: data, czxid: st.Czxid, mzxid: st.Mzxid, pzxid: st.Pzxid,
 		ctime: st.Ctime, mtime: st.Mtime, version: st.Version, cversion: st.Cversion,
 		numChildren: st.NumChildren, seq: sn.Seq, aux: aux, mode: st.Mode, dir: st.Directory,
+		acl: acl, aversion: st.Aversion,
 	}, nil
 }

@@ -20,6 +20,7 @@ type Tree struct {
 	ttls     *iradix.Tree[struct{}]             // ttlKey(deadline, path)
 	replies  *iradix.Tree[*coordpb.ApplyResult] // replyKey(session, request)
 	zxid     uint64
+	aclNodes int64 // nodes with an ACL; 0 lets every check return at once
 }
 
 // New returns the empty state: only the root "/" exists, with zero stat.

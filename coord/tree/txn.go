@@ -21,6 +21,8 @@ type Txn struct {
 	replies  *iradix.Txn[*coordpb.ApplyResult]
 	zxid     uint64
 	events   []Event
+	aclNodes int64
+	caller   *Caller // the caller of the Txn being applied; nil: anonymous
 
 	now int64 // time_ms of the command being applied
 }
@@ -34,6 +36,7 @@ func (t *Tree) Txn() *Txn {
 		ttls:     t.ttls.Txn(),
 		replies:  t.replies.Txn(),
 		zxid:     t.zxid,
+		aclNodes: t.aclNodes,
 	}
 }
 
@@ -46,6 +49,7 @@ func (x *Txn) Commit() *Tree {
 		ttls:     x.ttls.CommitOnly(),
 		replies:  x.replies.CommitOnly(),
 		zxid:     x.zxid,
+		aclNodes: x.aclNodes,
 	}
 }
 
@@ -61,14 +65,16 @@ type checkpoint struct {
 	ephem    *iradix.Txn[struct{}]
 	ttls     *iradix.Txn[struct{}]
 	events   int
+	aclNodes int64
 }
 
 func (x *Txn) checkpoint() checkpoint {
-	return checkpoint{x.nodes.Clone(), x.sessions.Clone(), x.ephem.Clone(), x.ttls.Clone(), len(x.events)}
+	return checkpoint{x.nodes.Clone(), x.sessions.Clone(), x.ephem.Clone(), x.ttls.Clone(), len(x.events), x.aclNodes}
 }
 
 func (x *Txn) rollback(c checkpoint) {
 	x.nodes, x.sessions, x.ephem, x.ttls = c.nodes, c.sessions, c.ephem, c.ttls
+	x.aclNodes = c.aclNodes
 	clear(x.events[c.events:])
 	x.events = x.events[:c.events]
 }
@@ -86,6 +92,8 @@ func (x *Txn) Apply(zxid uint64, cmd *coordpb.Command) *coordpb.ApplyResult {
 	x.now = cmd.GetTimeMs()
 	switch c := cmd.GetCmd().(type) {
 	case *coordpb.Command_Txn:
+		x.caller = c.Txn.GetCaller()
+		defer func() { x.caller = nil }()
 		return x.applyTxnOnce(res, c.Txn)
 	case *coordpb.Command_CreateSession:
 		return fail(res, x.createSession(c.CreateSession.GetSessionId(), c.CreateSession.GetTimeoutMs()), -1)
@@ -158,6 +166,12 @@ func (x *Txn) applyOp(op *coordpb.Op) (*coordpb.OpResult, error) {
 			return nil, err
 		}
 		return &coordpb.OpResult{Result: &coordpb.OpResult_Check{Check: &coordpb.CheckResult{Stat: stat}}}, nil
+	case *coordpb.Op_SetAcl:
+		stat, err := x.setACL(o.SetAcl)
+		if err != nil {
+			return nil, err
+		}
+		return &coordpb.OpResult{Result: &coordpb.OpResult_SetAcl{SetAcl: &coordpb.SetACLResult{Stat: stat}}}, nil
 	}
 	return nil, errorf(ErrInvalidArgument, "empty op")
 }

@@ -54,6 +54,9 @@ const (
 	// A write was in flight when leadership was lost: it may or may not have
 	// been applied. Not retried blindly; the client resolves it.
 	ErrorCode_UNKNOWN_OUTCOME ErrorCode = 17
+	ErrorCode_NO_AUTH         ErrorCode = 18 // the caller lacks the permission (ACL or role)
+	ErrorCode_UNAUTHENTICATED ErrorCode = 19 // the call needs an identity the caller lacks
+	ErrorCode_INVALID_ACL     ErrorCode = 20 // a malformed ACL entry
 )
 
 // Enum value maps for ErrorCode.
@@ -77,6 +80,9 @@ var (
 		15: "MEMBERSHIP",
 		16: "TIMEOUT",
 		17: "UNKNOWN_OUTCOME",
+		18: "NO_AUTH",
+		19: "UNAUTHENTICATED",
+		20: "INVALID_ACL",
 	}
 	ErrorCode_value = map[string]int32{
 		"OK":                         0,
@@ -97,6 +103,9 @@ var (
 		"MEMBERSHIP":                 15,
 		"TIMEOUT":                    16,
 		"UNKNOWN_OUTCOME":            17,
+		"NO_AUTH":                    18,
+		"UNAUTHENTICATED":            19,
+		"INVALID_ACL":                20,
 	}
 )
 
@@ -125,6 +134,65 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 	return file_coord_proto_rawDescGZIP(), []int{0}
+}
+
+// Permission bits, ZooKeeper's values.
+type Perm int32
+
+const (
+	Perm_PERM_NONE Perm = 0
+	Perm_READ      Perm = 1  // data, stat, child list, exists (on the parent), watches
+	Perm_WRITE     Perm = 2  // set data
+	Perm_CREATE    Perm = 4  // create children
+	Perm_DELETE    Perm = 8  // delete children
+	Perm_ADMIN     Perm = 16 // set the ACL
+)
+
+// Enum value maps for Perm.
+var (
+	Perm_name = map[int32]string{
+		0:  "PERM_NONE",
+		1:  "READ",
+		2:  "WRITE",
+		4:  "CREATE",
+		8:  "DELETE",
+		16: "ADMIN",
+	}
+	Perm_value = map[string]int32{
+		"PERM_NONE": 0,
+		"READ":      1,
+		"WRITE":     2,
+		"CREATE":    4,
+		"DELETE":    8,
+		"ADMIN":     16,
+	}
+)
+
+func (x Perm) Enum() *Perm {
+	p := new(Perm)
+	*p = x
+	return p
+}
+
+func (x Perm) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Perm) Descriptor() protoreflect.EnumDescriptor {
+	return file_coord_proto_enumTypes[1].Descriptor()
+}
+
+func (Perm) Type() protoreflect.EnumType {
+	return &file_coord_proto_enumTypes[1]
+}
+
+func (x Perm) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Perm.Descriptor instead.
+func (Perm) EnumDescriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{1}
 }
 
 type CreateMode int32
@@ -163,11 +231,11 @@ func (x CreateMode) String() string {
 }
 
 func (CreateMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_coord_proto_enumTypes[1].Descriptor()
+	return file_coord_proto_enumTypes[2].Descriptor()
 }
 
 func (CreateMode) Type() protoreflect.EnumType {
-	return &file_coord_proto_enumTypes[1]
+	return &file_coord_proto_enumTypes[2]
 }
 
 func (x CreateMode) Number() protoreflect.EnumNumber {
@@ -176,7 +244,7 @@ func (x CreateMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CreateMode.Descriptor instead.
 func (CreateMode) EnumDescriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{1}
+	return file_coord_proto_rawDescGZIP(), []int{2}
 }
 
 // Consistency of a read.
@@ -210,11 +278,11 @@ func (x Consistency) String() string {
 }
 
 func (Consistency) Descriptor() protoreflect.EnumDescriptor {
-	return file_coord_proto_enumTypes[2].Descriptor()
+	return file_coord_proto_enumTypes[3].Descriptor()
 }
 
 func (Consistency) Type() protoreflect.EnumType {
-	return &file_coord_proto_enumTypes[2]
+	return &file_coord_proto_enumTypes[3]
 }
 
 func (x Consistency) Number() protoreflect.EnumNumber {
@@ -223,7 +291,7 @@ func (x Consistency) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Consistency.Descriptor instead.
 func (Consistency) EnumDescriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{2}
+	return file_coord_proto_rawDescGZIP(), []int{3}
 }
 
 type WatchKind int32
@@ -265,11 +333,11 @@ func (x WatchKind) String() string {
 }
 
 func (WatchKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_coord_proto_enumTypes[3].Descriptor()
+	return file_coord_proto_enumTypes[4].Descriptor()
 }
 
 func (WatchKind) Type() protoreflect.EnumType {
-	return &file_coord_proto_enumTypes[3]
+	return &file_coord_proto_enumTypes[4]
 }
 
 func (x WatchKind) Number() protoreflect.EnumNumber {
@@ -278,7 +346,7 @@ func (x WatchKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WatchKind.Descriptor instead.
 func (WatchKind) EnumDescriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{3}
+	return file_coord_proto_rawDescGZIP(), []int{4}
 }
 
 type EventType int32
@@ -320,11 +388,11 @@ func (x EventType) String() string {
 }
 
 func (EventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_coord_proto_enumTypes[4].Descriptor()
+	return file_coord_proto_enumTypes[5].Descriptor()
 }
 
 func (EventType) Type() protoreflect.EnumType {
-	return &file_coord_proto_enumTypes[4]
+	return &file_coord_proto_enumTypes[5]
 }
 
 func (x EventType) Number() protoreflect.EnumNumber {
@@ -333,7 +401,7 @@ func (x EventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{4}
+	return file_coord_proto_rawDescGZIP(), []int{5}
 }
 
 // ErrorDetail is attached to every non-OK gRPC status coord returns.
@@ -417,7 +485,8 @@ type Stat struct {
 	// The node is a directory: created as one (mkdir through a mount,
 	// CreateOp.directory) or given a child at some point; never cleared, so
 	// a file system view never flaps between file and directory.
-	Directory     bool `protobuf:"varint,13,opt,name=directory,proto3" json:"directory,omitempty"`
+	Directory     bool  `protobuf:"varint,13,opt,name=directory,proto3" json:"directory,omitempty"`
+	Aversion      int64 `protobuf:"varint,14,opt,name=aversion,proto3" json:"aversion,omitempty"` // ACL version, bumped by each SetACL
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -543,6 +612,122 @@ func (x *Stat) GetDirectory() bool {
 	return false
 }
 
+func (x *Stat) GetAversion() int64 {
+	if x != nil {
+		return x.Aversion
+	}
+	return 0
+}
+
+// ACLEntry grants perms (a bit set of Perm) to id: "world:anyone",
+// "auth" (any authenticated caller), "x509:CN", "user:NAME", "group:NAME",
+// "peer:NAME", or "creator" in a create (replaced by the creator's id).
+type ACLEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Perms         uint32                 `protobuf:"varint,2,opt,name=perms,proto3" json:"perms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLEntry) Reset() {
+	*x = ACLEntry{}
+	mi := &file_coord_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLEntry) ProtoMessage() {}
+
+func (x *ACLEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLEntry.ProtoReflect.Descriptor instead.
+func (*ACLEntry) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ACLEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ACLEntry) GetPerms() uint32 {
+	if x != nil {
+		return x.Perms
+	}
+	return 0
+}
+
+// Caller is who a write runs as, stamped by the node that received it
+// (never by the client): apply checks ACLs against it deterministically.
+type Caller struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []string               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`      // e.g. "x509:alice", "group:ops"; empty: anonymous
+	Super         bool                   `protobuf:"varint,2,opt,name=super,proto3" json:"super,omitempty"` // a configured superuser: bypasses ACLs
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Caller) Reset() {
+	*x = Caller{}
+	mi := &file_coord_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Caller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Caller) ProtoMessage() {}
+
+func (x *Caller) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Caller.ProtoReflect.Descriptor instead.
+func (*Caller) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Caller) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *Caller) GetSuper() bool {
+	if x != nil {
+		return x.Super
+	}
+	return false
+}
+
 // ResponseHeader comes with every response.
 type ResponseHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -557,7 +742,7 @@ type ResponseHeader struct {
 
 func (x *ResponseHeader) Reset() {
 	*x = ResponseHeader{}
-	mi := &file_coord_proto_msgTypes[2]
+	mi := &file_coord_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +754,7 @@ func (x *ResponseHeader) String() string {
 func (*ResponseHeader) ProtoMessage() {}
 
 func (x *ResponseHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[2]
+	mi := &file_coord_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +767,7 @@ func (x *ResponseHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseHeader.ProtoReflect.Descriptor instead.
 func (*ResponseHeader) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{2}
+	return file_coord_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ResponseHeader) GetZxid() uint64 {
@@ -612,7 +797,7 @@ type ReadOptions struct {
 
 func (x *ReadOptions) Reset() {
 	*x = ReadOptions{}
-	mi := &file_coord_proto_msgTypes[3]
+	mi := &file_coord_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +809,7 @@ func (x *ReadOptions) String() string {
 func (*ReadOptions) ProtoMessage() {}
 
 func (x *ReadOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[3]
+	mi := &file_coord_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +822,7 @@ func (x *ReadOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOptions.ProtoReflect.Descriptor instead.
 func (*ReadOptions) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{3}
+	return file_coord_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReadOptions) GetConsistency() Consistency {
@@ -655,21 +840,23 @@ func (x *ReadOptions) GetMinZxid() uint64 {
 }
 
 type CreateOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
-	Mode          CreateMode             `protobuf:"varint,3,opt,name=mode,proto3,enum=coord.v1.CreateMode" json:"mode,omitempty"`
-	Sequential    bool                   `protobuf:"varint,4,opt,name=sequential,proto3" json:"sequential,omitempty"`
-	TtlMs         int64                  `protobuf:"varint,5,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`             // for mode TTL
-	SessionId     uint64                 `protobuf:"varint,6,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"` // owner, for mode EPHEMERAL
-	Directory     bool                   `protobuf:"varint,7,opt,name=directory,proto3" json:"directory,omitempty"`                  // create as a directory (not for ephemerals)
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Path       string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Data       []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	Mode       CreateMode             `protobuf:"varint,3,opt,name=mode,proto3,enum=coord.v1.CreateMode" json:"mode,omitempty"`
+	Sequential bool                   `protobuf:"varint,4,opt,name=sequential,proto3" json:"sequential,omitempty"`
+	TtlMs      int64                  `protobuf:"varint,5,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`             // for mode TTL
+	SessionId  uint64                 `protobuf:"varint,6,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"` // owner, for mode EPHEMERAL
+	Directory  bool                   `protobuf:"varint,7,opt,name=directory,proto3" json:"directory,omitempty"`                  // create as a directory (not for ephemerals)
+	// The node's ACL; empty means open (world:anyone, all perms).
+	Acl           []*ACLEntry `protobuf:"bytes,8,rep,name=acl,proto3" json:"acl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateOp) Reset() {
 	*x = CreateOp{}
-	mi := &file_coord_proto_msgTypes[4]
+	mi := &file_coord_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +868,7 @@ func (x *CreateOp) String() string {
 func (*CreateOp) ProtoMessage() {}
 
 func (x *CreateOp) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[4]
+	mi := &file_coord_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +881,7 @@ func (x *CreateOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOp.ProtoReflect.Descriptor instead.
 func (*CreateOp) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{4}
+	return file_coord_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateOp) GetPath() string {
@@ -746,6 +933,13 @@ func (x *CreateOp) GetDirectory() bool {
 	return false
 }
 
+func (x *CreateOp) GetAcl() []*ACLEntry {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
 type SetOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
@@ -757,7 +951,7 @@ type SetOp struct {
 
 func (x *SetOp) Reset() {
 	*x = SetOp{}
-	mi := &file_coord_proto_msgTypes[5]
+	mi := &file_coord_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +963,7 @@ func (x *SetOp) String() string {
 func (*SetOp) ProtoMessage() {}
 
 func (x *SetOp) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[5]
+	mi := &file_coord_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +976,7 @@ func (x *SetOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOp.ProtoReflect.Descriptor instead.
 func (*SetOp) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{5}
+	return file_coord_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SetOp) GetPath() string {
@@ -817,7 +1011,7 @@ type DeleteOp struct {
 
 func (x *DeleteOp) Reset() {
 	*x = DeleteOp{}
-	mi := &file_coord_proto_msgTypes[6]
+	mi := &file_coord_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +1023,7 @@ func (x *DeleteOp) String() string {
 func (*DeleteOp) ProtoMessage() {}
 
 func (x *DeleteOp) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[6]
+	mi := &file_coord_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +1036,7 @@ func (x *DeleteOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOp.ProtoReflect.Descriptor instead.
 func (*DeleteOp) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{6}
+	return file_coord_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeleteOp) GetPath() string {
@@ -876,7 +1070,7 @@ type CheckOp struct {
 
 func (x *CheckOp) Reset() {
 	*x = CheckOp{}
-	mi := &file_coord_proto_msgTypes[7]
+	mi := &file_coord_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1082,7 @@ func (x *CheckOp) String() string {
 func (*CheckOp) ProtoMessage() {}
 
 func (x *CheckOp) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[7]
+	mi := &file_coord_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1095,7 @@ func (x *CheckOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckOp.ProtoReflect.Descriptor instead.
 func (*CheckOp) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{7}
+	return file_coord_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CheckOp) GetPath() string {
@@ -918,6 +1112,66 @@ func (x *CheckOp) GetVersion() int64 {
 	return 0
 }
 
+type SetACLOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Acl           []*ACLEntry            `protobuf:"bytes,2,rep,name=acl,proto3" json:"acl,omitempty"`                                  // empty: open the node to everyone
+	AclVersion    int64                  `protobuf:"varint,3,opt,name=acl_version,json=aclVersion,proto3" json:"acl_version,omitempty"` // expected aversion, -1 for any
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetACLOp) Reset() {
+	*x = SetACLOp{}
+	mi := &file_coord_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetACLOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetACLOp) ProtoMessage() {}
+
+func (x *SetACLOp) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetACLOp.ProtoReflect.Descriptor instead.
+func (*SetACLOp) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SetACLOp) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SetACLOp) GetAcl() []*ACLEntry {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
+func (x *SetACLOp) GetAclVersion() int64 {
+	if x != nil {
+		return x.AclVersion
+	}
+	return 0
+}
+
 type Op struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Op:
@@ -926,6 +1180,7 @@ type Op struct {
 	//	*Op_Set
 	//	*Op_Delete
 	//	*Op_Check
+	//	*Op_SetAcl
 	Op            isOp_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -933,7 +1188,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_coord_proto_msgTypes[8]
+	mi := &file_coord_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1200,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[8]
+	mi := &file_coord_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1213,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{8}
+	return file_coord_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Op) GetOp() isOp_Op {
@@ -1004,6 +1259,15 @@ func (x *Op) GetCheck() *CheckOp {
 	return nil
 }
 
+func (x *Op) GetSetAcl() *SetACLOp {
+	if x != nil {
+		if x, ok := x.Op.(*Op_SetAcl); ok {
+			return x.SetAcl
+		}
+	}
+	return nil
+}
+
 type isOp_Op interface {
 	isOp_Op()
 }
@@ -1024,6 +1288,10 @@ type Op_Check struct {
 	Check *CheckOp `protobuf:"bytes,4,opt,name=check,proto3,oneof"`
 }
 
+type Op_SetAcl struct {
+	SetAcl *SetACLOp `protobuf:"bytes,5,opt,name=set_acl,json=setAcl,proto3,oneof"`
+}
+
 func (*Op_Create) isOp_Op() {}
 
 func (*Op_Set) isOp_Op() {}
@@ -1031,6 +1299,8 @@ func (*Op_Set) isOp_Op() {}
 func (*Op_Delete) isOp_Op() {}
 
 func (*Op_Check) isOp_Op() {}
+
+func (*Op_SetAcl) isOp_Op() {}
 
 type OpResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1040,6 +1310,7 @@ type OpResult struct {
 	//	*OpResult_Set
 	//	*OpResult_Delete
 	//	*OpResult_Check
+	//	*OpResult_SetAcl
 	Result        isOpResult_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1047,7 +1318,7 @@ type OpResult struct {
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_coord_proto_msgTypes[9]
+	mi := &file_coord_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1330,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[9]
+	mi := &file_coord_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1343,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{9}
+	return file_coord_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *OpResult) GetResult() isOpResult_Result {
@@ -1118,6 +1389,15 @@ func (x *OpResult) GetCheck() *CheckResult {
 	return nil
 }
 
+func (x *OpResult) GetSetAcl() *SetACLResult {
+	if x != nil {
+		if x, ok := x.Result.(*OpResult_SetAcl); ok {
+			return x.SetAcl
+		}
+	}
+	return nil
+}
+
 type isOpResult_Result interface {
 	isOpResult_Result()
 }
@@ -1138,6 +1418,10 @@ type OpResult_Check struct {
 	Check *CheckResult `protobuf:"bytes,4,opt,name=check,proto3,oneof"`
 }
 
+type OpResult_SetAcl struct {
+	SetAcl *SetACLResult `protobuf:"bytes,5,opt,name=set_acl,json=setAcl,proto3,oneof"`
+}
+
 func (*OpResult_Create) isOpResult_Result() {}
 
 func (*OpResult_Set) isOpResult_Result() {}
@@ -1145,6 +1429,8 @@ func (*OpResult_Set) isOpResult_Result() {}
 func (*OpResult_Delete) isOpResult_Result() {}
 
 func (*OpResult_Check) isOpResult_Result() {}
+
+func (*OpResult_SetAcl) isOpResult_Result() {}
 
 type CreateResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1156,7 +1442,7 @@ type CreateResult struct {
 
 func (x *CreateResult) Reset() {
 	*x = CreateResult{}
-	mi := &file_coord_proto_msgTypes[10]
+	mi := &file_coord_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1454,7 @@ func (x *CreateResult) String() string {
 func (*CreateResult) ProtoMessage() {}
 
 func (x *CreateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[10]
+	mi := &file_coord_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1467,7 @@ func (x *CreateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResult.ProtoReflect.Descriptor instead.
 func (*CreateResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{10}
+	return file_coord_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateResult) GetPath() string {
@@ -1207,7 +1493,7 @@ type SetResult struct {
 
 func (x *SetResult) Reset() {
 	*x = SetResult{}
-	mi := &file_coord_proto_msgTypes[11]
+	mi := &file_coord_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1505,7 @@ func (x *SetResult) String() string {
 func (*SetResult) ProtoMessage() {}
 
 func (x *SetResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[11]
+	mi := &file_coord_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1518,7 @@ func (x *SetResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResult.ProtoReflect.Descriptor instead.
 func (*SetResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{11}
+	return file_coord_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SetResult) GetStat() *Stat {
@@ -1251,7 +1537,7 @@ type DeleteResult struct {
 
 func (x *DeleteResult) Reset() {
 	*x = DeleteResult{}
-	mi := &file_coord_proto_msgTypes[12]
+	mi := &file_coord_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1549,7 @@ func (x *DeleteResult) String() string {
 func (*DeleteResult) ProtoMessage() {}
 
 func (x *DeleteResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[12]
+	mi := &file_coord_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1562,7 @@ func (x *DeleteResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResult.ProtoReflect.Descriptor instead.
 func (*DeleteResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{12}
+	return file_coord_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteResult) GetDeleted() int64 {
@@ -1295,7 +1581,7 @@ type CheckResult struct {
 
 func (x *CheckResult) Reset() {
 	*x = CheckResult{}
-	mi := &file_coord_proto_msgTypes[13]
+	mi := &file_coord_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1593,7 @@ func (x *CheckResult) String() string {
 func (*CheckResult) ProtoMessage() {}
 
 func (x *CheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[13]
+	mi := &file_coord_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,10 +1606,54 @@ func (x *CheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
 func (*CheckResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{13}
+	return file_coord_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CheckResult) GetStat() *Stat {
+	if x != nil {
+		return x.Stat
+	}
+	return nil
+}
+
+type SetACLResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stat          *Stat                  `protobuf:"bytes,1,opt,name=stat,proto3" json:"stat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetACLResult) Reset() {
+	*x = SetACLResult{}
+	mi := &file_coord_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetACLResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetACLResult) ProtoMessage() {}
+
+func (x *SetACLResult) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetACLResult.ProtoReflect.Descriptor instead.
+func (*SetACLResult) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SetACLResult) GetStat() *Stat {
 	if x != nil {
 		return x.Stat
 	}
@@ -1348,7 +1678,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_coord_proto_msgTypes[14]
+	mi := &file_coord_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1690,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[14]
+	mi := &file_coord_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1703,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{14}
+	return file_coord_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Command) GetTimeMs() int64 {
@@ -1463,14 +1793,16 @@ type Txn struct {
 	SessionId uint64 `protobuf:"varint,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	RequestId uint64 `protobuf:"varint,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Results of this session's requests below this id may be forgotten.
-	AckedBelow    uint64 `protobuf:"varint,4,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
+	AckedBelow uint64 `protobuf:"varint,4,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
+	// Who the write runs as (set by the server edge, not the client).
+	Caller        *Caller `protobuf:"bytes,5,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Txn) Reset() {
 	*x = Txn{}
-	mi := &file_coord_proto_msgTypes[15]
+	mi := &file_coord_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1814,7 @@ func (x *Txn) String() string {
 func (*Txn) ProtoMessage() {}
 
 func (x *Txn) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[15]
+	mi := &file_coord_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1827,7 @@ func (x *Txn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Txn.ProtoReflect.Descriptor instead.
 func (*Txn) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{15}
+	return file_coord_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Txn) GetOps() []*Op {
@@ -1526,6 +1858,13 @@ func (x *Txn) GetAckedBelow() uint64 {
 	return 0
 }
 
+func (x *Txn) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 type CreateSession struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     uint64                 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -1536,7 +1875,7 @@ type CreateSession struct {
 
 func (x *CreateSession) Reset() {
 	*x = CreateSession{}
-	mi := &file_coord_proto_msgTypes[16]
+	mi := &file_coord_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1887,7 @@ func (x *CreateSession) String() string {
 func (*CreateSession) ProtoMessage() {}
 
 func (x *CreateSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[16]
+	mi := &file_coord_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1900,7 @@ func (x *CreateSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSession.ProtoReflect.Descriptor instead.
 func (*CreateSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{16}
+	return file_coord_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateSession) GetSessionId() uint64 {
@@ -1588,7 +1927,7 @@ type CloseSession struct {
 
 func (x *CloseSession) Reset() {
 	*x = CloseSession{}
-	mi := &file_coord_proto_msgTypes[17]
+	mi := &file_coord_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +1939,7 @@ func (x *CloseSession) String() string {
 func (*CloseSession) ProtoMessage() {}
 
 func (x *CloseSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[17]
+	mi := &file_coord_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +1952,7 @@ func (x *CloseSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSession.ProtoReflect.Descriptor instead.
 func (*CloseSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{17}
+	return file_coord_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CloseSession) GetSessionId() uint64 {
@@ -1641,7 +1980,7 @@ type ExpireTTL struct {
 
 func (x *ExpireTTL) Reset() {
 	*x = ExpireTTL{}
-	mi := &file_coord_proto_msgTypes[18]
+	mi := &file_coord_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1992,7 @@ func (x *ExpireTTL) String() string {
 func (*ExpireTTL) ProtoMessage() {}
 
 func (x *ExpireTTL) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[18]
+	mi := &file_coord_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +2005,7 @@ func (x *ExpireTTL) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireTTL.ProtoReflect.Descriptor instead.
 func (*ExpireTTL) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{18}
+	return file_coord_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ExpireTTL) GetNodes() []*ExpireTTLNode {
@@ -1686,7 +2025,7 @@ type ExpireTTLNode struct {
 
 func (x *ExpireTTLNode) Reset() {
 	*x = ExpireTTLNode{}
-	mi := &file_coord_proto_msgTypes[19]
+	mi := &file_coord_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +2037,7 @@ func (x *ExpireTTLNode) String() string {
 func (*ExpireTTLNode) ProtoMessage() {}
 
 func (x *ExpireTTLNode) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[19]
+	mi := &file_coord_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +2050,7 @@ func (x *ExpireTTLNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireTTLNode.ProtoReflect.Descriptor instead.
 func (*ExpireTTLNode) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{19}
+	return file_coord_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExpireTTLNode) GetPath() string {
@@ -1743,7 +2082,7 @@ type ApplyResult struct {
 
 func (x *ApplyResult) Reset() {
 	*x = ApplyResult{}
-	mi := &file_coord_proto_msgTypes[20]
+	mi := &file_coord_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +2094,7 @@ func (x *ApplyResult) String() string {
 func (*ApplyResult) ProtoMessage() {}
 
 func (x *ApplyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[20]
+	mi := &file_coord_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +2107,7 @@ func (x *ApplyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResult.ProtoReflect.Descriptor instead.
 func (*ApplyResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{20}
+	return file_coord_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ApplyResult) GetZxid() uint64 {
@@ -1806,6 +2145,310 @@ func (x *ApplyResult) GetResults() []*OpResult {
 	return nil
 }
 
+type SetACLRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Write         *WriteHeader           `protobuf:"bytes,1,opt,name=write,proto3" json:"write,omitempty"`
+	Op            *SetACLOp              `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetACLRequest) Reset() {
+	*x = SetACLRequest{}
+	mi := &file_coord_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetACLRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetACLRequest) ProtoMessage() {}
+
+func (x *SetACLRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetACLRequest.ProtoReflect.Descriptor instead.
+func (*SetACLRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SetACLRequest) GetWrite() *WriteHeader {
+	if x != nil {
+		return x.Write
+	}
+	return nil
+}
+
+func (x *SetACLRequest) GetOp() *SetACLOp {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+type SetACLResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Stat          *Stat                  `protobuf:"bytes,2,opt,name=stat,proto3" json:"stat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetACLResponse) Reset() {
+	*x = SetACLResponse{}
+	mi := &file_coord_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetACLResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetACLResponse) ProtoMessage() {}
+
+func (x *SetACLResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetACLResponse.ProtoReflect.Descriptor instead.
+func (*SetACLResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SetACLResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SetACLResponse) GetStat() *Stat {
+	if x != nil {
+		return x.Stat
+	}
+	return nil
+}
+
+type GetACLRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Read          *ReadOptions           `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetACLRequest) Reset() {
+	*x = GetACLRequest{}
+	mi := &file_coord_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetACLRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetACLRequest) ProtoMessage() {}
+
+func (x *GetACLRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetACLRequest.ProtoReflect.Descriptor instead.
+func (*GetACLRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetACLRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *GetACLRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+type GetACLResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Acl           []*ACLEntry            `protobuf:"bytes,2,rep,name=acl,proto3" json:"acl,omitempty"`
+	Stat          *Stat                  `protobuf:"bytes,3,opt,name=stat,proto3" json:"stat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetACLResponse) Reset() {
+	*x = GetACLResponse{}
+	mi := &file_coord_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetACLResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetACLResponse) ProtoMessage() {}
+
+func (x *GetACLResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetACLResponse.ProtoReflect.Descriptor instead.
+func (*GetACLResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetACLResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *GetACLResponse) GetAcl() []*ACLEntry {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
+func (x *GetACLResponse) GetStat() *Stat {
+	if x != nil {
+		return x.Stat
+	}
+	return nil
+}
+
+type WhoAmIRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIRequest) Reset() {
+	*x = WhoAmIRequest{}
+	mi := &file_coord_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIRequest) ProtoMessage() {}
+
+func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
+func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{29}
+}
+
+type WhoAmIResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []string               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	Super         bool                   `protobuf:"varint,2,opt,name=super,proto3" json:"super,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIResponse) Reset() {
+	*x = WhoAmIResponse{}
+	mi := &file_coord_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIResponse) ProtoMessage() {}
+
+func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
+func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *WhoAmIResponse) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *WhoAmIResponse) GetSuper() bool {
+	if x != nil {
+		return x.Super
+	}
+	return false
+}
+
 type WatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Req:
@@ -1820,7 +2463,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_coord_proto_msgTypes[21]
+	mi := &file_coord_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1832,7 +2475,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[21]
+	mi := &file_coord_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1845,7 +2488,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{21}
+	return file_coord_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WatchRequest) GetReq() isWatchRequest_Req {
@@ -1919,7 +2562,7 @@ type WatchCreate struct {
 
 func (x *WatchCreate) Reset() {
 	*x = WatchCreate{}
-	mi := &file_coord_proto_msgTypes[22]
+	mi := &file_coord_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2574,7 @@ func (x *WatchCreate) String() string {
 func (*WatchCreate) ProtoMessage() {}
 
 func (x *WatchCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[22]
+	mi := &file_coord_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2587,7 @@ func (x *WatchCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchCreate.ProtoReflect.Descriptor instead.
 func (*WatchCreate) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{22}
+	return file_coord_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WatchCreate) GetWatchId() int64 {
@@ -1984,7 +2627,7 @@ type WatchCancel struct {
 
 func (x *WatchCancel) Reset() {
 	*x = WatchCancel{}
-	mi := &file_coord_proto_msgTypes[23]
+	mi := &file_coord_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2639,7 @@ func (x *WatchCancel) String() string {
 func (*WatchCancel) ProtoMessage() {}
 
 func (x *WatchCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[23]
+	mi := &file_coord_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2652,7 @@ func (x *WatchCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchCancel.ProtoReflect.Descriptor instead.
 func (*WatchCancel) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{23}
+	return file_coord_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WatchCancel) GetWatchId() int64 {
@@ -2031,7 +2674,7 @@ type WatchProgressRequest struct {
 
 func (x *WatchProgressRequest) Reset() {
 	*x = WatchProgressRequest{}
-	mi := &file_coord_proto_msgTypes[24]
+	mi := &file_coord_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2686,7 @@ func (x *WatchProgressRequest) String() string {
 func (*WatchProgressRequest) ProtoMessage() {}
 
 func (x *WatchProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[24]
+	mi := &file_coord_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2699,7 @@ func (x *WatchProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchProgressRequest.ProtoReflect.Descriptor instead.
 func (*WatchProgressRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{24}
+	return file_coord_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WatchProgressRequest) GetZxid() uint64 {
@@ -2077,7 +2720,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_coord_proto_msgTypes[25]
+	mi := &file_coord_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2732,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[25]
+	mi := &file_coord_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2745,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{25}
+	return file_coord_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchEvent) GetType() EventType {
@@ -2145,7 +2788,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_coord_proto_msgTypes[26]
+	mi := &file_coord_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2800,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[26]
+	mi := &file_coord_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2813,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{26}
+	return file_coord_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WatchResponse) GetWatchId() int64 {
@@ -2238,7 +2881,7 @@ type WriteHeader struct {
 
 func (x *WriteHeader) Reset() {
 	*x = WriteHeader{}
-	mi := &file_coord_proto_msgTypes[27]
+	mi := &file_coord_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2250,7 +2893,7 @@ func (x *WriteHeader) String() string {
 func (*WriteHeader) ProtoMessage() {}
 
 func (x *WriteHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[27]
+	mi := &file_coord_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2263,7 +2906,7 @@ func (x *WriteHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteHeader.ProtoReflect.Descriptor instead.
 func (*WriteHeader) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{27}
+	return file_coord_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WriteHeader) GetSessionId() uint64 {
@@ -2297,7 +2940,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_coord_proto_msgTypes[28]
+	mi := &file_coord_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2309,7 +2952,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[28]
+	mi := &file_coord_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2322,7 +2965,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{28}
+	return file_coord_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateRequest) GetOp() *CreateOp {
@@ -2350,7 +2993,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_coord_proto_msgTypes[29]
+	mi := &file_coord_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2362,7 +3005,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[29]
+	mi := &file_coord_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2375,7 +3018,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{29}
+	return file_coord_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateResponse) GetHeader() *ResponseHeader {
@@ -2409,7 +3052,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_coord_proto_msgTypes[30]
+	mi := &file_coord_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2421,7 +3064,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[30]
+	mi := &file_coord_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2434,7 +3077,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{30}
+	return file_coord_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteRequest) GetOp() *DeleteOp {
@@ -2461,7 +3104,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_coord_proto_msgTypes[31]
+	mi := &file_coord_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2473,7 +3116,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[31]
+	mi := &file_coord_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2486,7 +3129,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{31}
+	return file_coord_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteResponse) GetHeader() *ResponseHeader {
@@ -2513,7 +3156,7 @@ type SetRequest struct {
 
 func (x *SetRequest) Reset() {
 	*x = SetRequest{}
-	mi := &file_coord_proto_msgTypes[32]
+	mi := &file_coord_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +3168,7 @@ func (x *SetRequest) String() string {
 func (*SetRequest) ProtoMessage() {}
 
 func (x *SetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[32]
+	mi := &file_coord_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +3181,7 @@ func (x *SetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRequest.ProtoReflect.Descriptor instead.
 func (*SetRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{32}
+	return file_coord_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetRequest) GetOp() *SetOp {
@@ -2565,7 +3208,7 @@ type SetResponse struct {
 
 func (x *SetResponse) Reset() {
 	*x = SetResponse{}
-	mi := &file_coord_proto_msgTypes[33]
+	mi := &file_coord_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2577,7 +3220,7 @@ func (x *SetResponse) String() string {
 func (*SetResponse) ProtoMessage() {}
 
 func (x *SetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[33]
+	mi := &file_coord_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2590,7 +3233,7 @@ func (x *SetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResponse.ProtoReflect.Descriptor instead.
 func (*SetResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{33}
+	return file_coord_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SetResponse) GetHeader() *ResponseHeader {
@@ -2617,7 +3260,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_coord_proto_msgTypes[34]
+	mi := &file_coord_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2629,7 +3272,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[34]
+	mi := &file_coord_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2642,7 +3285,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{34}
+	return file_coord_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetRequest) GetPath() string {
@@ -2670,7 +3313,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_coord_proto_msgTypes[35]
+	mi := &file_coord_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2682,7 +3325,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[35]
+	mi := &file_coord_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2695,7 +3338,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{35}
+	return file_coord_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetResponse) GetHeader() *ResponseHeader {
@@ -2729,7 +3372,7 @@ type ExistsRequest struct {
 
 func (x *ExistsRequest) Reset() {
 	*x = ExistsRequest{}
-	mi := &file_coord_proto_msgTypes[36]
+	mi := &file_coord_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2741,7 +3384,7 @@ func (x *ExistsRequest) String() string {
 func (*ExistsRequest) ProtoMessage() {}
 
 func (x *ExistsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[36]
+	mi := &file_coord_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2754,7 +3397,7 @@ func (x *ExistsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExistsRequest.ProtoReflect.Descriptor instead.
 func (*ExistsRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{36}
+	return file_coord_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ExistsRequest) GetPath() string {
@@ -2782,7 +3425,7 @@ type ExistsResponse struct {
 
 func (x *ExistsResponse) Reset() {
 	*x = ExistsResponse{}
-	mi := &file_coord_proto_msgTypes[37]
+	mi := &file_coord_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2794,7 +3437,7 @@ func (x *ExistsResponse) String() string {
 func (*ExistsResponse) ProtoMessage() {}
 
 func (x *ExistsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[37]
+	mi := &file_coord_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2807,7 +3450,7 @@ func (x *ExistsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExistsResponse.ProtoReflect.Descriptor instead.
 func (*ExistsResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{37}
+	return file_coord_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ExistsResponse) GetHeader() *ResponseHeader {
@@ -2846,7 +3489,7 @@ type ChildrenRequest struct {
 
 func (x *ChildrenRequest) Reset() {
 	*x = ChildrenRequest{}
-	mi := &file_coord_proto_msgTypes[38]
+	mi := &file_coord_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2858,7 +3501,7 @@ func (x *ChildrenRequest) String() string {
 func (*ChildrenRequest) ProtoMessage() {}
 
 func (x *ChildrenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[38]
+	mi := &file_coord_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2871,7 +3514,7 @@ func (x *ChildrenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildrenRequest.ProtoReflect.Descriptor instead.
 func (*ChildrenRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{38}
+	return file_coord_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ChildrenRequest) GetPath() string {
@@ -2914,7 +3557,7 @@ type ChildrenResponse struct {
 
 func (x *ChildrenResponse) Reset() {
 	*x = ChildrenResponse{}
-	mi := &file_coord_proto_msgTypes[39]
+	mi := &file_coord_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2926,7 +3569,7 @@ func (x *ChildrenResponse) String() string {
 func (*ChildrenResponse) ProtoMessage() {}
 
 func (x *ChildrenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[39]
+	mi := &file_coord_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2939,7 +3582,7 @@ func (x *ChildrenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildrenResponse.ProtoReflect.Descriptor instead.
 func (*ChildrenResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{39}
+	return file_coord_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ChildrenResponse) GetHeader() *ResponseHeader {
@@ -2980,7 +3623,7 @@ type MultiRequest struct {
 
 func (x *MultiRequest) Reset() {
 	*x = MultiRequest{}
-	mi := &file_coord_proto_msgTypes[40]
+	mi := &file_coord_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2992,7 +3635,7 @@ func (x *MultiRequest) String() string {
 func (*MultiRequest) ProtoMessage() {}
 
 func (x *MultiRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[40]
+	mi := &file_coord_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3005,7 +3648,7 @@ func (x *MultiRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiRequest.ProtoReflect.Descriptor instead.
 func (*MultiRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{40}
+	return file_coord_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *MultiRequest) GetOps() []*Op {
@@ -3032,7 +3675,7 @@ type MultiResponse struct {
 
 func (x *MultiResponse) Reset() {
 	*x = MultiResponse{}
-	mi := &file_coord_proto_msgTypes[41]
+	mi := &file_coord_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3687,7 @@ func (x *MultiResponse) String() string {
 func (*MultiResponse) ProtoMessage() {}
 
 func (x *MultiResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[41]
+	mi := &file_coord_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3700,7 @@ func (x *MultiResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiResponse.ProtoReflect.Descriptor instead.
 func (*MultiResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{41}
+	return file_coord_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *MultiResponse) GetHeader() *ResponseHeader {
@@ -3083,7 +3726,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_coord_proto_msgTypes[42]
+	mi := &file_coord_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3095,7 +3738,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[42]
+	mi := &file_coord_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3108,7 +3751,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{42}
+	return file_coord_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SyncRequest) GetPath() string {
@@ -3127,7 +3770,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_coord_proto_msgTypes[43]
+	mi := &file_coord_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3139,7 +3782,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[43]
+	mi := &file_coord_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3152,7 +3795,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{43}
+	return file_coord_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SyncResponse) GetHeader() *ResponseHeader {
@@ -3171,7 +3814,7 @@ type OpenSessionRequest struct {
 
 func (x *OpenSessionRequest) Reset() {
 	*x = OpenSessionRequest{}
-	mi := &file_coord_proto_msgTypes[44]
+	mi := &file_coord_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3183,7 +3826,7 @@ func (x *OpenSessionRequest) String() string {
 func (*OpenSessionRequest) ProtoMessage() {}
 
 func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[44]
+	mi := &file_coord_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3196,7 +3839,7 @@ func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionRequest.ProtoReflect.Descriptor instead.
 func (*OpenSessionRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{44}
+	return file_coord_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *OpenSessionRequest) GetTimeoutMs() int64 {
@@ -3217,7 +3860,7 @@ type OpenSessionResponse struct {
 
 func (x *OpenSessionResponse) Reset() {
 	*x = OpenSessionResponse{}
-	mi := &file_coord_proto_msgTypes[45]
+	mi := &file_coord_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3872,7 @@ func (x *OpenSessionResponse) String() string {
 func (*OpenSessionResponse) ProtoMessage() {}
 
 func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[45]
+	mi := &file_coord_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3242,7 +3885,7 @@ func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionResponse.ProtoReflect.Descriptor instead.
 func (*OpenSessionResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{45}
+	return file_coord_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *OpenSessionResponse) GetHeader() *ResponseHeader {
@@ -3275,7 +3918,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_coord_proto_msgTypes[46]
+	mi := &file_coord_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3930,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[46]
+	mi := &file_coord_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3943,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{46}
+	return file_coord_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *KeepAliveRequest) GetSessionId() uint64 {
@@ -3320,7 +3963,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_coord_proto_msgTypes[47]
+	mi := &file_coord_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3332,7 +3975,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[47]
+	mi := &file_coord_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3345,7 +3988,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{47}
+	return file_coord_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *KeepAliveResponse) GetHeader() *ResponseHeader {
@@ -3371,7 +4014,7 @@ type CloseSessionRequest struct {
 
 func (x *CloseSessionRequest) Reset() {
 	*x = CloseSessionRequest{}
-	mi := &file_coord_proto_msgTypes[48]
+	mi := &file_coord_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3383,7 +4026,7 @@ func (x *CloseSessionRequest) String() string {
 func (*CloseSessionRequest) ProtoMessage() {}
 
 func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[48]
+	mi := &file_coord_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3396,7 +4039,7 @@ func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{48}
+	return file_coord_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *CloseSessionRequest) GetSessionId() uint64 {
@@ -3415,7 +4058,7 @@ type CloseSessionResponse struct {
 
 func (x *CloseSessionResponse) Reset() {
 	*x = CloseSessionResponse{}
-	mi := &file_coord_proto_msgTypes[49]
+	mi := &file_coord_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3427,7 +4070,7 @@ func (x *CloseSessionResponse) String() string {
 func (*CloseSessionResponse) ProtoMessage() {}
 
 func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[49]
+	mi := &file_coord_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3440,7 +4083,7 @@ func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
 func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{49}
+	return file_coord_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *CloseSessionResponse) GetHeader() *ResponseHeader {
@@ -3462,7 +4105,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_coord_proto_msgTypes[50]
+	mi := &file_coord_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3474,7 +4117,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[50]
+	mi := &file_coord_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3487,7 +4130,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{50}
+	return file_coord_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Member) GetName() string {
@@ -3526,7 +4169,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_coord_proto_msgTypes[51]
+	mi := &file_coord_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3538,7 +4181,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[51]
+	mi := &file_coord_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3551,7 +4194,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{51}
+	return file_coord_proto_rawDescGZIP(), []int{61}
 }
 
 type MembersResponse struct {
@@ -3564,7 +4207,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_coord_proto_msgTypes[52]
+	mi := &file_coord_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3576,7 +4219,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[52]
+	mi := &file_coord_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3589,7 +4232,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{52}
+	return file_coord_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *MembersResponse) GetHeader() *ResponseHeader {
@@ -3617,7 +4260,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_coord_proto_msgTypes[53]
+	mi := &file_coord_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3629,7 +4272,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[53]
+	mi := &file_coord_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3642,7 +4285,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{53}
+	return file_coord_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -3676,7 +4319,7 @@ type AddMemberResponse struct {
 
 func (x *AddMemberResponse) Reset() {
 	*x = AddMemberResponse{}
-	mi := &file_coord_proto_msgTypes[54]
+	mi := &file_coord_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3688,7 +4331,7 @@ func (x *AddMemberResponse) String() string {
 func (*AddMemberResponse) ProtoMessage() {}
 
 func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[54]
+	mi := &file_coord_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3701,7 +4344,7 @@ func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
 func (*AddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{54}
+	return file_coord_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *AddMemberResponse) GetHeader() *ResponseHeader {
@@ -3727,7 +4370,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_coord_proto_msgTypes[55]
+	mi := &file_coord_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3739,7 +4382,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[55]
+	mi := &file_coord_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3752,7 +4395,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{55}
+	return file_coord_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -3772,7 +4415,7 @@ type RemoveMemberResponse struct {
 
 func (x *RemoveMemberResponse) Reset() {
 	*x = RemoveMemberResponse{}
-	mi := &file_coord_proto_msgTypes[56]
+	mi := &file_coord_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3784,7 +4427,7 @@ func (x *RemoveMemberResponse) String() string {
 func (*RemoveMemberResponse) ProtoMessage() {}
 
 func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[56]
+	mi := &file_coord_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3797,7 +4440,7 @@ func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{56}
+	return file_coord_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RemoveMemberResponse) GetHeader() *ResponseHeader {
@@ -3822,7 +4465,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_coord_proto_msgTypes[57]
+	mi := &file_coord_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3834,7 +4477,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[57]
+	mi := &file_coord_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3847,7 +4490,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{57}
+	return file_coord_proto_rawDescGZIP(), []int{67}
 }
 
 type StatusResponse struct {
@@ -3868,7 +4511,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_coord_proto_msgTypes[58]
+	mi := &file_coord_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3880,7 +4523,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[58]
+	mi := &file_coord_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3893,7 +4536,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{58}
+	return file_coord_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *StatusResponse) GetHeader() *ResponseHeader {
@@ -3974,7 +4617,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_coord_proto_msgTypes[59]
+	mi := &file_coord_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3986,7 +4629,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[59]
+	mi := &file_coord_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3999,7 +4642,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{59}
+	return file_coord_proto_rawDescGZIP(), []int{69}
 }
 
 type SnapshotChunk struct {
@@ -4011,7 +4654,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_coord_proto_msgTypes[60]
+	mi := &file_coord_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4023,7 +4666,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[60]
+	mi := &file_coord_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4036,7 +4679,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{60}
+	return file_coord_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -4055,7 +4698,7 @@ type KeepAlivesRequest struct {
 
 func (x *KeepAlivesRequest) Reset() {
 	*x = KeepAlivesRequest{}
-	mi := &file_coord_proto_msgTypes[61]
+	mi := &file_coord_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4067,7 +4710,7 @@ func (x *KeepAlivesRequest) String() string {
 func (*KeepAlivesRequest) ProtoMessage() {}
 
 func (x *KeepAlivesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[61]
+	mi := &file_coord_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4080,7 +4723,7 @@ func (x *KeepAlivesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlivesRequest.ProtoReflect.Descriptor instead.
 func (*KeepAlivesRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{61}
+	return file_coord_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *KeepAlivesRequest) GetSessionIds() []uint64 {
@@ -4099,7 +4742,7 @@ type KeepAlivesResponse struct {
 
 func (x *KeepAlivesResponse) Reset() {
 	*x = KeepAlivesResponse{}
-	mi := &file_coord_proto_msgTypes[62]
+	mi := &file_coord_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4111,7 +4754,7 @@ func (x *KeepAlivesResponse) String() string {
 func (*KeepAlivesResponse) ProtoMessage() {}
 
 func (x *KeepAlivesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[62]
+	mi := &file_coord_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4124,7 +4767,7 @@ func (x *KeepAlivesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlivesResponse.ProtoReflect.Descriptor instead.
 func (*KeepAlivesResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{62}
+	return file_coord_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *KeepAlivesResponse) GetUnknown() []uint64 {
@@ -4143,7 +4786,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_coord_proto_msgTypes[63]
+	mi := &file_coord_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4155,7 +4798,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[63]
+	mi := &file_coord_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4168,7 +4811,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{63}
+	return file_coord_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ProposeRequest) GetCommand() []byte {
@@ -4187,7 +4830,7 @@ type ProposeResponse struct {
 
 func (x *ProposeResponse) Reset() {
 	*x = ProposeResponse{}
-	mi := &file_coord_proto_msgTypes[64]
+	mi := &file_coord_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4199,7 +4842,7 @@ func (x *ProposeResponse) String() string {
 func (*ProposeResponse) ProtoMessage() {}
 
 func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[64]
+	mi := &file_coord_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4212,7 +4855,7 @@ func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
 func (*ProposeResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{64}
+	return file_coord_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ProposeResponse) GetResult() *ApplyResult {
@@ -4230,7 +4873,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_coord_proto_msgTypes[65]
+	mi := &file_coord_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4242,7 +4885,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[65]
+	mi := &file_coord_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4255,7 +4898,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{65}
+	return file_coord_proto_rawDescGZIP(), []int{75}
 }
 
 type ReadIndexResponse struct {
@@ -4267,7 +4910,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_coord_proto_msgTypes[66]
+	mi := &file_coord_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4279,7 +4922,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[66]
+	mi := &file_coord_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4292,7 +4935,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{66}
+	return file_coord_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -4315,7 +4958,7 @@ type ChangeMembersRequest struct {
 
 func (x *ChangeMembersRequest) Reset() {
 	*x = ChangeMembersRequest{}
-	mi := &file_coord_proto_msgTypes[67]
+	mi := &file_coord_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4327,7 +4970,7 @@ func (x *ChangeMembersRequest) String() string {
 func (*ChangeMembersRequest) ProtoMessage() {}
 
 func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[67]
+	mi := &file_coord_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4340,7 +4983,7 @@ func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersRequest.ProtoReflect.Descriptor instead.
 func (*ChangeMembersRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{67}
+	return file_coord_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ChangeMembersRequest) GetChange() isChangeMembersRequest_Change {
@@ -4392,7 +5035,7 @@ type ChangeMembersResponse struct {
 
 func (x *ChangeMembersResponse) Reset() {
 	*x = ChangeMembersResponse{}
-	mi := &file_coord_proto_msgTypes[68]
+	mi := &file_coord_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4404,7 +5047,7 @@ func (x *ChangeMembersResponse) String() string {
 func (*ChangeMembersResponse) ProtoMessage() {}
 
 func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[68]
+	mi := &file_coord_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4417,7 +5060,7 @@ func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersResponse.ProtoReflect.Descriptor instead.
 func (*ChangeMembersResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{68}
+	return file_coord_proto_rawDescGZIP(), []int{78}
 }
 
 // SnapshotNode is one znode in a snapshot stream (see coord/tree/snapshot.go
@@ -4428,13 +5071,14 @@ type SnapshotNode struct {
 	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	Stat          *Stat                  `protobuf:"bytes,3,opt,name=stat,proto3" json:"stat,omitempty"`
 	Seq           uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"` // next sequence number for sequential children
+	Acl           []*ACLEntry            `protobuf:"bytes,5,rep,name=acl,proto3" json:"acl,omitempty"`  // format 3: the node's ACL (empty: open)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotNode) Reset() {
 	*x = SnapshotNode{}
-	mi := &file_coord_proto_msgTypes[69]
+	mi := &file_coord_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4446,7 +5090,7 @@ func (x *SnapshotNode) String() string {
 func (*SnapshotNode) ProtoMessage() {}
 
 func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[69]
+	mi := &file_coord_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4459,7 +5103,7 @@ func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotNode.ProtoReflect.Descriptor instead.
 func (*SnapshotNode) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{69}
+	return file_coord_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *SnapshotNode) GetPath() string {
@@ -4490,6 +5134,13 @@ func (x *SnapshotNode) GetSeq() uint64 {
 	return 0
 }
 
+func (x *SnapshotNode) GetAcl() []*ACLEntry {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
 type SnapshotSession struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     uint64                 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -4500,7 +5151,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_coord_proto_msgTypes[70]
+	mi := &file_coord_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4512,7 +5163,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[70]
+	mi := &file_coord_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4525,7 +5176,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{70}
+	return file_coord_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *SnapshotSession) GetSessionId() uint64 {
@@ -4554,7 +5205,7 @@ type SnapshotReply struct {
 
 func (x *SnapshotReply) Reset() {
 	*x = SnapshotReply{}
-	mi := &file_coord_proto_msgTypes[71]
+	mi := &file_coord_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4566,7 +5217,7 @@ func (x *SnapshotReply) String() string {
 func (*SnapshotReply) ProtoMessage() {}
 
 func (x *SnapshotReply) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[71]
+	mi := &file_coord_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4579,7 +5230,7 @@ func (x *SnapshotReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotReply.ProtoReflect.Descriptor instead.
 func (*SnapshotReply) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{71}
+	return file_coord_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *SnapshotReply) GetSessionId() uint64 {
@@ -4615,7 +5266,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_coord_proto_msgTypes[72]
+	mi := &file_coord_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4627,7 +5278,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[72]
+	mi := &file_coord_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4640,7 +5291,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{72}
+	return file_coord_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -4679,7 +5330,7 @@ const file_coord_proto_rawDesc = "" +
 	"\vErrorDetail\x12'\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x13.coord.v1.ErrorCodeR\x04code\x12\x1b\n" +
 	"\tfailed_op\x18\x02 \x01(\x05R\bfailedOp\x12\x12\n" +
-	"\x04path\x18\x03 \x01(\tR\x04path\"\xf6\x02\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\"\x92\x03\n" +
 	"\x04Stat\x12\x14\n" +
 	"\x05czxid\x18\x01 \x01(\x04R\x05czxid\x12\x14\n" +
 	"\x05mzxid\x18\x02 \x01(\x04R\x05mzxid\x12\x14\n" +
@@ -4695,13 +5346,20 @@ const file_coord_proto_rawDesc = "" +
 	" \x01(\x03R\vnumChildren\x12\x15\n" +
 	"\x06ttl_ms\x18\v \x01(\x03R\x05ttlMs\x12(\n" +
 	"\x04mode\x18\f \x01(\x0e2\x14.coord.v1.CreateModeR\x04mode\x12\x1c\n" +
-	"\tdirectory\x18\r \x01(\bR\tdirectory\"A\n" +
+	"\tdirectory\x18\r \x01(\bR\tdirectory\x12\x1a\n" +
+	"\baversion\x18\x0e \x01(\x03R\baversion\"0\n" +
+	"\bACLEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05perms\x18\x02 \x01(\rR\x05perms\"0\n" +
+	"\x06Caller\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x14\n" +
+	"\x05super\x18\x02 \x01(\bR\x05super\"A\n" +
 	"\x0eResponseHeader\x12\x12\n" +
 	"\x04zxid\x18\x01 \x01(\x04R\x04zxid\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\"a\n" +
 	"\vReadOptions\x127\n" +
 	"\vconsistency\x18\x01 \x01(\x0e2\x15.coord.v1.ConsistencyR\vconsistency\x12\x19\n" +
-	"\bmin_zxid\x18\x02 \x01(\x04R\aminZxid\"\xd0\x01\n" +
+	"\bmin_zxid\x18\x02 \x01(\x04R\aminZxid\"\xf6\x01\n" +
 	"\bCreateOp\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12(\n" +
@@ -4712,7 +5370,8 @@ const file_coord_proto_rawDesc = "" +
 	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x06 \x01(\x04R\tsessionId\x12\x1c\n" +
-	"\tdirectory\x18\a \x01(\bR\tdirectory\"I\n" +
+	"\tdirectory\x18\a \x01(\bR\tdirectory\x12$\n" +
+	"\x03acl\x18\b \x03(\v2\x12.coord.v1.ACLEntryR\x03acl\"I\n" +
 	"\x05SetOp\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
@@ -4723,18 +5382,25 @@ const file_coord_proto_rawDesc = "" +
 	"\trecursive\x18\x03 \x01(\bR\trecursive\"7\n" +
 	"\aCheckOp\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\"\xb6\x01\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\"e\n" +
+	"\bSetACLOp\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12$\n" +
+	"\x03acl\x18\x02 \x03(\v2\x12.coord.v1.ACLEntryR\x03acl\x12\x1f\n" +
+	"\vacl_version\x18\x03 \x01(\x03R\n" +
+	"aclVersion\"\xe5\x01\n" +
 	"\x02Op\x12,\n" +
 	"\x06create\x18\x01 \x01(\v2\x12.coord.v1.CreateOpH\x00R\x06create\x12#\n" +
 	"\x03set\x18\x02 \x01(\v2\x0f.coord.v1.SetOpH\x00R\x03set\x12,\n" +
 	"\x06delete\x18\x03 \x01(\v2\x12.coord.v1.DeleteOpH\x00R\x06delete\x12)\n" +
-	"\x05check\x18\x04 \x01(\v2\x11.coord.v1.CheckOpH\x00R\x05checkB\x04\n" +
-	"\x02op\"\xd0\x01\n" +
+	"\x05check\x18\x04 \x01(\v2\x11.coord.v1.CheckOpH\x00R\x05check\x12-\n" +
+	"\aset_acl\x18\x05 \x01(\v2\x12.coord.v1.SetACLOpH\x00R\x06setAclB\x04\n" +
+	"\x02op\"\x83\x02\n" +
 	"\bOpResult\x120\n" +
 	"\x06create\x18\x01 \x01(\v2\x16.coord.v1.CreateResultH\x00R\x06create\x12'\n" +
 	"\x03set\x18\x02 \x01(\v2\x13.coord.v1.SetResultH\x00R\x03set\x120\n" +
 	"\x06delete\x18\x03 \x01(\v2\x16.coord.v1.DeleteResultH\x00R\x06delete\x12-\n" +
-	"\x05check\x18\x04 \x01(\v2\x15.coord.v1.CheckResultH\x00R\x05checkB\b\n" +
+	"\x05check\x18\x04 \x01(\v2\x15.coord.v1.CheckResultH\x00R\x05check\x121\n" +
+	"\aset_acl\x18\x05 \x01(\v2\x16.coord.v1.SetACLResultH\x00R\x06setAclB\b\n" +
 	"\x06result\"F\n" +
 	"\fCreateResult\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\"\n" +
@@ -4744,6 +5410,8 @@ const file_coord_proto_rawDesc = "" +
 	"\fDeleteResult\x12\x18\n" +
 	"\adeleted\x18\x01 \x01(\x03R\adeleted\"1\n" +
 	"\vCheckResult\x12\"\n" +
+	"\x04stat\x18\x01 \x01(\v2\x0e.coord.v1.StatR\x04stat\"2\n" +
+	"\fSetACLResult\x12\"\n" +
 	"\x04stat\x18\x01 \x01(\v2\x0e.coord.v1.StatR\x04stat\"\x83\x02\n" +
 	"\aCommand\x12\x17\n" +
 	"\atime_ms\x18\x01 \x01(\x03R\x06timeMs\x12!\n" +
@@ -4752,7 +5420,7 @@ const file_coord_proto_rawDesc = "" +
 	"\rclose_session\x18\x04 \x01(\v2\x16.coord.v1.CloseSessionH\x00R\fcloseSession\x124\n" +
 	"\n" +
 	"expire_ttl\x18\x05 \x01(\v2\x13.coord.v1.ExpireTTLH\x00R\texpireTtlB\x05\n" +
-	"\x03cmd\"\x84\x01\n" +
+	"\x03cmd\"\xae\x01\n" +
 	"\x03Txn\x12\x1e\n" +
 	"\x03ops\x18\x01 \x03(\v2\f.coord.v1.OpR\x03ops\x12\x1d\n" +
 	"\n" +
@@ -4760,7 +5428,8 @@ const file_coord_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x03 \x01(\x04R\trequestId\x12\x1f\n" +
 	"\vacked_below\x18\x04 \x01(\x04R\n" +
-	"ackedBelow\"M\n" +
+	"ackedBelow\x12(\n" +
+	"\x06caller\x18\x05 \x01(\v2\x10.coord.v1.CallerR\x06caller\"M\n" +
 	"\rCreateSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x1d\n" +
@@ -4780,7 +5449,24 @@ const file_coord_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.coord.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x1b\n" +
 	"\tfailed_op\x18\x04 \x01(\x05R\bfailedOp\x12,\n" +
-	"\aresults\x18\x05 \x03(\v2\x12.coord.v1.OpResultR\aresults\"\xb5\x01\n" +
+	"\aresults\x18\x05 \x03(\v2\x12.coord.v1.OpResultR\aresults\"`\n" +
+	"\rSetACLRequest\x12+\n" +
+	"\x05write\x18\x01 \x01(\v2\x15.coord.v1.WriteHeaderR\x05write\x12\"\n" +
+	"\x02op\x18\x02 \x01(\v2\x12.coord.v1.SetACLOpR\x02op\"f\n" +
+	"\x0eSetACLResponse\x120\n" +
+	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\x12\"\n" +
+	"\x04stat\x18\x02 \x01(\v2\x0e.coord.v1.StatR\x04stat\"N\n" +
+	"\rGetACLRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12)\n" +
+	"\x04read\x18\x02 \x01(\v2\x15.coord.v1.ReadOptionsR\x04read\"\x8c\x01\n" +
+	"\x0eGetACLResponse\x120\n" +
+	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\x12$\n" +
+	"\x03acl\x18\x02 \x03(\v2\x12.coord.v1.ACLEntryR\x03acl\x12\"\n" +
+	"\x04stat\x18\x03 \x01(\v2\x0e.coord.v1.StatR\x04stat\"\x0f\n" +
+	"\rWhoAmIRequest\"8\n" +
+	"\x0eWhoAmIResponse\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x14\n" +
+	"\x05super\x18\x02 \x01(\bR\x05super\"\xb5\x01\n" +
 	"\fWatchRequest\x12/\n" +
 	"\x06create\x18\x01 \x01(\v2\x15.coord.v1.WatchCreateH\x00R\x06create\x12/\n" +
 	"\x06cancel\x18\x02 \x01(\v2\x15.coord.v1.WatchCancelH\x00R\x06cancel\x12<\n" +
@@ -4946,12 +5632,13 @@ const file_coord_proto_rawDesc = "" +
 	"\x03add\x18\x01 \x01(\v2\x1a.coord.v1.AddMemberRequestH\x00R\x03add\x127\n" +
 	"\x06remove\x18\x02 \x01(\v2\x1d.coord.v1.RemoveMemberRequestH\x00R\x06removeB\b\n" +
 	"\x06change\"\x17\n" +
-	"\x15ChangeMembersResponse\"l\n" +
+	"\x15ChangeMembersResponse\"\x92\x01\n" +
 	"\fSnapshotNode\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\"\n" +
 	"\x04stat\x18\x03 \x01(\v2\x0e.coord.v1.StatR\x04stat\x12\x10\n" +
-	"\x03seq\x18\x04 \x01(\x04R\x03seq\"O\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12$\n" +
+	"\x03acl\x18\x05 \x03(\v2\x12.coord.v1.ACLEntryR\x03acl\"O\n" +
 	"\x0fSnapshotSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x1d\n" +
@@ -4967,7 +5654,7 @@ const file_coord_proto_rawDesc = "" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12\x12\n" +
 	"\x04zxid\x18\x02 \x01(\x04R\x04zxid\x12\x14\n" +
 	"\x05nodes\x18\x03 \x01(\x03R\x05nodes\x12\x1a\n" +
-	"\bsessions\x18\x04 \x01(\x03R\bsessions*\xc1\x02\n" +
+	"\bsessions\x18\x04 \x01(\x03R\bsessions*\xf4\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\v\n" +
 	"\aNO_NODE\x10\x01\x12\x0f\n" +
@@ -4989,7 +5676,19 @@ const file_coord_proto_rawDesc = "" +
 	"\n" +
 	"MEMBERSHIP\x10\x0f\x12\v\n" +
 	"\aTIMEOUT\x10\x10\x12\x13\n" +
-	"\x0fUNKNOWN_OUTCOME\x10\x11*C\n" +
+	"\x0fUNKNOWN_OUTCOME\x10\x11\x12\v\n" +
+	"\aNO_AUTH\x10\x12\x12\x13\n" +
+	"\x0fUNAUTHENTICATED\x10\x13\x12\x0f\n" +
+	"\vINVALID_ACL\x10\x14*M\n" +
+	"\x04Perm\x12\r\n" +
+	"\tPERM_NONE\x10\x00\x12\b\n" +
+	"\x04READ\x10\x01\x12\t\n" +
+	"\x05WRITE\x10\x02\x12\n" +
+	"\n" +
+	"\x06CREATE\x10\x04\x12\n" +
+	"\n" +
+	"\x06DELETE\x10\b\x12\t\n" +
+	"\x05ADMIN\x10\x10*C\n" +
 	"\n" +
 	"CreateMode\x12\x0e\n" +
 	"\n" +
@@ -5013,7 +5712,8 @@ const file_coord_proto_rawDesc = "" +
 	"\fNODE_CREATED\x10\x01\x12\x10\n" +
 	"\fNODE_DELETED\x10\x02\x12\x15\n" +
 	"\x11NODE_DATA_CHANGED\x10\x03\x12\x19\n" +
-	"\x15NODE_CHILDREN_CHANGED\x10\x042\xcd\b\n" +
+	"\x15NODE_CHILDREN_CHANGED\x10\x042\x84\n" +
+	"\n" +
 	"\x05Coord\x12;\n" +
 	"\x06Create\x12\x17.coord.v1.CreateRequest\x1a\x18.coord.v1.CreateResponse\x12;\n" +
 	"\x06Delete\x12\x17.coord.v1.DeleteRequest\x1a\x18.coord.v1.DeleteResponse\x122\n" +
@@ -5031,7 +5731,10 @@ const file_coord_proto_rawDesc = "" +
 	"\fRemoveMember\x12\x1d.coord.v1.RemoveMemberRequest\x1a\x1e.coord.v1.RemoveMemberResponse\x12;\n" +
 	"\x06Status\x12\x17.coord.v1.StatusRequest\x1a\x18.coord.v1.StatusResponse\x12@\n" +
 	"\bSnapshot\x12\x19.coord.v1.SnapshotRequest\x1a\x17.coord.v1.SnapshotChunk0\x01\x12<\n" +
-	"\x05Watch\x12\x16.coord.v1.WatchRequest\x1a\x17.coord.v1.WatchResponse(\x010\x012\xa7\x02\n" +
+	"\x05Watch\x12\x16.coord.v1.WatchRequest\x1a\x17.coord.v1.WatchResponse(\x010\x01\x12;\n" +
+	"\x06SetACL\x12\x17.coord.v1.SetACLRequest\x1a\x18.coord.v1.SetACLResponse\x12;\n" +
+	"\x06GetACL\x12\x17.coord.v1.GetACLRequest\x1a\x18.coord.v1.GetACLResponse\x12;\n" +
+	"\x06WhoAmI\x12\x17.coord.v1.WhoAmIRequest\x1a\x18.coord.v1.WhoAmIResponse2\xa7\x02\n" +
 	"\x04Peer\x12>\n" +
 	"\aPropose\x12\x18.coord.v1.ProposeRequest\x1a\x19.coord.v1.ProposeResponse\x12D\n" +
 	"\tReadIndex\x12\x1a.coord.v1.ReadIndexRequest\x1a\x1b.coord.v1.ReadIndexResponse\x12P\n" +
@@ -5051,206 +5754,238 @@ func file_coord_proto_rawDescGZIP() []byte {
 	return file_coord_proto_rawDescData
 }
 
-var file_coord_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_coord_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
 var file_coord_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: coord.v1.ErrorCode
-	(CreateMode)(0),               // 1: coord.v1.CreateMode
-	(Consistency)(0),              // 2: coord.v1.Consistency
-	(WatchKind)(0),                // 3: coord.v1.WatchKind
-	(EventType)(0),                // 4: coord.v1.EventType
-	(*ErrorDetail)(nil),           // 5: coord.v1.ErrorDetail
-	(*Stat)(nil),                  // 6: coord.v1.Stat
-	(*ResponseHeader)(nil),        // 7: coord.v1.ResponseHeader
-	(*ReadOptions)(nil),           // 8: coord.v1.ReadOptions
-	(*CreateOp)(nil),              // 9: coord.v1.CreateOp
-	(*SetOp)(nil),                 // 10: coord.v1.SetOp
-	(*DeleteOp)(nil),              // 11: coord.v1.DeleteOp
-	(*CheckOp)(nil),               // 12: coord.v1.CheckOp
-	(*Op)(nil),                    // 13: coord.v1.Op
-	(*OpResult)(nil),              // 14: coord.v1.OpResult
-	(*CreateResult)(nil),          // 15: coord.v1.CreateResult
-	(*SetResult)(nil),             // 16: coord.v1.SetResult
-	(*DeleteResult)(nil),          // 17: coord.v1.DeleteResult
-	(*CheckResult)(nil),           // 18: coord.v1.CheckResult
-	(*Command)(nil),               // 19: coord.v1.Command
-	(*Txn)(nil),                   // 20: coord.v1.Txn
-	(*CreateSession)(nil),         // 21: coord.v1.CreateSession
-	(*CloseSession)(nil),          // 22: coord.v1.CloseSession
-	(*ExpireTTL)(nil),             // 23: coord.v1.ExpireTTL
-	(*ExpireTTLNode)(nil),         // 24: coord.v1.ExpireTTLNode
-	(*ApplyResult)(nil),           // 25: coord.v1.ApplyResult
-	(*WatchRequest)(nil),          // 26: coord.v1.WatchRequest
-	(*WatchCreate)(nil),           // 27: coord.v1.WatchCreate
-	(*WatchCancel)(nil),           // 28: coord.v1.WatchCancel
-	(*WatchProgressRequest)(nil),  // 29: coord.v1.WatchProgressRequest
-	(*WatchEvent)(nil),            // 30: coord.v1.WatchEvent
-	(*WatchResponse)(nil),         // 31: coord.v1.WatchResponse
-	(*WriteHeader)(nil),           // 32: coord.v1.WriteHeader
-	(*CreateRequest)(nil),         // 33: coord.v1.CreateRequest
-	(*CreateResponse)(nil),        // 34: coord.v1.CreateResponse
-	(*DeleteRequest)(nil),         // 35: coord.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 36: coord.v1.DeleteResponse
-	(*SetRequest)(nil),            // 37: coord.v1.SetRequest
-	(*SetResponse)(nil),           // 38: coord.v1.SetResponse
-	(*GetRequest)(nil),            // 39: coord.v1.GetRequest
-	(*GetResponse)(nil),           // 40: coord.v1.GetResponse
-	(*ExistsRequest)(nil),         // 41: coord.v1.ExistsRequest
-	(*ExistsResponse)(nil),        // 42: coord.v1.ExistsResponse
-	(*ChildrenRequest)(nil),       // 43: coord.v1.ChildrenRequest
-	(*ChildrenResponse)(nil),      // 44: coord.v1.ChildrenResponse
-	(*MultiRequest)(nil),          // 45: coord.v1.MultiRequest
-	(*MultiResponse)(nil),         // 46: coord.v1.MultiResponse
-	(*SyncRequest)(nil),           // 47: coord.v1.SyncRequest
-	(*SyncResponse)(nil),          // 48: coord.v1.SyncResponse
-	(*OpenSessionRequest)(nil),    // 49: coord.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),   // 50: coord.v1.OpenSessionResponse
-	(*KeepAliveRequest)(nil),      // 51: coord.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),     // 52: coord.v1.KeepAliveResponse
-	(*CloseSessionRequest)(nil),   // 53: coord.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),  // 54: coord.v1.CloseSessionResponse
-	(*Member)(nil),                // 55: coord.v1.Member
-	(*MembersRequest)(nil),        // 56: coord.v1.MembersRequest
-	(*MembersResponse)(nil),       // 57: coord.v1.MembersResponse
-	(*AddMemberRequest)(nil),      // 58: coord.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),     // 59: coord.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),   // 60: coord.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),  // 61: coord.v1.RemoveMemberResponse
-	(*StatusRequest)(nil),         // 62: coord.v1.StatusRequest
-	(*StatusResponse)(nil),        // 63: coord.v1.StatusResponse
-	(*SnapshotRequest)(nil),       // 64: coord.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 65: coord.v1.SnapshotChunk
-	(*KeepAlivesRequest)(nil),     // 66: coord.v1.KeepAlivesRequest
-	(*KeepAlivesResponse)(nil),    // 67: coord.v1.KeepAlivesResponse
-	(*ProposeRequest)(nil),        // 68: coord.v1.ProposeRequest
-	(*ProposeResponse)(nil),       // 69: coord.v1.ProposeResponse
-	(*ReadIndexRequest)(nil),      // 70: coord.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),     // 71: coord.v1.ReadIndexResponse
-	(*ChangeMembersRequest)(nil),  // 72: coord.v1.ChangeMembersRequest
-	(*ChangeMembersResponse)(nil), // 73: coord.v1.ChangeMembersResponse
-	(*SnapshotNode)(nil),          // 74: coord.v1.SnapshotNode
-	(*SnapshotSession)(nil),       // 75: coord.v1.SnapshotSession
-	(*SnapshotReply)(nil),         // 76: coord.v1.SnapshotReply
-	(*SnapshotHeader)(nil),        // 77: coord.v1.SnapshotHeader
+	(Perm)(0),                     // 1: coord.v1.Perm
+	(CreateMode)(0),               // 2: coord.v1.CreateMode
+	(Consistency)(0),              // 3: coord.v1.Consistency
+	(WatchKind)(0),                // 4: coord.v1.WatchKind
+	(EventType)(0),                // 5: coord.v1.EventType
+	(*ErrorDetail)(nil),           // 6: coord.v1.ErrorDetail
+	(*Stat)(nil),                  // 7: coord.v1.Stat
+	(*ACLEntry)(nil),              // 8: coord.v1.ACLEntry
+	(*Caller)(nil),                // 9: coord.v1.Caller
+	(*ResponseHeader)(nil),        // 10: coord.v1.ResponseHeader
+	(*ReadOptions)(nil),           // 11: coord.v1.ReadOptions
+	(*CreateOp)(nil),              // 12: coord.v1.CreateOp
+	(*SetOp)(nil),                 // 13: coord.v1.SetOp
+	(*DeleteOp)(nil),              // 14: coord.v1.DeleteOp
+	(*CheckOp)(nil),               // 15: coord.v1.CheckOp
+	(*SetACLOp)(nil),              // 16: coord.v1.SetACLOp
+	(*Op)(nil),                    // 17: coord.v1.Op
+	(*OpResult)(nil),              // 18: coord.v1.OpResult
+	(*CreateResult)(nil),          // 19: coord.v1.CreateResult
+	(*SetResult)(nil),             // 20: coord.v1.SetResult
+	(*DeleteResult)(nil),          // 21: coord.v1.DeleteResult
+	(*CheckResult)(nil),           // 22: coord.v1.CheckResult
+	(*SetACLResult)(nil),          // 23: coord.v1.SetACLResult
+	(*Command)(nil),               // 24: coord.v1.Command
+	(*Txn)(nil),                   // 25: coord.v1.Txn
+	(*CreateSession)(nil),         // 26: coord.v1.CreateSession
+	(*CloseSession)(nil),          // 27: coord.v1.CloseSession
+	(*ExpireTTL)(nil),             // 28: coord.v1.ExpireTTL
+	(*ExpireTTLNode)(nil),         // 29: coord.v1.ExpireTTLNode
+	(*ApplyResult)(nil),           // 30: coord.v1.ApplyResult
+	(*SetACLRequest)(nil),         // 31: coord.v1.SetACLRequest
+	(*SetACLResponse)(nil),        // 32: coord.v1.SetACLResponse
+	(*GetACLRequest)(nil),         // 33: coord.v1.GetACLRequest
+	(*GetACLResponse)(nil),        // 34: coord.v1.GetACLResponse
+	(*WhoAmIRequest)(nil),         // 35: coord.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),        // 36: coord.v1.WhoAmIResponse
+	(*WatchRequest)(nil),          // 37: coord.v1.WatchRequest
+	(*WatchCreate)(nil),           // 38: coord.v1.WatchCreate
+	(*WatchCancel)(nil),           // 39: coord.v1.WatchCancel
+	(*WatchProgressRequest)(nil),  // 40: coord.v1.WatchProgressRequest
+	(*WatchEvent)(nil),            // 41: coord.v1.WatchEvent
+	(*WatchResponse)(nil),         // 42: coord.v1.WatchResponse
+	(*WriteHeader)(nil),           // 43: coord.v1.WriteHeader
+	(*CreateRequest)(nil),         // 44: coord.v1.CreateRequest
+	(*CreateResponse)(nil),        // 45: coord.v1.CreateResponse
+	(*DeleteRequest)(nil),         // 46: coord.v1.DeleteRequest
+	(*DeleteResponse)(nil),        // 47: coord.v1.DeleteResponse
+	(*SetRequest)(nil),            // 48: coord.v1.SetRequest
+	(*SetResponse)(nil),           // 49: coord.v1.SetResponse
+	(*GetRequest)(nil),            // 50: coord.v1.GetRequest
+	(*GetResponse)(nil),           // 51: coord.v1.GetResponse
+	(*ExistsRequest)(nil),         // 52: coord.v1.ExistsRequest
+	(*ExistsResponse)(nil),        // 53: coord.v1.ExistsResponse
+	(*ChildrenRequest)(nil),       // 54: coord.v1.ChildrenRequest
+	(*ChildrenResponse)(nil),      // 55: coord.v1.ChildrenResponse
+	(*MultiRequest)(nil),          // 56: coord.v1.MultiRequest
+	(*MultiResponse)(nil),         // 57: coord.v1.MultiResponse
+	(*SyncRequest)(nil),           // 58: coord.v1.SyncRequest
+	(*SyncResponse)(nil),          // 59: coord.v1.SyncResponse
+	(*OpenSessionRequest)(nil),    // 60: coord.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),   // 61: coord.v1.OpenSessionResponse
+	(*KeepAliveRequest)(nil),      // 62: coord.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),     // 63: coord.v1.KeepAliveResponse
+	(*CloseSessionRequest)(nil),   // 64: coord.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 65: coord.v1.CloseSessionResponse
+	(*Member)(nil),                // 66: coord.v1.Member
+	(*MembersRequest)(nil),        // 67: coord.v1.MembersRequest
+	(*MembersResponse)(nil),       // 68: coord.v1.MembersResponse
+	(*AddMemberRequest)(nil),      // 69: coord.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),     // 70: coord.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),   // 71: coord.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),  // 72: coord.v1.RemoveMemberResponse
+	(*StatusRequest)(nil),         // 73: coord.v1.StatusRequest
+	(*StatusResponse)(nil),        // 74: coord.v1.StatusResponse
+	(*SnapshotRequest)(nil),       // 75: coord.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 76: coord.v1.SnapshotChunk
+	(*KeepAlivesRequest)(nil),     // 77: coord.v1.KeepAlivesRequest
+	(*KeepAlivesResponse)(nil),    // 78: coord.v1.KeepAlivesResponse
+	(*ProposeRequest)(nil),        // 79: coord.v1.ProposeRequest
+	(*ProposeResponse)(nil),       // 80: coord.v1.ProposeResponse
+	(*ReadIndexRequest)(nil),      // 81: coord.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),     // 82: coord.v1.ReadIndexResponse
+	(*ChangeMembersRequest)(nil),  // 83: coord.v1.ChangeMembersRequest
+	(*ChangeMembersResponse)(nil), // 84: coord.v1.ChangeMembersResponse
+	(*SnapshotNode)(nil),          // 85: coord.v1.SnapshotNode
+	(*SnapshotSession)(nil),       // 86: coord.v1.SnapshotSession
+	(*SnapshotReply)(nil),         // 87: coord.v1.SnapshotReply
+	(*SnapshotHeader)(nil),        // 88: coord.v1.SnapshotHeader
 }
 var file_coord_proto_depIdxs = []int32{
-	0,  // 0: coord.v1.ErrorDetail.code:type_name -> coord.v1.ErrorCode
-	1,  // 1: coord.v1.Stat.mode:type_name -> coord.v1.CreateMode
-	2,  // 2: coord.v1.ReadOptions.consistency:type_name -> coord.v1.Consistency
-	1,  // 3: coord.v1.CreateOp.mode:type_name -> coord.v1.CreateMode
-	9,  // 4: coord.v1.Op.create:type_name -> coord.v1.CreateOp
-	10, // 5: coord.v1.Op.set:type_name -> coord.v1.SetOp
-	11, // 6: coord.v1.Op.delete:type_name -> coord.v1.DeleteOp
-	12, // 7: coord.v1.Op.check:type_name -> coord.v1.CheckOp
-	15, // 8: coord.v1.OpResult.create:type_name -> coord.v1.CreateResult
-	16, // 9: coord.v1.OpResult.set:type_name -> coord.v1.SetResult
-	17, // 10: coord.v1.OpResult.delete:type_name -> coord.v1.DeleteResult
-	18, // 11: coord.v1.OpResult.check:type_name -> coord.v1.CheckResult
-	6,  // 12: coord.v1.CreateResult.stat:type_name -> coord.v1.Stat
-	6,  // 13: coord.v1.SetResult.stat:type_name -> coord.v1.Stat
-	6,  // 14: coord.v1.CheckResult.stat:type_name -> coord.v1.Stat
-	20, // 15: coord.v1.Command.txn:type_name -> coord.v1.Txn
-	21, // 16: coord.v1.Command.create_session:type_name -> coord.v1.CreateSession
-	22, // 17: coord.v1.Command.close_session:type_name -> coord.v1.CloseSession
-	23, // 18: coord.v1.Command.expire_ttl:type_name -> coord.v1.ExpireTTL
-	13, // 19: coord.v1.Txn.ops:type_name -> coord.v1.Op
-	24, // 20: coord.v1.ExpireTTL.nodes:type_name -> coord.v1.ExpireTTLNode
-	0,  // 21: coord.v1.ApplyResult.code:type_name -> coord.v1.ErrorCode
-	14, // 22: coord.v1.ApplyResult.results:type_name -> coord.v1.OpResult
-	27, // 23: coord.v1.WatchRequest.create:type_name -> coord.v1.WatchCreate
-	28, // 24: coord.v1.WatchRequest.cancel:type_name -> coord.v1.WatchCancel
-	29, // 25: coord.v1.WatchRequest.progress:type_name -> coord.v1.WatchProgressRequest
-	3,  // 26: coord.v1.WatchCreate.kind:type_name -> coord.v1.WatchKind
-	4,  // 27: coord.v1.WatchEvent.type:type_name -> coord.v1.EventType
-	30, // 28: coord.v1.WatchResponse.events:type_name -> coord.v1.WatchEvent
-	9,  // 29: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
-	32, // 30: coord.v1.CreateRequest.write:type_name -> coord.v1.WriteHeader
-	7,  // 31: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 32: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
-	11, // 33: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
-	32, // 34: coord.v1.DeleteRequest.write:type_name -> coord.v1.WriteHeader
-	7,  // 35: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
-	10, // 36: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
-	32, // 37: coord.v1.SetRequest.write:type_name -> coord.v1.WriteHeader
-	7,  // 38: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 39: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
-	8,  // 40: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
-	7,  // 41: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 42: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
-	8,  // 43: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
-	7,  // 44: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 45: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
-	8,  // 46: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
-	7,  // 47: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
-	6,  // 48: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
-	13, // 49: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
-	32, // 50: coord.v1.MultiRequest.write:type_name -> coord.v1.WriteHeader
-	7,  // 51: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
-	14, // 52: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
-	7,  // 53: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
-	7,  // 54: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	7,  // 55: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
-	7,  // 56: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	7,  // 57: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
-	55, // 58: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
-	7,  // 59: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	55, // 60: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
-	7,  // 61: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	55, // 62: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
-	7,  // 63: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
-	55, // 64: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
-	25, // 65: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
-	58, // 66: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
-	60, // 67: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
-	6,  // 68: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
-	25, // 69: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
-	33, // 70: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
-	35, // 71: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
-	37, // 72: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
-	39, // 73: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
-	41, // 74: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
-	43, // 75: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
-	45, // 76: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
-	47, // 77: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
-	49, // 78: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
-	51, // 79: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
-	53, // 80: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
-	56, // 81: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
-	58, // 82: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
-	60, // 83: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
-	62, // 84: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
-	64, // 85: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
-	26, // 86: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
-	68, // 87: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
-	70, // 88: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
-	72, // 89: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
-	66, // 90: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
-	34, // 91: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
-	36, // 92: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
-	38, // 93: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
-	40, // 94: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
-	42, // 95: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
-	44, // 96: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
-	46, // 97: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
-	48, // 98: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
-	50, // 99: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
-	52, // 100: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
-	54, // 101: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
-	57, // 102: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
-	59, // 103: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
-	61, // 104: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
-	63, // 105: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
-	65, // 106: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
-	31, // 107: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
-	69, // 108: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
-	71, // 109: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
-	73, // 110: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
-	67, // 111: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
-	91, // [91:112] is the sub-list for method output_type
-	70, // [70:91] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	0,   // 0: coord.v1.ErrorDetail.code:type_name -> coord.v1.ErrorCode
+	2,   // 1: coord.v1.Stat.mode:type_name -> coord.v1.CreateMode
+	3,   // 2: coord.v1.ReadOptions.consistency:type_name -> coord.v1.Consistency
+	2,   // 3: coord.v1.CreateOp.mode:type_name -> coord.v1.CreateMode
+	8,   // 4: coord.v1.CreateOp.acl:type_name -> coord.v1.ACLEntry
+	8,   // 5: coord.v1.SetACLOp.acl:type_name -> coord.v1.ACLEntry
+	12,  // 6: coord.v1.Op.create:type_name -> coord.v1.CreateOp
+	13,  // 7: coord.v1.Op.set:type_name -> coord.v1.SetOp
+	14,  // 8: coord.v1.Op.delete:type_name -> coord.v1.DeleteOp
+	15,  // 9: coord.v1.Op.check:type_name -> coord.v1.CheckOp
+	16,  // 10: coord.v1.Op.set_acl:type_name -> coord.v1.SetACLOp
+	19,  // 11: coord.v1.OpResult.create:type_name -> coord.v1.CreateResult
+	20,  // 12: coord.v1.OpResult.set:type_name -> coord.v1.SetResult
+	21,  // 13: coord.v1.OpResult.delete:type_name -> coord.v1.DeleteResult
+	22,  // 14: coord.v1.OpResult.check:type_name -> coord.v1.CheckResult
+	23,  // 15: coord.v1.OpResult.set_acl:type_name -> coord.v1.SetACLResult
+	7,   // 16: coord.v1.CreateResult.stat:type_name -> coord.v1.Stat
+	7,   // 17: coord.v1.SetResult.stat:type_name -> coord.v1.Stat
+	7,   // 18: coord.v1.CheckResult.stat:type_name -> coord.v1.Stat
+	7,   // 19: coord.v1.SetACLResult.stat:type_name -> coord.v1.Stat
+	25,  // 20: coord.v1.Command.txn:type_name -> coord.v1.Txn
+	26,  // 21: coord.v1.Command.create_session:type_name -> coord.v1.CreateSession
+	27,  // 22: coord.v1.Command.close_session:type_name -> coord.v1.CloseSession
+	28,  // 23: coord.v1.Command.expire_ttl:type_name -> coord.v1.ExpireTTL
+	17,  // 24: coord.v1.Txn.ops:type_name -> coord.v1.Op
+	9,   // 25: coord.v1.Txn.caller:type_name -> coord.v1.Caller
+	29,  // 26: coord.v1.ExpireTTL.nodes:type_name -> coord.v1.ExpireTTLNode
+	0,   // 27: coord.v1.ApplyResult.code:type_name -> coord.v1.ErrorCode
+	18,  // 28: coord.v1.ApplyResult.results:type_name -> coord.v1.OpResult
+	43,  // 29: coord.v1.SetACLRequest.write:type_name -> coord.v1.WriteHeader
+	16,  // 30: coord.v1.SetACLRequest.op:type_name -> coord.v1.SetACLOp
+	10,  // 31: coord.v1.SetACLResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 32: coord.v1.SetACLResponse.stat:type_name -> coord.v1.Stat
+	11,  // 33: coord.v1.GetACLRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 34: coord.v1.GetACLResponse.header:type_name -> coord.v1.ResponseHeader
+	8,   // 35: coord.v1.GetACLResponse.acl:type_name -> coord.v1.ACLEntry
+	7,   // 36: coord.v1.GetACLResponse.stat:type_name -> coord.v1.Stat
+	38,  // 37: coord.v1.WatchRequest.create:type_name -> coord.v1.WatchCreate
+	39,  // 38: coord.v1.WatchRequest.cancel:type_name -> coord.v1.WatchCancel
+	40,  // 39: coord.v1.WatchRequest.progress:type_name -> coord.v1.WatchProgressRequest
+	4,   // 40: coord.v1.WatchCreate.kind:type_name -> coord.v1.WatchKind
+	5,   // 41: coord.v1.WatchEvent.type:type_name -> coord.v1.EventType
+	41,  // 42: coord.v1.WatchResponse.events:type_name -> coord.v1.WatchEvent
+	12,  // 43: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
+	43,  // 44: coord.v1.CreateRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 45: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 46: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
+	14,  // 47: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
+	43,  // 48: coord.v1.DeleteRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 49: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
+	13,  // 50: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
+	43,  // 51: coord.v1.SetRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 52: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 53: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
+	11,  // 54: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 55: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 56: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
+	11,  // 57: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 58: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 59: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
+	11,  // 60: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 61: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 62: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
+	17,  // 63: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
+	43,  // 64: coord.v1.MultiRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 65: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
+	18,  // 66: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
+	10,  // 67: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 68: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 69: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 70: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 71: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
+	66,  // 72: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
+	10,  // 73: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	66,  // 74: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
+	10,  // 75: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	66,  // 76: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
+	10,  // 77: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
+	66,  // 78: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
+	30,  // 79: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
+	69,  // 80: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
+	71,  // 81: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
+	7,   // 82: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
+	8,   // 83: coord.v1.SnapshotNode.acl:type_name -> coord.v1.ACLEntry
+	30,  // 84: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
+	44,  // 85: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
+	46,  // 86: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
+	48,  // 87: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
+	50,  // 88: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
+	52,  // 89: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
+	54,  // 90: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
+	56,  // 91: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
+	58,  // 92: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
+	60,  // 93: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
+	62,  // 94: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
+	64,  // 95: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
+	67,  // 96: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
+	69,  // 97: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
+	71,  // 98: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
+	73,  // 99: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
+	75,  // 100: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
+	37,  // 101: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
+	31,  // 102: coord.v1.Coord.SetACL:input_type -> coord.v1.SetACLRequest
+	33,  // 103: coord.v1.Coord.GetACL:input_type -> coord.v1.GetACLRequest
+	35,  // 104: coord.v1.Coord.WhoAmI:input_type -> coord.v1.WhoAmIRequest
+	79,  // 105: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
+	81,  // 106: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
+	83,  // 107: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
+	77,  // 108: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
+	45,  // 109: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
+	47,  // 110: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
+	49,  // 111: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
+	51,  // 112: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
+	53,  // 113: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
+	55,  // 114: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
+	57,  // 115: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
+	59,  // 116: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
+	61,  // 117: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
+	63,  // 118: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
+	65,  // 119: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
+	68,  // 120: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
+	70,  // 121: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
+	72,  // 122: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
+	74,  // 123: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
+	76,  // 124: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
+	42,  // 125: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
+	32,  // 126: coord.v1.Coord.SetACL:output_type -> coord.v1.SetACLResponse
+	34,  // 127: coord.v1.Coord.GetACL:output_type -> coord.v1.GetACLResponse
+	36,  // 128: coord.v1.Coord.WhoAmI:output_type -> coord.v1.WhoAmIResponse
+	80,  // 129: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
+	82,  // 130: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
+	84,  // 131: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
+	78,  // 132: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
+	109, // [109:133] is the sub-list for method output_type
+	85,  // [85:109] is the sub-list for method input_type
+	85,  // [85:85] is the sub-list for extension type_name
+	85,  // [85:85] is the sub-list for extension extendee
+	0,   // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_coord_proto_init() }
@@ -5258,30 +5993,32 @@ func file_coord_proto_init() {
 	if File_coord_proto != nil {
 		return
 	}
-	file_coord_proto_msgTypes[8].OneofWrappers = []any{
+	file_coord_proto_msgTypes[11].OneofWrappers = []any{
 		(*Op_Create)(nil),
 		(*Op_Set)(nil),
 		(*Op_Delete)(nil),
 		(*Op_Check)(nil),
+		(*Op_SetAcl)(nil),
 	}
-	file_coord_proto_msgTypes[9].OneofWrappers = []any{
+	file_coord_proto_msgTypes[12].OneofWrappers = []any{
 		(*OpResult_Create)(nil),
 		(*OpResult_Set)(nil),
 		(*OpResult_Delete)(nil),
 		(*OpResult_Check)(nil),
+		(*OpResult_SetAcl)(nil),
 	}
-	file_coord_proto_msgTypes[14].OneofWrappers = []any{
+	file_coord_proto_msgTypes[18].OneofWrappers = []any{
 		(*Command_Txn)(nil),
 		(*Command_CreateSession)(nil),
 		(*Command_CloseSession)(nil),
 		(*Command_ExpireTtl)(nil),
 	}
-	file_coord_proto_msgTypes[21].OneofWrappers = []any{
+	file_coord_proto_msgTypes[31].OneofWrappers = []any{
 		(*WatchRequest_Create)(nil),
 		(*WatchRequest_Cancel)(nil),
 		(*WatchRequest_Progress)(nil),
 	}
-	file_coord_proto_msgTypes[67].OneofWrappers = []any{
+	file_coord_proto_msgTypes[77].OneofWrappers = []any{
 		(*ChangeMembersRequest_Add)(nil),
 		(*ChangeMembersRequest_Remove)(nil),
 	}
@@ -5290,8 +6027,8 @@ func file_coord_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_coord_proto_rawDesc), len(file_coord_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   73,
+			NumEnums:      6,
+			NumMessages:   83,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

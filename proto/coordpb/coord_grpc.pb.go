@@ -43,6 +43,9 @@ const (
 	Coord_Status_FullMethodName       = "/coord.v1.Coord/Status"
 	Coord_Snapshot_FullMethodName     = "/coord.v1.Coord/Snapshot"
 	Coord_Watch_FullMethodName        = "/coord.v1.Coord/Watch"
+	Coord_SetACL_FullMethodName       = "/coord.v1.Coord/SetACL"
+	Coord_GetACL_FullMethodName       = "/coord.v1.Coord/GetACL"
+	Coord_WhoAmI_FullMethodName       = "/coord.v1.Coord/WhoAmI"
 )
 
 // CoordClient is the client API for Coord service.
@@ -76,6 +79,11 @@ type CoordClient interface {
 	// in between is lost) or reports compacted when the server's history no
 	// longer reaches back that far.
 	Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchRequest, WatchResponse], error)
+	// Access control: a node's ACL (READ or ADMIN to get, ADMIN to set).
+	SetACL(ctx context.Context, in *SetACLRequest, opts ...grpc.CallOption) (*SetACLResponse, error)
+	GetACL(ctx context.Context, in *GetACLRequest, opts ...grpc.CallOption) (*GetACLResponse, error)
+	// WhoAmI returns the identity the server sees for this caller.
+	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
 }
 
 type coordClient struct {
@@ -268,6 +276,36 @@ func (c *coordClient) Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Coord_WatchClient = grpc.BidiStreamingClient[WatchRequest, WatchResponse]
 
+func (c *coordClient) SetACL(ctx context.Context, in *SetACLRequest, opts ...grpc.CallOption) (*SetACLResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetACLResponse)
+	err := c.cc.Invoke(ctx, Coord_SetACL_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordClient) GetACL(ctx context.Context, in *GetACLRequest, opts ...grpc.CallOption) (*GetACLResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetACLResponse)
+	err := c.cc.Invoke(ctx, Coord_GetACL_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WhoAmIResponse)
+	err := c.cc.Invoke(ctx, Coord_WhoAmI_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordServer is the server API for Coord service.
 // All implementations must embed UnimplementedCoordServer
 // for forward compatibility.
@@ -299,6 +337,11 @@ type CoordServer interface {
 	// in between is lost) or reports compacted when the server's history no
 	// longer reaches back that far.
 	Watch(grpc.BidiStreamingServer[WatchRequest, WatchResponse]) error
+	// Access control: a node's ACL (READ or ADMIN to get, ADMIN to set).
+	SetACL(context.Context, *SetACLRequest) (*SetACLResponse, error)
+	GetACL(context.Context, *GetACLRequest) (*GetACLResponse, error)
+	// WhoAmI returns the identity the server sees for this caller.
+	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
 	mustEmbedUnimplementedCoordServer()
 }
 
@@ -359,6 +402,15 @@ func (UnimplementedCoordServer) Snapshot(*SnapshotRequest, grpc.ServerStreamingS
 }
 func (UnimplementedCoordServer) Watch(grpc.BidiStreamingServer[WatchRequest, WatchResponse]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedCoordServer) SetACL(context.Context, *SetACLRequest) (*SetACLResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetACL not implemented")
+}
+func (UnimplementedCoordServer) GetACL(context.Context, *GetACLRequest) (*GetACLResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetACL not implemented")
+}
+func (UnimplementedCoordServer) WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WhoAmI not implemented")
 }
 func (UnimplementedCoordServer) mustEmbedUnimplementedCoordServer() {}
 func (UnimplementedCoordServer) testEmbeddedByValue()               {}
@@ -669,6 +721,60 @@ func _Coord_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Coord_WatchServer = grpc.BidiStreamingServer[WatchRequest, WatchResponse]
 
+func _Coord_SetACL_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetACLRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordServer).SetACL(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coord_SetACL_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordServer).SetACL(ctx, req.(*SetACLRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coord_GetACL_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetACLRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordServer).GetACL(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coord_GetACL_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordServer).GetACL(ctx, req.(*GetACLRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Coord_WhoAmI_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WhoAmIRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordServer).WhoAmI(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coord_WhoAmI_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordServer).WhoAmI(ctx, req.(*WhoAmIRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Coord_ServiceDesc is the grpc.ServiceDesc for Coord service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -735,6 +841,18 @@ var Coord_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Coord_Status_Handler,
+		},
+		{
+			MethodName: "SetACL",
+			Handler:    _Coord_SetACL_Handler,
+		},
+		{
+			MethodName: "GetACL",
+			Handler:    _Coord_GetACL_Handler,
+		},
+		{
+			MethodName: "WhoAmI",
+			Handler:    _Coord_WhoAmI_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
