@@ -75,6 +75,12 @@ type Config struct {
 	// PeerNames is the allow-list of peer certificate names (CN or DNS
 	// SAN). Empty: this node's name plus every InitialCluster name.
 	PeerNames []string
+	// Superusers are caller ids ("x509:admin", "user:root") that bypass
+	// znode ACLs and may change membership and take snapshots. Setting any
+	// turns on the cluster-level rules (status and members need an
+	// identity; membership and snapshots a superuser); empty keeps the
+	// open world of a cluster without auth.
+	Superusers []string
 	// Logger; nil discards.
 	Logger *slog.Logger
 }

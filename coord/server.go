@@ -146,9 +146,11 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	}
 	s.rep = rep
 
+	authz := rpc.NewAuthorizer(rpc.Policy{TLS: sec != nil, Peers: sec.peerList(), Superusers: cfg.Superusers}, s.log)
 	s.grpc = grpc.NewServer(append(sec.serverOptions(),
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
-		grpc.ChainUnaryInterceptor(s.metrics.unaryInterceptor),
+		grpc.ChainUnaryInterceptor(authz.Unary, s.metrics.unaryInterceptor),
+		grpc.ChainStreamInterceptor(authz.Stream),
 	)...)
 	coordpb.RegisterCoordServer(s.grpc, rpc.NewService(s, s.log))
 	coordpb.RegisterPeerServer(s.grpc, rpc.NewPeerService(s, s.log))

@@ -26,7 +26,7 @@ func makeCerts(t *testing.T) certDirs {
 	t.Helper()
 	base := t.TempDir()
 	d := certDirs{good: filepath.Join(base, "good"), other: filepath.Join(base, "other"), expired: filepath.Join(base, "expired")}
-	spec := auth.CertSpec{Nodes: []string{"n1", "n2", "n3", "rogue"}, Clients: []string{"admin", "alice"}}
+	spec := auth.CertSpec{Nodes: []string{"n1", "n2", "n3", "rogue"}, Clients: []string{"admin", "alice", "bob"}}
 	if err := auth.CreateCerts(d.good, spec); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"coord/coord/auth"
 	"coord/coord/replica"
 	"coord/coord/tree"
 	"coord/proto/coordpb"
@@ -44,6 +45,10 @@ var errorTable = []struct {
 	{replica.ErrNotLeader, codes.Unavailable, coordpb.ErrorCode_NOT_LEADER},
 	{replica.ErrUnknownOutcome, codes.Unavailable, coordpb.ErrorCode_UNKNOWN_OUTCOME},
 	{replica.ErrMembership, codes.FailedPrecondition, coordpb.ErrorCode_MEMBERSHIP},
+	{tree.ErrNoAuth, codes.PermissionDenied, coordpb.ErrorCode_NO_AUTH},
+	{tree.ErrInvalidACL, codes.InvalidArgument, coordpb.ErrorCode_INVALID_ACL},
+	{auth.ErrPermissionDenied, codes.PermissionDenied, coordpb.ErrorCode_NO_AUTH},
+	{auth.ErrUnauthenticated, codes.Unauthenticated, coordpb.ErrorCode_UNAUTHENTICATED},
 }
 
 // opError carries the index of a failed multi op and the path.

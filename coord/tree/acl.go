@@ -188,6 +188,9 @@ func (t *Tree) Check(p string, perm Perm, c *Caller) error {
 	if t.aclNodes == 0 || c.GetSuper() {
 		return nil
 	}
+	if err := ValidatePath(p); err != nil {
+		return err
+	}
 	return checkPerm(t, p, perm, c)
 }
 
@@ -195,7 +198,7 @@ func (t *Tree) Check(p string, perm Perm, c *Caller) error {
 // parent's child list is what says p exists). The root's parent is the
 // root.
 func (t *Tree) CheckParent(p string, perm Perm, c *Caller) error {
-	if p == "/" {
+	if p == "/" || ValidatePath(p) != nil {
 		return t.Check(p, perm, c)
 	}
 	return t.Check(parentOf(p), perm, c)

@@ -99,8 +99,8 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 	case coordpb.CreateMode_TTL:
 		x.ttls.Insert(ttlKeyOf(p, &n), struct{}{})
 	}
-	x.emit(EventNodeCreated, p)
-	x.emit(EventNodeChildrenChanged, parentPath)
+	x.emit(EventNodeCreated, p, n.acl)
+	x.emit(EventNodeChildrenChanged, parentPath, parent.acl)
 	return p, n.stat(), nil
 }
 
@@ -130,7 +130,7 @@ func (x *Txn) set(op *coordpb.SetOp) (*coordpb.Stat, error) {
 	if n.mode == coordpb.CreateMode_TTL {
 		x.ttls.Insert(ttlKeyOf(p, &n), struct{}{})
 	}
-	x.emit(EventNodeDataChanged, p)
+	x.emit(EventNodeDataChanged, p, n.acl)
 	return n.stat(), nil
 }
 
@@ -218,7 +218,7 @@ func (x *Txn) removeSubtree(p string) int64 {
 		parent.pzxid = x.zxid
 		parent.numChildren--
 		x.put(parentPath, &parent)
-		x.emit(EventNodeChildrenChanged, parentPath)
+		x.emit(EventNodeChildrenChanged, parentPath, parent.acl)
 		if parentPath == "/" || parent.mode != coordpb.CreateMode_CONTAINER || parent.numChildren > 0 {
 			return removed
 		}
@@ -242,5 +242,5 @@ func (x *Txn) removeOne(p string) {
 	case coordpb.CreateMode_TTL:
 		x.ttls.Delete(ttlKeyOf(p, &n))
 	}
-	x.emit(EventNodeDeleted, p)
+	x.emit(EventNodeDeleted, p, n.acl)
 }

@@ -178,7 +178,9 @@ func (x *Txn) applyOp(op *coordpb.Op) (*coordpb.OpResult, error) {
 
 func (x *Txn) get(p string) (znode, bool) { return x.nodes.Get([]byte(p)) }
 func (x *Txn) put(p string, n *znode)     { x.nodes.Insert([]byte(p), *n) }
-func (x *Txn) emit(t EventType, p string) { x.events = append(x.events, Event{t, p, x.zxid}) }
+func (x *Txn) emit(t EventType, p string, acl []aclEntry) {
+	x.events = append(x.events, Event{Type: t, Path: p, Zxid: x.zxid, acl: acl})
+}
 
 func checkVersion(n *znode, want int64) error {
 	if want != -1 && n.version != want {
