@@ -19,6 +19,8 @@ type Stat struct {
 	Mode                Mode
 	// Directory: created as a directory or has had a child (never cleared).
 	Directory bool
+	// ACLVersion counts SetACL calls on the node.
+	ACLVersion int64
 }
 
 // Mode is a znode's create mode.
@@ -51,6 +53,7 @@ func statFromPB(s *coordpb.Stat) *Stat {
 		Version: s.Version, Cversion: s.Cversion, EphemeralOwner: s.EphemeralOwner,
 		DataLength: s.DataLength, NumChildren: s.NumChildren,
 		TTL: time.Duration(s.TtlMs) * time.Millisecond, Mode: mode, Directory: s.Directory,
+		ACLVersion: s.Aversion,
 	}
 }
 
@@ -69,6 +72,8 @@ type CreateOptions struct {
 	// Directory marks the node a directory (as mkdir through a mount
 	// does); any node becomes one when it gets a child. Not for ephemerals.
 	Directory bool
+	// ACL is the node's access list; empty leaves it open (see ACL).
+	ACL []ACL
 	// Ephemeral, Container and TTL exclude each other; Sequential goes
 	// with any of them.
 }
@@ -154,6 +159,7 @@ func createOpPB(path string, data []byte, opts *CreateOptions) (*coordpb.CreateO
 	}
 	op.Sequential = opts.Sequential
 	op.Directory = opts.Directory
+	op.Acl = aclPB(opts.ACL)
 	switch {
 	case opts.Ephemeral:
 		op.Mode = coordpb.CreateMode_EPHEMERAL

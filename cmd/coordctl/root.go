@@ -73,6 +73,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 		a.watchCmd(), a.lockCmd(), a.electCmd())
 	root.AddCommand(leasectl.Command())
 	root.AddCommand(a.certsCmd())
+	root.AddCommand(a.aclCmds()...)
 	a.root = root
 	return a
 }

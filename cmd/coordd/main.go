@@ -47,6 +47,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.TLS.CertFile, "cert", "", "node certificate PEM (TLS for clients, raft and peers on the one address)")
 	fs.StringVar(&cfg.TLS.KeyFile, "key", "", "node key PEM")
 	fs.StringVar(&cfg.TLS.CAFile, "ca", "", "CA PEM that signs nodes and clients")
+	superusers := fs.String("superusers", "", `ids that bypass ACLs and may change membership and take snapshots, e.g. "x509:admin" (setting any turns on the cluster-level auth rules)`)
 	peerNames := fs.String("peer-names", "", "allowed peer certificate names, comma-separated (default: this node and --initial-cluster names)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -71,6 +72,11 @@ func run(args []string, stderr io.Writer) int {
 	if *oldInsecure {
 		cfg.Logger.Warn("--insecure-no-tls is deprecated; use --insecure")
 		cfg.InsecureNonLoopback = true
+	}
+	for _, n := range strings.Split(*superusers, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			cfg.Superusers = append(cfg.Superusers, n)
+		}
 	}
 	for _, n := range strings.Split(*peerNames, ",") {
 		if n = strings.TrimSpace(n); n != "" {
