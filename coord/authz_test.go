@@ -243,3 +243,102 @@ func TestPermissionMatrix(t *testing.T) {
 		}
 	}
 }
+
+// A recursive watch on an open root never shows events (names included)
+// of nodes the watcher may not read; the owner sees them.
+func TestWatch_FilteredByACL(t *testing.T) {
+	d := makeCerts(t)
+	c := coordtest.NewCluster(t, 1, coordtest.Options{Configure: func(cfg *coord.Config) {
+		cfg.TLS = nodeFiles(d.good, cfg.Name)
+		cfg.Superusers = []string{"x509:admin"}
+	}})
+	addr := c.Node(0).Addr
+	ctx := coordtest.Ctx(t, 20*time.Second)
+	watchAll := func(who string) coordpb.Coord_WatchClient {
+		st, err := coordpb.NewCoordClient(dialAs(t, addr, d.good, who)).Watch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&coordpb.WatchRequest{Req: &coordpb.WatchRequest_Create{Create: &coordpb.WatchCreate{WatchId: 1, Path: "/", Kind: coordpb.WatchKind_WATCH_PERSISTENT_RECURSIVE}}}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := st.Recv(); err != nil || !r.Created {
+			t.Fatalf("watch create as %s: %v %v", who, r, err)
+		}
+		return st
+	}
+	alice, bob := watchAll("alice"), watchAll("bob")
+	admin := coordpb.NewCoordClient(dialAs(t, addr, d.good, "admin"))
+	bobOnly := []*coordpb.ACLEntry{acl("x509:bob", all)}
+	for _, op := range []*coordpb.CreateOp{
+		{Path: "/secret-name", Acl: bobOnly},
+		{Path: "/pub"},
+	} {
+		if _, err := admin.Create(ctx, &coordpb.CreateRequest{Op: op}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := admin.Delete(ctx, &coordpb.DeleteRequest{Op: &coordpb.DeleteOp{Path: "/secret-name", Version: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/end"}}); err != nil {
+		t.Fatal(err)
+	}
+	paths := func(st coordpb.Coord_WatchClient) []string {
+		var got []string
+		for {
+			r, err := st.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range r.Events {
+				got = append(got, e.Type.String()+" "+e.Path)
+				if e.Path == "/end" {
+					return got
+				}
+			}
+		}
+	}
+	if got := strings.Join(paths(alice), ","); strings.Contains(got, "secret") || got != "NODE_CREATED /pub,NODE_CREATED /end" {
+		t.Errorf("alice saw %s", got)
+	}
+	if got := strings.Join(paths(bob), ","); got != "NODE_CREATED /secret-name,NODE_CREATED /pub,NODE_DELETED /secret-name,NODE_CREATED /end" {
+		t.Errorf("bob saw %s", got)
+	}
+}
+
+// Reads through followers run as the caller, also when the follower hands
+// them to the leader: bob always reads his node, alice never does.
+func TestACL_ReadsThroughFollowers(t *testing.T) {
+	d := makeCerts(t)
+	c := coordtest.NewCluster(t, 3, coordtest.Options{Configure: func(cfg *coord.Config) {
+		cfg.TLS = nodeFiles(d.good, cfg.Name)
+		cfg.Superusers = []string{"x509:admin"}
+	}})
+	ctx := coordtest.Ctx(t, 30*time.Second)
+	l := c.Leader()
+	admin := coordpb.NewCoordClient(dialAs(t, c.Node(l).Addr, d.good, "admin"))
+	if _, err := admin.Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/b", Data: []byte("v"), Acl: []*coordpb.ACLEntry{acl("x509:bob", coordpb.Perm_READ)}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Nodes() {
+		if i == l {
+			continue
+		}
+		bob := coordpb.NewCoordClient(dialAs(t, c.Node(i).Addr, d.good, "bob"))
+		alice := coordpb.NewCoordClient(dialAs(t, c.Node(i).Addr, d.good, "alice"))
+		for j := 0; j < 20; j++ {
+			// A write first makes the follower likely to be behind the
+			// read index, so the read is handed to the leader.
+			if _, err := admin.Set(ctx, &coordpb.SetRequest{Op: &coordpb.SetOp{Path: "/b", Data: []byte("v"), Version: -1}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := bob.Get(ctx, &coordpb.GetRequest{Path: "/b"}); err != nil {
+				t.Fatalf("bob via node %d: %v", i, err)
+			}
+			if _, err := alice.Get(ctx, &coordpb.GetRequest{Path: "/b"}); !denied(err) {
+				t.Fatalf("alice via node %d: %v, want denied", i, err)
+			}
+		}
+	}
+}
