@@ -41,6 +41,7 @@ const (
 	recNode    = 2
 	recSession = 3
 	recReply   = 4
+	recUser    = 5 // format 3
 	recTrailer = 0xFF
 
 	// maxRecord bounds one record's payload. A node's data is far below
@@ -120,6 +121,14 @@ func (t *Tree) WriteSnapshot(w io.Writer) error {
 	for k, res, ok := rit.Next(); ok; k, res, ok = rit.Next() {
 		sr.SessionId, sr.RequestId, sr.Result = binary.BigEndian.Uint64(k), binary.BigEndian.Uint64(k[8:]), res
 		if err := s.record(recReply, sr); err != nil {
+			return err
+		}
+	}
+	su := &coordpb.SnapshotUser{}
+	uit := t.users.Root().Iterator()
+	for k, u, ok := uit.Next(); ok; k, u, ok = uit.Next() {
+		su.Name, su.BcryptHash, su.Groups = string(k), u.hash, u.groups
+		if err := s.record(recUser, su); err != nil {
 			return err
 		}
 	}
@@ -226,6 +235,7 @@ func ReadSnapshot(r io.Reader) (*Tree, error) {
 		ephem:    iradix.New[struct{}]().Txn(),
 		ttls:     iradix.New[struct{}]().Txn(),
 		replies:  iradix.New[*coordpb.ApplyResult]().Txn(),
+		users:    iradix.New[userRec]().Txn(),
 		children: map[string]int64{},
 	}
 	count := uint64(1)
@@ -244,6 +254,8 @@ func ReadSnapshot(r io.Reader) (*Tree, error) {
 			err = b.session(count, payload)
 		case recReply:
 			err = b.reply(count, payload)
+		case recUser:
+			err = b.user(count, payload)
 		case recHeader:
 			err = corrupt("second header at record %d", count)
 		default:
@@ -279,6 +291,8 @@ type builder struct {
 	ephem    *iradix.Txn[struct{}]
 	ttls     *iradix.Txn[struct{}]
 	replies  *iradix.Txn[*coordpb.ApplyResult]
+	users    *iradix.Txn[userRec]
+	lastUser string
 	lastRep  []byte
 	children map[string]int64 // parent path → children seen
 	lastPath []byte
@@ -290,7 +304,7 @@ type builder struct {
 }
 
 func (b *builder) node(index uint64, payload []byte) error {
-	if b.nSess > 0 {
+	if b.nSess > 0 || b.lastUser != "" {
 		return corrupt("node record %d after the sessions", index)
 	}
 	sn := &b.sn
@@ -345,8 +359,8 @@ func (b *builder) session(index uint64, payload []byte) error {
 	if ss.SessionId == 0 || ss.TimeoutMs <= 0 {
 		return corrupt("session record %d: id %#x, timeout %d ms", index, ss.SessionId, ss.TimeoutMs)
 	}
-	if b.lastRep != nil {
-		return corrupt("session record %d after the replies", index)
+	if b.lastRep != nil || b.lastUser != "" {
+		return corrupt("session record %d after the replies or users", index)
 	}
 	if ss.SessionId <= b.lastSess {
 		return corrupt("session %#x out of order after %#x", ss.SessionId, b.lastSess)
@@ -387,6 +401,7 @@ func (b *builder) finish(hdr *coordpb.SnapshotHeader) (*Tree, error) {
 		ephem:    b.ephem.CommitOnly(),
 		ttls:     b.ttls.CommitOnly(),
 		replies:  b.replies.CommitOnly(),
+		users:    b.users.CommitOnly(),
 		zxid:     b.zxid,
 		aclNodes: b.aclNodes,
 	}, nil
@@ -396,6 +411,9 @@ func (b *builder) reply(index uint64, payload []byte) error {
 	var sr coordpb.SnapshotReply
 	if err := proto.Unmarshal(payload, &sr); err != nil {
 		return corrupt("reply record %d: %v", index, err)
+	}
+	if b.lastUser != "" {
+		return corrupt("reply record %d after the users", index)
 	}
 	if sr.Result == nil || sr.RequestId == 0 {
 		return corrupt("reply record %d: empty", index)

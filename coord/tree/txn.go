@@ -19,6 +19,7 @@ type Txn struct {
 	ephem    *iradix.Txn[struct{}]
 	ttls     *iradix.Txn[struct{}]
 	replies  *iradix.Txn[*coordpb.ApplyResult]
+	users    *iradix.Txn[userRec]
 	zxid     uint64
 	events   []Event
 	aclNodes int64
@@ -35,6 +36,7 @@ func (t *Tree) Txn() *Txn {
 		ephem:    t.ephem.Txn(),
 		ttls:     t.ttls.Txn(),
 		replies:  t.replies.Txn(),
+		users:    t.users.Txn(),
 		zxid:     t.zxid,
 		aclNodes: t.aclNodes,
 	}
@@ -48,6 +50,7 @@ func (x *Txn) Commit() *Tree {
 		ephem:    x.ephem.CommitOnly(),
 		ttls:     x.ttls.CommitOnly(),
 		replies:  x.replies.CommitOnly(),
+		users:    x.users.CommitOnly(),
 		zxid:     x.zxid,
 		aclNodes: x.aclNodes,
 	}
@@ -99,6 +102,8 @@ func (x *Txn) Apply(zxid uint64, cmd *coordpb.Command) *coordpb.ApplyResult {
 		return fail(res, x.createSession(c.CreateSession.GetSessionId(), c.CreateSession.GetTimeoutMs()), -1)
 	case *coordpb.Command_CloseSession:
 		return fail(res, x.closeSession(c.CloseSession.GetSessionId()), -1)
+	case *coordpb.Command_SetUser:
+		return fail(res, x.setUser(c.SetUser), -1)
 	case *coordpb.Command_ExpireTtl:
 		x.expireTTL(c.ExpireTtl.GetNodes())
 		return res

@@ -1671,6 +1671,7 @@ type Command struct {
 	//	*Command_CreateSession
 	//	*Command_CloseSession
 	//	*Command_ExpireTtl
+	//	*Command_SetUser
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1756,6 +1757,15 @@ func (x *Command) GetExpireTtl() *ExpireTTL {
 	return nil
 }
 
+func (x *Command) GetSetUser() *SetUser {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_SetUser); ok {
+			return x.SetUser
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -1776,6 +1786,10 @@ type Command_ExpireTtl struct {
 	ExpireTtl *ExpireTTL `protobuf:"bytes,5,opt,name=expire_ttl,json=expireTtl,proto3,oneof"`
 }
 
+type Command_SetUser struct {
+	SetUser *SetUser `protobuf:"bytes,6,opt,name=set_user,json=setUser,proto3,oneof"`
+}
+
 func (*Command_Txn) isCommand_Cmd() {}
 
 func (*Command_CreateSession) isCommand_Cmd() {}
@@ -1783,6 +1797,78 @@ func (*Command_CreateSession) isCommand_Cmd() {}
 func (*Command_CloseSession) isCommand_Cmd() {}
 
 func (*Command_ExpireTtl) isCommand_Cmd() {}
+
+func (*Command_SetUser) isCommand_Cmd() {}
+
+// SetUser adds, replaces or (delete) removes a password user. The hash is
+// bcrypt's; the password itself never enters the log.
+type SetUser struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	BcryptHash    []byte                 `protobuf:"bytes,2,opt,name=bcrypt_hash,json=bcryptHash,proto3" json:"bcrypt_hash,omitempty"`
+	Groups        []string               `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	Delete        bool                   `protobuf:"varint,4,opt,name=delete,proto3" json:"delete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUser) Reset() {
+	*x = SetUser{}
+	mi := &file_coord_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUser) ProtoMessage() {}
+
+func (x *SetUser) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUser.ProtoReflect.Descriptor instead.
+func (*SetUser) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SetUser) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetUser) GetBcryptHash() []byte {
+	if x != nil {
+		return x.BcryptHash
+	}
+	return nil
+}
+
+func (x *SetUser) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *SetUser) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
 
 // Txn is every client write: one op, or an atomic multi.
 type Txn struct {
@@ -1802,7 +1888,7 @@ type Txn struct {
 
 func (x *Txn) Reset() {
 	*x = Txn{}
-	mi := &file_coord_proto_msgTypes[19]
+	mi := &file_coord_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +1900,7 @@ func (x *Txn) String() string {
 func (*Txn) ProtoMessage() {}
 
 func (x *Txn) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[19]
+	mi := &file_coord_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +1913,7 @@ func (x *Txn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Txn.ProtoReflect.Descriptor instead.
 func (*Txn) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{19}
+	return file_coord_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Txn) GetOps() []*Op {
@@ -1875,7 +1961,7 @@ type CreateSession struct {
 
 func (x *CreateSession) Reset() {
 	*x = CreateSession{}
-	mi := &file_coord_proto_msgTypes[20]
+	mi := &file_coord_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +1973,7 @@ func (x *CreateSession) String() string {
 func (*CreateSession) ProtoMessage() {}
 
 func (x *CreateSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[20]
+	mi := &file_coord_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +1986,7 @@ func (x *CreateSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSession.ProtoReflect.Descriptor instead.
 func (*CreateSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{20}
+	return file_coord_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateSession) GetSessionId() uint64 {
@@ -1927,7 +2013,7 @@ type CloseSession struct {
 
 func (x *CloseSession) Reset() {
 	*x = CloseSession{}
-	mi := &file_coord_proto_msgTypes[21]
+	mi := &file_coord_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2025,7 @@ func (x *CloseSession) String() string {
 func (*CloseSession) ProtoMessage() {}
 
 func (x *CloseSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[21]
+	mi := &file_coord_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2038,7 @@ func (x *CloseSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSession.ProtoReflect.Descriptor instead.
 func (*CloseSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{21}
+	return file_coord_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CloseSession) GetSessionId() uint64 {
@@ -1980,7 +2066,7 @@ type ExpireTTL struct {
 
 func (x *ExpireTTL) Reset() {
 	*x = ExpireTTL{}
-	mi := &file_coord_proto_msgTypes[22]
+	mi := &file_coord_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1992,7 +2078,7 @@ func (x *ExpireTTL) String() string {
 func (*ExpireTTL) ProtoMessage() {}
 
 func (x *ExpireTTL) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[22]
+	mi := &file_coord_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2005,7 +2091,7 @@ func (x *ExpireTTL) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireTTL.ProtoReflect.Descriptor instead.
 func (*ExpireTTL) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{22}
+	return file_coord_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExpireTTL) GetNodes() []*ExpireTTLNode {
@@ -2025,7 +2111,7 @@ type ExpireTTLNode struct {
 
 func (x *ExpireTTLNode) Reset() {
 	*x = ExpireTTLNode{}
-	mi := &file_coord_proto_msgTypes[23]
+	mi := &file_coord_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2123,7 @@ func (x *ExpireTTLNode) String() string {
 func (*ExpireTTLNode) ProtoMessage() {}
 
 func (x *ExpireTTLNode) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[23]
+	mi := &file_coord_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2136,7 @@ func (x *ExpireTTLNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireTTLNode.ProtoReflect.Descriptor instead.
 func (*ExpireTTLNode) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{23}
+	return file_coord_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExpireTTLNode) GetPath() string {
@@ -2082,7 +2168,7 @@ type ApplyResult struct {
 
 func (x *ApplyResult) Reset() {
 	*x = ApplyResult{}
-	mi := &file_coord_proto_msgTypes[24]
+	mi := &file_coord_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2180,7 @@ func (x *ApplyResult) String() string {
 func (*ApplyResult) ProtoMessage() {}
 
 func (x *ApplyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[24]
+	mi := &file_coord_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2193,7 @@ func (x *ApplyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResult.ProtoReflect.Descriptor instead.
 func (*ApplyResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{24}
+	return file_coord_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ApplyResult) GetZxid() uint64 {
@@ -2145,6 +2231,443 @@ func (x *ApplyResult) GetResults() []*OpResult {
 	return nil
 }
 
+type AuthenticateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateRequest) Reset() {
+	*x = AuthenticateRequest{}
+	mi := &file_coord_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateRequest) ProtoMessage() {}
+
+func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
+func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AuthenticateRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AuthenticateRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+type AuthenticateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Send as metadata "authorization: Bearer TOKEN" on every call.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	ExpiresUnixMs int64  `protobuf:"varint,2,opt,name=expires_unix_ms,json=expiresUnixMs,proto3" json:"expires_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateResponse) Reset() {
+	*x = AuthenticateResponse{}
+	mi := &file_coord_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateResponse) ProtoMessage() {}
+
+func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
+func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *AuthenticateResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *AuthenticateResponse) GetExpiresUnixMs() int64 {
+	if x != nil {
+		return x.ExpiresUnixMs
+	}
+	return 0
+}
+
+type SetUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"` // hashed with bcrypt by the receiving node
+	Groups        []string               `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserRequest) Reset() {
+	*x = SetUserRequest{}
+	mi := &file_coord_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserRequest) ProtoMessage() {}
+
+func (x *SetUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserRequest.ProtoReflect.Descriptor instead.
+func (*SetUserRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SetUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetUserRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *SetUserRequest) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type SetUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserResponse) Reset() {
+	*x = SetUserResponse{}
+	mi := &file_coord_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserResponse) ProtoMessage() {}
+
+func (x *SetUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserResponse.ProtoReflect.Descriptor instead.
+func (*SetUserResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *SetUserResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_coord_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeleteUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_coord_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DeleteUserResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type ListUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_coord_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{32}
+}
+
+type ListUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Users         []*UserInfo            `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_coord_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListUsersResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetUsers() []*UserInfo {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type UserInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Groups        []string               `protobuf:"bytes,2,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserInfo) Reset() {
+	*x = UserInfo{}
+	mi := &file_coord_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserInfo) ProtoMessage() {}
+
+func (x *UserInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
+func (*UserInfo) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *UserInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UserInfo) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
 type SetACLRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Write         *WriteHeader           `protobuf:"bytes,1,opt,name=write,proto3" json:"write,omitempty"`
@@ -2155,7 +2678,7 @@ type SetACLRequest struct {
 
 func (x *SetACLRequest) Reset() {
 	*x = SetACLRequest{}
-	mi := &file_coord_proto_msgTypes[25]
+	mi := &file_coord_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2690,7 @@ func (x *SetACLRequest) String() string {
 func (*SetACLRequest) ProtoMessage() {}
 
 func (x *SetACLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[25]
+	mi := &file_coord_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2703,7 @@ func (x *SetACLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetACLRequest.ProtoReflect.Descriptor instead.
 func (*SetACLRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{25}
+	return file_coord_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SetACLRequest) GetWrite() *WriteHeader {
@@ -2207,7 +2730,7 @@ type SetACLResponse struct {
 
 func (x *SetACLResponse) Reset() {
 	*x = SetACLResponse{}
-	mi := &file_coord_proto_msgTypes[26]
+	mi := &file_coord_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +2742,7 @@ func (x *SetACLResponse) String() string {
 func (*SetACLResponse) ProtoMessage() {}
 
 func (x *SetACLResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[26]
+	mi := &file_coord_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +2755,7 @@ func (x *SetACLResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetACLResponse.ProtoReflect.Descriptor instead.
 func (*SetACLResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{26}
+	return file_coord_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SetACLResponse) GetHeader() *ResponseHeader {
@@ -2259,7 +2782,7 @@ type GetACLRequest struct {
 
 func (x *GetACLRequest) Reset() {
 	*x = GetACLRequest{}
-	mi := &file_coord_proto_msgTypes[27]
+	mi := &file_coord_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2794,7 @@ func (x *GetACLRequest) String() string {
 func (*GetACLRequest) ProtoMessage() {}
 
 func (x *GetACLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[27]
+	mi := &file_coord_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2807,7 @@ func (x *GetACLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetACLRequest.ProtoReflect.Descriptor instead.
 func (*GetACLRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{27}
+	return file_coord_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetACLRequest) GetPath() string {
@@ -2312,7 +2835,7 @@ type GetACLResponse struct {
 
 func (x *GetACLResponse) Reset() {
 	*x = GetACLResponse{}
-	mi := &file_coord_proto_msgTypes[28]
+	mi := &file_coord_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2847,7 @@ func (x *GetACLResponse) String() string {
 func (*GetACLResponse) ProtoMessage() {}
 
 func (x *GetACLResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[28]
+	mi := &file_coord_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2860,7 @@ func (x *GetACLResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetACLResponse.ProtoReflect.Descriptor instead.
 func (*GetACLResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{28}
+	return file_coord_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetACLResponse) GetHeader() *ResponseHeader {
@@ -2369,7 +2892,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_coord_proto_msgTypes[29]
+	mi := &file_coord_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2904,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[29]
+	mi := &file_coord_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2917,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{29}
+	return file_coord_proto_rawDescGZIP(), []int{39}
 }
 
 type WhoAmIResponse struct {
@@ -2407,7 +2930,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_coord_proto_msgTypes[30]
+	mi := &file_coord_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2419,7 +2942,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[30]
+	mi := &file_coord_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2432,7 +2955,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{30}
+	return file_coord_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WhoAmIResponse) GetIds() []string {
@@ -2463,7 +2986,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_coord_proto_msgTypes[31]
+	mi := &file_coord_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +2998,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[31]
+	mi := &file_coord_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +3011,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{31}
+	return file_coord_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WatchRequest) GetReq() isWatchRequest_Req {
@@ -2562,7 +3085,7 @@ type WatchCreate struct {
 
 func (x *WatchCreate) Reset() {
 	*x = WatchCreate{}
-	mi := &file_coord_proto_msgTypes[32]
+	mi := &file_coord_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2574,7 +3097,7 @@ func (x *WatchCreate) String() string {
 func (*WatchCreate) ProtoMessage() {}
 
 func (x *WatchCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[32]
+	mi := &file_coord_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2587,7 +3110,7 @@ func (x *WatchCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchCreate.ProtoReflect.Descriptor instead.
 func (*WatchCreate) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{32}
+	return file_coord_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WatchCreate) GetWatchId() int64 {
@@ -2627,7 +3150,7 @@ type WatchCancel struct {
 
 func (x *WatchCancel) Reset() {
 	*x = WatchCancel{}
-	mi := &file_coord_proto_msgTypes[33]
+	mi := &file_coord_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2639,7 +3162,7 @@ func (x *WatchCancel) String() string {
 func (*WatchCancel) ProtoMessage() {}
 
 func (x *WatchCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[33]
+	mi := &file_coord_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2652,7 +3175,7 @@ func (x *WatchCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchCancel.ProtoReflect.Descriptor instead.
 func (*WatchCancel) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{33}
+	return file_coord_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WatchCancel) GetWatchId() int64 {
@@ -2674,7 +3197,7 @@ type WatchProgressRequest struct {
 
 func (x *WatchProgressRequest) Reset() {
 	*x = WatchProgressRequest{}
-	mi := &file_coord_proto_msgTypes[34]
+	mi := &file_coord_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +3209,7 @@ func (x *WatchProgressRequest) String() string {
 func (*WatchProgressRequest) ProtoMessage() {}
 
 func (x *WatchProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[34]
+	mi := &file_coord_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +3222,7 @@ func (x *WatchProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchProgressRequest.ProtoReflect.Descriptor instead.
 func (*WatchProgressRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{34}
+	return file_coord_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WatchProgressRequest) GetZxid() uint64 {
@@ -2720,7 +3243,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_coord_proto_msgTypes[35]
+	mi := &file_coord_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2732,7 +3255,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[35]
+	mi := &file_coord_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2745,7 +3268,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{35}
+	return file_coord_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WatchEvent) GetType() EventType {
@@ -2788,7 +3311,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_coord_proto_msgTypes[36]
+	mi := &file_coord_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2800,7 +3323,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[36]
+	mi := &file_coord_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2813,7 +3336,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{36}
+	return file_coord_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WatchResponse) GetWatchId() int64 {
@@ -2881,7 +3404,7 @@ type WriteHeader struct {
 
 func (x *WriteHeader) Reset() {
 	*x = WriteHeader{}
-	mi := &file_coord_proto_msgTypes[37]
+	mi := &file_coord_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2893,7 +3416,7 @@ func (x *WriteHeader) String() string {
 func (*WriteHeader) ProtoMessage() {}
 
 func (x *WriteHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[37]
+	mi := &file_coord_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2906,7 +3429,7 @@ func (x *WriteHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteHeader.ProtoReflect.Descriptor instead.
 func (*WriteHeader) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{37}
+	return file_coord_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WriteHeader) GetSessionId() uint64 {
@@ -2940,7 +3463,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_coord_proto_msgTypes[38]
+	mi := &file_coord_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3475,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[38]
+	mi := &file_coord_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3488,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{38}
+	return file_coord_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateRequest) GetOp() *CreateOp {
@@ -2993,7 +3516,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_coord_proto_msgTypes[39]
+	mi := &file_coord_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3005,7 +3528,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[39]
+	mi := &file_coord_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3018,7 +3541,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{39}
+	return file_coord_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateResponse) GetHeader() *ResponseHeader {
@@ -3052,7 +3575,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_coord_proto_msgTypes[40]
+	mi := &file_coord_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3064,7 +3587,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[40]
+	mi := &file_coord_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3077,7 +3600,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{40}
+	return file_coord_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeleteRequest) GetOp() *DeleteOp {
@@ -3104,7 +3627,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_coord_proto_msgTypes[41]
+	mi := &file_coord_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3116,7 +3639,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[41]
+	mi := &file_coord_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3129,7 +3652,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{41}
+	return file_coord_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DeleteResponse) GetHeader() *ResponseHeader {
@@ -3156,7 +3679,7 @@ type SetRequest struct {
 
 func (x *SetRequest) Reset() {
 	*x = SetRequest{}
-	mi := &file_coord_proto_msgTypes[42]
+	mi := &file_coord_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3691,7 @@ func (x *SetRequest) String() string {
 func (*SetRequest) ProtoMessage() {}
 
 func (x *SetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[42]
+	mi := &file_coord_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3704,7 @@ func (x *SetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRequest.ProtoReflect.Descriptor instead.
 func (*SetRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{42}
+	return file_coord_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SetRequest) GetOp() *SetOp {
@@ -3208,7 +3731,7 @@ type SetResponse struct {
 
 func (x *SetResponse) Reset() {
 	*x = SetResponse{}
-	mi := &file_coord_proto_msgTypes[43]
+	mi := &file_coord_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3220,7 +3743,7 @@ func (x *SetResponse) String() string {
 func (*SetResponse) ProtoMessage() {}
 
 func (x *SetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[43]
+	mi := &file_coord_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3233,7 +3756,7 @@ func (x *SetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResponse.ProtoReflect.Descriptor instead.
 func (*SetResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{43}
+	return file_coord_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SetResponse) GetHeader() *ResponseHeader {
@@ -3260,7 +3783,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_coord_proto_msgTypes[44]
+	mi := &file_coord_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3272,7 +3795,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[44]
+	mi := &file_coord_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3285,7 +3808,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{44}
+	return file_coord_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetRequest) GetPath() string {
@@ -3313,7 +3836,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_coord_proto_msgTypes[45]
+	mi := &file_coord_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3325,7 +3848,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[45]
+	mi := &file_coord_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3338,7 +3861,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{45}
+	return file_coord_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetResponse) GetHeader() *ResponseHeader {
@@ -3372,7 +3895,7 @@ type ExistsRequest struct {
 
 func (x *ExistsRequest) Reset() {
 	*x = ExistsRequest{}
-	mi := &file_coord_proto_msgTypes[46]
+	mi := &file_coord_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3384,7 +3907,7 @@ func (x *ExistsRequest) String() string {
 func (*ExistsRequest) ProtoMessage() {}
 
 func (x *ExistsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[46]
+	mi := &file_coord_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3397,7 +3920,7 @@ func (x *ExistsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExistsRequest.ProtoReflect.Descriptor instead.
 func (*ExistsRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{46}
+	return file_coord_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ExistsRequest) GetPath() string {
@@ -3425,7 +3948,7 @@ type ExistsResponse struct {
 
 func (x *ExistsResponse) Reset() {
 	*x = ExistsResponse{}
-	mi := &file_coord_proto_msgTypes[47]
+	mi := &file_coord_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3437,7 +3960,7 @@ func (x *ExistsResponse) String() string {
 func (*ExistsResponse) ProtoMessage() {}
 
 func (x *ExistsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[47]
+	mi := &file_coord_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3450,7 +3973,7 @@ func (x *ExistsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExistsResponse.ProtoReflect.Descriptor instead.
 func (*ExistsResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{47}
+	return file_coord_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ExistsResponse) GetHeader() *ResponseHeader {
@@ -3489,7 +4012,7 @@ type ChildrenRequest struct {
 
 func (x *ChildrenRequest) Reset() {
 	*x = ChildrenRequest{}
-	mi := &file_coord_proto_msgTypes[48]
+	mi := &file_coord_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3501,7 +4024,7 @@ func (x *ChildrenRequest) String() string {
 func (*ChildrenRequest) ProtoMessage() {}
 
 func (x *ChildrenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[48]
+	mi := &file_coord_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3514,7 +4037,7 @@ func (x *ChildrenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildrenRequest.ProtoReflect.Descriptor instead.
 func (*ChildrenRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{48}
+	return file_coord_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ChildrenRequest) GetPath() string {
@@ -3557,7 +4080,7 @@ type ChildrenResponse struct {
 
 func (x *ChildrenResponse) Reset() {
 	*x = ChildrenResponse{}
-	mi := &file_coord_proto_msgTypes[49]
+	mi := &file_coord_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3569,7 +4092,7 @@ func (x *ChildrenResponse) String() string {
 func (*ChildrenResponse) ProtoMessage() {}
 
 func (x *ChildrenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[49]
+	mi := &file_coord_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3582,7 +4105,7 @@ func (x *ChildrenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildrenResponse.ProtoReflect.Descriptor instead.
 func (*ChildrenResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{49}
+	return file_coord_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ChildrenResponse) GetHeader() *ResponseHeader {
@@ -3623,7 +4146,7 @@ type MultiRequest struct {
 
 func (x *MultiRequest) Reset() {
 	*x = MultiRequest{}
-	mi := &file_coord_proto_msgTypes[50]
+	mi := &file_coord_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3635,7 +4158,7 @@ func (x *MultiRequest) String() string {
 func (*MultiRequest) ProtoMessage() {}
 
 func (x *MultiRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[50]
+	mi := &file_coord_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3648,7 +4171,7 @@ func (x *MultiRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiRequest.ProtoReflect.Descriptor instead.
 func (*MultiRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{50}
+	return file_coord_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *MultiRequest) GetOps() []*Op {
@@ -3675,7 +4198,7 @@ type MultiResponse struct {
 
 func (x *MultiResponse) Reset() {
 	*x = MultiResponse{}
-	mi := &file_coord_proto_msgTypes[51]
+	mi := &file_coord_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3687,7 +4210,7 @@ func (x *MultiResponse) String() string {
 func (*MultiResponse) ProtoMessage() {}
 
 func (x *MultiResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[51]
+	mi := &file_coord_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3700,7 +4223,7 @@ func (x *MultiResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiResponse.ProtoReflect.Descriptor instead.
 func (*MultiResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{51}
+	return file_coord_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *MultiResponse) GetHeader() *ResponseHeader {
@@ -3726,7 +4249,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_coord_proto_msgTypes[52]
+	mi := &file_coord_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3738,7 +4261,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[52]
+	mi := &file_coord_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3751,7 +4274,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{52}
+	return file_coord_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SyncRequest) GetPath() string {
@@ -3770,7 +4293,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_coord_proto_msgTypes[53]
+	mi := &file_coord_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3782,7 +4305,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[53]
+	mi := &file_coord_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3795,7 +4318,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{53}
+	return file_coord_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SyncResponse) GetHeader() *ResponseHeader {
@@ -3814,7 +4337,7 @@ type OpenSessionRequest struct {
 
 func (x *OpenSessionRequest) Reset() {
 	*x = OpenSessionRequest{}
-	mi := &file_coord_proto_msgTypes[54]
+	mi := &file_coord_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3826,7 +4349,7 @@ func (x *OpenSessionRequest) String() string {
 func (*OpenSessionRequest) ProtoMessage() {}
 
 func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[54]
+	mi := &file_coord_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3839,7 +4362,7 @@ func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionRequest.ProtoReflect.Descriptor instead.
 func (*OpenSessionRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{54}
+	return file_coord_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *OpenSessionRequest) GetTimeoutMs() int64 {
@@ -3860,7 +4383,7 @@ type OpenSessionResponse struct {
 
 func (x *OpenSessionResponse) Reset() {
 	*x = OpenSessionResponse{}
-	mi := &file_coord_proto_msgTypes[55]
+	mi := &file_coord_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3872,7 +4395,7 @@ func (x *OpenSessionResponse) String() string {
 func (*OpenSessionResponse) ProtoMessage() {}
 
 func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[55]
+	mi := &file_coord_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3885,7 +4408,7 @@ func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionResponse.ProtoReflect.Descriptor instead.
 func (*OpenSessionResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{55}
+	return file_coord_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *OpenSessionResponse) GetHeader() *ResponseHeader {
@@ -3918,7 +4441,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_coord_proto_msgTypes[56]
+	mi := &file_coord_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3930,7 +4453,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[56]
+	mi := &file_coord_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3943,7 +4466,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{56}
+	return file_coord_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *KeepAliveRequest) GetSessionId() uint64 {
@@ -3963,7 +4486,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_coord_proto_msgTypes[57]
+	mi := &file_coord_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3975,7 +4498,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[57]
+	mi := &file_coord_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3988,7 +4511,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{57}
+	return file_coord_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *KeepAliveResponse) GetHeader() *ResponseHeader {
@@ -4014,7 +4537,7 @@ type CloseSessionRequest struct {
 
 func (x *CloseSessionRequest) Reset() {
 	*x = CloseSessionRequest{}
-	mi := &file_coord_proto_msgTypes[58]
+	mi := &file_coord_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4026,7 +4549,7 @@ func (x *CloseSessionRequest) String() string {
 func (*CloseSessionRequest) ProtoMessage() {}
 
 func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[58]
+	mi := &file_coord_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4039,7 +4562,7 @@ func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{58}
+	return file_coord_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CloseSessionRequest) GetSessionId() uint64 {
@@ -4058,7 +4581,7 @@ type CloseSessionResponse struct {
 
 func (x *CloseSessionResponse) Reset() {
 	*x = CloseSessionResponse{}
-	mi := &file_coord_proto_msgTypes[59]
+	mi := &file_coord_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4070,7 +4593,7 @@ func (x *CloseSessionResponse) String() string {
 func (*CloseSessionResponse) ProtoMessage() {}
 
 func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[59]
+	mi := &file_coord_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4083,7 +4606,7 @@ func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
 func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{59}
+	return file_coord_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *CloseSessionResponse) GetHeader() *ResponseHeader {
@@ -4105,7 +4628,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_coord_proto_msgTypes[60]
+	mi := &file_coord_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4117,7 +4640,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[60]
+	mi := &file_coord_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4130,7 +4653,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{60}
+	return file_coord_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *Member) GetName() string {
@@ -4169,7 +4692,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_coord_proto_msgTypes[61]
+	mi := &file_coord_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4181,7 +4704,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[61]
+	mi := &file_coord_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4194,7 +4717,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{61}
+	return file_coord_proto_rawDescGZIP(), []int{71}
 }
 
 type MembersResponse struct {
@@ -4207,7 +4730,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_coord_proto_msgTypes[62]
+	mi := &file_coord_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4219,7 +4742,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[62]
+	mi := &file_coord_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4232,7 +4755,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{62}
+	return file_coord_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *MembersResponse) GetHeader() *ResponseHeader {
@@ -4260,7 +4783,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_coord_proto_msgTypes[63]
+	mi := &file_coord_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4272,7 +4795,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[63]
+	mi := &file_coord_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4285,7 +4808,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{63}
+	return file_coord_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -4319,7 +4842,7 @@ type AddMemberResponse struct {
 
 func (x *AddMemberResponse) Reset() {
 	*x = AddMemberResponse{}
-	mi := &file_coord_proto_msgTypes[64]
+	mi := &file_coord_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4331,7 +4854,7 @@ func (x *AddMemberResponse) String() string {
 func (*AddMemberResponse) ProtoMessage() {}
 
 func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[64]
+	mi := &file_coord_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4344,7 +4867,7 @@ func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
 func (*AddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{64}
+	return file_coord_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *AddMemberResponse) GetHeader() *ResponseHeader {
@@ -4370,7 +4893,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_coord_proto_msgTypes[65]
+	mi := &file_coord_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4382,7 +4905,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[65]
+	mi := &file_coord_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4395,7 +4918,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{65}
+	return file_coord_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -4415,7 +4938,7 @@ type RemoveMemberResponse struct {
 
 func (x *RemoveMemberResponse) Reset() {
 	*x = RemoveMemberResponse{}
-	mi := &file_coord_proto_msgTypes[66]
+	mi := &file_coord_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4427,7 +4950,7 @@ func (x *RemoveMemberResponse) String() string {
 func (*RemoveMemberResponse) ProtoMessage() {}
 
 func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[66]
+	mi := &file_coord_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4440,7 +4963,7 @@ func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{66}
+	return file_coord_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RemoveMemberResponse) GetHeader() *ResponseHeader {
@@ -4465,7 +4988,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_coord_proto_msgTypes[67]
+	mi := &file_coord_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4477,7 +5000,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[67]
+	mi := &file_coord_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4490,7 +5013,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{67}
+	return file_coord_proto_rawDescGZIP(), []int{77}
 }
 
 type StatusResponse struct {
@@ -4511,7 +5034,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_coord_proto_msgTypes[68]
+	mi := &file_coord_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4523,7 +5046,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[68]
+	mi := &file_coord_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4536,7 +5059,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{68}
+	return file_coord_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *StatusResponse) GetHeader() *ResponseHeader {
@@ -4617,7 +5140,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_coord_proto_msgTypes[69]
+	mi := &file_coord_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4629,7 +5152,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[69]
+	mi := &file_coord_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4642,7 +5165,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{69}
+	return file_coord_proto_rawDescGZIP(), []int{79}
 }
 
 type SnapshotChunk struct {
@@ -4654,7 +5177,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_coord_proto_msgTypes[70]
+	mi := &file_coord_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4666,7 +5189,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[70]
+	mi := &file_coord_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4679,7 +5202,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{70}
+	return file_coord_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -4698,7 +5221,7 @@ type KeepAlivesRequest struct {
 
 func (x *KeepAlivesRequest) Reset() {
 	*x = KeepAlivesRequest{}
-	mi := &file_coord_proto_msgTypes[71]
+	mi := &file_coord_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4710,7 +5233,7 @@ func (x *KeepAlivesRequest) String() string {
 func (*KeepAlivesRequest) ProtoMessage() {}
 
 func (x *KeepAlivesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[71]
+	mi := &file_coord_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4723,7 +5246,7 @@ func (x *KeepAlivesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlivesRequest.ProtoReflect.Descriptor instead.
 func (*KeepAlivesRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{71}
+	return file_coord_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *KeepAlivesRequest) GetSessionIds() []uint64 {
@@ -4742,7 +5265,7 @@ type KeepAlivesResponse struct {
 
 func (x *KeepAlivesResponse) Reset() {
 	*x = KeepAlivesResponse{}
-	mi := &file_coord_proto_msgTypes[72]
+	mi := &file_coord_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4754,7 +5277,7 @@ func (x *KeepAlivesResponse) String() string {
 func (*KeepAlivesResponse) ProtoMessage() {}
 
 func (x *KeepAlivesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[72]
+	mi := &file_coord_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4767,7 +5290,7 @@ func (x *KeepAlivesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlivesResponse.ProtoReflect.Descriptor instead.
 func (*KeepAlivesResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{72}
+	return file_coord_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *KeepAlivesResponse) GetUnknown() []uint64 {
@@ -4786,7 +5309,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_coord_proto_msgTypes[73]
+	mi := &file_coord_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4798,7 +5321,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[73]
+	mi := &file_coord_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4811,7 +5334,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{73}
+	return file_coord_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ProposeRequest) GetCommand() []byte {
@@ -4830,7 +5353,7 @@ type ProposeResponse struct {
 
 func (x *ProposeResponse) Reset() {
 	*x = ProposeResponse{}
-	mi := &file_coord_proto_msgTypes[74]
+	mi := &file_coord_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4842,7 +5365,7 @@ func (x *ProposeResponse) String() string {
 func (*ProposeResponse) ProtoMessage() {}
 
 func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[74]
+	mi := &file_coord_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4855,7 +5378,7 @@ func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
 func (*ProposeResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{74}
+	return file_coord_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ProposeResponse) GetResult() *ApplyResult {
@@ -4873,7 +5396,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_coord_proto_msgTypes[75]
+	mi := &file_coord_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4885,7 +5408,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[75]
+	mi := &file_coord_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4898,7 +5421,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{75}
+	return file_coord_proto_rawDescGZIP(), []int{85}
 }
 
 type ReadIndexResponse struct {
@@ -4910,7 +5433,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_coord_proto_msgTypes[76]
+	mi := &file_coord_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4922,7 +5445,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[76]
+	mi := &file_coord_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4935,7 +5458,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{76}
+	return file_coord_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -4958,7 +5481,7 @@ type ChangeMembersRequest struct {
 
 func (x *ChangeMembersRequest) Reset() {
 	*x = ChangeMembersRequest{}
-	mi := &file_coord_proto_msgTypes[77]
+	mi := &file_coord_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4970,7 +5493,7 @@ func (x *ChangeMembersRequest) String() string {
 func (*ChangeMembersRequest) ProtoMessage() {}
 
 func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[77]
+	mi := &file_coord_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4983,7 +5506,7 @@ func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersRequest.ProtoReflect.Descriptor instead.
 func (*ChangeMembersRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{77}
+	return file_coord_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ChangeMembersRequest) GetChange() isChangeMembersRequest_Change {
@@ -5035,7 +5558,7 @@ type ChangeMembersResponse struct {
 
 func (x *ChangeMembersResponse) Reset() {
 	*x = ChangeMembersResponse{}
-	mi := &file_coord_proto_msgTypes[78]
+	mi := &file_coord_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5047,7 +5570,7 @@ func (x *ChangeMembersResponse) String() string {
 func (*ChangeMembersResponse) ProtoMessage() {}
 
 func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[78]
+	mi := &file_coord_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5060,7 +5583,7 @@ func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersResponse.ProtoReflect.Descriptor instead.
 func (*ChangeMembersResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{78}
+	return file_coord_proto_rawDescGZIP(), []int{88}
 }
 
 // SnapshotNode is one znode in a snapshot stream (see coord/tree/snapshot.go
@@ -5078,7 +5601,7 @@ type SnapshotNode struct {
 
 func (x *SnapshotNode) Reset() {
 	*x = SnapshotNode{}
-	mi := &file_coord_proto_msgTypes[79]
+	mi := &file_coord_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5090,7 +5613,7 @@ func (x *SnapshotNode) String() string {
 func (*SnapshotNode) ProtoMessage() {}
 
 func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[79]
+	mi := &file_coord_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5103,7 +5626,7 @@ func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotNode.ProtoReflect.Descriptor instead.
 func (*SnapshotNode) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{79}
+	return file_coord_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *SnapshotNode) GetPath() string {
@@ -5141,6 +5664,66 @@ func (x *SnapshotNode) GetAcl() []*ACLEntry {
 	return nil
 }
 
+type SnapshotUser struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	BcryptHash    []byte                 `protobuf:"bytes,2,opt,name=bcrypt_hash,json=bcryptHash,proto3" json:"bcrypt_hash,omitempty"`
+	Groups        []string               `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotUser) Reset() {
+	*x = SnapshotUser{}
+	mi := &file_coord_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotUser) ProtoMessage() {}
+
+func (x *SnapshotUser) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotUser.ProtoReflect.Descriptor instead.
+func (*SnapshotUser) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *SnapshotUser) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SnapshotUser) GetBcryptHash() []byte {
+	if x != nil {
+		return x.BcryptHash
+	}
+	return nil
+}
+
+func (x *SnapshotUser) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
 type SnapshotSession struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     uint64                 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -5151,7 +5734,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_coord_proto_msgTypes[80]
+	mi := &file_coord_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5163,7 +5746,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[80]
+	mi := &file_coord_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5176,7 +5759,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{80}
+	return file_coord_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *SnapshotSession) GetSessionId() uint64 {
@@ -5205,7 +5788,7 @@ type SnapshotReply struct {
 
 func (x *SnapshotReply) Reset() {
 	*x = SnapshotReply{}
-	mi := &file_coord_proto_msgTypes[81]
+	mi := &file_coord_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5217,7 +5800,7 @@ func (x *SnapshotReply) String() string {
 func (*SnapshotReply) ProtoMessage() {}
 
 func (x *SnapshotReply) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[81]
+	mi := &file_coord_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5230,7 +5813,7 @@ func (x *SnapshotReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotReply.ProtoReflect.Descriptor instead.
 func (*SnapshotReply) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{81}
+	return file_coord_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *SnapshotReply) GetSessionId() uint64 {
@@ -5266,7 +5849,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_coord_proto_msgTypes[82]
+	mi := &file_coord_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5278,7 +5861,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[82]
+	mi := &file_coord_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5291,7 +5874,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{82}
+	return file_coord_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -5412,15 +5995,22 @@ const file_coord_proto_rawDesc = "" +
 	"\vCheckResult\x12\"\n" +
 	"\x04stat\x18\x01 \x01(\v2\x0e.coord.v1.StatR\x04stat\"2\n" +
 	"\fSetACLResult\x12\"\n" +
-	"\x04stat\x18\x01 \x01(\v2\x0e.coord.v1.StatR\x04stat\"\x83\x02\n" +
+	"\x04stat\x18\x01 \x01(\v2\x0e.coord.v1.StatR\x04stat\"\xb3\x02\n" +
 	"\aCommand\x12\x17\n" +
 	"\atime_ms\x18\x01 \x01(\x03R\x06timeMs\x12!\n" +
 	"\x03txn\x18\x02 \x01(\v2\r.coord.v1.TxnH\x00R\x03txn\x12@\n" +
 	"\x0ecreate_session\x18\x03 \x01(\v2\x17.coord.v1.CreateSessionH\x00R\rcreateSession\x12=\n" +
 	"\rclose_session\x18\x04 \x01(\v2\x16.coord.v1.CloseSessionH\x00R\fcloseSession\x124\n" +
 	"\n" +
-	"expire_ttl\x18\x05 \x01(\v2\x13.coord.v1.ExpireTTLH\x00R\texpireTtlB\x05\n" +
-	"\x03cmd\"\xae\x01\n" +
+	"expire_ttl\x18\x05 \x01(\v2\x13.coord.v1.ExpireTTLH\x00R\texpireTtl\x12.\n" +
+	"\bset_user\x18\x06 \x01(\v2\x11.coord.v1.SetUserH\x00R\asetUserB\x05\n" +
+	"\x03cmd\"n\n" +
+	"\aSetUser\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vbcrypt_hash\x18\x02 \x01(\fR\n" +
+	"bcryptHash\x12\x16\n" +
+	"\x06groups\x18\x03 \x03(\tR\x06groups\x12\x16\n" +
+	"\x06delete\x18\x04 \x01(\bR\x06delete\"\xae\x01\n" +
 	"\x03Txn\x12\x1e\n" +
 	"\x03ops\x18\x01 \x03(\v2\f.coord.v1.OpR\x03ops\x12\x1d\n" +
 	"\n" +
@@ -5449,7 +6039,30 @@ const file_coord_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.coord.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x1b\n" +
 	"\tfailed_op\x18\x04 \x01(\x05R\bfailedOp\x12,\n" +
-	"\aresults\x18\x05 \x03(\v2\x12.coord.v1.OpResultR\aresults\"`\n" +
+	"\aresults\x18\x05 \x03(\v2\x12.coord.v1.OpResultR\aresults\"E\n" +
+	"\x13AuthenticateRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"T\n" +
+	"\x14AuthenticateResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12&\n" +
+	"\x0fexpires_unix_ms\x18\x02 \x01(\x03R\rexpiresUnixMs\"X\n" +
+	"\x0eSetUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x16\n" +
+	"\x06groups\x18\x03 \x03(\tR\x06groups\"C\n" +
+	"\x0fSetUserResponse\x120\n" +
+	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\"'\n" +
+	"\x11DeleteUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"F\n" +
+	"\x12DeleteUserResponse\x120\n" +
+	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\"\x12\n" +
+	"\x10ListUsersRequest\"o\n" +
+	"\x11ListUsersResponse\x120\n" +
+	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\x12(\n" +
+	"\x05users\x18\x02 \x03(\v2\x12.coord.v1.UserInfoR\x05users\"6\n" +
+	"\bUserInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06groups\x18\x02 \x03(\tR\x06groups\"`\n" +
 	"\rSetACLRequest\x12+\n" +
 	"\x05write\x18\x01 \x01(\v2\x15.coord.v1.WriteHeaderR\x05write\x12\"\n" +
 	"\x02op\x18\x02 \x01(\v2\x12.coord.v1.SetACLOpR\x02op\"f\n" +
@@ -5638,7 +6251,12 @@ const file_coord_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\"\n" +
 	"\x04stat\x18\x03 \x01(\v2\x0e.coord.v1.StatR\x04stat\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12$\n" +
-	"\x03acl\x18\x05 \x03(\v2\x12.coord.v1.ACLEntryR\x03acl\"O\n" +
+	"\x03acl\x18\x05 \x03(\v2\x12.coord.v1.ACLEntryR\x03acl\"[\n" +
+	"\fSnapshotUser\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vbcrypt_hash\x18\x02 \x01(\fR\n" +
+	"bcryptHash\x12\x16\n" +
+	"\x06groups\x18\x03 \x03(\tR\x06groups\"O\n" +
 	"\x0fSnapshotSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x1d\n" +
@@ -5712,8 +6330,7 @@ const file_coord_proto_rawDesc = "" +
 	"\fNODE_CREATED\x10\x01\x12\x10\n" +
 	"\fNODE_DELETED\x10\x02\x12\x15\n" +
 	"\x11NODE_DATA_CHANGED\x10\x03\x12\x19\n" +
-	"\x15NODE_CHILDREN_CHANGED\x10\x042\x84\n" +
-	"\n" +
+	"\x15NODE_CHILDREN_CHANGED\x10\x042\xa2\f\n" +
 	"\x05Coord\x12;\n" +
 	"\x06Create\x12\x17.coord.v1.CreateRequest\x1a\x18.coord.v1.CreateResponse\x12;\n" +
 	"\x06Delete\x12\x17.coord.v1.DeleteRequest\x1a\x18.coord.v1.DeleteResponse\x122\n" +
@@ -5734,7 +6351,12 @@ const file_coord_proto_rawDesc = "" +
 	"\x05Watch\x12\x16.coord.v1.WatchRequest\x1a\x17.coord.v1.WatchResponse(\x010\x01\x12;\n" +
 	"\x06SetACL\x12\x17.coord.v1.SetACLRequest\x1a\x18.coord.v1.SetACLResponse\x12;\n" +
 	"\x06GetACL\x12\x17.coord.v1.GetACLRequest\x1a\x18.coord.v1.GetACLResponse\x12;\n" +
-	"\x06WhoAmI\x12\x17.coord.v1.WhoAmIRequest\x1a\x18.coord.v1.WhoAmIResponse2\xa7\x02\n" +
+	"\x06WhoAmI\x12\x17.coord.v1.WhoAmIRequest\x1a\x18.coord.v1.WhoAmIResponse\x12M\n" +
+	"\fAuthenticate\x12\x1d.coord.v1.AuthenticateRequest\x1a\x1e.coord.v1.AuthenticateResponse\x12>\n" +
+	"\aSetUser\x12\x18.coord.v1.SetUserRequest\x1a\x19.coord.v1.SetUserResponse\x12G\n" +
+	"\n" +
+	"DeleteUser\x12\x1b.coord.v1.DeleteUserRequest\x1a\x1c.coord.v1.DeleteUserResponse\x12D\n" +
+	"\tListUsers\x12\x1a.coord.v1.ListUsersRequest\x1a\x1b.coord.v1.ListUsersResponse2\xa7\x02\n" +
 	"\x04Peer\x12>\n" +
 	"\aPropose\x12\x18.coord.v1.ProposeRequest\x1a\x19.coord.v1.ProposeResponse\x12D\n" +
 	"\tReadIndex\x12\x1a.coord.v1.ReadIndexRequest\x1a\x1b.coord.v1.ReadIndexResponse\x12P\n" +
@@ -5755,7 +6377,7 @@ func file_coord_proto_rawDescGZIP() []byte {
 }
 
 var file_coord_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
+var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 94)
 var file_coord_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: coord.v1.ErrorCode
 	(Perm)(0),                     // 1: coord.v1.Perm
@@ -5782,70 +6404,81 @@ var file_coord_proto_goTypes = []any{
 	(*CheckResult)(nil),           // 22: coord.v1.CheckResult
 	(*SetACLResult)(nil),          // 23: coord.v1.SetACLResult
 	(*Command)(nil),               // 24: coord.v1.Command
-	(*Txn)(nil),                   // 25: coord.v1.Txn
-	(*CreateSession)(nil),         // 26: coord.v1.CreateSession
-	(*CloseSession)(nil),          // 27: coord.v1.CloseSession
-	(*ExpireTTL)(nil),             // 28: coord.v1.ExpireTTL
-	(*ExpireTTLNode)(nil),         // 29: coord.v1.ExpireTTLNode
-	(*ApplyResult)(nil),           // 30: coord.v1.ApplyResult
-	(*SetACLRequest)(nil),         // 31: coord.v1.SetACLRequest
-	(*SetACLResponse)(nil),        // 32: coord.v1.SetACLResponse
-	(*GetACLRequest)(nil),         // 33: coord.v1.GetACLRequest
-	(*GetACLResponse)(nil),        // 34: coord.v1.GetACLResponse
-	(*WhoAmIRequest)(nil),         // 35: coord.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),        // 36: coord.v1.WhoAmIResponse
-	(*WatchRequest)(nil),          // 37: coord.v1.WatchRequest
-	(*WatchCreate)(nil),           // 38: coord.v1.WatchCreate
-	(*WatchCancel)(nil),           // 39: coord.v1.WatchCancel
-	(*WatchProgressRequest)(nil),  // 40: coord.v1.WatchProgressRequest
-	(*WatchEvent)(nil),            // 41: coord.v1.WatchEvent
-	(*WatchResponse)(nil),         // 42: coord.v1.WatchResponse
-	(*WriteHeader)(nil),           // 43: coord.v1.WriteHeader
-	(*CreateRequest)(nil),         // 44: coord.v1.CreateRequest
-	(*CreateResponse)(nil),        // 45: coord.v1.CreateResponse
-	(*DeleteRequest)(nil),         // 46: coord.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 47: coord.v1.DeleteResponse
-	(*SetRequest)(nil),            // 48: coord.v1.SetRequest
-	(*SetResponse)(nil),           // 49: coord.v1.SetResponse
-	(*GetRequest)(nil),            // 50: coord.v1.GetRequest
-	(*GetResponse)(nil),           // 51: coord.v1.GetResponse
-	(*ExistsRequest)(nil),         // 52: coord.v1.ExistsRequest
-	(*ExistsResponse)(nil),        // 53: coord.v1.ExistsResponse
-	(*ChildrenRequest)(nil),       // 54: coord.v1.ChildrenRequest
-	(*ChildrenResponse)(nil),      // 55: coord.v1.ChildrenResponse
-	(*MultiRequest)(nil),          // 56: coord.v1.MultiRequest
-	(*MultiResponse)(nil),         // 57: coord.v1.MultiResponse
-	(*SyncRequest)(nil),           // 58: coord.v1.SyncRequest
-	(*SyncResponse)(nil),          // 59: coord.v1.SyncResponse
-	(*OpenSessionRequest)(nil),    // 60: coord.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),   // 61: coord.v1.OpenSessionResponse
-	(*KeepAliveRequest)(nil),      // 62: coord.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),     // 63: coord.v1.KeepAliveResponse
-	(*CloseSessionRequest)(nil),   // 64: coord.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),  // 65: coord.v1.CloseSessionResponse
-	(*Member)(nil),                // 66: coord.v1.Member
-	(*MembersRequest)(nil),        // 67: coord.v1.MembersRequest
-	(*MembersResponse)(nil),       // 68: coord.v1.MembersResponse
-	(*AddMemberRequest)(nil),      // 69: coord.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),     // 70: coord.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),   // 71: coord.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),  // 72: coord.v1.RemoveMemberResponse
-	(*StatusRequest)(nil),         // 73: coord.v1.StatusRequest
-	(*StatusResponse)(nil),        // 74: coord.v1.StatusResponse
-	(*SnapshotRequest)(nil),       // 75: coord.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 76: coord.v1.SnapshotChunk
-	(*KeepAlivesRequest)(nil),     // 77: coord.v1.KeepAlivesRequest
-	(*KeepAlivesResponse)(nil),    // 78: coord.v1.KeepAlivesResponse
-	(*ProposeRequest)(nil),        // 79: coord.v1.ProposeRequest
-	(*ProposeResponse)(nil),       // 80: coord.v1.ProposeResponse
-	(*ReadIndexRequest)(nil),      // 81: coord.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),     // 82: coord.v1.ReadIndexResponse
-	(*ChangeMembersRequest)(nil),  // 83: coord.v1.ChangeMembersRequest
-	(*ChangeMembersResponse)(nil), // 84: coord.v1.ChangeMembersResponse
-	(*SnapshotNode)(nil),          // 85: coord.v1.SnapshotNode
-	(*SnapshotSession)(nil),       // 86: coord.v1.SnapshotSession
-	(*SnapshotReply)(nil),         // 87: coord.v1.SnapshotReply
-	(*SnapshotHeader)(nil),        // 88: coord.v1.SnapshotHeader
+	(*SetUser)(nil),               // 25: coord.v1.SetUser
+	(*Txn)(nil),                   // 26: coord.v1.Txn
+	(*CreateSession)(nil),         // 27: coord.v1.CreateSession
+	(*CloseSession)(nil),          // 28: coord.v1.CloseSession
+	(*ExpireTTL)(nil),             // 29: coord.v1.ExpireTTL
+	(*ExpireTTLNode)(nil),         // 30: coord.v1.ExpireTTLNode
+	(*ApplyResult)(nil),           // 31: coord.v1.ApplyResult
+	(*AuthenticateRequest)(nil),   // 32: coord.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),  // 33: coord.v1.AuthenticateResponse
+	(*SetUserRequest)(nil),        // 34: coord.v1.SetUserRequest
+	(*SetUserResponse)(nil),       // 35: coord.v1.SetUserResponse
+	(*DeleteUserRequest)(nil),     // 36: coord.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),    // 37: coord.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),      // 38: coord.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),     // 39: coord.v1.ListUsersResponse
+	(*UserInfo)(nil),              // 40: coord.v1.UserInfo
+	(*SetACLRequest)(nil),         // 41: coord.v1.SetACLRequest
+	(*SetACLResponse)(nil),        // 42: coord.v1.SetACLResponse
+	(*GetACLRequest)(nil),         // 43: coord.v1.GetACLRequest
+	(*GetACLResponse)(nil),        // 44: coord.v1.GetACLResponse
+	(*WhoAmIRequest)(nil),         // 45: coord.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),        // 46: coord.v1.WhoAmIResponse
+	(*WatchRequest)(nil),          // 47: coord.v1.WatchRequest
+	(*WatchCreate)(nil),           // 48: coord.v1.WatchCreate
+	(*WatchCancel)(nil),           // 49: coord.v1.WatchCancel
+	(*WatchProgressRequest)(nil),  // 50: coord.v1.WatchProgressRequest
+	(*WatchEvent)(nil),            // 51: coord.v1.WatchEvent
+	(*WatchResponse)(nil),         // 52: coord.v1.WatchResponse
+	(*WriteHeader)(nil),           // 53: coord.v1.WriteHeader
+	(*CreateRequest)(nil),         // 54: coord.v1.CreateRequest
+	(*CreateResponse)(nil),        // 55: coord.v1.CreateResponse
+	(*DeleteRequest)(nil),         // 56: coord.v1.DeleteRequest
+	(*DeleteResponse)(nil),        // 57: coord.v1.DeleteResponse
+	(*SetRequest)(nil),            // 58: coord.v1.SetRequest
+	(*SetResponse)(nil),           // 59: coord.v1.SetResponse
+	(*GetRequest)(nil),            // 60: coord.v1.GetRequest
+	(*GetResponse)(nil),           // 61: coord.v1.GetResponse
+	(*ExistsRequest)(nil),         // 62: coord.v1.ExistsRequest
+	(*ExistsResponse)(nil),        // 63: coord.v1.ExistsResponse
+	(*ChildrenRequest)(nil),       // 64: coord.v1.ChildrenRequest
+	(*ChildrenResponse)(nil),      // 65: coord.v1.ChildrenResponse
+	(*MultiRequest)(nil),          // 66: coord.v1.MultiRequest
+	(*MultiResponse)(nil),         // 67: coord.v1.MultiResponse
+	(*SyncRequest)(nil),           // 68: coord.v1.SyncRequest
+	(*SyncResponse)(nil),          // 69: coord.v1.SyncResponse
+	(*OpenSessionRequest)(nil),    // 70: coord.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),   // 71: coord.v1.OpenSessionResponse
+	(*KeepAliveRequest)(nil),      // 72: coord.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),     // 73: coord.v1.KeepAliveResponse
+	(*CloseSessionRequest)(nil),   // 74: coord.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 75: coord.v1.CloseSessionResponse
+	(*Member)(nil),                // 76: coord.v1.Member
+	(*MembersRequest)(nil),        // 77: coord.v1.MembersRequest
+	(*MembersResponse)(nil),       // 78: coord.v1.MembersResponse
+	(*AddMemberRequest)(nil),      // 79: coord.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),     // 80: coord.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),   // 81: coord.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),  // 82: coord.v1.RemoveMemberResponse
+	(*StatusRequest)(nil),         // 83: coord.v1.StatusRequest
+	(*StatusResponse)(nil),        // 84: coord.v1.StatusResponse
+	(*SnapshotRequest)(nil),       // 85: coord.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 86: coord.v1.SnapshotChunk
+	(*KeepAlivesRequest)(nil),     // 87: coord.v1.KeepAlivesRequest
+	(*KeepAlivesResponse)(nil),    // 88: coord.v1.KeepAlivesResponse
+	(*ProposeRequest)(nil),        // 89: coord.v1.ProposeRequest
+	(*ProposeResponse)(nil),       // 90: coord.v1.ProposeResponse
+	(*ReadIndexRequest)(nil),      // 91: coord.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),     // 92: coord.v1.ReadIndexResponse
+	(*ChangeMembersRequest)(nil),  // 93: coord.v1.ChangeMembersRequest
+	(*ChangeMembersResponse)(nil), // 94: coord.v1.ChangeMembersResponse
+	(*SnapshotNode)(nil),          // 95: coord.v1.SnapshotNode
+	(*SnapshotUser)(nil),          // 96: coord.v1.SnapshotUser
+	(*SnapshotSession)(nil),       // 97: coord.v1.SnapshotSession
+	(*SnapshotReply)(nil),         // 98: coord.v1.SnapshotReply
+	(*SnapshotHeader)(nil),        // 99: coord.v1.SnapshotHeader
 }
 var file_coord_proto_depIdxs = []int32{
 	0,   // 0: coord.v1.ErrorDetail.code:type_name -> coord.v1.ErrorCode
@@ -5868,124 +6501,137 @@ var file_coord_proto_depIdxs = []int32{
 	7,   // 17: coord.v1.SetResult.stat:type_name -> coord.v1.Stat
 	7,   // 18: coord.v1.CheckResult.stat:type_name -> coord.v1.Stat
 	7,   // 19: coord.v1.SetACLResult.stat:type_name -> coord.v1.Stat
-	25,  // 20: coord.v1.Command.txn:type_name -> coord.v1.Txn
-	26,  // 21: coord.v1.Command.create_session:type_name -> coord.v1.CreateSession
-	27,  // 22: coord.v1.Command.close_session:type_name -> coord.v1.CloseSession
-	28,  // 23: coord.v1.Command.expire_ttl:type_name -> coord.v1.ExpireTTL
-	17,  // 24: coord.v1.Txn.ops:type_name -> coord.v1.Op
-	9,   // 25: coord.v1.Txn.caller:type_name -> coord.v1.Caller
-	29,  // 26: coord.v1.ExpireTTL.nodes:type_name -> coord.v1.ExpireTTLNode
-	0,   // 27: coord.v1.ApplyResult.code:type_name -> coord.v1.ErrorCode
-	18,  // 28: coord.v1.ApplyResult.results:type_name -> coord.v1.OpResult
-	43,  // 29: coord.v1.SetACLRequest.write:type_name -> coord.v1.WriteHeader
-	16,  // 30: coord.v1.SetACLRequest.op:type_name -> coord.v1.SetACLOp
-	10,  // 31: coord.v1.SetACLResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 32: coord.v1.SetACLResponse.stat:type_name -> coord.v1.Stat
-	11,  // 33: coord.v1.GetACLRequest.read:type_name -> coord.v1.ReadOptions
-	10,  // 34: coord.v1.GetACLResponse.header:type_name -> coord.v1.ResponseHeader
-	8,   // 35: coord.v1.GetACLResponse.acl:type_name -> coord.v1.ACLEntry
-	7,   // 36: coord.v1.GetACLResponse.stat:type_name -> coord.v1.Stat
-	38,  // 37: coord.v1.WatchRequest.create:type_name -> coord.v1.WatchCreate
-	39,  // 38: coord.v1.WatchRequest.cancel:type_name -> coord.v1.WatchCancel
-	40,  // 39: coord.v1.WatchRequest.progress:type_name -> coord.v1.WatchProgressRequest
-	4,   // 40: coord.v1.WatchCreate.kind:type_name -> coord.v1.WatchKind
-	5,   // 41: coord.v1.WatchEvent.type:type_name -> coord.v1.EventType
-	41,  // 42: coord.v1.WatchResponse.events:type_name -> coord.v1.WatchEvent
-	12,  // 43: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
-	43,  // 44: coord.v1.CreateRequest.write:type_name -> coord.v1.WriteHeader
-	10,  // 45: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 46: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
-	14,  // 47: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
-	43,  // 48: coord.v1.DeleteRequest.write:type_name -> coord.v1.WriteHeader
-	10,  // 49: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
-	13,  // 50: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
-	43,  // 51: coord.v1.SetRequest.write:type_name -> coord.v1.WriteHeader
-	10,  // 52: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 53: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
-	11,  // 54: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
-	10,  // 55: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 56: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
-	11,  // 57: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
-	10,  // 58: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 59: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
-	11,  // 60: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
-	10,  // 61: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 62: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
-	17,  // 63: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
-	43,  // 64: coord.v1.MultiRequest.write:type_name -> coord.v1.WriteHeader
-	10,  // 65: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
-	18,  // 66: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
-	10,  // 67: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
-	10,  // 68: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	10,  // 69: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
-	10,  // 70: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	10,  // 71: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
-	66,  // 72: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
-	10,  // 73: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	66,  // 74: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
-	10,  // 75: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	66,  // 76: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
-	10,  // 77: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
-	66,  // 78: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
-	30,  // 79: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
-	69,  // 80: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
-	71,  // 81: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
-	7,   // 82: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
-	8,   // 83: coord.v1.SnapshotNode.acl:type_name -> coord.v1.ACLEntry
-	30,  // 84: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
-	44,  // 85: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
-	46,  // 86: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
-	48,  // 87: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
-	50,  // 88: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
-	52,  // 89: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
-	54,  // 90: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
-	56,  // 91: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
-	58,  // 92: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
-	60,  // 93: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
-	62,  // 94: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
-	64,  // 95: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
-	67,  // 96: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
-	69,  // 97: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
-	71,  // 98: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
-	73,  // 99: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
-	75,  // 100: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
-	37,  // 101: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
-	31,  // 102: coord.v1.Coord.SetACL:input_type -> coord.v1.SetACLRequest
-	33,  // 103: coord.v1.Coord.GetACL:input_type -> coord.v1.GetACLRequest
-	35,  // 104: coord.v1.Coord.WhoAmI:input_type -> coord.v1.WhoAmIRequest
-	79,  // 105: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
-	81,  // 106: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
-	83,  // 107: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
-	77,  // 108: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
-	45,  // 109: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
-	47,  // 110: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
-	49,  // 111: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
-	51,  // 112: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
-	53,  // 113: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
-	55,  // 114: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
-	57,  // 115: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
-	59,  // 116: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
-	61,  // 117: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
-	63,  // 118: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
-	65,  // 119: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
-	68,  // 120: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
-	70,  // 121: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
-	72,  // 122: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
-	74,  // 123: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
-	76,  // 124: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
-	42,  // 125: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
-	32,  // 126: coord.v1.Coord.SetACL:output_type -> coord.v1.SetACLResponse
-	34,  // 127: coord.v1.Coord.GetACL:output_type -> coord.v1.GetACLResponse
-	36,  // 128: coord.v1.Coord.WhoAmI:output_type -> coord.v1.WhoAmIResponse
-	80,  // 129: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
-	82,  // 130: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
-	84,  // 131: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
-	78,  // 132: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
-	109, // [109:133] is the sub-list for method output_type
-	85,  // [85:109] is the sub-list for method input_type
-	85,  // [85:85] is the sub-list for extension type_name
-	85,  // [85:85] is the sub-list for extension extendee
-	0,   // [0:85] is the sub-list for field type_name
+	26,  // 20: coord.v1.Command.txn:type_name -> coord.v1.Txn
+	27,  // 21: coord.v1.Command.create_session:type_name -> coord.v1.CreateSession
+	28,  // 22: coord.v1.Command.close_session:type_name -> coord.v1.CloseSession
+	29,  // 23: coord.v1.Command.expire_ttl:type_name -> coord.v1.ExpireTTL
+	25,  // 24: coord.v1.Command.set_user:type_name -> coord.v1.SetUser
+	17,  // 25: coord.v1.Txn.ops:type_name -> coord.v1.Op
+	9,   // 26: coord.v1.Txn.caller:type_name -> coord.v1.Caller
+	30,  // 27: coord.v1.ExpireTTL.nodes:type_name -> coord.v1.ExpireTTLNode
+	0,   // 28: coord.v1.ApplyResult.code:type_name -> coord.v1.ErrorCode
+	18,  // 29: coord.v1.ApplyResult.results:type_name -> coord.v1.OpResult
+	10,  // 30: coord.v1.SetUserResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 31: coord.v1.DeleteUserResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 32: coord.v1.ListUsersResponse.header:type_name -> coord.v1.ResponseHeader
+	40,  // 33: coord.v1.ListUsersResponse.users:type_name -> coord.v1.UserInfo
+	53,  // 34: coord.v1.SetACLRequest.write:type_name -> coord.v1.WriteHeader
+	16,  // 35: coord.v1.SetACLRequest.op:type_name -> coord.v1.SetACLOp
+	10,  // 36: coord.v1.SetACLResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 37: coord.v1.SetACLResponse.stat:type_name -> coord.v1.Stat
+	11,  // 38: coord.v1.GetACLRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 39: coord.v1.GetACLResponse.header:type_name -> coord.v1.ResponseHeader
+	8,   // 40: coord.v1.GetACLResponse.acl:type_name -> coord.v1.ACLEntry
+	7,   // 41: coord.v1.GetACLResponse.stat:type_name -> coord.v1.Stat
+	48,  // 42: coord.v1.WatchRequest.create:type_name -> coord.v1.WatchCreate
+	49,  // 43: coord.v1.WatchRequest.cancel:type_name -> coord.v1.WatchCancel
+	50,  // 44: coord.v1.WatchRequest.progress:type_name -> coord.v1.WatchProgressRequest
+	4,   // 45: coord.v1.WatchCreate.kind:type_name -> coord.v1.WatchKind
+	5,   // 46: coord.v1.WatchEvent.type:type_name -> coord.v1.EventType
+	51,  // 47: coord.v1.WatchResponse.events:type_name -> coord.v1.WatchEvent
+	12,  // 48: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
+	53,  // 49: coord.v1.CreateRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 50: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 51: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
+	14,  // 52: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
+	53,  // 53: coord.v1.DeleteRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 54: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
+	13,  // 55: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
+	53,  // 56: coord.v1.SetRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 57: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 58: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
+	11,  // 59: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 60: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 61: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
+	11,  // 62: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 63: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 64: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
+	11,  // 65: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 66: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 67: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
+	17,  // 68: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
+	53,  // 69: coord.v1.MultiRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 70: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
+	18,  // 71: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
+	10,  // 72: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 73: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 74: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 75: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 76: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
+	76,  // 77: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
+	10,  // 78: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	76,  // 79: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
+	10,  // 80: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	76,  // 81: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
+	10,  // 82: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
+	76,  // 83: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
+	31,  // 84: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
+	79,  // 85: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
+	81,  // 86: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
+	7,   // 87: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
+	8,   // 88: coord.v1.SnapshotNode.acl:type_name -> coord.v1.ACLEntry
+	31,  // 89: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
+	54,  // 90: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
+	56,  // 91: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
+	58,  // 92: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
+	60,  // 93: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
+	62,  // 94: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
+	64,  // 95: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
+	66,  // 96: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
+	68,  // 97: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
+	70,  // 98: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
+	72,  // 99: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
+	74,  // 100: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
+	77,  // 101: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
+	79,  // 102: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
+	81,  // 103: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
+	83,  // 104: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
+	85,  // 105: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
+	47,  // 106: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
+	41,  // 107: coord.v1.Coord.SetACL:input_type -> coord.v1.SetACLRequest
+	43,  // 108: coord.v1.Coord.GetACL:input_type -> coord.v1.GetACLRequest
+	45,  // 109: coord.v1.Coord.WhoAmI:input_type -> coord.v1.WhoAmIRequest
+	32,  // 110: coord.v1.Coord.Authenticate:input_type -> coord.v1.AuthenticateRequest
+	34,  // 111: coord.v1.Coord.SetUser:input_type -> coord.v1.SetUserRequest
+	36,  // 112: coord.v1.Coord.DeleteUser:input_type -> coord.v1.DeleteUserRequest
+	38,  // 113: coord.v1.Coord.ListUsers:input_type -> coord.v1.ListUsersRequest
+	89,  // 114: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
+	91,  // 115: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
+	93,  // 116: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
+	87,  // 117: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
+	55,  // 118: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
+	57,  // 119: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
+	59,  // 120: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
+	61,  // 121: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
+	63,  // 122: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
+	65,  // 123: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
+	67,  // 124: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
+	69,  // 125: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
+	71,  // 126: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
+	73,  // 127: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
+	75,  // 128: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
+	78,  // 129: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
+	80,  // 130: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
+	82,  // 131: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
+	84,  // 132: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
+	86,  // 133: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
+	52,  // 134: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
+	42,  // 135: coord.v1.Coord.SetACL:output_type -> coord.v1.SetACLResponse
+	44,  // 136: coord.v1.Coord.GetACL:output_type -> coord.v1.GetACLResponse
+	46,  // 137: coord.v1.Coord.WhoAmI:output_type -> coord.v1.WhoAmIResponse
+	33,  // 138: coord.v1.Coord.Authenticate:output_type -> coord.v1.AuthenticateResponse
+	35,  // 139: coord.v1.Coord.SetUser:output_type -> coord.v1.SetUserResponse
+	37,  // 140: coord.v1.Coord.DeleteUser:output_type -> coord.v1.DeleteUserResponse
+	39,  // 141: coord.v1.Coord.ListUsers:output_type -> coord.v1.ListUsersResponse
+	90,  // 142: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
+	92,  // 143: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
+	94,  // 144: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
+	88,  // 145: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
+	118, // [118:146] is the sub-list for method output_type
+	90,  // [90:118] is the sub-list for method input_type
+	90,  // [90:90] is the sub-list for extension type_name
+	90,  // [90:90] is the sub-list for extension extendee
+	0,   // [0:90] is the sub-list for field type_name
 }
 
 func init() { file_coord_proto_init() }
@@ -6012,13 +6658,14 @@ func file_coord_proto_init() {
 		(*Command_CreateSession)(nil),
 		(*Command_CloseSession)(nil),
 		(*Command_ExpireTtl)(nil),
+		(*Command_SetUser)(nil),
 	}
-	file_coord_proto_msgTypes[31].OneofWrappers = []any{
+	file_coord_proto_msgTypes[41].OneofWrappers = []any{
 		(*WatchRequest_Create)(nil),
 		(*WatchRequest_Cancel)(nil),
 		(*WatchRequest_Progress)(nil),
 	}
-	file_coord_proto_msgTypes[77].OneofWrappers = []any{
+	file_coord_proto_msgTypes[87].OneofWrappers = []any{
 		(*ChangeMembersRequest_Add)(nil),
 		(*ChangeMembersRequest_Remove)(nil),
 	}
@@ -6028,7 +6675,7 @@ func file_coord_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_coord_proto_rawDesc), len(file_coord_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   83,
+			NumMessages:   94,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
