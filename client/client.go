@@ -134,6 +134,7 @@ type Client struct {
 	seen  atomic.Uint64 // highest zxid seen in any response header
 
 	closed atomic.Bool
+	token  atomic.Pointer[string] // login session token (Login)
 	sess   session
 	reqs   requests
 
@@ -164,6 +165,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		ep = strings.TrimSpace(ep)
 		cc, err := grpc.NewClient(ep,
 			grpc.WithTransportCredentials(creds),
+			grpc.WithPerRPCCredentials(tokenCreds{c}),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes)),
 			grpc.WithConnectParams(grpc.ConnectParams{
 				MinConnectTimeout: cfg.DialTimeout,

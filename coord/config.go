@@ -81,6 +81,12 @@ type Config struct {
 	// identity; membership and snapshots a superuser); empty keeps the
 	// open world of a cluster without auth.
 	Superusers []string
+	// TokenKeyFile holds the cluster's session-token key (the same file on
+	// every node, at least 32 bytes; coordctl certs init writes one).
+	// Empty: password login is off.
+	TokenKeyFile string
+	// TokenTTL is how long a password login lasts (0: one hour).
+	TokenTTL time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 }

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"coord/coord/auth"
 	"coord/coord/replica"
 	"coord/coord/rpc"
 	"coord/coord/tree"
@@ -146,13 +147,24 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	}
 	s.rep = rep
 
-	authz := rpc.NewAuthorizer(rpc.Policy{TLS: sec != nil, Peers: sec.peerList(), Superusers: cfg.Superusers}, s.log)
+	policy := rpc.Policy{TLS: sec != nil, Peers: sec.peerList(), Superusers: cfg.Superusers, TokenTTL: cfg.TokenTTL}
+	if cfg.TokenKeyFile != "" {
+		if policy.TokenKey, err = auth.LoadTokenKey(cfg.TokenKeyFile); err != nil {
+			s.rep.Close()
+			ln.Close()
+			if s.httpLn != nil {
+				s.httpLn.Close()
+			}
+			return nil, err
+		}
+	}
+	authz := rpc.NewAuthorizer(policy, s.log)
 	s.grpc = grpc.NewServer(append(sec.serverOptions(),
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
 		grpc.ChainUnaryInterceptor(authz.Unary, s.metrics.unaryInterceptor),
 		grpc.ChainStreamInterceptor(authz.Stream),
 	)...)
-	coordpb.RegisterCoordServer(s.grpc, rpc.NewService(s, s.log))
+	coordpb.RegisterCoordServer(s.grpc, rpc.NewService(s, s.log).WithTokenKey(policy.TokenKey, cfg.TokenTTL))
 	coordpb.RegisterPeerServer(s.grpc, rpc.NewPeerService(s, s.log))
 
 	s.wg.Add(2)

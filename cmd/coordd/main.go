@@ -48,6 +48,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.TLS.KeyFile, "key", "", "node key PEM")
 	fs.StringVar(&cfg.TLS.CAFile, "ca", "", "CA PEM that signs nodes and clients")
 	superusers := fs.String("superusers", "", `ids that bypass ACLs and may change membership and take snapshots, e.g. "x509:admin" (setting any turns on the cluster-level auth rules)`)
+	fs.StringVar(&cfg.TokenKeyFile, "token-key", "", "file with the cluster's session-token key (enables user/password login; same file on every node)")
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "how long a password login lasts (default 1h)")
 	peerNames := fs.String("peer-names", "", "allowed peer certificate names, comma-separated (default: this node and --initial-cluster names)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

@@ -183,7 +183,7 @@ func CreateCerts(dir string, spec CertSpec) error {
 			return err
 		}
 	}
-	return nil
+	return WriteTokenKey(filepath.Join(dir, "token.key"))
 }
 
 func writeFile(dir, name string, b []byte, mode os.FileMode) error {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -54,6 +55,10 @@ var Rules = map[string]Rule{
 	coordpb.Coord_KeepAlive_FullMethodName:    RuleAnyone,
 	coordpb.Coord_CloseSession_FullMethodName: RuleAnyone,
 	coordpb.Coord_WhoAmI_FullMethodName:       RuleAnyone,
+	coordpb.Coord_Authenticate_FullMethodName: RuleAnyone,
+	coordpb.Coord_SetUser_FullMethodName:      RuleSuper,
+	coordpb.Coord_DeleteUser_FullMethodName:   RuleSuper,
+	coordpb.Coord_ListUsers_FullMethodName:    RuleSuper,
 	coordpb.Coord_Members_FullMethodName:      RuleAuthenticated,
 	coordpb.Coord_Status_FullMethodName:       RuleAuthenticated,
 	coordpb.Coord_AddMember_FullMethodName:    RuleSuper,
@@ -77,6 +82,11 @@ type Policy struct {
 	// may change membership and take snapshots. Non-empty turns auth on
 	// for the cluster-level rules.
 	Superusers []string
+	// TokenKey signs and verifies password-login session tokens (nil:
+	// password login is off).
+	TokenKey []byte
+	// TokenTTL is how long a login lasts (0: auth.DefaultTokenTTL).
+	TokenTTL time.Duration
 }
 
 // authOn: the cluster-level rules apply.
@@ -110,8 +120,40 @@ func NewAuthorizer(p Policy, log *slog.Logger) *Authorizer {
 	return &Authorizer{p: p, log: log}
 }
 
-// identify returns the caller and whether it is a verified peer.
-func (a *Authorizer) identify(ctx context.Context) (*tree.Caller, bool) {
+// identify returns the caller and whether it is a verified peer. A
+// session token that does not verify is an error, never a silent
+// downgrade to anonymous.
+func (a *Authorizer) identify(ctx context.Context) (*tree.Caller, bool, error) {
+	if a.p.TokenKey != nil {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			if v := md.Get("authorization"); len(v) > 0 {
+				tok, ok := strings.CutPrefix(v[0], "Bearer ")
+				if !ok {
+					return nil, false, fmt.Errorf("%w: authorization metadata: want \"Bearer TOKEN\"", auth.ErrUnauthenticated)
+				}
+				user, groups, err := auth.VerifyToken(a.p.TokenKey, tok, time.Now())
+				if err != nil {
+					return nil, false, err
+				}
+				c := &tree.Caller{Ids: []string{"user:" + user}}
+				for _, g := range groups {
+					c.Ids = append(c.Ids, "group:"+g)
+				}
+				c.Super = a.super(c)
+				return c, false, nil
+			}
+		}
+	}
+	c, peer := a.identifyTLS(ctx)
+	return c, peer, nil
+}
+
+func (a *Authorizer) super(c *tree.Caller) bool {
+	return slices.ContainsFunc(c.Ids, func(s string) bool { return slices.Contains(a.p.Superusers, s) })
+}
+
+// identifyTLS derives the caller from the client certificate.
+func (a *Authorizer) identifyTLS(ctx context.Context) (*tree.Caller, bool) {
 	if !a.p.TLS {
 		return nil, false
 	}
@@ -139,7 +181,7 @@ func (a *Authorizer) identify(ctx context.Context) (*tree.Caller, bool) {
 	for _, ou := range st.PeerCertificates[0].Subject.OrganizationalUnit {
 		c.Ids = append(c.Ids, "group:"+ou)
 	}
-	c.Super = slices.ContainsFunc(c.Ids, func(s string) bool { return slices.Contains(a.p.Superusers, s) })
+	c.Super = a.super(c)
 	return c, id.Kind == auth.Peer
 }
 
@@ -173,8 +215,11 @@ func (a *Authorizer) check(method string, c *tree.Caller, peer bool) error {
 
 // Unary is the unary server interceptor.
 func (a *Authorizer) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	c, peer := a.identify(ctx)
-	if err := a.check(info.FullMethod, c, peer); err != nil {
+	c, peer, err := a.identify(ctx)
+	if err == nil {
+		err = a.check(info.FullMethod, c, peer)
+	}
+	if err != nil {
 		return nil, ToStatus(a.log, err)
 	}
 	if c != nil {
@@ -185,8 +230,11 @@ func (a *Authorizer) Unary(ctx context.Context, req any, info *grpc.UnaryServerI
 
 // Stream is the stream server interceptor.
 func (a *Authorizer) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	c, peer := a.identify(ss.Context())
-	if err := a.check(info.FullMethod, c, peer); err != nil {
+	c, peer, err := a.identify(ss.Context())
+	if err == nil {
+		err = a.check(info.FullMethod, c, peer)
+	}
+	if err != nil {
 		return ToStatus(a.log, err)
 	}
 	if c != nil {
@@ -209,6 +257,11 @@ func forwardCtx(ctx context.Context) context.Context {
 	kv := []string{mdCaller, strings.Join(c.GetIds(), ",")}
 	if c.GetSuper() {
 		kv = append(kv, mdSuper, "1")
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("authorization"); len(v) > 0 {
+			kv = append(kv, "authorization", v[0])
+		}
 	}
 	return metadata.AppendToOutgoingContext(ctx, kv...)
 }

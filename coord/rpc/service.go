@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"coord/coord/replica"
 	"coord/coord/tree"
@@ -68,6 +69,9 @@ type Service struct {
 	coordpb.UnimplementedCoordServer
 	b   Backend
 	log *slog.Logger
+
+	tokenKey []byte // nil: password login off
+	tokenTTL time.Duration
 }
 
 // NewService returns the gRPC service for b.
