@@ -66,3 +66,37 @@ func TestRun_CertsAndACL(t *testing.T) {
 		t.Errorf("bad acl: %d %q", code, errs)
 	}
 }
+
+// coordctl auth add-user/list/delete-user as a certificate superuser, then
+// --user/--password-file logins.
+func TestRun_AuthUsers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	if _, errs, code := ctl("", "certs", "init", "--nodes", "n1", "--clients", "admin", dir); code != 0 {
+		t.Fatal(errs)
+	}
+	c := coordtest.NewCluster(t, 1, coordtest.Options{Configure: func(cfg *coord.Config) {
+		cfg.TLS = auth.TLSFiles{CertFile: filepath.Join(dir, "n1.crt"), KeyFile: filepath.Join(dir, "n1.key"), CAFile: filepath.Join(dir, "ca.crt")}
+		cfg.Superusers = []string{"x509:admin"}
+		cfg.TokenKeyFile = filepath.Join(dir, "token.key")
+	}})
+	base := []string{"--endpoints", c.Node(0).Addr, "--ca", filepath.Join(dir, "ca.crt")}
+	admin := append(append([]string{}, base...), "--cert", filepath.Join(dir, "admin.crt"), "--key", filepath.Join(dir, "admin.key"))
+	if _, errs, code := ctl("s3cret-pass\n", append(admin, "auth", "add-user", "--groups", "ops,dev", "bob")...); code != 0 {
+		t.Fatalf("add-user: %q", errs)
+	}
+	if out, _, code := ctl("", append(admin, "auth", "list")...); code != 0 || out != "bob ops,dev\n" {
+		t.Errorf("auth list: %d %q", code, out)
+	}
+	if out, errs, code := ctl("s3cret-pass\n", append(base, "--user", "bob", "--password-file", "-", "whoami")...); code != 0 || out != "user:bob\ngroup:ops\ngroup:dev\n" {
+		t.Errorf("whoami as bob: %d %q %q", code, out, errs)
+	}
+	if _, errs, code := ctl("wrong-pass\n", append(base, "--user", "bob", "--password-file", "-", "whoami")...); code != 1 || !strings.Contains(errs, "wrong user or password") {
+		t.Errorf("wrong password: %d %q", code, errs)
+	}
+	if _, errs, code := ctl("s3cret-pass\n", append(base, "--user", "bob", "--password-file", "-", "auth", "list")...); code != 1 || !strings.Contains(errs, "superuser") {
+		t.Errorf("auth list as bob: %d %q", code, errs)
+	}
+	if _, errs, code := ctl("", append(admin, "auth", "delete-user", "bob")...); code != 0 {
+		t.Errorf("delete-user: %q", errs)
+	}
+}

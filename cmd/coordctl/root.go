@@ -24,6 +24,8 @@ type app struct {
 	output         string
 	sessionTimeout time.Duration
 	tls            client.TLSFiles
+	user           string
+	passwordFile   string
 	root           *cobra.Command
 }
 
@@ -62,6 +64,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 	root.PersistentFlags().DurationVar(&a.timeout, "timeout", 10*time.Second, "per-command timeout")
 	root.PersistentFlags().DurationVar(&a.sessionTimeout, "session-timeout", 0, "requested session timeout (0: server default)")
 	a.addTLSFlags(root)
+	a.addLoginFlags(root)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -74,6 +77,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 	root.AddCommand(leasectl.Command())
 	root.AddCommand(a.certsCmd())
 	root.AddCommand(a.aclCmds()...)
+	root.AddCommand(a.authCmd())
 	a.root = root
 	return a
 }
@@ -169,6 +173,11 @@ func (a *app) client() (cl *client.Client, ctx context.Context, done func(), err
 	if err != nil {
 		cancel()
 		return nil, nil, nil, usageError{err}
+	}
+	if err := a.login(ctx, c); err != nil {
+		c.Close(ctx)
+		cancel()
+		return nil, nil, nil, err
 	}
 	return c, ctx, func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
