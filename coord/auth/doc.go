@@ -4,7 +4,8 @@
 // peer-dial and client tls.Configs), the peer allow-list check, throwaway
 // certificates for local clusters (CreateCerts, behind `coordctl certs
 // init`), and the gRPC credential that exposes TLS terminated at the
-// listener (Terminated).
+// listener (Terminated), bcrypt password hashing and the HMAC session
+// tokens a password login returns (token.go).
 //
 // # Where it sits
 //
@@ -45,6 +46,9 @@
 //
 // # Decisions
 //
+//   - Session tokens are stateless (HMAC-SHA256 under a key file every
+//     node holds), so any node verifies them without a round trip; the
+//     price is no revocation before expiry.
 //   - ECDSA P-256 throwaway certificates from crypto/x509; the CA key sits
 //     next to them, so they are for local clusters and tests only.
 //   - The allow-list binds a certificate to "one of the peers", not to the
