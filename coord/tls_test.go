@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -266,5 +267,48 @@ func TestConfig_SafeDefaults(t *testing.T) {
 	if s, err := coord.Start(cfg, nil); err == nil {
 		s.Close()
 		t.Fatal("start with missing TLS files succeeded")
+	}
+}
+
+// A node picks up a rotated certificate for new connections without a
+// restart.
+func TestTLS_CertReload(t *testing.T) {
+	d := makeCerts(t)
+	live := t.TempDir()
+	copyCert := func(name string) {
+		for _, ext := range []string{".crt", ".key"} {
+			b, err := os.ReadFile(filepath.Join(d.good, name+ext))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(live, "node"+ext), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	copyCert("n1")
+	c := coordtest.NewCluster(t, 1, coordtest.Options{Configure: func(cfg *coord.Config) {
+		cfg.TLS = auth.TLSFiles{CertFile: filepath.Join(live, "node.crt"), KeyFile: filepath.Join(live, "node.key"), CAFile: filepath.Join(d.good, "ca.crt")}
+	}})
+	served := func() string {
+		conn, err := tls.Dial("tcp", c.Node(0).Addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if cn := served(); cn != "n1" {
+		t.Fatalf("serving %q", cn)
+	}
+	copyCert("n2") // any CA-signed cert will do to tell old from new
+	later := time.Now().Add(time.Minute)
+	_ = os.Chtimes(filepath.Join(live, "node.crt"), later, later)
+	deadline := time.Now().Add(5 * time.Second)
+	for served() != "n2" {
+		if time.Now().After(deadline) {
+			t.Fatal("the rotated certificate was not picked up")
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
