@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"slices"
 	"net"
 
 	"google.golang.org/grpc/credentials"
@@ -68,7 +70,7 @@ func FromTLS(cs tls.ConnectionState, peers []string) Identity {
 		return Anyone
 	}
 	leaf := cs.PeerCertificates[0]
-	if name, ok := PeerName(leaf, peers); ok {
+	if name, ok := PeerName(leaf, peers); ok && slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
 		return Identity{Kind: Peer, Name: name}
 	}
 	return Identity{Kind: Cert, Name: leaf.Subject.CommonName}
