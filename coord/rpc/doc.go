@@ -22,7 +22,10 @@
 // caller in the Txn and coord/tree checks at apply, so every replica
 // decides the same and a multi fails whole. A follower handing a read to
 // the leader sends the caller along; the leader believes that only from a
-// verified peer.
+// verified peer. A password login (users.go: Authenticate, bcrypt against
+// the replicated user table) returns an HMAC session token; a call that
+// carries "authorization: Bearer TOKEN" runs as user:NAME plus its groups,
+// and a token that does not verify is refused, not ignored.
 //
 // # Decisions
 //
