@@ -32,6 +32,10 @@ func dumpState(tr *Tree, withZxid bool) string {
 	for k, _, ok := tit.Next(); ok; k, _, ok = tit.Next() {
 		fmt.Fprintf(&b, "ttl %d %s\n", int64(binary.BigEndian.Uint64(k)^(1<<63)), k[8:])
 	}
+	uit := tr.users.Root().Iterator()
+	for k, u, ok := uit.Next(); ok; k, u, ok = uit.Next() {
+		fmt.Fprintf(&b, "user %s hash=%q groups=%v\n", k, u.hash, u.groups)
+	}
 	return b.String()
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -24,6 +25,8 @@ func sampleTree(t testing.TB) *Tree {
 	apply(txn(createMode("/q", coordpb.CreateMode_CONTAINER, false, 0, 0), createMode("/q/j-", coordpb.CreateMode_PERSISTENT, true, 0, 0)))
 	apply(txn(createMode("/e", coordpb.CreateMode_EPHEMERAL, false, 7, 0), createMode("/t", coordpb.CreateMode_TTL, false, 0, 50)))
 	apply(txn(setOp("/a", "beta", 0)))
+	apply(as(who("x509:alice"), createACL("/acl", grant(IDCreator, PermAll), grant("group:ops", PermRead))))
+	apply(setUser("bob", "$2a$10$"+strings.Repeat("y", 53), "ops"))
 	return h.tree
 }
 
