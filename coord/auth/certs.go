@@ -119,7 +119,8 @@ func serial() *big.Int {
 var ErrCertsExist = errors.New("certificates already exist")
 
 // CreateCerts writes a throwaway CA (ca.crt, ca.key) and, per name,
-// NAME.crt and NAME.key into dir (created 0700). It refuses to overwrite
+// NAME.crt and NAME.key into dir (created 0700), plus token.key (a random
+// session-token key for --token-key). It refuses to overwrite
 // an existing ca.crt. It is for local clusters and tests, not production
 // PKI.
 func CreateCerts(dir string, spec CertSpec) error {
