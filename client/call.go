@@ -62,6 +62,24 @@ type callStream struct {
 	pending map[uint64]chan *coordpb.CallResponse
 	done    chan struct{} // closed when the stream has failed
 	err     error         // why (set before done closes)
+	retired atomic.Bool   // no new requests: it drains and closes
+}
+
+// retire makes the next request open a new stream and lets the current
+// one finish the requests it carries, then close. The caller's identity
+// (a login token) is fixed when a stream opens, so Login retires it.
+func (c *callClient) retire() {
+	c.mu.Lock()
+	st := c.st
+	c.st = nil
+	c.mu.Unlock()
+	if st == nil {
+		return
+	}
+	st.retired.Store(true)
+	st.sendMu.Lock()
+	_ = st.stream.CloseSend() // the server answers what is in flight, then ends
+	st.sendMu.Unlock()
 }
 
 // stream returns the open stream, opening one if there is none or the
@@ -130,6 +148,12 @@ func (c *callClient) do(ctx context.Context, req *coordpb.CallRequest) (*coordpb
 	if err != nil {
 		return nil, err
 	}
+	if st.retired.Load() {
+		// Retired between stream() and here: take the new one.
+		if st, err = c.stream(); err != nil {
+			return nil, err
+		}
+	}
 	id := c.nextID.Add(1)
 	req.Id = id
 	if dl, ok := ctx.Deadline(); ok {
@@ -146,6 +170,13 @@ func (c *callClient) do(ctx context.Context, req *coordpb.CallRequest) (*coordpb
 	st.pending[id] = ch
 	st.mu.Unlock()
 	st.sendMu.Lock()
+	if st.retired.Load() {
+		st.sendMu.Unlock()
+		st.mu.Lock()
+		delete(st.pending, id)
+		st.mu.Unlock()
+		return c.do(ctx, req) // never sent: send it on the new stream
+	}
 	err = st.stream.Send(req)
 	st.sendMu.Unlock()
 	if err != nil {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,9 +60,9 @@ type Config struct {
 	// Logger receives the client's few log lines; nil discards them.
 	Logger *slog.Logger
 
-	// transportCreds is the TLS seam: nil means insecure (plaintext).
-	// The security work exports a field for it.
-	transportCreds credentials.TransportCredentials
+	// TLS, when set, dials every endpoint with TLS (see LoadTLS); nil
+	// means plaintext, which a TLS node refuses.
+	TLS *tls.Config
 }
 
 // DefaultConfig returns a Config with every default filled in, pointing at
@@ -140,6 +141,7 @@ type Client struct {
 	seen   atomic.Uint64 // highest zxid seen in any response header
 
 	closed atomic.Bool
+	token  atomic.Pointer[string] // login session token (Login)
 	sess   session
 	reqs   requests
 
@@ -160,9 +162,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	creds := cfg.transportCreds
-	if creds == nil {
-		creds = insecure.NewCredentials()
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
 	}
 	c := &Client{cfg: cfg, log: log, watches: map[*Watch]struct{}{}, budget: newRetryBudget(time.Now)}
 	c.sess.open = make(chan struct{}, 1)
@@ -170,6 +172,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		ep = strings.TrimSpace(ep)
 		cc, err := grpc.NewClient(ep,
 			grpc.WithTransportCredentials(creds),
+			grpc.WithPerRPCCredentials(tokenCreds{c}),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes)),
 			grpc.WithConnectParams(grpc.ConnectParams{
 				MinConnectTimeout: cfg.DialTimeout,

@@ -106,8 +106,8 @@
 //     caller's choice of order.
 //   - OpenSession is retried like a read: a session opened by a lost
 //     attempt owns no ephemerals and simply expires.
-//   - Connections are plaintext for now; Config.transportCreds is the TLS
-//     seam, to be exported with the security work.
+//   - Connections are plaintext unless Config.TLS is set (LoadTLS builds
+//     it from the same --cert/--key/--ca files coordd takes).
 //   - No functional options (see STYLE.md G): Config plus Validate.
 //   - Retries cannot become a storm (retry.go): pauses between rounds use
 //     full jitter, keepalive intervals are re-drawn in [0.75, 1] × T/3 each

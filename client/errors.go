@@ -54,6 +54,14 @@ var (
 	ErrInternal = errors.New("internal server error")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("client closed")
+	// ErrNoAuth: the caller lacks the permission (a znode ACL, or a
+	// superuser-only call).
+	ErrNoAuth = errors.New("permission denied")
+	// ErrUnauthenticated: the call needs an identity (a client certificate
+	// or a password login) and the caller has none.
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrInvalidACL: a malformed ACL entry.
+	ErrInvalidACL = errors.New("invalid ACL")
 )
 
 // codeSentinels maps the server's machine-readable reason to a sentinel.
@@ -75,6 +83,9 @@ var codeSentinels = map[coordpb.ErrorCode]error{
 	coordpb.ErrorCode_MEMBERSHIP:                 ErrMembership,
 	coordpb.ErrorCode_TIMEOUT:                    ErrTimeout,
 	coordpb.ErrorCode_UNKNOWN_OUTCOME:            ErrConnectionLoss,
+	coordpb.ErrorCode_NO_AUTH:                    ErrNoAuth,
+	coordpb.ErrorCode_UNAUTHENTICATED:            ErrUnauthenticated,
+	coordpb.ErrorCode_INVALID_ACL:                ErrInvalidACL,
 }
 
 // Error is an error reported by the server or the transport. Its text is

@@ -19,6 +19,8 @@ type Stat struct {
 	Mode                Mode
 	// Directory: created as a directory or has had a child (never cleared).
 	Directory bool
+	// ACLVersion counts SetACL calls on the node.
+	ACLVersion int64
 }
 
 // Mode is a znode's create mode.
@@ -51,6 +53,7 @@ func statFromPB(s *coordpb.Stat) *Stat {
 		Version: s.Version, Cversion: s.Cversion, EphemeralOwner: s.EphemeralOwner,
 		DataLength: s.DataLength, NumChildren: s.NumChildren,
 		TTL: time.Duration(s.TtlMs) * time.Millisecond, Mode: mode, Directory: s.Directory,
+		ACLVersion: s.Aversion,
 	}
 }
 
@@ -73,6 +76,8 @@ type CreateOptions struct {
 	// atomic step (mkdir -p for a znode); they go away with their last
 	// child.
 	Parents bool
+	// ACL is the node's access list; empty leaves it open (see ACL).
+	ACL []ACL
 	// Ephemeral, Container and TTL exclude each other; Sequential goes
 	// with any of them.
 }
@@ -159,6 +164,7 @@ func createOpPB(path string, data []byte, opts *CreateOptions) (*coordpb.CreateO
 	op.Sequential = opts.Sequential
 	op.Directory = opts.Directory
 	op.Parents = opts.Parents
+	op.Acl = aclPB(opts.ACL)
 	switch {
 	case opts.Ephemeral:
 		op.Mode = coordpb.CreateMode_EPHEMERAL

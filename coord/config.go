@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"coord/coord/auth"
 	"coord/coord/replica"
 	"coord/session"
 )
@@ -67,12 +68,31 @@ type Config struct {
 	SnapshotBytes int64
 	TrailingLogs  uint64
 	// InsecureNonLoopback allows listening on a non-loopback address without
-	// TLS (TLS arrives with the security work; until then this must be
-	// asked for explicitly).
+	// TLS (coordd --insecure); Start then logs a warning every time.
 	InsecureNonLoopback bool
 	// EnablePprof serves net/http/pprof under /debug/pprof/ on the HTTP
 	// address (profiling a live node; off by default).
 	EnablePprof bool
+	// TLS names the node's certificate, key and CA (all three or none).
+	// With TLS the one address speaks only TLS: clients, raft and peer
+	// RPCs alike; peers must present a certificate naming one of
+	// PeerNames.
+	TLS auth.TLSFiles
+	// PeerNames is the allow-list of peer certificate names (CN or DNS
+	// SAN). Empty: this node's name plus every InitialCluster name.
+	PeerNames []string
+	// Superusers are caller ids ("x509:admin", "user:root") that bypass
+	// znode ACLs and may change membership and take snapshots. Setting any
+	// turns on the cluster-level rules (status and members need an
+	// identity; membership and snapshots a superuser); empty keeps the
+	// open world of a cluster without auth.
+	Superusers []string
+	// TokenKeyFile holds the cluster's session-token key (the same file on
+	// every node, at least 32 bytes; coordctl certs init writes one).
+	// Empty: password login is off.
+	TokenKeyFile string
+	// TokenTTL is how long a password login lasts (0: one hour).
+	TokenTTL time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -99,7 +119,10 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir is empty"))
 	}
-	if err := checkListen("listen", c.Listen, c.InsecureNonLoopback); err != nil {
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkListen("listen", c.Listen, c.InsecureNonLoopback || c.TLS.Enabled()); err != nil {
 		errs = append(errs, err)
 	}
 	if c.HTTP != "" {
@@ -136,7 +159,19 @@ func checkListen(what, addr string, insecure bool) error {
 	if host == "localhost" || (ip != nil && ip.IsLoopback()) {
 		return nil
 	}
-	return fmt.Errorf("%s address %q is not loopback: coord serves loopback only unless --insecure-no-tls is given (TLS is not implemented yet)", what, addr)
+	return fmt.Errorf("%s address %q is not loopback: coord serves beyond loopback only with TLS (--cert, --key, --ca) or --insecure", what, addr)
+}
+
+// peerNames is the effective allow-list.
+func (c Config) peerNames() []string {
+	if len(c.PeerNames) > 0 {
+		return c.PeerNames
+	}
+	names := []string{c.Name}
+	for _, p := range c.InitialCluster {
+		names = append(names, p.Name)
+	}
+	return names
 }
 
 // ParseCluster parses "n1=127.0.0.1:4101,n2=127.0.0.1:4102".

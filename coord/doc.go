@@ -68,6 +68,9 @@
 //     instead of tunnelling raft through gRPC streams.
 //   - Recursive delete is server-side and atomic (ZooKeeper's is a client
 //     loop that can leave half a subtree).
-//   - Non-loopback listen addresses are refused unless --insecure-no-tls,
-//     until TLS lands.
+//   - Non-loopback listen addresses are refused unless TLS is configured
+//     (Config.TLS: cert, key, CA) or InsecureNonLoopback (--insecure) is
+//     set, which then warns at every start. TLS is terminated on the
+//     listener before the mux, so clients, raft and peer RPCs share one
+//     handshake; security.go wires coord/auth in (docs/SECURITY.md).
 package coord

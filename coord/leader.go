@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 
 	"coord/coord/replica"
 	"coord/coord/rpc"
@@ -217,11 +217,14 @@ func (s *Server) Sync(ctx context.Context) (uint64, error) {
 
 // peerConns caches one gRPC connection per peer address.
 type peerConns struct {
+	creds credentials.TransportCredentials
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-func newPeerConns() *peerConns { return &peerConns{conns: make(map[string]*grpc.ClientConn)} }
+func newPeerConns(creds credentials.TransportCredentials) *peerConns {
+	return &peerConns{creds: creds, conns: make(map[string]*grpc.ClientConn)}
+}
 
 func (p *peerConns) conn(addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
@@ -232,7 +235,7 @@ func (p *peerConns) conn(addr string) (*grpc.ClientConn, error) {
 	c, ok := p.conns[addr]
 	if !ok {
 		var err error
-		c, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		c, err = grpc.NewClient(addr, grpc.WithTransportCredentials(p.creds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 		if err != nil {
 			return nil, fmt.Errorf("dial peer %s: %w", addr, err)

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"coord/coord/auth"
 	"coord/coord/replica"
 	"coord/coord/rpc"
 	"coord/coord/tree"
@@ -32,6 +33,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	ln      net.Listener
+	sec     *security // nil without TLS
 	mux     *replica.Mux
 	rep     *replica.Replica
 	grpc    *grpc.Server
@@ -74,17 +76,33 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	var sec *security
+	if cfg.TLS.Enabled() {
+		var err error
+		if sec, err = newSecurity(cfg); err != nil {
+			if ln != nil {
+				ln.Close()
+			}
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	} else if cfg.InsecureNonLoopback {
+		cfg.Logger.Warn("insecure: serving without TLS; anyone who can reach the address can read and change everything", "listen", cfg.Listen)
+	}
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 		}
 	}
+	if sec != nil {
+		ln = sec.listener(ln)
+	}
 	s := &Server{
 		cfg:   cfg,
 		log:   cfg.Logger.With("node", cfg.Name),
 		ln:    ln,
-		peers: newPeerConns(),
+		sec:   sec,
+		peers: newPeerConns(sec.peerCreds()),
 		stop:  make(chan struct{}),
 	}
 	if cfg.HTTP != "" {
@@ -100,6 +118,12 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		cluster = []replica.Peer{{Name: cfg.Name, Address: cfg.Listen}}
 	}
 	s.mux = replica.NewMux(ln)
+	if sec != nil {
+		s.mux.RaftCheck = sec.checkRaft
+		s.mux.OnReject = func(c net.Conn, err error) {
+			s.log.Warn("raft connection refused", "remote", c.RemoteAddr().String(), "err", err)
+		}
+	}
 	s.sess = newSessionManager(s)
 	s.watches = newWatchHub(cfg.WatchHistory)
 	// Metrics exist before the replica: replaying the log feeds them.
@@ -119,6 +143,7 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		TrailingLogs:      cfg.TrailingLogs,
 		Events:            s.onEvents,
 		Logger:            s.log,
+		DialTLS:           sec.dialTLS(),
 	}, s.mux)
 	if err != nil {
 		ln.Close()
@@ -129,12 +154,26 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	}
 	s.rep = rep
 
-	s.grpc = grpc.NewServer(
+	policy := rpc.Policy{TLS: sec != nil, Peers: sec.peerList(), Superusers: cfg.Superusers, TokenTTL: cfg.TokenTTL}
+	if cfg.TokenKeyFile != "" {
+		if policy.TokenKey, err = auth.LoadTokenKey(cfg.TokenKeyFile); err != nil {
+			s.rep.Close()
+			ln.Close()
+			if s.httpLn != nil {
+				s.httpLn.Close()
+			}
+			return nil, err
+		}
+	}
+	authz := rpc.NewAuthorizer(policy, s.log)
+	s.grpc = grpc.NewServer(append(sec.serverOptions(),
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
-		grpc.ChainUnaryInterceptor(s.metrics.unaryInterceptor),
-	)
-	svc := rpc.NewService(s, s.log)
-	svc.Interceptor = s.metrics.unaryInterceptor // the same chain as unary calls
+		grpc.ChainUnaryInterceptor(authz.Unary, s.metrics.unaryInterceptor),
+		grpc.ChainStreamInterceptor(authz.Stream),
+	)...)
+	svc := rpc.NewService(s, s.log).WithTokenKey(policy.TokenKey, cfg.TokenTTL)
+	// Requests on a Call stream run through the same unary chain.
+	svc.Interceptor = chainUnary(authz.Unary, s.metrics.unaryInterceptor)
 	coordpb.RegisterCoordServer(s.grpc, svc)
 	coordpb.RegisterPeerServer(s.grpc, rpc.NewPeerService(s, s.log))
 
@@ -228,4 +267,17 @@ func (s *Server) ChangeMembersLocal(ctx context.Context, req *coordpb.ChangeMemb
 func (s *Server) onEvents(b replica.Batch) {
 	s.metrics.events.Add(float64(len(b.Events)))
 	s.watches.publish(b)
+}
+
+// chainUnary composes unary interceptors in order (the first runs
+// outermost), as grpc.ChainUnaryInterceptor does for unary calls.
+func chainUnary(ics ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		next := h
+		for i := len(ics) - 1; i >= 0; i-- {
+			ic, inner := ics[i], next
+			next = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, inner) }
+		}
+		return next(ctx, req)
+	}
 }

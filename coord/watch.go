@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"coord/coord/replica"
+	"coord/coord/rpc"
 	"coord/coord/tree"
 	"coord/proto/coordpb"
 )
@@ -197,7 +198,7 @@ func (s *Server) Watch(stream coordpb.Coord_WatchServer) error {
 	}()
 	s.watchStreams.Add(1)
 	defer s.watchStreams.Add(-1)
-	ws := &watchStream{s: s, send: stream.Send, watches: map[int64]*watch{}}
+	ws := &watchStream{s: s, send: stream.Send, watches: map[int64]*watch{}, caller: rpc.CallerFrom(ctx)}
 	for {
 		changed := ws.deliver()
 		ws.answerProgress()
@@ -224,6 +225,7 @@ type watchStream struct {
 	watches  map[int64]*watch
 	progress []uint64 // pending progress requests (zxids)
 	err      error
+	caller   *tree.Caller // who the stream runs as (ACLs filter events)
 }
 
 func (ws *watchStream) out(r *coordpb.WatchResponse) {
@@ -255,6 +257,10 @@ func (ws *watchStream) handle(r *coordpb.WatchRequest) {
 			fail(fmt.Sprintf("unknown watch kind %d", c.Kind))
 			return
 		}
+		if err := ws.mayWatch(c); err != nil {
+			fail(err.Error())
+			return
+		}
 		applied, floor := ws.s.watches.position()
 		start := c.StartZxid
 		if start == 0 {
@@ -276,6 +282,18 @@ func (ws *watchStream) handle(r *coordpb.WatchRequest) {
 		ws.progress = append(ws.progress, x.Progress.GetZxid())
 		ws.answerProgress()
 	}
+}
+
+// mayWatch: a watch needs READ where the matching read would (exists: the
+// parent); events are then filtered one by one by the ACL of the node
+// that fired, so a recursive watch never shows a name the caller may not
+// read.
+func (ws *watchStream) mayWatch(c *coordpb.WatchCreate) error {
+	t, _ := ws.s.rep.State()
+	if c.Kind == coordpb.WatchKind_WATCH_EXISTS {
+		return t.CheckParent(c.Path, tree.PermRead, ws.caller)
+	}
+	return t.Check(c.Path, tree.PermRead, ws.caller)
 }
 
 // answerProgress answers the progress requests whose zxid every watch on
@@ -332,7 +350,7 @@ func (ws *watchStream) deliver() <-chan struct{} {
 		for _, e := range evs {
 			for _, id := range ids {
 				w, ok := ws.watches[id]
-				if !ok || e.Zxid <= w.cursor || !w.matches(e) {
+				if !ok || e.Zxid <= w.cursor || !w.matches(e) || !e.Readable(ws.caller) {
 					continue
 				}
 				resp := &coordpb.WatchResponse{WatchId: id, Events: []*coordpb.WatchEvent{eventPB(e)}, ProgressZxid: e.Zxid}

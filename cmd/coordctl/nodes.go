@@ -18,6 +18,7 @@ import (
 func (a *app) createCmd() *cobra.Command {
 	var opts client.CreateOptions
 	var hold bool
+	var aclFlag string
 	c := &cobra.Command{
 		Use:   "create [-e] [-s] [--container] [--ttl D] [--hold] PATH [DATA]",
 		Short: "create a node and print its path",
@@ -26,6 +27,13 @@ func (a *app) createCmd() *cobra.Command {
 			p := args[0]
 			if hold && !opts.Ephemeral {
 				return usageError{errors.New("create: --hold needs -e")}
+			}
+			if aclFlag != "" {
+				acl, err := client.ParseACL(aclFlag)
+				if err != nil {
+					return usageError{fmt.Errorf("create --acl: %v", err)}
+				}
+				opts.ACL = acl
 			}
 			var sig chan os.Signal
 			if hold {
@@ -70,6 +78,7 @@ func (a *app) createCmd() *cobra.Command {
 	c.Flags().BoolVar(&opts.Directory, "dir", false, "mark the node a directory (as mkdir through a mount does)")
 	c.Flags().DurationVar(&opts.TTL, "ttl", 0, "TTL node: deleted when unmodified this long and childless")
 	c.Flags().BoolVar(&hold, "hold", false, "with -e: keep the session (and node) until interrupted")
+	c.Flags().StringVar(&aclFlag, "acl", "", `the node's ACL, e.g. "creator:all,world:anyone:r" (default: open)`)
 	return c
 }
 

@@ -23,6 +23,9 @@ type app struct {
 	timeout        time.Duration
 	output         string
 	sessionTimeout time.Duration
+	tls            client.TLSFiles
+	user           string
+	passwordFile   string
 	root           *cobra.Command
 }
 
@@ -60,6 +63,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 	root.PersistentFlags().StringVar(&a.endpoints, "endpoints", def, "comma-separated server addresses (env COORD_ENDPOINTS)")
 	root.PersistentFlags().DurationVar(&a.timeout, "timeout", 10*time.Second, "per-command timeout")
 	root.PersistentFlags().DurationVar(&a.sessionTimeout, "session-timeout", 0, "requested session timeout (0: server default)")
+	a.addTLSFlags(root)
+	a.addLoginFlags(root)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -71,6 +76,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 		a.watchCmd(), a.lockCmd(), a.electCmd())
 	root.AddCommand(a.mountCmd())
 	root.AddCommand(leasectl.Command())
+	root.AddCommand(a.certsCmd())
+	root.AddCommand(a.aclCmds()...)
+	root.AddCommand(a.authCmd())
 	a.root = root
 	return a
 }
@@ -145,6 +153,9 @@ func (a *app) config() (client.Config, error) {
 	cfg.RequestTimeout = a.timeout
 	cfg.DialTimeout = min(cfg.DialTimeout, a.timeout)
 	cfg.SessionTimeout = a.sessionTimeout
+	if err := a.applyTLS(&cfg); err != nil {
+		return cfg, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{fmt.Errorf("--endpoints: %v", strings.ReplaceAll(err.Error(), "\n", "; "))}
 	}
@@ -163,6 +174,11 @@ func (a *app) client() (cl *client.Client, ctx context.Context, done func(), err
 	if err != nil {
 		cancel()
 		return nil, nil, nil, usageError{err}
+	}
+	if err := a.login(ctx, c); err != nil {
+		c.Close(ctx)
+		cancel()
+		return nil, nil, nil, err
 	}
 	return c, ctx, func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,8 +43,16 @@ func run(args []string, stderr io.Writer) int {
 	fs.BoolVar(&cfg.NudgeFollowers, "nudge-followers", false, "after a write with no other in flight, append a barrier so followers and their watchers learn the commit at once (one more log append per sparse write)")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "log entries between snapshots (default 65536)")
 	fs.Int64Var(&cfg.SnapshotBytes, "snapshot-bytes", 0, "also snapshot after this many bytes of commands (default 64 MiB; negative: never by size)")
-	fs.BoolVar(&cfg.InsecureNonLoopback, "insecure-no-tls", false, "allow listening beyond loopback without TLS")
 	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve /debug/pprof/ on the HTTP address")
+	fs.BoolVar(&cfg.InsecureNonLoopback, "insecure", false, "allow listening beyond loopback without TLS (warns at every start)")
+	oldInsecure := fs.Bool("insecure-no-tls", false, "deprecated alias of --insecure")
+	fs.StringVar(&cfg.TLS.CertFile, "cert", "", "node certificate PEM (TLS for clients, raft and peers on the one address)")
+	fs.StringVar(&cfg.TLS.KeyFile, "key", "", "node key PEM")
+	fs.StringVar(&cfg.TLS.CAFile, "ca", "", "CA PEM that signs nodes and clients")
+	superusers := fs.String("superusers", "", `ids that bypass ACLs and may change membership and take snapshots, e.g. "x509:admin" (setting any turns on the cluster-level auth rules)`)
+	fs.StringVar(&cfg.TokenKeyFile, "token-key", "", "file with the cluster's session-token key (enables user/password login; same file on every node)")
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "how long a password login lasts (default 1h)")
+	peerNames := fs.String("peer-names", "", "allowed peer certificate names, comma-separated (default: this node and --initial-cluster names)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -64,8 +73,19 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.InitialCluster = peers
-	if cfg.InsecureNonLoopback {
-		cfg.Logger.Warn("--insecure-no-tls: serving without TLS; anyone who can reach the address can read and change everything")
+	if *oldInsecure {
+		cfg.Logger.Warn("--insecure-no-tls is deprecated; use --insecure")
+		cfg.InsecureNonLoopback = true
+	}
+	for _, n := range strings.Split(*superusers, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			cfg.Superusers = append(cfg.Superusers, n)
+		}
+	}
+	for _, n := range strings.Split(*peerNames, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			cfg.PeerNames = append(cfg.PeerNames, n)
+		}
 	}
 
 	srv, err := coord.Start(cfg, nil)

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,13 @@ type Mux struct {
 	ln   net.Listener
 	grpc *chanListener
 	raft *chanListener
+	// RaftCheck, when set (before Serve), vets each raft connection after
+	// its first bytes (so after a TLS handshake on a TLS listener); a
+	// connection it rejects is closed. coord sets it to the peer
+	// allow-list check.
+	RaftCheck func(net.Conn) error
+	// OnReject, when set, hears about each rejected raft connection.
+	OnReject func(net.Conn, error)
 }
 
 // NewMux wraps ln. Call Serve to start accepting.
@@ -67,6 +75,15 @@ func (m *Mux) route(c net.Conn) {
 	_ = c.SetReadDeadline(time.Time{})
 	if err == nil && string(head) == string(raftMagic) {
 		_, _ = br.Discard(len(raftMagic))
+		if m.RaftCheck != nil {
+			if err := m.RaftCheck(c); err != nil {
+				if m.OnReject != nil {
+					m.OnReject(c, err)
+				}
+				c.Close()
+				return
+			}
+		}
 		m.raft.deliver(&bufferedConn{Conn: c, r: br})
 		return
 	}
@@ -83,6 +100,10 @@ type bufferedConn struct {
 }
 
 func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// NetConn is the wrapped connection (a *tls.Conn on a TLS listener), so
+// the gRPC side can find the TLS state.
+func (b *bufferedConn) NetConn() net.Conn { return b.Conn }
 
 // chanListener is a net.Listener fed by the mux.
 type chanListener struct {
@@ -125,6 +146,7 @@ func (l *chanListener) Addr() net.Addr { return l.addr }
 // side of the node's address and dials peers with the magic prefix.
 type streamLayer struct {
 	*chanListener
+	tls *tls.Config // nil: plaintext
 }
 
 var _ raft.StreamLayer = streamLayer{}
@@ -137,6 +159,16 @@ func (s streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.C
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+	}
+	if s.tls != nil {
+		tc := tls.Client(c, s.tls)
+		_ = tc.SetDeadline(time.Now().Add(timeout))
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("raft tls handshake with %s: %w", addr, err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		c = tc
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(timeout))
 	if _, err := c.Write(raftMagic); err != nil {

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -80,6 +81,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Storage overrides OpenStorage(DataDir) (tests, recovery wrappers).
 	Storage *Storage
+	// DialTLS, when set, wraps every raft connection this node dials in
+	// TLS (the listener side is terminated before the Mux).
+	DialTLS *tls.Config
 }
 
 // Defaults for Config.
@@ -202,7 +206,7 @@ func New(cfg Config, mux *Mux) (*Replica, error) {
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logw, Level: hclog.Warn})
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:          streamLayer{mux.raft},
+		Stream:          streamLayer{chanListener: mux.raft, tls: cfg.DialTLS},
 		MaxPool:         4,
 		Timeout:         10 * time.Second,
 		Logger:          hlog.Named("net"),

@@ -11,6 +11,22 @@
 // server's MaxRecvMsgSize; paths and everything else are validated by
 // coord/tree, deterministically, so every replica agrees.
 //
+// # Authorization
+//
+// authz.go: Rules names every method's rule (anyone, ACL, authenticated,
+// superuser, peer); a method without a rule is refused (fail closed) and
+// fails coord's permission-matrix test. The Authorizer interceptors turn
+// the TLS state into a tree.Caller (x509:CN plus group:OU, or peer:NAME)
+// and attach it to the ctx. Reads check the znode ACL in the handler on
+// the tree they read (exists: READ on the parent); writes carry the
+// caller in the Txn and coord/tree checks at apply, so every replica
+// decides the same and a multi fails whole. A follower handing a read to
+// the leader sends the caller along; the leader believes that only from a
+// verified peer. A password login (users.go: Authenticate, bcrypt against
+// the replicated user table) returns an HMAC session token; a call that
+// carries "authorization: Bearer TOKEN" runs as user:NAME plus its groups,
+// and a token that does not verify is refused, not ignored.
+//
 // # Decisions
 //
 //   - Every write, single op or multi, is one Txn command: one code path,

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"coord/coord/auth"
 	"coord/coord/replica"
 	"coord/coord/tree"
 	"coord/proto/coordpb"
@@ -46,6 +47,10 @@ var errorTable = []struct {
 	{replica.ErrNotLeader, codes.Unavailable, coordpb.ErrorCode_NOT_LEADER},
 	{replica.ErrUnknownOutcome, codes.Unavailable, coordpb.ErrorCode_UNKNOWN_OUTCOME},
 	{replica.ErrMembership, codes.FailedPrecondition, coordpb.ErrorCode_MEMBERSHIP},
+	{tree.ErrNoAuth, codes.PermissionDenied, coordpb.ErrorCode_NO_AUTH},
+	{tree.ErrInvalidACL, codes.InvalidArgument, coordpb.ErrorCode_INVALID_ACL},
+	{auth.ErrPermissionDenied, codes.PermissionDenied, coordpb.ErrorCode_NO_AUTH},
+	{auth.ErrUnauthenticated, codes.Unauthenticated, coordpb.ErrorCode_UNAUTHENTICATED},
 }
 
 // opError carries the index of a failed multi op and the path.
@@ -199,4 +204,14 @@ func DecodeStatus(b []byte) error {
 		return FromStatus(status.Errorf(codes.Internal, "malformed error status from peer (%d bytes)", len(b)))
 	}
 	return FromStatus(status.FromProto(&st).Err())
+}
+
+// DecodeStatusError is DecodeStatus without FromStatus: the gRPC status
+// error itself, as a unary call would have returned it to a client.
+func DecodeStatusError(b []byte) error {
+	var st spb.Status
+	if err := proto.Unmarshal(b, &st); err != nil || st.GetCode() == int32(codes.OK) {
+		return status.Errorf(codes.Internal, "malformed error status (%d bytes)", len(b))
+	}
+	return status.FromProto(&st).Err()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -92,6 +93,9 @@ type Service struct {
 	// Interceptor, when set, wraps each request on a Call stream the way
 	// the server's unary interceptors wrap a unary call (call.go).
 	Interceptor grpc.UnaryServerInterceptor
+
+	tokenKey []byte // nil: password login off
+	tokenTTL time.Duration
 }
 
 // NewService returns the gRPC service for b.
@@ -131,7 +135,7 @@ func (s *Service) write(ctx context.Context, wh *coordpb.WriteHeader, ops []*coo
 			return nil, err
 		}
 	}
-	txn := &coordpb.Txn{Ops: ops, SessionId: wh.GetSessionId(), RequestId: wh.GetRequestId(), AckedBelow: wh.GetAckedBelow()}
+	txn := &coordpb.Txn{Ops: ops, SessionId: wh.GetSessionId(), RequestId: wh.GetRequestId(), AckedBelow: wh.GetAckedBelow(), Caller: CallerFrom(ctx)}
 	res, err := s.b.Write(ctx, &coordpb.Command{Cmd: &coordpb.Command_Txn{Txn: txn}})
 	if err != nil {
 		return nil, err
@@ -158,7 +162,7 @@ func (s *Service) checkOp(op *coordpb.Op) error {
 		return s.checkData(o.Create.GetData())
 	case *coordpb.Op_Set:
 		return s.checkData(o.Set.GetData())
-	case *coordpb.Op_Delete, *coordpb.Op_Check:
+	case *coordpb.Op_Delete, *coordpb.Op_Check, *coordpb.Op_SetAcl:
 		return nil
 	}
 	return fmt.Errorf("%w: empty op", ErrInvalidArgument)
@@ -174,6 +178,8 @@ func opPath(op *coordpb.Op) string {
 		return o.Delete.GetPath()
 	case *coordpb.Op_Check:
 		return o.Check.GetPath()
+	case *coordpb.Op_SetAcl:
+		return o.SetAcl.GetPath()
 	}
 	return ""
 }
@@ -188,6 +194,8 @@ func opName(op *coordpb.Op) string {
 		return "delete"
 	case *coordpb.Op_Check:
 		return "check"
+	case *coordpb.Op_SetAcl:
+		return "setacl"
 	}
 	return "empty"
 }
@@ -253,7 +261,7 @@ func read[R any](ctx context.Context, s *Service, opts *coordpb.ReadOptions,
 		if err != nil {
 			return zero, s.fail(err)
 		}
-		return ask(metadata.AppendToOutgoingContext(ctx, mdRedirected, "1"), c, atLeader(be.Index))
+		return ask(metadata.AppendToOutgoingContext(forwardCtx(ctx), mdRedirected, "1"), c, atLeader(be.Index))
 	}
 	if err != nil {
 		return zero, s.fail(err)
@@ -267,6 +275,9 @@ func read[R any](ctx context.Context, s *Service, opts *coordpb.ReadOptions,
 
 func (s *Service) Get(ctx context.Context, req *coordpb.GetRequest) (*coordpb.GetResponse, error) {
 	return read(ctx, s, req.GetRead(), func(t *tree.Tree, zxid uint64) (*coordpb.GetResponse, error) {
+		if err := t.Check(req.GetPath(), tree.PermRead, CallerFrom(ctx)); err != nil {
+			return nil, err
+		}
 		data, stat, err := t.Get(req.GetPath())
 		if err != nil {
 			return nil, err
@@ -279,6 +290,10 @@ func (s *Service) Get(ctx context.Context, req *coordpb.GetRequest) (*coordpb.Ge
 
 func (s *Service) Exists(ctx context.Context, req *coordpb.ExistsRequest) (*coordpb.ExistsResponse, error) {
 	return read(ctx, s, req.GetRead(), func(t *tree.Tree, zxid uint64) (*coordpb.ExistsResponse, error) {
+		// Existence is the parent's child list: READ on the parent.
+		if err := t.CheckParent(req.GetPath(), tree.PermRead, CallerFrom(ctx)); err != nil {
+			return nil, err
+		}
 		stat, ok, err := t.Exists(req.GetPath())
 		if err != nil {
 			return nil, err
@@ -300,6 +315,9 @@ func (s *Service) Children(ctx context.Context, req *coordpb.ChildrenRequest) (*
 		limit = MaxChildrenPage
 	}
 	return read(ctx, s, req.GetRead(), func(t *tree.Tree, zxid uint64) (*coordpb.ChildrenResponse, error) {
+		if err := t.Check(req.GetPath(), tree.PermRead, CallerFrom(ctx)); err != nil {
+			return nil, err
+		}
 		names, stat, more, err := t.Children(req.GetPath(), req.GetStartAfter(), limit)
 		if err != nil {
 			return nil, err
@@ -313,6 +331,14 @@ func (s *Service) Children(ctx context.Context, req *coordpb.ChildrenRequest) (*
 func (s *Service) Sync(ctx context.Context, req *coordpb.SyncRequest) (*coordpb.SyncResponse, error) {
 	if req.GetPath() != "" {
 		if err := tree.ValidatePath(req.GetPath()); err != nil {
+			return nil, s.fail(err)
+		}
+		// Syncing a path needs READ on it (what it would let you read).
+		t, _, err := s.b.Read(ctx, &coordpb.ReadOptions{Consistency: coordpb.Consistency_LOCAL})
+		if err != nil {
+			return nil, s.fail(err)
+		}
+		if err := t.Check(req.GetPath(), tree.PermRead, CallerFrom(ctx)); err != nil {
 			return nil, s.fail(err)
 		}
 	}
@@ -403,6 +429,37 @@ func (s *Service) Status(ctx context.Context, _ *coordpb.StatusRequest) (*coordp
 		Znodes:       int64(info.Znodes),
 		Members:      toPBMembers(ms),
 	}, nil
+}
+
+// SetACL replaces a node's ACL (ADMIN on it, checked at apply).
+func (s *Service) SetACL(ctx context.Context, req *coordpb.SetACLRequest) (*coordpb.SetACLResponse, error) {
+	if req.GetOp() == nil {
+		return nil, s.fail(missing("op"))
+	}
+	res, err := s.write(ctx, req.GetWrite(), []*coordpb.Op{{Op: &coordpb.Op_SetAcl{SetAcl: req.Op}}})
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return &coordpb.SetACLResponse{Header: s.header(res.Zxid), Stat: res.Results[0].GetSetAcl().GetStat()}, nil
+}
+
+// GetACL returns a node's ACL to a caller with READ or ADMIN on it.
+func (s *Service) GetACL(ctx context.Context, req *coordpb.GetACLRequest) (*coordpb.GetACLResponse, error) {
+	return read(ctx, s, req.GetRead(), func(t *tree.Tree, zxid uint64) (*coordpb.GetACLResponse, error) {
+		c := CallerFrom(ctx)
+		if err := t.Check(req.GetPath(), tree.PermRead, c); err != nil {
+			if t.Check(req.GetPath(), tree.PermAdmin, c) != nil {
+				return nil, err
+			}
+		}
+		acl, stat, err := t.ACL(req.GetPath())
+		if err != nil {
+			return nil, err
+		}
+		return &coordpb.GetACLResponse{Header: s.header(zxid), Acl: acl, Stat: stat}, nil
+	}, func(ctx context.Context, c coordpb.CoordClient, at *coordpb.ReadOptions) (*coordpb.GetACLResponse, error) {
+		return c.GetACL(ctx, &coordpb.GetACLRequest{Path: req.GetPath(), Read: at})
+	})
 }
 
 // snapshotChunk is the size of each streamed snapshot message.

@@ -28,6 +28,10 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrRootNode: the root cannot be deleted.
 	ErrRootNode = errors.New("the root node cannot be changed this way")
+	// ErrNoAuth: the caller lacks the permission the ACL asks for.
+	ErrNoAuth = errors.New("permission denied")
+	// ErrInvalidACL: a malformed ACL entry.
+	ErrInvalidACL = errors.New("invalid ACL")
 	// ErrCorruptSnapshot: a snapshot failed verification.
 	ErrCorruptSnapshot = errors.New("corrupt snapshot")
 )
@@ -45,6 +49,8 @@ var codeTable = []struct {
 	{ErrSessionExpired, coordpb.ErrorCode_SESSION_EXPIRED},
 	{ErrInvalidArgument, coordpb.ErrorCode_INVALID_ARGUMENT},
 	{ErrRootNode, coordpb.ErrorCode_ROOT_NODE},
+	{ErrNoAuth, coordpb.ErrorCode_NO_AUTH},
+	{ErrInvalidACL, coordpb.ErrorCode_INVALID_ACL},
 }
 
 // ErrorCode maps a tree error to its wire code (nil → OK, unknown →

@@ -32,4 +32,12 @@ type Event struct {
 	Type EventType
 	Path string
 	Zxid uint64
+	// acl is the ACL of the node the event is about, as of the event (for
+	// a delete: the ACL it had), so watch delivery can filter by READ
+	// without the node.
+	acl []aclEntry
 }
+
+// Readable reports whether c may READ the node the event is about (and
+// so may see the event, path included).
+func (e Event) Readable(c *Caller) bool { return allowed(e.acl, PermRead, c) }

@@ -18,7 +18,7 @@ func dumpState(tr *Tree, withZxid bool) string {
 	}
 	it := tr.nodes.Root().Iterator()
 	for k, n, ok := it.Next(); ok; k, n, ok = it.Next() {
-		fmt.Fprintf(&b, "node %s data=%q seq=%d stat={%v}\n", k, n.data, n.seq, n.stat())
+		fmt.Fprintf(&b, "node %s data=%q seq=%d stat={%v} acl=%v\n", k, n.data, n.seq, n.stat(), n.acl)
 	}
 	sit := tr.sessions.Root().Iterator()
 	for k, v, ok := sit.Next(); ok; k, v, ok = sit.Next() {
@@ -31,6 +31,10 @@ func dumpState(tr *Tree, withZxid bool) string {
 	tit := tr.ttls.Root().Iterator()
 	for k, _, ok := tit.Next(); ok; k, _, ok = tit.Next() {
 		fmt.Fprintf(&b, "ttl %d %s\n", int64(binary.BigEndian.Uint64(k)^(1<<63)), k[8:])
+	}
+	uit := tr.users.Root().Iterator()
+	for k, u, ok := uit.Next(); ok; k, u, ok = uit.Next() {
+		fmt.Fprintf(&b, "user %s hash=%q groups=%v\n", k, u.hash, u.groups)
 	}
 	return b.String()
 }
@@ -81,11 +85,18 @@ func checkInvariants(t testing.TB, tr *Tree) {
 			}
 		}
 	}
+	var acls int64
 	it = tr.nodes.Root().Iterator()
 	for k, n, ok := it.Next(); ok; k, n, ok = it.Next() {
+		if n.acl != nil {
+			acls++
+		}
 		if n.numChildren != children[string(k)] {
 			t.Fatalf("%s: numChildren %d, has %d", k, n.numChildren, children[string(k)])
 		}
+	}
+	if acls != tr.aclNodes {
+		t.Fatalf("aclNodes %d, %d nodes have an ACL", tr.aclNodes, acls)
 	}
 	if tr.ephem.Len() != len(ephem) || tr.ttls.Len() != len(ttls) {
 		t.Fatalf("index sizes: ephem %d want %d, ttl %d want %d", tr.ephem.Len(), len(ephem), tr.ttls.Len(), len(ttls))

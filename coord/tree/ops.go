@@ -46,10 +46,20 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 	if mode == coordpb.CreateMode_EPHEMERAL && op.GetDirectory() {
 		return "", nil, errorf(ErrInvalidArgument, "an ephemeral node cannot be a directory (it may not have children)")
 	}
+	parentPath := parentOf(p + "x") // a sequential path may end in '/'
+	if p == "/" && !sequential {
+		parentPath = "/"
+	}
+	if err := x.check1(parentPath, PermCreate); err != nil {
+		return "", nil, err
+	}
+	acl, err := toACL(op.GetAcl(), x.caller)
+	if err != nil {
+		return "", nil, err
+	}
 	if p == "/" && !sequential {
 		return "", nil, ErrNodeExists
 	}
-	parentPath := parentOf(p + "x") // a sequential path may end in '/'
 	parent, ok := x.get(parentPath)
 	if !ok && op.GetParents() {
 		if err := x.makeParents(parentPath, p, sequential); err != nil {
@@ -80,7 +90,9 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 		aux:  aux,
 		mode: mode,
 		dir:  op.GetDirectory(),
+		acl:  acl,
 	}
+	x.aclNodes += aclDelta(nil, acl)
 	parent.dir = true // a node with a child is a directory from now on
 	parent.cversion++
 	parent.pzxid = x.zxid
@@ -93,14 +105,15 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 	case coordpb.CreateMode_TTL:
 		x.ttls.Insert(ttlKeyOf(p, &n), struct{}{})
 	}
-	x.emit(EventNodeCreated, p)
-	x.emit(EventNodeChildrenChanged, parentPath)
+	x.emit(EventNodeCreated, p, n.acl)
+	x.emit(EventNodeChildrenChanged, parentPath, parent.acl)
 	return p, n.stat(), nil
 }
 
 // makeParents creates dir and its missing ancestors as containers, top
 // down, for a create of p with Parents set. It checks everything first:
-// the nearest existing ancestor must accept children, and a sequential p
+// the nearest existing ancestor must accept children (and grant the
+// caller CREATE), and a sequential p
 // must still fit MaxPathBytes under a fresh parent (counter 0), so that a
 // refused create changes nothing.
 func (x *Txn) makeParents(dir, p string, sequential bool) error {
@@ -116,6 +129,10 @@ func (x *Txn) makeParents(dir, p string, sequential bool) error {
 	anc, _ := x.get(top)
 	if anc.mode == coordpb.CreateMode_EPHEMERAL {
 		return errorf(ErrNoChildrenForEphemerals, "ephemeral nodes may not have children: "+top)
+	}
+	// Making the first missing node is a create under top.
+	if err := x.check1(top, PermCreate); err != nil {
+		return err
 	}
 	for _, m := range missing {
 		if err := checkReserved(m); err != nil {
@@ -134,15 +151,19 @@ func (x *Txn) makeParents(dir, p string, sequential bool) error {
 		parent.pzxid = x.zxid
 		parent.numChildren++
 		x.put(pp, &parent)
+		// A made parent takes the ACL of the ancestor it was made under:
+		// it grants nobody more than that ancestor already did.
 		n := znode{
 			czxid: x.zxid, mzxid: x.zxid, pzxid: x.zxid,
 			ctime: x.now, mtime: x.now,
 			mode: coordpb.CreateMode_CONTAINER,
 			dir:  true,
+			acl:  anc.acl,
 		}
+		x.aclNodes += aclDelta(nil, n.acl)
 		x.put(m, &n)
-		x.emit(EventNodeCreated, m)
-		x.emit(EventNodeChildrenChanged, pp)
+		x.emit(EventNodeCreated, m, n.acl)
+		x.emit(EventNodeChildrenChanged, pp, parent.acl)
 	}
 	return nil
 }
@@ -150,6 +171,9 @@ func (x *Txn) makeParents(dir, p string, sequential bool) error {
 func (x *Txn) set(op *coordpb.SetOp) (*coordpb.Stat, error) {
 	p := op.GetPath()
 	if err := ValidatePath(p); err != nil {
+		return nil, err
+	}
+	if err := x.check1(p, PermWrite); err != nil {
 		return nil, err
 	}
 	n, ok := x.get(p)
@@ -170,13 +194,16 @@ func (x *Txn) set(op *coordpb.SetOp) (*coordpb.Stat, error) {
 	if n.mode == coordpb.CreateMode_TTL {
 		x.ttls.Insert(ttlKeyOf(p, &n), struct{}{})
 	}
-	x.emit(EventNodeDataChanged, p)
+	x.emit(EventNodeDataChanged, p, n.acl)
 	return n.stat(), nil
 }
 
 func (x *Txn) check(op *coordpb.CheckOp) (*coordpb.Stat, error) {
 	p := op.GetPath()
 	if err := ValidatePath(p); err != nil {
+		return nil, err
+	}
+	if err := x.check1(p, PermRead); err != nil {
 		return nil, err
 	}
 	n, ok := x.get(p)
@@ -197,6 +224,9 @@ func (x *Txn) delete(op *coordpb.DeleteOp) (int64, error) {
 	if p == "/" {
 		return 0, errorf(ErrRootNode, "the root node cannot be deleted")
 	}
+	if err := x.check1(parentOf(p), PermDelete); err != nil {
+		return 0, err
+	}
 	n, ok := x.get(p)
 	if !ok {
 		return 0, ErrNoNode
@@ -206,6 +236,17 @@ func (x *Txn) delete(op *coordpb.DeleteOp) (int64, error) {
 	}
 	if n.numChildren > 0 && !op.GetRecursive() {
 		return 0, ErrNotEmpty
+	}
+	if n.numChildren > 0 && x.aclNodes > 0 && !x.caller.GetSuper() {
+		// A recursive delete deletes every child of every node in the
+		// subtree: it needs DELETE on each node that has children.
+		it := x.nodes.Root().Iterator()
+		it.SeekPrefix([]byte(p))
+		for k, m, ok := it.Next(); ok; k, m, ok = it.Next() {
+			if (len(k) == len(p) || k[len(p)] == '/') && m.numChildren > 0 && !allowed(m.acl, PermDelete, x.caller) {
+				return 0, errorf(ErrNoAuth, fmt.Sprintf("%s: recursive delete needs d on every node with children", ErrNoAuth))
+			}
+		}
 	}
 	return x.removeSubtree(p), nil
 }
@@ -241,7 +282,7 @@ func (x *Txn) removeSubtree(p string) int64 {
 		parent.pzxid = x.zxid
 		parent.numChildren--
 		x.put(parentPath, &parent)
-		x.emit(EventNodeChildrenChanged, parentPath)
+		x.emit(EventNodeChildrenChanged, parentPath, parent.acl)
 		if parentPath == "/" || parent.mode != coordpb.CreateMode_CONTAINER || parent.numChildren > 0 {
 			return removed
 		}
@@ -258,11 +299,12 @@ func (x *Txn) removeOne(p string) {
 	if !ok {
 		panic("tree: removing missing node " + p)
 	}
+	x.aclNodes += aclDelta(n.acl, nil)
 	switch n.mode {
 	case coordpb.CreateMode_EPHEMERAL:
 		x.ephem.Delete(ephemKey(n.aux, p))
 	case coordpb.CreateMode_TTL:
 		x.ttls.Delete(ttlKeyOf(p, &n))
 	}
-	x.emit(EventNodeDeleted, p)
+	x.emit(EventNodeDeleted, p, n.acl)
 }

@@ -16,7 +16,8 @@ import (
 	"coord/proto/coordpb"
 )
 
-// Snapshot stream format (format 2):
+// Snapshot stream format (format 3; format 2 is read too, its nodes are
+// open - it had no ACLs):
 //
 //	magic      "COORDTREE\n"
 //	records    type (1 byte), payload length (4 bytes, big-endian), payload
@@ -32,12 +33,15 @@ import (
 // The indexes (ephemerals by session, TTL deadlines) are not stored:
 // ReadSnapshot rebuilds them. All integers are big-endian.
 const (
-	snapshotFormat = 2
+	snapshotFormat = 3
+	// snapshotFormatNoACL is the previous format, still read.
+	snapshotFormatNoACL = 2
 
 	recHeader  = 1
 	recNode    = 2
 	recSession = 3
 	recReply   = 4
+	recUser    = 5 // format 3
 	recTrailer = 0xFF
 
 	// maxRecord bounds one record's payload. A node's data is far below
@@ -96,6 +100,10 @@ func (t *Tree) WriteSnapshot(w io.Writer) error {
 	for k, n, ok := it.Next(); ok; k, n, ok = it.Next() {
 		sn.Path, sn.Data, sn.Seq = string(k), n.data, n.seq
 		n.fillStat(sn.Stat)
+		sn.Acl = sn.Acl[:0]
+		for _, e := range n.acl {
+			sn.Acl = append(sn.Acl, &coordpb.ACLEntry{Id: e.id, Perms: uint32(e.perms)})
+		}
 		if err := s.record(recNode, sn); err != nil {
 			return err
 		}
@@ -113,6 +121,14 @@ func (t *Tree) WriteSnapshot(w io.Writer) error {
 	for k, res, ok := rit.Next(); ok; k, res, ok = rit.Next() {
 		sr.SessionId, sr.RequestId, sr.Result = binary.BigEndian.Uint64(k), binary.BigEndian.Uint64(k[8:]), res
 		if err := s.record(recReply, sr); err != nil {
+			return err
+		}
+	}
+	su := &coordpb.SnapshotUser{}
+	uit := t.users.Root().Iterator()
+	for k, u, ok := uit.Next(); ok; k, u, ok = uit.Next() {
+		su.Name, su.BcryptHash, su.Groups = string(k), u.hash, u.groups
+		if err := s.record(recUser, su); err != nil {
 			return err
 		}
 	}
@@ -209,8 +225,8 @@ func ReadSnapshot(r io.Reader) (*Tree, error) {
 	if err := proto.Unmarshal(payload, &hdr); err != nil {
 		return nil, corrupt("header: %v", err)
 	}
-	if hdr.Format != snapshotFormat {
-		return nil, corrupt("unknown format %d (want %d)", hdr.Format, snapshotFormat)
+	if hdr.Format != snapshotFormat && hdr.Format != snapshotFormatNoACL {
+		return nil, corrupt("unknown format %d (want %d or %d)", hdr.Format, snapshotFormat, snapshotFormatNoACL)
 	}
 	b := &builder{
 		zxid:     hdr.Zxid,
@@ -219,6 +235,7 @@ func ReadSnapshot(r io.Reader) (*Tree, error) {
 		ephem:    iradix.New[struct{}]().Txn(),
 		ttls:     iradix.New[struct{}]().Txn(),
 		replies:  iradix.New[*coordpb.ApplyResult]().Txn(),
+		users:    iradix.New[userRec]().Txn(),
 		children: map[string]int64{},
 	}
 	count := uint64(1)
@@ -237,6 +254,8 @@ func ReadSnapshot(r io.Reader) (*Tree, error) {
 			err = b.session(count, payload)
 		case recReply:
 			err = b.reply(count, payload)
+		case recUser:
+			err = b.user(count, payload)
 		case recHeader:
 			err = corrupt("second header at record %d", count)
 		default:
@@ -272,17 +291,20 @@ type builder struct {
 	ephem    *iradix.Txn[struct{}]
 	ttls     *iradix.Txn[struct{}]
 	replies  *iradix.Txn[*coordpb.ApplyResult]
+	users    *iradix.Txn[userRec]
+	lastUser string
 	lastRep  []byte
 	children map[string]int64 // parent path → children seen
 	lastPath []byte
 	lastSess uint64
 	nNodes   int64
 	nSess    int64
+	aclNodes int64
 	sn       coordpb.SnapshotNode
 }
 
 func (b *builder) node(index uint64, payload []byte) error {
-	if b.nSess > 0 {
+	if b.nSess > 0 || b.lastUser != "" {
 		return corrupt("node record %d after the sessions", index)
 	}
 	sn := &b.sn
@@ -317,6 +339,9 @@ func (b *builder) node(index uint64, payload []byte) error {
 	}
 	b.nodes.Insert([]byte(p), n)
 	b.nNodes++
+	if n.acl != nil {
+		b.aclNodes++
+	}
 	switch n.mode {
 	case coordpb.CreateMode_EPHEMERAL:
 		b.ephem.Insert(ephemKey(n.aux, p), struct{}{})
@@ -334,8 +359,8 @@ func (b *builder) session(index uint64, payload []byte) error {
 	if ss.SessionId == 0 || ss.TimeoutMs <= 0 {
 		return corrupt("session record %d: id %#x, timeout %d ms", index, ss.SessionId, ss.TimeoutMs)
 	}
-	if b.lastRep != nil {
-		return corrupt("session record %d after the replies", index)
+	if b.lastRep != nil || b.lastUser != "" {
+		return corrupt("session record %d after the replies or users", index)
 	}
 	if ss.SessionId <= b.lastSess {
 		return corrupt("session %#x out of order after %#x", ss.SessionId, b.lastSess)
@@ -376,7 +401,9 @@ func (b *builder) finish(hdr *coordpb.SnapshotHeader) (*Tree, error) {
 		ephem:    b.ephem.CommitOnly(),
 		ttls:     b.ttls.CommitOnly(),
 		replies:  b.replies.CommitOnly(),
+		users:    b.users.CommitOnly(),
 		zxid:     b.zxid,
+		aclNodes: b.aclNodes,
 	}, nil
 }
 
@@ -384,6 +411,9 @@ func (b *builder) reply(index uint64, payload []byte) error {
 	var sr coordpb.SnapshotReply
 	if err := proto.Unmarshal(payload, &sr); err != nil {
 		return corrupt("reply record %d: %v", index, err)
+	}
+	if b.lastUser != "" {
+		return corrupt("reply record %d after the users", index)
 	}
 	if sr.Result == nil || sr.RequestId == 0 {
 		return corrupt("reply record %d: empty", index)
@@ -450,9 +480,27 @@ func nodeFromSnapshot(sn *coordpb.SnapshotNode, zxid uint64) (znode, error) {
 	if len(data) == 0 {
 		data = nil
 	}
+	if st.Aversion < 0 {
+		return znode{}, corrupt("node %q has a negative acl version", p)
+	}
+	var acl []aclEntry
+	if len(sn.Acl) > 0 {
+		if len(sn.Acl) > MaxACLEntries {
+			return znode{}, corrupt("node %q has %d ACL entries", p, len(sn.Acl))
+		}
+		acl = make([]aclEntry, len(sn.Acl))
+		for i, e := range sn.Acl {
+			perms := Perm(e.GetPerms())
+			if !validID(e.GetId()) || e.GetId() == IDCreator || perms == 0 || perms&^PermAll != 0 {
+				return znode{}, corrupt("node %q has a bad ACL entry %q/%#x", p, e.GetId(), e.GetPerms())
+			}
+			acl[i] = aclEntry{id: e.GetId(), perms: perms}
+		}
+	}
 	return znode{
 		data: data, czxid: st.Czxid, mzxid: st.Mzxid, pzxid: st.Pzxid,
 		ctime: st.Ctime, mtime: st.Mtime, version: st.Version, cversion: st.Cversion,
 		numChildren: st.NumChildren, seq: sn.Seq, aux: aux, mode: st.Mode, dir: st.Directory,
+		acl: acl, aversion: st.Aversion,
 	}, nil
 }

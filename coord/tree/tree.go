@@ -18,7 +18,9 @@ type Tree struct {
 	ephem    *iradix.Tree[struct{}]             // ephemKey(owner, path)
 	ttls     *iradix.Tree[struct{}]             // ttlKey(deadline, path)
 	replies  *iradix.Tree[*coordpb.ApplyResult] // replyKey(session, request)
+	users    *iradix.Tree[userRec]              // user name → password user
 	zxid     uint64
+	aclNodes int64 // nodes with an ACL; 0 lets every check return at once
 }
 
 // New returns the empty state: only the root "/" exists, with zero stat.
@@ -30,6 +32,7 @@ func New() *Tree {
 		ephem:    iradix.New[struct{}](),
 		ttls:     iradix.New[struct{}](),
 		replies:  iradix.New[*coordpb.ApplyResult](),
+		users:    iradix.New[userRec](),
 	}
 }
 

@@ -18,8 +18,11 @@ type Txn struct {
 	ephem    *iradix.Txn[struct{}]
 	ttls     *iradix.Txn[struct{}]
 	replies  *iradix.Txn[*coordpb.ApplyResult]
+	users    *iradix.Txn[userRec]
 	zxid     uint64
 	events   []Event
+	aclNodes int64
+	caller   *Caller // the caller of the Txn being applied; nil: anonymous
 
 	now int64 // time_ms of the command being applied
 }
@@ -32,7 +35,9 @@ func (t *Tree) Txn() *Txn {
 		ephem:    t.ephem.Txn(),
 		ttls:     t.ttls.Txn(),
 		replies:  t.replies.Txn(),
+		users:    t.users.Txn(),
 		zxid:     t.zxid,
+		aclNodes: t.aclNodes,
 	}
 }
 
@@ -44,7 +49,9 @@ func (x *Txn) Commit() *Tree {
 		ephem:    x.ephem.CommitOnly(),
 		ttls:     x.ttls.CommitOnly(),
 		replies:  x.replies.CommitOnly(),
+		users:    x.users.CommitOnly(),
 		zxid:     x.zxid,
+		aclNodes: x.aclNodes,
 	}
 }
 
@@ -60,14 +67,16 @@ type checkpoint struct {
 	ephem    *iradix.Txn[struct{}]
 	ttls     *iradix.Txn[struct{}]
 	events   int
+	aclNodes int64
 }
 
 func (x *Txn) checkpoint() checkpoint {
-	return checkpoint{x.nodes.Clone(), x.sessions.Clone(), x.ephem.Clone(), x.ttls.Clone(), len(x.events)}
+	return checkpoint{x.nodes.Clone(), x.sessions.Clone(), x.ephem.Clone(), x.ttls.Clone(), len(x.events), x.aclNodes}
 }
 
 func (x *Txn) rollback(c checkpoint) {
 	x.nodes, x.sessions, x.ephem, x.ttls = c.nodes, c.sessions, c.ephem, c.ttls
+	x.aclNodes = c.aclNodes
 	clear(x.events[c.events:])
 	x.events = x.events[:c.events]
 }
@@ -85,11 +94,15 @@ func (x *Txn) Apply(zxid uint64, cmd *coordpb.Command) *coordpb.ApplyResult {
 	x.now = cmd.GetTimeMs()
 	switch c := cmd.GetCmd().(type) {
 	case *coordpb.Command_Txn:
+		x.caller = c.Txn.GetCaller()
+		defer func() { x.caller = nil }()
 		return x.applyTxnOnce(res, c.Txn)
 	case *coordpb.Command_CreateSession:
 		return fail(res, x.createSession(c.CreateSession.GetSessionId(), c.CreateSession.GetTimeoutMs()), -1)
 	case *coordpb.Command_CloseSession:
 		return fail(res, x.closeSession(c.CloseSession.GetSessionId()), -1)
+	case *coordpb.Command_SetUser:
+		return fail(res, x.setUser(c.SetUser), -1)
 	case *coordpb.Command_ExpireTtl:
 		x.expireTTL(c.ExpireTtl.GetNodes())
 		return res
@@ -157,13 +170,21 @@ func (x *Txn) applyOp(op *coordpb.Op) (*coordpb.OpResult, error) {
 			return nil, err
 		}
 		return &coordpb.OpResult{Result: &coordpb.OpResult_Check{Check: &coordpb.CheckResult{Stat: stat}}}, nil
+	case *coordpb.Op_SetAcl:
+		stat, err := x.setACL(o.SetAcl)
+		if err != nil {
+			return nil, err
+		}
+		return &coordpb.OpResult{Result: &coordpb.OpResult_SetAcl{SetAcl: &coordpb.SetACLResult{Stat: stat}}}, nil
 	}
 	return nil, errorf(ErrInvalidArgument, "empty op")
 }
 
 func (x *Txn) get(p string) (znode, bool) { return x.nodes.Get([]byte(p)) }
 func (x *Txn) put(p string, n *znode)     { x.nodes.Insert([]byte(p), *n) }
-func (x *Txn) emit(t EventType, p string) { x.events = append(x.events, Event{t, p, x.zxid}) }
+func (x *Txn) emit(t EventType, p string, acl []aclEntry) {
+	x.events = append(x.events, Event{Type: t, Path: p, Zxid: x.zxid, acl: acl})
+}
 
 func checkVersion(n *znode, want int64) error {
 	if want != -1 && n.version != want {

@@ -24,6 +24,9 @@ type znode struct {
 	aux  uint64
 	mode coordpb.CreateMode
 	dir  bool // a directory: created as one or has had a child
+	// acl is the node's ACL; nil is open (world:anyone, all perms).
+	acl      []aclEntry
+	aversion int64
 }
 
 // owner is the session owning an ephemeral node, 0 for any other node.
@@ -62,4 +65,5 @@ func (n *znode) fillStat(st *coordpb.Stat) {
 	st.TtlMs = n.ttl()
 	st.Mode = n.mode
 	st.Directory = n.dir
+	st.Aversion = n.aversion
 }

@@ -54,6 +54,9 @@ const (
 	// A write was in flight when leadership was lost: it may or may not have
 	// been applied. Not retried blindly; the client resolves it.
 	ErrorCode_UNKNOWN_OUTCOME ErrorCode = 17
+	ErrorCode_NO_AUTH         ErrorCode = 18 // the caller lacks the permission (ACL or role)
+	ErrorCode_UNAUTHENTICATED ErrorCode = 19 // the call needs an identity the caller lacks
+	ErrorCode_INVALID_ACL     ErrorCode = 20 // a malformed ACL entry
 )
 
 // Enum value maps for ErrorCode.
@@ -77,6 +80,9 @@ var (
 		15: "MEMBERSHIP",
 		16: "TIMEOUT",
 		17: "UNKNOWN_OUTCOME",
+		18: "NO_AUTH",
+		19: "UNAUTHENTICATED",
+		20: "INVALID_ACL",
 	}
 	ErrorCode_value = map[string]int32{
 		"OK":                         0,
@@ -97,6 +103,9 @@ var (
 		"MEMBERSHIP":                 15,
 		"TIMEOUT":                    16,
 		"UNKNOWN_OUTCOME":            17,
+		"NO_AUTH":                    18,
+		"UNAUTHENTICATED":            19,
+		"INVALID_ACL":                20,
 	}
 )
 
@@ -125,6 +134,65 @@ func (x ErrorCode) Number() protoreflect.EnumNumber {
 // Deprecated: Use ErrorCode.Descriptor instead.
 func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 	return file_coord_proto_rawDescGZIP(), []int{0}
+}
+
+// Permission bits, ZooKeeper's values.
+type Perm int32
+
+const (
+	Perm_PERM_NONE Perm = 0
+	Perm_READ      Perm = 1  // data, stat, child list, exists (on the parent), watches
+	Perm_WRITE     Perm = 2  // set data
+	Perm_CREATE    Perm = 4  // create children
+	Perm_DELETE    Perm = 8  // delete children
+	Perm_ADMIN     Perm = 16 // set the ACL
+)
+
+// Enum value maps for Perm.
+var (
+	Perm_name = map[int32]string{
+		0:  "PERM_NONE",
+		1:  "READ",
+		2:  "WRITE",
+		4:  "CREATE",
+		8:  "DELETE",
+		16: "ADMIN",
+	}
+	Perm_value = map[string]int32{
+		"PERM_NONE": 0,
+		"READ":      1,
+		"WRITE":     2,
+		"CREATE":    4,
+		"DELETE":    8,
+		"ADMIN":     16,
+	}
+)
+
+func (x Perm) Enum() *Perm {
+	p := new(Perm)
+	*p = x
+	return p
+}
+
+func (x Perm) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Perm) Descriptor() protoreflect.EnumDescriptor {
+	return file_coord_proto_enumTypes[1].Descriptor()
+}
+
+func (Perm) Type() protoreflect.EnumType {
+	return &file_coord_proto_enumTypes[1]
+}
+
+func (x Perm) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Perm.Descriptor instead.
+func (Perm) EnumDescriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{1}
 }
 
 type CreateMode int32
@@ -163,11 +231,11 @@ func (x CreateMode) String() string {
 }
 
 func (CreateMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_coord_proto_enumTypes[1].Descriptor()
+	return file_coord_proto_enumTypes[2].Descriptor()
 }
 
 func (CreateMode) Type() protoreflect.EnumType {
-	return &file_coord_proto_enumTypes[1]
+	return &file_coord_proto_enumTypes[2]
 }
 
 func (x CreateMode) Number() protoreflect.EnumNumber {
@@ -176,7 +244,7 @@ func (x CreateMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CreateMode.Descriptor instead.
 func (CreateMode) EnumDescriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{1}
+	return file_coord_proto_rawDescGZIP(), []int{2}
 }
 
 // Consistency of a read.
@@ -210,11 +278,11 @@ func (x Consistency) String() string {
 }
 
 func (Consistency) Descriptor() protoreflect.EnumDescriptor {
-	return file_coord_proto_enumTypes[2].Descriptor()
+	return file_coord_proto_enumTypes[3].Descriptor()
 }
 
 func (Consistency) Type() protoreflect.EnumType {
-	return &file_coord_proto_enumTypes[2]
+	return &file_coord_proto_enumTypes[3]
 }
 
 func (x Consistency) Number() protoreflect.EnumNumber {
@@ -223,7 +291,7 @@ func (x Consistency) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Consistency.Descriptor instead.
 func (Consistency) EnumDescriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{2}
+	return file_coord_proto_rawDescGZIP(), []int{3}
 }
 
 type WatchKind int32
@@ -265,11 +333,11 @@ func (x WatchKind) String() string {
 }
 
 func (WatchKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_coord_proto_enumTypes[3].Descriptor()
+	return file_coord_proto_enumTypes[4].Descriptor()
 }
 
 func (WatchKind) Type() protoreflect.EnumType {
-	return &file_coord_proto_enumTypes[3]
+	return &file_coord_proto_enumTypes[4]
 }
 
 func (x WatchKind) Number() protoreflect.EnumNumber {
@@ -278,7 +346,7 @@ func (x WatchKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use WatchKind.Descriptor instead.
 func (WatchKind) EnumDescriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{3}
+	return file_coord_proto_rawDescGZIP(), []int{4}
 }
 
 type EventType int32
@@ -320,11 +388,11 @@ func (x EventType) String() string {
 }
 
 func (EventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_coord_proto_enumTypes[4].Descriptor()
+	return file_coord_proto_enumTypes[5].Descriptor()
 }
 
 func (EventType) Type() protoreflect.EnumType {
-	return &file_coord_proto_enumTypes[4]
+	return &file_coord_proto_enumTypes[5]
 }
 
 func (x EventType) Number() protoreflect.EnumNumber {
@@ -333,7 +401,7 @@ func (x EventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{4}
+	return file_coord_proto_rawDescGZIP(), []int{5}
 }
 
 // ErrorDetail is attached to every non-OK gRPC status coord returns.
@@ -417,7 +485,8 @@ type Stat struct {
 	// The node is a directory: created as one (mkdir through a mount,
 	// CreateOp.directory) or given a child at some point; never cleared, so
 	// a file system view never flaps between file and directory.
-	Directory     bool `protobuf:"varint,13,opt,name=directory,proto3" json:"directory,omitempty"`
+	Directory     bool  `protobuf:"varint,13,opt,name=directory,proto3" json:"directory,omitempty"`
+	Aversion      int64 `protobuf:"varint,14,opt,name=aversion,proto3" json:"aversion,omitempty"` // ACL version, bumped by each SetACL
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -543,6 +612,122 @@ func (x *Stat) GetDirectory() bool {
 	return false
 }
 
+func (x *Stat) GetAversion() int64 {
+	if x != nil {
+		return x.Aversion
+	}
+	return 0
+}
+
+// ACLEntry grants perms (a bit set of Perm) to id: "world:anyone",
+// "auth" (any authenticated caller), "x509:CN", "user:NAME", "group:NAME",
+// "peer:NAME", or "creator" in a create (replaced by the creator's id).
+type ACLEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Perms         uint32                 `protobuf:"varint,2,opt,name=perms,proto3" json:"perms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLEntry) Reset() {
+	*x = ACLEntry{}
+	mi := &file_coord_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLEntry) ProtoMessage() {}
+
+func (x *ACLEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLEntry.ProtoReflect.Descriptor instead.
+func (*ACLEntry) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ACLEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ACLEntry) GetPerms() uint32 {
+	if x != nil {
+		return x.Perms
+	}
+	return 0
+}
+
+// Caller is who a write runs as, stamped by the node that received it
+// (never by the client): apply checks ACLs against it deterministically.
+type Caller struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []string               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`      // e.g. "x509:alice", "group:ops"; empty: anonymous
+	Super         bool                   `protobuf:"varint,2,opt,name=super,proto3" json:"super,omitempty"` // a configured superuser: bypasses ACLs
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Caller) Reset() {
+	*x = Caller{}
+	mi := &file_coord_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Caller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Caller) ProtoMessage() {}
+
+func (x *Caller) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Caller.ProtoReflect.Descriptor instead.
+func (*Caller) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Caller) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *Caller) GetSuper() bool {
+	if x != nil {
+		return x.Super
+	}
+	return false
+}
+
 // ResponseHeader comes with every response.
 type ResponseHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -557,7 +742,7 @@ type ResponseHeader struct {
 
 func (x *ResponseHeader) Reset() {
 	*x = ResponseHeader{}
-	mi := &file_coord_proto_msgTypes[2]
+	mi := &file_coord_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +754,7 @@ func (x *ResponseHeader) String() string {
 func (*ResponseHeader) ProtoMessage() {}
 
 func (x *ResponseHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[2]
+	mi := &file_coord_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +767,7 @@ func (x *ResponseHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseHeader.ProtoReflect.Descriptor instead.
 func (*ResponseHeader) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{2}
+	return file_coord_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ResponseHeader) GetZxid() uint64 {
@@ -612,7 +797,7 @@ type ReadOptions struct {
 
 func (x *ReadOptions) Reset() {
 	*x = ReadOptions{}
-	mi := &file_coord_proto_msgTypes[3]
+	mi := &file_coord_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +809,7 @@ func (x *ReadOptions) String() string {
 func (*ReadOptions) ProtoMessage() {}
 
 func (x *ReadOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[3]
+	mi := &file_coord_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +822,7 @@ func (x *ReadOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOptions.ProtoReflect.Descriptor instead.
 func (*ReadOptions) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{3}
+	return file_coord_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReadOptions) GetConsistency() Consistency {
@@ -666,14 +851,16 @@ type CreateOp struct {
 	// parents: create missing ancestors first, as containers (like mkdir -p),
 	// in the same atomic step. Recipes use it so that a lock or election
 	// directory that went away with its last contender costs no extra write.
-	Parents       bool `protobuf:"varint,20,opt,name=parents,proto3" json:"parents,omitempty"`
+	Parents bool `protobuf:"varint,20,opt,name=parents,proto3" json:"parents,omitempty"`
+	// The node's ACL; empty means open (world:anyone, all perms).
+	Acl           []*ACLEntry `protobuf:"bytes,8,rep,name=acl,proto3" json:"acl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateOp) Reset() {
 	*x = CreateOp{}
-	mi := &file_coord_proto_msgTypes[4]
+	mi := &file_coord_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +872,7 @@ func (x *CreateOp) String() string {
 func (*CreateOp) ProtoMessage() {}
 
 func (x *CreateOp) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[4]
+	mi := &file_coord_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +885,7 @@ func (x *CreateOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOp.ProtoReflect.Descriptor instead.
 func (*CreateOp) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{4}
+	return file_coord_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateOp) GetPath() string {
@@ -757,6 +944,13 @@ func (x *CreateOp) GetParents() bool {
 	return false
 }
 
+func (x *CreateOp) GetAcl() []*ACLEntry {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
 type SetOp struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
@@ -768,7 +962,7 @@ type SetOp struct {
 
 func (x *SetOp) Reset() {
 	*x = SetOp{}
-	mi := &file_coord_proto_msgTypes[5]
+	mi := &file_coord_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +974,7 @@ func (x *SetOp) String() string {
 func (*SetOp) ProtoMessage() {}
 
 func (x *SetOp) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[5]
+	mi := &file_coord_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +987,7 @@ func (x *SetOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOp.ProtoReflect.Descriptor instead.
 func (*SetOp) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{5}
+	return file_coord_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SetOp) GetPath() string {
@@ -828,7 +1022,7 @@ type DeleteOp struct {
 
 func (x *DeleteOp) Reset() {
 	*x = DeleteOp{}
-	mi := &file_coord_proto_msgTypes[6]
+	mi := &file_coord_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1034,7 @@ func (x *DeleteOp) String() string {
 func (*DeleteOp) ProtoMessage() {}
 
 func (x *DeleteOp) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[6]
+	mi := &file_coord_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1047,7 @@ func (x *DeleteOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOp.ProtoReflect.Descriptor instead.
 func (*DeleteOp) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{6}
+	return file_coord_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeleteOp) GetPath() string {
@@ -887,7 +1081,7 @@ type CheckOp struct {
 
 func (x *CheckOp) Reset() {
 	*x = CheckOp{}
-	mi := &file_coord_proto_msgTypes[7]
+	mi := &file_coord_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1093,7 @@ func (x *CheckOp) String() string {
 func (*CheckOp) ProtoMessage() {}
 
 func (x *CheckOp) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[7]
+	mi := &file_coord_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1106,7 @@ func (x *CheckOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckOp.ProtoReflect.Descriptor instead.
 func (*CheckOp) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{7}
+	return file_coord_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CheckOp) GetPath() string {
@@ -929,6 +1123,66 @@ func (x *CheckOp) GetVersion() int64 {
 	return 0
 }
 
+type SetACLOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Acl           []*ACLEntry            `protobuf:"bytes,2,rep,name=acl,proto3" json:"acl,omitempty"`                                  // empty: open the node to everyone
+	AclVersion    int64                  `protobuf:"varint,3,opt,name=acl_version,json=aclVersion,proto3" json:"acl_version,omitempty"` // expected aversion, -1 for any
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetACLOp) Reset() {
+	*x = SetACLOp{}
+	mi := &file_coord_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetACLOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetACLOp) ProtoMessage() {}
+
+func (x *SetACLOp) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetACLOp.ProtoReflect.Descriptor instead.
+func (*SetACLOp) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SetACLOp) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SetACLOp) GetAcl() []*ACLEntry {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
+func (x *SetACLOp) GetAclVersion() int64 {
+	if x != nil {
+		return x.AclVersion
+	}
+	return 0
+}
+
 type Op struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Op:
@@ -937,6 +1191,7 @@ type Op struct {
 	//	*Op_Set
 	//	*Op_Delete
 	//	*Op_Check
+	//	*Op_SetAcl
 	Op            isOp_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -944,7 +1199,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_coord_proto_msgTypes[8]
+	mi := &file_coord_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1211,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[8]
+	mi := &file_coord_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1224,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{8}
+	return file_coord_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Op) GetOp() isOp_Op {
@@ -1015,6 +1270,15 @@ func (x *Op) GetCheck() *CheckOp {
 	return nil
 }
 
+func (x *Op) GetSetAcl() *SetACLOp {
+	if x != nil {
+		if x, ok := x.Op.(*Op_SetAcl); ok {
+			return x.SetAcl
+		}
+	}
+	return nil
+}
+
 type isOp_Op interface {
 	isOp_Op()
 }
@@ -1035,6 +1299,10 @@ type Op_Check struct {
 	Check *CheckOp `protobuf:"bytes,4,opt,name=check,proto3,oneof"`
 }
 
+type Op_SetAcl struct {
+	SetAcl *SetACLOp `protobuf:"bytes,5,opt,name=set_acl,json=setAcl,proto3,oneof"`
+}
+
 func (*Op_Create) isOp_Op() {}
 
 func (*Op_Set) isOp_Op() {}
@@ -1042,6 +1310,8 @@ func (*Op_Set) isOp_Op() {}
 func (*Op_Delete) isOp_Op() {}
 
 func (*Op_Check) isOp_Op() {}
+
+func (*Op_SetAcl) isOp_Op() {}
 
 type OpResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1051,6 +1321,7 @@ type OpResult struct {
 	//	*OpResult_Set
 	//	*OpResult_Delete
 	//	*OpResult_Check
+	//	*OpResult_SetAcl
 	Result        isOpResult_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1058,7 +1329,7 @@ type OpResult struct {
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_coord_proto_msgTypes[9]
+	mi := &file_coord_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1341,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[9]
+	mi := &file_coord_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1354,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{9}
+	return file_coord_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *OpResult) GetResult() isOpResult_Result {
@@ -1129,6 +1400,15 @@ func (x *OpResult) GetCheck() *CheckResult {
 	return nil
 }
 
+func (x *OpResult) GetSetAcl() *SetACLResult {
+	if x != nil {
+		if x, ok := x.Result.(*OpResult_SetAcl); ok {
+			return x.SetAcl
+		}
+	}
+	return nil
+}
+
 type isOpResult_Result interface {
 	isOpResult_Result()
 }
@@ -1149,6 +1429,10 @@ type OpResult_Check struct {
 	Check *CheckResult `protobuf:"bytes,4,opt,name=check,proto3,oneof"`
 }
 
+type OpResult_SetAcl struct {
+	SetAcl *SetACLResult `protobuf:"bytes,5,opt,name=set_acl,json=setAcl,proto3,oneof"`
+}
+
 func (*OpResult_Create) isOpResult_Result() {}
 
 func (*OpResult_Set) isOpResult_Result() {}
@@ -1156,6 +1440,8 @@ func (*OpResult_Set) isOpResult_Result() {}
 func (*OpResult_Delete) isOpResult_Result() {}
 
 func (*OpResult_Check) isOpResult_Result() {}
+
+func (*OpResult_SetAcl) isOpResult_Result() {}
 
 type CreateResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1167,7 +1453,7 @@ type CreateResult struct {
 
 func (x *CreateResult) Reset() {
 	*x = CreateResult{}
-	mi := &file_coord_proto_msgTypes[10]
+	mi := &file_coord_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1465,7 @@ func (x *CreateResult) String() string {
 func (*CreateResult) ProtoMessage() {}
 
 func (x *CreateResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[10]
+	mi := &file_coord_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1478,7 @@ func (x *CreateResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResult.ProtoReflect.Descriptor instead.
 func (*CreateResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{10}
+	return file_coord_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateResult) GetPath() string {
@@ -1218,7 +1504,7 @@ type SetResult struct {
 
 func (x *SetResult) Reset() {
 	*x = SetResult{}
-	mi := &file_coord_proto_msgTypes[11]
+	mi := &file_coord_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1516,7 @@ func (x *SetResult) String() string {
 func (*SetResult) ProtoMessage() {}
 
 func (x *SetResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[11]
+	mi := &file_coord_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1529,7 @@ func (x *SetResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResult.ProtoReflect.Descriptor instead.
 func (*SetResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{11}
+	return file_coord_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SetResult) GetStat() *Stat {
@@ -1262,7 +1548,7 @@ type DeleteResult struct {
 
 func (x *DeleteResult) Reset() {
 	*x = DeleteResult{}
-	mi := &file_coord_proto_msgTypes[12]
+	mi := &file_coord_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1560,7 @@ func (x *DeleteResult) String() string {
 func (*DeleteResult) ProtoMessage() {}
 
 func (x *DeleteResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[12]
+	mi := &file_coord_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1573,7 @@ func (x *DeleteResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResult.ProtoReflect.Descriptor instead.
 func (*DeleteResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{12}
+	return file_coord_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteResult) GetDeleted() int64 {
@@ -1306,7 +1592,7 @@ type CheckResult struct {
 
 func (x *CheckResult) Reset() {
 	*x = CheckResult{}
-	mi := &file_coord_proto_msgTypes[13]
+	mi := &file_coord_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1604,7 @@ func (x *CheckResult) String() string {
 func (*CheckResult) ProtoMessage() {}
 
 func (x *CheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[13]
+	mi := &file_coord_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,10 +1617,54 @@ func (x *CheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
 func (*CheckResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{13}
+	return file_coord_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CheckResult) GetStat() *Stat {
+	if x != nil {
+		return x.Stat
+	}
+	return nil
+}
+
+type SetACLResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stat          *Stat                  `protobuf:"bytes,1,opt,name=stat,proto3" json:"stat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetACLResult) Reset() {
+	*x = SetACLResult{}
+	mi := &file_coord_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetACLResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetACLResult) ProtoMessage() {}
+
+func (x *SetACLResult) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetACLResult.ProtoReflect.Descriptor instead.
+func (*SetACLResult) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SetACLResult) GetStat() *Stat {
 	if x != nil {
 		return x.Stat
 	}
@@ -1352,6 +1682,7 @@ type Command struct {
 	//	*Command_CreateSession
 	//	*Command_CloseSession
 	//	*Command_ExpireTtl
+	//	*Command_SetUser
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1359,7 +1690,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_coord_proto_msgTypes[14]
+	mi := &file_coord_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1702,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[14]
+	mi := &file_coord_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1384,7 +1715,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{14}
+	return file_coord_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Command) GetTimeMs() int64 {
@@ -1437,6 +1768,15 @@ func (x *Command) GetExpireTtl() *ExpireTTL {
 	return nil
 }
 
+func (x *Command) GetSetUser() *SetUser {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_SetUser); ok {
+			return x.SetUser
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -1457,6 +1797,10 @@ type Command_ExpireTtl struct {
 	ExpireTtl *ExpireTTL `protobuf:"bytes,5,opt,name=expire_ttl,json=expireTtl,proto3,oneof"`
 }
 
+type Command_SetUser struct {
+	SetUser *SetUser `protobuf:"bytes,6,opt,name=set_user,json=setUser,proto3,oneof"`
+}
+
 func (*Command_Txn) isCommand_Cmd() {}
 
 func (*Command_CreateSession) isCommand_Cmd() {}
@@ -1464,6 +1808,78 @@ func (*Command_CreateSession) isCommand_Cmd() {}
 func (*Command_CloseSession) isCommand_Cmd() {}
 
 func (*Command_ExpireTtl) isCommand_Cmd() {}
+
+func (*Command_SetUser) isCommand_Cmd() {}
+
+// SetUser adds, replaces or (delete) removes a password user. The hash is
+// bcrypt's; the password itself never enters the log.
+type SetUser struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	BcryptHash    []byte                 `protobuf:"bytes,2,opt,name=bcrypt_hash,json=bcryptHash,proto3" json:"bcrypt_hash,omitempty"`
+	Groups        []string               `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	Delete        bool                   `protobuf:"varint,4,opt,name=delete,proto3" json:"delete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUser) Reset() {
+	*x = SetUser{}
+	mi := &file_coord_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUser) ProtoMessage() {}
+
+func (x *SetUser) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUser.ProtoReflect.Descriptor instead.
+func (*SetUser) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SetUser) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetUser) GetBcryptHash() []byte {
+	if x != nil {
+		return x.BcryptHash
+	}
+	return nil
+}
+
+func (x *SetUser) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *SetUser) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
 
 // Txn is every client write: one op, or an atomic multi.
 type Txn struct {
@@ -1474,14 +1890,16 @@ type Txn struct {
 	SessionId uint64 `protobuf:"varint,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	RequestId uint64 `protobuf:"varint,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Results of this session's requests below this id may be forgotten.
-	AckedBelow    uint64 `protobuf:"varint,4,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
+	AckedBelow uint64 `protobuf:"varint,4,opt,name=acked_below,json=ackedBelow,proto3" json:"acked_below,omitempty"`
+	// Who the write runs as (set by the server edge, not the client).
+	Caller        *Caller `protobuf:"bytes,5,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Txn) Reset() {
 	*x = Txn{}
-	mi := &file_coord_proto_msgTypes[15]
+	mi := &file_coord_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1911,7 @@ func (x *Txn) String() string {
 func (*Txn) ProtoMessage() {}
 
 func (x *Txn) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[15]
+	mi := &file_coord_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1924,7 @@ func (x *Txn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Txn.ProtoReflect.Descriptor instead.
 func (*Txn) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{15}
+	return file_coord_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Txn) GetOps() []*Op {
@@ -1537,6 +1955,13 @@ func (x *Txn) GetAckedBelow() uint64 {
 	return 0
 }
 
+func (x *Txn) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 type CreateSession struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     uint64                 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -1547,7 +1972,7 @@ type CreateSession struct {
 
 func (x *CreateSession) Reset() {
 	*x = CreateSession{}
-	mi := &file_coord_proto_msgTypes[16]
+	mi := &file_coord_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1984,7 @@ func (x *CreateSession) String() string {
 func (*CreateSession) ProtoMessage() {}
 
 func (x *CreateSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[16]
+	mi := &file_coord_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1997,7 @@ func (x *CreateSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSession.ProtoReflect.Descriptor instead.
 func (*CreateSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{16}
+	return file_coord_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateSession) GetSessionId() uint64 {
@@ -1599,7 +2024,7 @@ type CloseSession struct {
 
 func (x *CloseSession) Reset() {
 	*x = CloseSession{}
-	mi := &file_coord_proto_msgTypes[17]
+	mi := &file_coord_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +2036,7 @@ func (x *CloseSession) String() string {
 func (*CloseSession) ProtoMessage() {}
 
 func (x *CloseSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[17]
+	mi := &file_coord_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +2049,7 @@ func (x *CloseSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSession.ProtoReflect.Descriptor instead.
 func (*CloseSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{17}
+	return file_coord_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CloseSession) GetSessionId() uint64 {
@@ -1652,7 +2077,7 @@ type ExpireTTL struct {
 
 func (x *ExpireTTL) Reset() {
 	*x = ExpireTTL{}
-	mi := &file_coord_proto_msgTypes[18]
+	mi := &file_coord_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1664,7 +2089,7 @@ func (x *ExpireTTL) String() string {
 func (*ExpireTTL) ProtoMessage() {}
 
 func (x *ExpireTTL) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[18]
+	mi := &file_coord_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1677,7 +2102,7 @@ func (x *ExpireTTL) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireTTL.ProtoReflect.Descriptor instead.
 func (*ExpireTTL) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{18}
+	return file_coord_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExpireTTL) GetNodes() []*ExpireTTLNode {
@@ -1697,7 +2122,7 @@ type ExpireTTLNode struct {
 
 func (x *ExpireTTLNode) Reset() {
 	*x = ExpireTTLNode{}
-	mi := &file_coord_proto_msgTypes[19]
+	mi := &file_coord_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +2134,7 @@ func (x *ExpireTTLNode) String() string {
 func (*ExpireTTLNode) ProtoMessage() {}
 
 func (x *ExpireTTLNode) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[19]
+	mi := &file_coord_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +2147,7 @@ func (x *ExpireTTLNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpireTTLNode.ProtoReflect.Descriptor instead.
 func (*ExpireTTLNode) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{19}
+	return file_coord_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExpireTTLNode) GetPath() string {
@@ -1754,7 +2179,7 @@ type ApplyResult struct {
 
 func (x *ApplyResult) Reset() {
 	*x = ApplyResult{}
-	mi := &file_coord_proto_msgTypes[20]
+	mi := &file_coord_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +2191,7 @@ func (x *ApplyResult) String() string {
 func (*ApplyResult) ProtoMessage() {}
 
 func (x *ApplyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[20]
+	mi := &file_coord_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +2204,7 @@ func (x *ApplyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResult.ProtoReflect.Descriptor instead.
 func (*ApplyResult) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{20}
+	return file_coord_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ApplyResult) GetZxid() uint64 {
@@ -1817,6 +2242,747 @@ func (x *ApplyResult) GetResults() []*OpResult {
 	return nil
 }
 
+type AuthenticateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateRequest) Reset() {
+	*x = AuthenticateRequest{}
+	mi := &file_coord_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateRequest) ProtoMessage() {}
+
+func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
+func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AuthenticateRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AuthenticateRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+type AuthenticateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Send as metadata "authorization: Bearer TOKEN" on every call.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	ExpiresUnixMs int64  `protobuf:"varint,2,opt,name=expires_unix_ms,json=expiresUnixMs,proto3" json:"expires_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateResponse) Reset() {
+	*x = AuthenticateResponse{}
+	mi := &file_coord_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateResponse) ProtoMessage() {}
+
+func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
+func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *AuthenticateResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *AuthenticateResponse) GetExpiresUnixMs() int64 {
+	if x != nil {
+		return x.ExpiresUnixMs
+	}
+	return 0
+}
+
+type SetUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"` // hashed with bcrypt by the receiving node
+	Groups        []string               `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserRequest) Reset() {
+	*x = SetUserRequest{}
+	mi := &file_coord_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserRequest) ProtoMessage() {}
+
+func (x *SetUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserRequest.ProtoReflect.Descriptor instead.
+func (*SetUserRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SetUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetUserRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *SetUserRequest) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type SetUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetUserResponse) Reset() {
+	*x = SetUserResponse{}
+	mi := &file_coord_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetUserResponse) ProtoMessage() {}
+
+func (x *SetUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetUserResponse.ProtoReflect.Descriptor instead.
+func (*SetUserResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *SetUserResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_coord_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeleteUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_coord_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DeleteUserResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type ListUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_coord_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{32}
+}
+
+type ListUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Users         []*UserInfo            `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_coord_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListUsersResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetUsers() []*UserInfo {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+type UserInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Groups        []string               `protobuf:"bytes,2,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserInfo) Reset() {
+	*x = UserInfo{}
+	mi := &file_coord_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserInfo) ProtoMessage() {}
+
+func (x *UserInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
+func (*UserInfo) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *UserInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UserInfo) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type SetACLRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Write         *WriteHeader           `protobuf:"bytes,1,opt,name=write,proto3" json:"write,omitempty"`
+	Op            *SetACLOp              `protobuf:"bytes,2,opt,name=op,proto3" json:"op,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetACLRequest) Reset() {
+	*x = SetACLRequest{}
+	mi := &file_coord_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetACLRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetACLRequest) ProtoMessage() {}
+
+func (x *SetACLRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetACLRequest.ProtoReflect.Descriptor instead.
+func (*SetACLRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SetACLRequest) GetWrite() *WriteHeader {
+	if x != nil {
+		return x.Write
+	}
+	return nil
+}
+
+func (x *SetACLRequest) GetOp() *SetACLOp {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+type SetACLResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Stat          *Stat                  `protobuf:"bytes,2,opt,name=stat,proto3" json:"stat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetACLResponse) Reset() {
+	*x = SetACLResponse{}
+	mi := &file_coord_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetACLResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetACLResponse) ProtoMessage() {}
+
+func (x *SetACLResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetACLResponse.ProtoReflect.Descriptor instead.
+func (*SetACLResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SetACLResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SetACLResponse) GetStat() *Stat {
+	if x != nil {
+		return x.Stat
+	}
+	return nil
+}
+
+type GetACLRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Read          *ReadOptions           `protobuf:"bytes,2,opt,name=read,proto3" json:"read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetACLRequest) Reset() {
+	*x = GetACLRequest{}
+	mi := &file_coord_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetACLRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetACLRequest) ProtoMessage() {}
+
+func (x *GetACLRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetACLRequest.ProtoReflect.Descriptor instead.
+func (*GetACLRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *GetACLRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *GetACLRequest) GetRead() *ReadOptions {
+	if x != nil {
+		return x.Read
+	}
+	return nil
+}
+
+type GetACLResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Acl           []*ACLEntry            `protobuf:"bytes,2,rep,name=acl,proto3" json:"acl,omitempty"`
+	Stat          *Stat                  `protobuf:"bytes,3,opt,name=stat,proto3" json:"stat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetACLResponse) Reset() {
+	*x = GetACLResponse{}
+	mi := &file_coord_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetACLResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetACLResponse) ProtoMessage() {}
+
+func (x *GetACLResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetACLResponse.ProtoReflect.Descriptor instead.
+func (*GetACLResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *GetACLResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *GetACLResponse) GetAcl() []*ACLEntry {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
+func (x *GetACLResponse) GetStat() *Stat {
+	if x != nil {
+		return x.Stat
+	}
+	return nil
+}
+
+type WhoAmIRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIRequest) Reset() {
+	*x = WhoAmIRequest{}
+	mi := &file_coord_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIRequest) ProtoMessage() {}
+
+func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
+func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{39}
+}
+
+type WhoAmIResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []string               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	Super         bool                   `protobuf:"varint,2,opt,name=super,proto3" json:"super,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIResponse) Reset() {
+	*x = WhoAmIResponse{}
+	mi := &file_coord_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIResponse) ProtoMessage() {}
+
+func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
+func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *WhoAmIResponse) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *WhoAmIResponse) GetSuper() bool {
+	if x != nil {
+		return x.Super
+	}
+	return false
+}
+
 type WatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Req:
@@ -1831,7 +2997,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_coord_proto_msgTypes[21]
+	mi := &file_coord_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +3009,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[21]
+	mi := &file_coord_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +3022,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{21}
+	return file_coord_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WatchRequest) GetReq() isWatchRequest_Req {
@@ -1930,7 +3096,7 @@ type WatchCreate struct {
 
 func (x *WatchCreate) Reset() {
 	*x = WatchCreate{}
-	mi := &file_coord_proto_msgTypes[22]
+	mi := &file_coord_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +3108,7 @@ func (x *WatchCreate) String() string {
 func (*WatchCreate) ProtoMessage() {}
 
 func (x *WatchCreate) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[22]
+	mi := &file_coord_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +3121,7 @@ func (x *WatchCreate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchCreate.ProtoReflect.Descriptor instead.
 func (*WatchCreate) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{22}
+	return file_coord_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WatchCreate) GetWatchId() int64 {
@@ -1995,7 +3161,7 @@ type WatchCancel struct {
 
 func (x *WatchCancel) Reset() {
 	*x = WatchCancel{}
-	mi := &file_coord_proto_msgTypes[23]
+	mi := &file_coord_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +3173,7 @@ func (x *WatchCancel) String() string {
 func (*WatchCancel) ProtoMessage() {}
 
 func (x *WatchCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[23]
+	mi := &file_coord_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +3186,7 @@ func (x *WatchCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchCancel.ProtoReflect.Descriptor instead.
 func (*WatchCancel) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{23}
+	return file_coord_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WatchCancel) GetWatchId() int64 {
@@ -2042,7 +3208,7 @@ type WatchProgressRequest struct {
 
 func (x *WatchProgressRequest) Reset() {
 	*x = WatchProgressRequest{}
-	mi := &file_coord_proto_msgTypes[24]
+	mi := &file_coord_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +3220,7 @@ func (x *WatchProgressRequest) String() string {
 func (*WatchProgressRequest) ProtoMessage() {}
 
 func (x *WatchProgressRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[24]
+	mi := &file_coord_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +3233,7 @@ func (x *WatchProgressRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchProgressRequest.ProtoReflect.Descriptor instead.
 func (*WatchProgressRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{24}
+	return file_coord_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WatchProgressRequest) GetZxid() uint64 {
@@ -2088,7 +3254,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_coord_proto_msgTypes[25]
+	mi := &file_coord_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +3266,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[25]
+	mi := &file_coord_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +3279,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{25}
+	return file_coord_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WatchEvent) GetType() EventType {
@@ -2156,7 +3322,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_coord_proto_msgTypes[26]
+	mi := &file_coord_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2168,7 +3334,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[26]
+	mi := &file_coord_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2181,7 +3347,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{26}
+	return file_coord_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WatchResponse) GetWatchId() int64 {
@@ -2249,7 +3415,7 @@ type WriteHeader struct {
 
 func (x *WriteHeader) Reset() {
 	*x = WriteHeader{}
-	mi := &file_coord_proto_msgTypes[27]
+	mi := &file_coord_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +3427,7 @@ func (x *WriteHeader) String() string {
 func (*WriteHeader) ProtoMessage() {}
 
 func (x *WriteHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[27]
+	mi := &file_coord_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +3440,7 @@ func (x *WriteHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteHeader.ProtoReflect.Descriptor instead.
 func (*WriteHeader) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{27}
+	return file_coord_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WriteHeader) GetSessionId() uint64 {
@@ -2308,7 +3474,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_coord_proto_msgTypes[28]
+	mi := &file_coord_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2320,7 +3486,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[28]
+	mi := &file_coord_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2333,7 +3499,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{28}
+	return file_coord_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateRequest) GetOp() *CreateOp {
@@ -2361,7 +3527,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_coord_proto_msgTypes[29]
+	mi := &file_coord_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +3539,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[29]
+	mi := &file_coord_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +3552,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{29}
+	return file_coord_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateResponse) GetHeader() *ResponseHeader {
@@ -2420,7 +3586,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_coord_proto_msgTypes[30]
+	mi := &file_coord_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +3598,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[30]
+	mi := &file_coord_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +3611,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{30}
+	return file_coord_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeleteRequest) GetOp() *DeleteOp {
@@ -2472,7 +3638,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_coord_proto_msgTypes[31]
+	mi := &file_coord_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2484,7 +3650,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[31]
+	mi := &file_coord_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2497,7 +3663,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{31}
+	return file_coord_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DeleteResponse) GetHeader() *ResponseHeader {
@@ -2524,7 +3690,7 @@ type SetRequest struct {
 
 func (x *SetRequest) Reset() {
 	*x = SetRequest{}
-	mi := &file_coord_proto_msgTypes[32]
+	mi := &file_coord_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +3702,7 @@ func (x *SetRequest) String() string {
 func (*SetRequest) ProtoMessage() {}
 
 func (x *SetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[32]
+	mi := &file_coord_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +3715,7 @@ func (x *SetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRequest.ProtoReflect.Descriptor instead.
 func (*SetRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{32}
+	return file_coord_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SetRequest) GetOp() *SetOp {
@@ -2576,7 +3742,7 @@ type SetResponse struct {
 
 func (x *SetResponse) Reset() {
 	*x = SetResponse{}
-	mi := &file_coord_proto_msgTypes[33]
+	mi := &file_coord_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +3754,7 @@ func (x *SetResponse) String() string {
 func (*SetResponse) ProtoMessage() {}
 
 func (x *SetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[33]
+	mi := &file_coord_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +3767,7 @@ func (x *SetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResponse.ProtoReflect.Descriptor instead.
 func (*SetResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{33}
+	return file_coord_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SetResponse) GetHeader() *ResponseHeader {
@@ -2628,7 +3794,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_coord_proto_msgTypes[34]
+	mi := &file_coord_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2640,7 +3806,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[34]
+	mi := &file_coord_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2653,7 +3819,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{34}
+	return file_coord_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetRequest) GetPath() string {
@@ -2681,7 +3847,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_coord_proto_msgTypes[35]
+	mi := &file_coord_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +3859,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[35]
+	mi := &file_coord_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +3872,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{35}
+	return file_coord_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetResponse) GetHeader() *ResponseHeader {
@@ -2740,7 +3906,7 @@ type ExistsRequest struct {
 
 func (x *ExistsRequest) Reset() {
 	*x = ExistsRequest{}
-	mi := &file_coord_proto_msgTypes[36]
+	mi := &file_coord_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2752,7 +3918,7 @@ func (x *ExistsRequest) String() string {
 func (*ExistsRequest) ProtoMessage() {}
 
 func (x *ExistsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[36]
+	mi := &file_coord_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2765,7 +3931,7 @@ func (x *ExistsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExistsRequest.ProtoReflect.Descriptor instead.
 func (*ExistsRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{36}
+	return file_coord_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ExistsRequest) GetPath() string {
@@ -2793,7 +3959,7 @@ type ExistsResponse struct {
 
 func (x *ExistsResponse) Reset() {
 	*x = ExistsResponse{}
-	mi := &file_coord_proto_msgTypes[37]
+	mi := &file_coord_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2805,7 +3971,7 @@ func (x *ExistsResponse) String() string {
 func (*ExistsResponse) ProtoMessage() {}
 
 func (x *ExistsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[37]
+	mi := &file_coord_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2818,7 +3984,7 @@ func (x *ExistsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExistsResponse.ProtoReflect.Descriptor instead.
 func (*ExistsResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{37}
+	return file_coord_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ExistsResponse) GetHeader() *ResponseHeader {
@@ -2857,7 +4023,7 @@ type ChildrenRequest struct {
 
 func (x *ChildrenRequest) Reset() {
 	*x = ChildrenRequest{}
-	mi := &file_coord_proto_msgTypes[38]
+	mi := &file_coord_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2869,7 +4035,7 @@ func (x *ChildrenRequest) String() string {
 func (*ChildrenRequest) ProtoMessage() {}
 
 func (x *ChildrenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[38]
+	mi := &file_coord_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2882,7 +4048,7 @@ func (x *ChildrenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildrenRequest.ProtoReflect.Descriptor instead.
 func (*ChildrenRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{38}
+	return file_coord_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ChildrenRequest) GetPath() string {
@@ -2925,7 +4091,7 @@ type ChildrenResponse struct {
 
 func (x *ChildrenResponse) Reset() {
 	*x = ChildrenResponse{}
-	mi := &file_coord_proto_msgTypes[39]
+	mi := &file_coord_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2937,7 +4103,7 @@ func (x *ChildrenResponse) String() string {
 func (*ChildrenResponse) ProtoMessage() {}
 
 func (x *ChildrenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[39]
+	mi := &file_coord_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2950,7 +4116,7 @@ func (x *ChildrenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChildrenResponse.ProtoReflect.Descriptor instead.
 func (*ChildrenResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{39}
+	return file_coord_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ChildrenResponse) GetHeader() *ResponseHeader {
@@ -2991,7 +4157,7 @@ type MultiRequest struct {
 
 func (x *MultiRequest) Reset() {
 	*x = MultiRequest{}
-	mi := &file_coord_proto_msgTypes[40]
+	mi := &file_coord_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3003,7 +4169,7 @@ func (x *MultiRequest) String() string {
 func (*MultiRequest) ProtoMessage() {}
 
 func (x *MultiRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[40]
+	mi := &file_coord_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3016,7 +4182,7 @@ func (x *MultiRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiRequest.ProtoReflect.Descriptor instead.
 func (*MultiRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{40}
+	return file_coord_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *MultiRequest) GetOps() []*Op {
@@ -3043,7 +4209,7 @@ type MultiResponse struct {
 
 func (x *MultiResponse) Reset() {
 	*x = MultiResponse{}
-	mi := &file_coord_proto_msgTypes[41]
+	mi := &file_coord_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3055,7 +4221,7 @@ func (x *MultiResponse) String() string {
 func (*MultiResponse) ProtoMessage() {}
 
 func (x *MultiResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[41]
+	mi := &file_coord_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3068,7 +4234,7 @@ func (x *MultiResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiResponse.ProtoReflect.Descriptor instead.
 func (*MultiResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{41}
+	return file_coord_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *MultiResponse) GetHeader() *ResponseHeader {
@@ -3094,7 +4260,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_coord_proto_msgTypes[42]
+	mi := &file_coord_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3106,7 +4272,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[42]
+	mi := &file_coord_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3119,7 +4285,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{42}
+	return file_coord_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SyncRequest) GetPath() string {
@@ -3138,7 +4304,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_coord_proto_msgTypes[43]
+	mi := &file_coord_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +4316,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[43]
+	mi := &file_coord_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +4329,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{43}
+	return file_coord_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SyncResponse) GetHeader() *ResponseHeader {
@@ -3182,7 +4348,7 @@ type OpenSessionRequest struct {
 
 func (x *OpenSessionRequest) Reset() {
 	*x = OpenSessionRequest{}
-	mi := &file_coord_proto_msgTypes[44]
+	mi := &file_coord_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3194,7 +4360,7 @@ func (x *OpenSessionRequest) String() string {
 func (*OpenSessionRequest) ProtoMessage() {}
 
 func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[44]
+	mi := &file_coord_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3207,7 +4373,7 @@ func (x *OpenSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionRequest.ProtoReflect.Descriptor instead.
 func (*OpenSessionRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{44}
+	return file_coord_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *OpenSessionRequest) GetTimeoutMs() int64 {
@@ -3228,7 +4394,7 @@ type OpenSessionResponse struct {
 
 func (x *OpenSessionResponse) Reset() {
 	*x = OpenSessionResponse{}
-	mi := &file_coord_proto_msgTypes[45]
+	mi := &file_coord_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3240,7 +4406,7 @@ func (x *OpenSessionResponse) String() string {
 func (*OpenSessionResponse) ProtoMessage() {}
 
 func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[45]
+	mi := &file_coord_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3253,7 +4419,7 @@ func (x *OpenSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSessionResponse.ProtoReflect.Descriptor instead.
 func (*OpenSessionResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{45}
+	return file_coord_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *OpenSessionResponse) GetHeader() *ResponseHeader {
@@ -3286,7 +4452,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_coord_proto_msgTypes[46]
+	mi := &file_coord_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3298,7 +4464,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[46]
+	mi := &file_coord_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3311,7 +4477,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{46}
+	return file_coord_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *KeepAliveRequest) GetSessionId() uint64 {
@@ -3331,7 +4497,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_coord_proto_msgTypes[47]
+	mi := &file_coord_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3343,7 +4509,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[47]
+	mi := &file_coord_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3356,7 +4522,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{47}
+	return file_coord_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *KeepAliveResponse) GetHeader() *ResponseHeader {
@@ -3382,7 +4548,7 @@ type CloseSessionRequest struct {
 
 func (x *CloseSessionRequest) Reset() {
 	*x = CloseSessionRequest{}
-	mi := &file_coord_proto_msgTypes[48]
+	mi := &file_coord_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3394,7 +4560,7 @@ func (x *CloseSessionRequest) String() string {
 func (*CloseSessionRequest) ProtoMessage() {}
 
 func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[48]
+	mi := &file_coord_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3407,7 +4573,7 @@ func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{48}
+	return file_coord_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CloseSessionRequest) GetSessionId() uint64 {
@@ -3426,7 +4592,7 @@ type CloseSessionResponse struct {
 
 func (x *CloseSessionResponse) Reset() {
 	*x = CloseSessionResponse{}
-	mi := &file_coord_proto_msgTypes[49]
+	mi := &file_coord_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3438,7 +4604,7 @@ func (x *CloseSessionResponse) String() string {
 func (*CloseSessionResponse) ProtoMessage() {}
 
 func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[49]
+	mi := &file_coord_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3451,7 +4617,7 @@ func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
 func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{49}
+	return file_coord_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *CloseSessionResponse) GetHeader() *ResponseHeader {
@@ -3473,7 +4639,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_coord_proto_msgTypes[50]
+	mi := &file_coord_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3485,7 +4651,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[50]
+	mi := &file_coord_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3498,7 +4664,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{50}
+	return file_coord_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *Member) GetName() string {
@@ -3537,7 +4703,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_coord_proto_msgTypes[51]
+	mi := &file_coord_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3549,7 +4715,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[51]
+	mi := &file_coord_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3562,7 +4728,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{51}
+	return file_coord_proto_rawDescGZIP(), []int{71}
 }
 
 type MembersResponse struct {
@@ -3575,7 +4741,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_coord_proto_msgTypes[52]
+	mi := &file_coord_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3587,7 +4753,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[52]
+	mi := &file_coord_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3600,7 +4766,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{52}
+	return file_coord_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *MembersResponse) GetHeader() *ResponseHeader {
@@ -3628,7 +4794,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_coord_proto_msgTypes[53]
+	mi := &file_coord_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3640,7 +4806,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[53]
+	mi := &file_coord_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3653,7 +4819,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{53}
+	return file_coord_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *AddMemberRequest) GetName() string {
@@ -3687,7 +4853,7 @@ type AddMemberResponse struct {
 
 func (x *AddMemberResponse) Reset() {
 	*x = AddMemberResponse{}
-	mi := &file_coord_proto_msgTypes[54]
+	mi := &file_coord_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3699,7 +4865,7 @@ func (x *AddMemberResponse) String() string {
 func (*AddMemberResponse) ProtoMessage() {}
 
 func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[54]
+	mi := &file_coord_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3712,7 +4878,7 @@ func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
 func (*AddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{54}
+	return file_coord_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *AddMemberResponse) GetHeader() *ResponseHeader {
@@ -3738,7 +4904,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_coord_proto_msgTypes[55]
+	mi := &file_coord_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3750,7 +4916,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[55]
+	mi := &file_coord_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3763,7 +4929,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{55}
+	return file_coord_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RemoveMemberRequest) GetName() string {
@@ -3783,7 +4949,7 @@ type RemoveMemberResponse struct {
 
 func (x *RemoveMemberResponse) Reset() {
 	*x = RemoveMemberResponse{}
-	mi := &file_coord_proto_msgTypes[56]
+	mi := &file_coord_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3795,7 +4961,7 @@ func (x *RemoveMemberResponse) String() string {
 func (*RemoveMemberResponse) ProtoMessage() {}
 
 func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[56]
+	mi := &file_coord_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3808,7 +4974,7 @@ func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{56}
+	return file_coord_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RemoveMemberResponse) GetHeader() *ResponseHeader {
@@ -3833,7 +4999,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_coord_proto_msgTypes[57]
+	mi := &file_coord_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3845,7 +5011,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[57]
+	mi := &file_coord_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3858,7 +5024,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{57}
+	return file_coord_proto_rawDescGZIP(), []int{77}
 }
 
 type StatusResponse struct {
@@ -3879,7 +5045,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_coord_proto_msgTypes[58]
+	mi := &file_coord_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3891,7 +5057,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[58]
+	mi := &file_coord_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3904,7 +5070,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{58}
+	return file_coord_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *StatusResponse) GetHeader() *ResponseHeader {
@@ -3985,7 +5151,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_coord_proto_msgTypes[59]
+	mi := &file_coord_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3997,7 +5163,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[59]
+	mi := &file_coord_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4010,7 +5176,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{59}
+	return file_coord_proto_rawDescGZIP(), []int{79}
 }
 
 type SnapshotChunk struct {
@@ -4022,7 +5188,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_coord_proto_msgTypes[60]
+	mi := &file_coord_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4034,7 +5200,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[60]
+	mi := &file_coord_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4047,7 +5213,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{60}
+	return file_coord_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -4066,7 +5232,7 @@ type KeepAlivesRequest struct {
 
 func (x *KeepAlivesRequest) Reset() {
 	*x = KeepAlivesRequest{}
-	mi := &file_coord_proto_msgTypes[61]
+	mi := &file_coord_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4078,7 +5244,7 @@ func (x *KeepAlivesRequest) String() string {
 func (*KeepAlivesRequest) ProtoMessage() {}
 
 func (x *KeepAlivesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[61]
+	mi := &file_coord_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4091,7 +5257,7 @@ func (x *KeepAlivesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlivesRequest.ProtoReflect.Descriptor instead.
 func (*KeepAlivesRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{61}
+	return file_coord_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *KeepAlivesRequest) GetSessionIds() []uint64 {
@@ -4110,7 +5276,7 @@ type KeepAlivesResponse struct {
 
 func (x *KeepAlivesResponse) Reset() {
 	*x = KeepAlivesResponse{}
-	mi := &file_coord_proto_msgTypes[62]
+	mi := &file_coord_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4122,7 +5288,7 @@ func (x *KeepAlivesResponse) String() string {
 func (*KeepAlivesResponse) ProtoMessage() {}
 
 func (x *KeepAlivesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[62]
+	mi := &file_coord_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4135,7 +5301,7 @@ func (x *KeepAlivesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlivesResponse.ProtoReflect.Descriptor instead.
 func (*KeepAlivesResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{62}
+	return file_coord_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *KeepAlivesResponse) GetUnknown() []uint64 {
@@ -4154,7 +5320,7 @@ type ProposeRequest struct {
 
 func (x *ProposeRequest) Reset() {
 	*x = ProposeRequest{}
-	mi := &file_coord_proto_msgTypes[63]
+	mi := &file_coord_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4166,7 +5332,7 @@ func (x *ProposeRequest) String() string {
 func (*ProposeRequest) ProtoMessage() {}
 
 func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[63]
+	mi := &file_coord_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4179,7 +5345,7 @@ func (x *ProposeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeRequest.ProtoReflect.Descriptor instead.
 func (*ProposeRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{63}
+	return file_coord_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ProposeRequest) GetCommand() []byte {
@@ -4198,7 +5364,7 @@ type ProposeResponse struct {
 
 func (x *ProposeResponse) Reset() {
 	*x = ProposeResponse{}
-	mi := &file_coord_proto_msgTypes[64]
+	mi := &file_coord_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4210,7 +5376,7 @@ func (x *ProposeResponse) String() string {
 func (*ProposeResponse) ProtoMessage() {}
 
 func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[64]
+	mi := &file_coord_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4223,7 +5389,7 @@ func (x *ProposeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeResponse.ProtoReflect.Descriptor instead.
 func (*ProposeResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{64}
+	return file_coord_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ProposeResponse) GetResult() *ApplyResult {
@@ -4242,7 +5408,7 @@ type ProposeBatchRequest struct {
 
 func (x *ProposeBatchRequest) Reset() {
 	*x = ProposeBatchRequest{}
-	mi := &file_coord_proto_msgTypes[65]
+	mi := &file_coord_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4254,7 +5420,7 @@ func (x *ProposeBatchRequest) String() string {
 func (*ProposeBatchRequest) ProtoMessage() {}
 
 func (x *ProposeBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[65]
+	mi := &file_coord_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4267,7 +5433,7 @@ func (x *ProposeBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeBatchRequest.ProtoReflect.Descriptor instead.
 func (*ProposeBatchRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{65}
+	return file_coord_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ProposeBatchRequest) GetCommands() [][]byte {
@@ -4286,7 +5452,7 @@ type ProposeBatchResponse struct {
 
 func (x *ProposeBatchResponse) Reset() {
 	*x = ProposeBatchResponse{}
-	mi := &file_coord_proto_msgTypes[66]
+	mi := &file_coord_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4298,7 +5464,7 @@ func (x *ProposeBatchResponse) String() string {
 func (*ProposeBatchResponse) ProtoMessage() {}
 
 func (x *ProposeBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[66]
+	mi := &file_coord_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4311,7 +5477,7 @@ func (x *ProposeBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeBatchResponse.ProtoReflect.Descriptor instead.
 func (*ProposeBatchResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{66}
+	return file_coord_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ProposeBatchResponse) GetOutcomes() []*ProposeOutcome {
@@ -4334,7 +5500,7 @@ type ProposeOutcome struct {
 
 func (x *ProposeOutcome) Reset() {
 	*x = ProposeOutcome{}
-	mi := &file_coord_proto_msgTypes[67]
+	mi := &file_coord_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4346,7 +5512,7 @@ func (x *ProposeOutcome) String() string {
 func (*ProposeOutcome) ProtoMessage() {}
 
 func (x *ProposeOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[67]
+	mi := &file_coord_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4359,7 +5525,7 @@ func (x *ProposeOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeOutcome.ProtoReflect.Descriptor instead.
 func (*ProposeOutcome) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{67}
+	return file_coord_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ProposeOutcome) GetResult() *ApplyResult {
@@ -4385,7 +5551,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_coord_proto_msgTypes[68]
+	mi := &file_coord_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4397,7 +5563,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[68]
+	mi := &file_coord_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4410,7 +5576,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{68}
+	return file_coord_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *EventsRequest) GetAfter() uint64 {
@@ -4434,7 +5600,7 @@ type EventBatch struct {
 
 func (x *EventBatch) Reset() {
 	*x = EventBatch{}
-	mi := &file_coord_proto_msgTypes[69]
+	mi := &file_coord_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4446,7 +5612,7 @@ func (x *EventBatch) String() string {
 func (*EventBatch) ProtoMessage() {}
 
 func (x *EventBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[69]
+	mi := &file_coord_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4459,7 +5625,7 @@ func (x *EventBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
 func (*EventBatch) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{69}
+	return file_coord_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *EventBatch) GetPrev() uint64 {
@@ -4498,7 +5664,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_coord_proto_msgTypes[70]
+	mi := &file_coord_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4510,7 +5676,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[70]
+	mi := &file_coord_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4523,7 +5689,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{70}
+	return file_coord_proto_rawDescGZIP(), []int{90}
 }
 
 type ReadIndexResponse struct {
@@ -4535,7 +5701,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_coord_proto_msgTypes[71]
+	mi := &file_coord_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4547,7 +5713,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[71]
+	mi := &file_coord_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4560,7 +5726,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{71}
+	return file_coord_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -4583,7 +5749,7 @@ type ChangeMembersRequest struct {
 
 func (x *ChangeMembersRequest) Reset() {
 	*x = ChangeMembersRequest{}
-	mi := &file_coord_proto_msgTypes[72]
+	mi := &file_coord_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4595,7 +5761,7 @@ func (x *ChangeMembersRequest) String() string {
 func (*ChangeMembersRequest) ProtoMessage() {}
 
 func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[72]
+	mi := &file_coord_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4608,7 +5774,7 @@ func (x *ChangeMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersRequest.ProtoReflect.Descriptor instead.
 func (*ChangeMembersRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{72}
+	return file_coord_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ChangeMembersRequest) GetChange() isChangeMembersRequest_Change {
@@ -4660,7 +5826,7 @@ type ChangeMembersResponse struct {
 
 func (x *ChangeMembersResponse) Reset() {
 	*x = ChangeMembersResponse{}
-	mi := &file_coord_proto_msgTypes[73]
+	mi := &file_coord_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4672,7 +5838,7 @@ func (x *ChangeMembersResponse) String() string {
 func (*ChangeMembersResponse) ProtoMessage() {}
 
 func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[73]
+	mi := &file_coord_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4685,7 +5851,7 @@ func (x *ChangeMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeMembersResponse.ProtoReflect.Descriptor instead.
 func (*ChangeMembersResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{73}
+	return file_coord_proto_rawDescGZIP(), []int{93}
 }
 
 // SnapshotNode is one znode in a snapshot stream (see coord/tree/snapshot.go
@@ -4696,13 +5862,14 @@ type SnapshotNode struct {
 	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	Stat          *Stat                  `protobuf:"bytes,3,opt,name=stat,proto3" json:"stat,omitempty"`
 	Seq           uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"` // next sequence number for sequential children
+	Acl           []*ACLEntry            `protobuf:"bytes,5,rep,name=acl,proto3" json:"acl,omitempty"`  // format 3: the node's ACL (empty: open)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotNode) Reset() {
 	*x = SnapshotNode{}
-	mi := &file_coord_proto_msgTypes[74]
+	mi := &file_coord_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4714,7 +5881,7 @@ func (x *SnapshotNode) String() string {
 func (*SnapshotNode) ProtoMessage() {}
 
 func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[74]
+	mi := &file_coord_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4727,7 +5894,7 @@ func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotNode.ProtoReflect.Descriptor instead.
 func (*SnapshotNode) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{74}
+	return file_coord_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *SnapshotNode) GetPath() string {
@@ -4758,6 +5925,73 @@ func (x *SnapshotNode) GetSeq() uint64 {
 	return 0
 }
 
+func (x *SnapshotNode) GetAcl() []*ACLEntry {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
+type SnapshotUser struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	BcryptHash    []byte                 `protobuf:"bytes,2,opt,name=bcrypt_hash,json=bcryptHash,proto3" json:"bcrypt_hash,omitempty"`
+	Groups        []string               `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotUser) Reset() {
+	*x = SnapshotUser{}
+	mi := &file_coord_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotUser) ProtoMessage() {}
+
+func (x *SnapshotUser) ProtoReflect() protoreflect.Message {
+	mi := &file_coord_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotUser.ProtoReflect.Descriptor instead.
+func (*SnapshotUser) Descriptor() ([]byte, []int) {
+	return file_coord_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *SnapshotUser) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SnapshotUser) GetBcryptHash() []byte {
+	if x != nil {
+		return x.BcryptHash
+	}
+	return nil
+}
+
+func (x *SnapshotUser) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
 type SnapshotSession struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     uint64                 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -4768,7 +6002,7 @@ type SnapshotSession struct {
 
 func (x *SnapshotSession) Reset() {
 	*x = SnapshotSession{}
-	mi := &file_coord_proto_msgTypes[75]
+	mi := &file_coord_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4780,7 +6014,7 @@ func (x *SnapshotSession) String() string {
 func (*SnapshotSession) ProtoMessage() {}
 
 func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[75]
+	mi := &file_coord_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4793,7 +6027,7 @@ func (x *SnapshotSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSession.ProtoReflect.Descriptor instead.
 func (*SnapshotSession) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{75}
+	return file_coord_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *SnapshotSession) GetSessionId() uint64 {
@@ -4822,7 +6056,7 @@ type SnapshotReply struct {
 
 func (x *SnapshotReply) Reset() {
 	*x = SnapshotReply{}
-	mi := &file_coord_proto_msgTypes[76]
+	mi := &file_coord_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4834,7 +6068,7 @@ func (x *SnapshotReply) String() string {
 func (*SnapshotReply) ProtoMessage() {}
 
 func (x *SnapshotReply) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[76]
+	mi := &file_coord_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4847,7 +6081,7 @@ func (x *SnapshotReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotReply.ProtoReflect.Descriptor instead.
 func (*SnapshotReply) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{76}
+	return file_coord_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *SnapshotReply) GetSessionId() uint64 {
@@ -4883,7 +6117,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_coord_proto_msgTypes[77]
+	mi := &file_coord_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4895,7 +6129,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[77]
+	mi := &file_coord_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4908,7 +6142,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{77}
+	return file_coord_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -4965,7 +6199,7 @@ type CallRequest struct {
 
 func (x *CallRequest) Reset() {
 	*x = CallRequest{}
-	mi := &file_coord_proto_msgTypes[78]
+	mi := &file_coord_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4977,7 +6211,7 @@ func (x *CallRequest) String() string {
 func (*CallRequest) ProtoMessage() {}
 
 func (x *CallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[78]
+	mi := &file_coord_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4990,7 +6224,7 @@ func (x *CallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallRequest.ProtoReflect.Descriptor instead.
 func (*CallRequest) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{78}
+	return file_coord_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *CallRequest) GetId() uint64 {
@@ -5193,7 +6427,7 @@ type CallResponse struct {
 
 func (x *CallResponse) Reset() {
 	*x = CallResponse{}
-	mi := &file_coord_proto_msgTypes[79]
+	mi := &file_coord_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5205,7 +6439,7 @@ func (x *CallResponse) String() string {
 func (*CallResponse) ProtoMessage() {}
 
 func (x *CallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_coord_proto_msgTypes[79]
+	mi := &file_coord_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5218,7 +6452,7 @@ func (x *CallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallResponse.ProtoReflect.Descriptor instead.
 func (*CallResponse) Descriptor() ([]byte, []int) {
-	return file_coord_proto_rawDescGZIP(), []int{79}
+	return file_coord_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *CallResponse) GetId() uint64 {
@@ -5389,7 +6623,7 @@ const file_coord_proto_rawDesc = "" +
 	"\vErrorDetail\x12'\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x13.coord.v1.ErrorCodeR\x04code\x12\x1b\n" +
 	"\tfailed_op\x18\x02 \x01(\x05R\bfailedOp\x12\x12\n" +
-	"\x04path\x18\x03 \x01(\tR\x04path\"\xf6\x02\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\"\x92\x03\n" +
 	"\x04Stat\x12\x14\n" +
 	"\x05czxid\x18\x01 \x01(\x04R\x05czxid\x12\x14\n" +
 	"\x05mzxid\x18\x02 \x01(\x04R\x05mzxid\x12\x14\n" +
@@ -5405,13 +6639,20 @@ const file_coord_proto_rawDesc = "" +
 	" \x01(\x03R\vnumChildren\x12\x15\n" +
 	"\x06ttl_ms\x18\v \x01(\x03R\x05ttlMs\x12(\n" +
 	"\x04mode\x18\f \x01(\x0e2\x14.coord.v1.CreateModeR\x04mode\x12\x1c\n" +
-	"\tdirectory\x18\r \x01(\bR\tdirectory\"A\n" +
+	"\tdirectory\x18\r \x01(\bR\tdirectory\x12\x1a\n" +
+	"\baversion\x18\x0e \x01(\x03R\baversion\"0\n" +
+	"\bACLEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05perms\x18\x02 \x01(\rR\x05perms\"0\n" +
+	"\x06Caller\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x14\n" +
+	"\x05super\x18\x02 \x01(\bR\x05super\"A\n" +
 	"\x0eResponseHeader\x12\x12\n" +
 	"\x04zxid\x18\x01 \x01(\x04R\x04zxid\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\"a\n" +
 	"\vReadOptions\x127\n" +
 	"\vconsistency\x18\x01 \x01(\x0e2\x15.coord.v1.ConsistencyR\vconsistency\x12\x19\n" +
-	"\bmin_zxid\x18\x02 \x01(\x04R\aminZxid\"\xea\x01\n" +
+	"\bmin_zxid\x18\x02 \x01(\x04R\aminZxid\"\x90\x02\n" +
 	"\bCreateOp\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12(\n" +
@@ -5423,7 +6664,8 @@ const file_coord_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x06 \x01(\x04R\tsessionId\x12\x1c\n" +
 	"\tdirectory\x18\a \x01(\bR\tdirectory\x12\x18\n" +
-	"\aparents\x18\x14 \x01(\bR\aparents\"I\n" +
+	"\aparents\x18\x14 \x01(\bR\aparents\x12$\n" +
+	"\x03acl\x18\b \x03(\v2\x12.coord.v1.ACLEntryR\x03acl\"I\n" +
 	"\x05SetOp\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x18\n" +
@@ -5434,18 +6676,25 @@ const file_coord_proto_rawDesc = "" +
 	"\trecursive\x18\x03 \x01(\bR\trecursive\"7\n" +
 	"\aCheckOp\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\"\xb6\x01\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\"e\n" +
+	"\bSetACLOp\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12$\n" +
+	"\x03acl\x18\x02 \x03(\v2\x12.coord.v1.ACLEntryR\x03acl\x12\x1f\n" +
+	"\vacl_version\x18\x03 \x01(\x03R\n" +
+	"aclVersion\"\xe5\x01\n" +
 	"\x02Op\x12,\n" +
 	"\x06create\x18\x01 \x01(\v2\x12.coord.v1.CreateOpH\x00R\x06create\x12#\n" +
 	"\x03set\x18\x02 \x01(\v2\x0f.coord.v1.SetOpH\x00R\x03set\x12,\n" +
 	"\x06delete\x18\x03 \x01(\v2\x12.coord.v1.DeleteOpH\x00R\x06delete\x12)\n" +
-	"\x05check\x18\x04 \x01(\v2\x11.coord.v1.CheckOpH\x00R\x05checkB\x04\n" +
-	"\x02op\"\xd0\x01\n" +
+	"\x05check\x18\x04 \x01(\v2\x11.coord.v1.CheckOpH\x00R\x05check\x12-\n" +
+	"\aset_acl\x18\x05 \x01(\v2\x12.coord.v1.SetACLOpH\x00R\x06setAclB\x04\n" +
+	"\x02op\"\x83\x02\n" +
 	"\bOpResult\x120\n" +
 	"\x06create\x18\x01 \x01(\v2\x16.coord.v1.CreateResultH\x00R\x06create\x12'\n" +
 	"\x03set\x18\x02 \x01(\v2\x13.coord.v1.SetResultH\x00R\x03set\x120\n" +
 	"\x06delete\x18\x03 \x01(\v2\x16.coord.v1.DeleteResultH\x00R\x06delete\x12-\n" +
-	"\x05check\x18\x04 \x01(\v2\x15.coord.v1.CheckResultH\x00R\x05checkB\b\n" +
+	"\x05check\x18\x04 \x01(\v2\x15.coord.v1.CheckResultH\x00R\x05check\x121\n" +
+	"\aset_acl\x18\x05 \x01(\v2\x16.coord.v1.SetACLResultH\x00R\x06setAclB\b\n" +
 	"\x06result\"F\n" +
 	"\fCreateResult\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\"\n" +
@@ -5455,15 +6704,24 @@ const file_coord_proto_rawDesc = "" +
 	"\fDeleteResult\x12\x18\n" +
 	"\adeleted\x18\x01 \x01(\x03R\adeleted\"1\n" +
 	"\vCheckResult\x12\"\n" +
-	"\x04stat\x18\x01 \x01(\v2\x0e.coord.v1.StatR\x04stat\"\x83\x02\n" +
+	"\x04stat\x18\x01 \x01(\v2\x0e.coord.v1.StatR\x04stat\"2\n" +
+	"\fSetACLResult\x12\"\n" +
+	"\x04stat\x18\x01 \x01(\v2\x0e.coord.v1.StatR\x04stat\"\xb3\x02\n" +
 	"\aCommand\x12\x17\n" +
 	"\atime_ms\x18\x01 \x01(\x03R\x06timeMs\x12!\n" +
 	"\x03txn\x18\x02 \x01(\v2\r.coord.v1.TxnH\x00R\x03txn\x12@\n" +
 	"\x0ecreate_session\x18\x03 \x01(\v2\x17.coord.v1.CreateSessionH\x00R\rcreateSession\x12=\n" +
 	"\rclose_session\x18\x04 \x01(\v2\x16.coord.v1.CloseSessionH\x00R\fcloseSession\x124\n" +
 	"\n" +
-	"expire_ttl\x18\x05 \x01(\v2\x13.coord.v1.ExpireTTLH\x00R\texpireTtlB\x05\n" +
-	"\x03cmd\"\x84\x01\n" +
+	"expire_ttl\x18\x05 \x01(\v2\x13.coord.v1.ExpireTTLH\x00R\texpireTtl\x12.\n" +
+	"\bset_user\x18\x06 \x01(\v2\x11.coord.v1.SetUserH\x00R\asetUserB\x05\n" +
+	"\x03cmd\"n\n" +
+	"\aSetUser\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vbcrypt_hash\x18\x02 \x01(\fR\n" +
+	"bcryptHash\x12\x16\n" +
+	"\x06groups\x18\x03 \x03(\tR\x06groups\x12\x16\n" +
+	"\x06delete\x18\x04 \x01(\bR\x06delete\"\xae\x01\n" +
 	"\x03Txn\x12\x1e\n" +
 	"\x03ops\x18\x01 \x03(\v2\f.coord.v1.OpR\x03ops\x12\x1d\n" +
 	"\n" +
@@ -5471,7 +6729,8 @@ const file_coord_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x03 \x01(\x04R\trequestId\x12\x1f\n" +
 	"\vacked_below\x18\x04 \x01(\x04R\n" +
-	"ackedBelow\"M\n" +
+	"ackedBelow\x12(\n" +
+	"\x06caller\x18\x05 \x01(\v2\x10.coord.v1.CallerR\x06caller\"M\n" +
 	"\rCreateSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x1d\n" +
@@ -5491,7 +6750,47 @@ const file_coord_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x13.coord.v1.ErrorCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x1b\n" +
 	"\tfailed_op\x18\x04 \x01(\x05R\bfailedOp\x12,\n" +
-	"\aresults\x18\x05 \x03(\v2\x12.coord.v1.OpResultR\aresults\"\xb5\x01\n" +
+	"\aresults\x18\x05 \x03(\v2\x12.coord.v1.OpResultR\aresults\"E\n" +
+	"\x13AuthenticateRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"T\n" +
+	"\x14AuthenticateResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12&\n" +
+	"\x0fexpires_unix_ms\x18\x02 \x01(\x03R\rexpiresUnixMs\"X\n" +
+	"\x0eSetUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x16\n" +
+	"\x06groups\x18\x03 \x03(\tR\x06groups\"C\n" +
+	"\x0fSetUserResponse\x120\n" +
+	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\"'\n" +
+	"\x11DeleteUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"F\n" +
+	"\x12DeleteUserResponse\x120\n" +
+	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\"\x12\n" +
+	"\x10ListUsersRequest\"o\n" +
+	"\x11ListUsersResponse\x120\n" +
+	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\x12(\n" +
+	"\x05users\x18\x02 \x03(\v2\x12.coord.v1.UserInfoR\x05users\"6\n" +
+	"\bUserInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06groups\x18\x02 \x03(\tR\x06groups\"`\n" +
+	"\rSetACLRequest\x12+\n" +
+	"\x05write\x18\x01 \x01(\v2\x15.coord.v1.WriteHeaderR\x05write\x12\"\n" +
+	"\x02op\x18\x02 \x01(\v2\x12.coord.v1.SetACLOpR\x02op\"f\n" +
+	"\x0eSetACLResponse\x120\n" +
+	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\x12\"\n" +
+	"\x04stat\x18\x02 \x01(\v2\x0e.coord.v1.StatR\x04stat\"N\n" +
+	"\rGetACLRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12)\n" +
+	"\x04read\x18\x02 \x01(\v2\x15.coord.v1.ReadOptionsR\x04read\"\x8c\x01\n" +
+	"\x0eGetACLResponse\x120\n" +
+	"\x06header\x18\x01 \x01(\v2\x18.coord.v1.ResponseHeaderR\x06header\x12$\n" +
+	"\x03acl\x18\x02 \x03(\v2\x12.coord.v1.ACLEntryR\x03acl\x12\"\n" +
+	"\x04stat\x18\x03 \x01(\v2\x0e.coord.v1.StatR\x04stat\"\x0f\n" +
+	"\rWhoAmIRequest\"8\n" +
+	"\x0eWhoAmIResponse\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x14\n" +
+	"\x05super\x18\x02 \x01(\bR\x05super\"\xb5\x01\n" +
 	"\fWatchRequest\x12/\n" +
 	"\x06create\x18\x01 \x01(\v2\x15.coord.v1.WatchCreateH\x00R\x06create\x12/\n" +
 	"\x06cancel\x18\x02 \x01(\v2\x15.coord.v1.WatchCancelH\x00R\x06cancel\x12<\n" +
@@ -5672,12 +6971,18 @@ const file_coord_proto_rawDesc = "" +
 	"\x03add\x18\x01 \x01(\v2\x1a.coord.v1.AddMemberRequestH\x00R\x03add\x127\n" +
 	"\x06remove\x18\x02 \x01(\v2\x1d.coord.v1.RemoveMemberRequestH\x00R\x06removeB\b\n" +
 	"\x06change\"\x17\n" +
-	"\x15ChangeMembersResponse\"l\n" +
+	"\x15ChangeMembersResponse\"\x92\x01\n" +
 	"\fSnapshotNode\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\"\n" +
 	"\x04stat\x18\x03 \x01(\v2\x0e.coord.v1.StatR\x04stat\x12\x10\n" +
-	"\x03seq\x18\x04 \x01(\x04R\x03seq\"O\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12$\n" +
+	"\x03acl\x18\x05 \x03(\v2\x12.coord.v1.ACLEntryR\x03acl\"[\n" +
+	"\fSnapshotUser\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vbcrypt_hash\x18\x02 \x01(\fR\n" +
+	"bcryptHash\x12\x16\n" +
+	"\x06groups\x18\x03 \x03(\tR\x06groups\"O\n" +
 	"\x0fSnapshotSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x1d\n" +
@@ -5725,7 +7030,7 @@ const file_coord_proto_rawDesc = "" +
 	"\x04sync\x18\x11 \x01(\v2\x16.coord.v1.SyncResponseH\x00R\x04sync\x12<\n" +
 	"\n" +
 	"keep_alive\x18\x12 \x01(\v2\x1b.coord.v1.KeepAliveResponseH\x00R\tkeepAliveB\b\n" +
-	"\x06result*\xc1\x02\n" +
+	"\x06result*\xf4\x02\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\v\n" +
 	"\aNO_NODE\x10\x01\x12\x0f\n" +
@@ -5747,7 +7052,19 @@ const file_coord_proto_rawDesc = "" +
 	"\n" +
 	"MEMBERSHIP\x10\x0f\x12\v\n" +
 	"\aTIMEOUT\x10\x10\x12\x13\n" +
-	"\x0fUNKNOWN_OUTCOME\x10\x11*C\n" +
+	"\x0fUNKNOWN_OUTCOME\x10\x11\x12\v\n" +
+	"\aNO_AUTH\x10\x12\x12\x13\n" +
+	"\x0fUNAUTHENTICATED\x10\x13\x12\x0f\n" +
+	"\vINVALID_ACL\x10\x14*M\n" +
+	"\x04Perm\x12\r\n" +
+	"\tPERM_NONE\x10\x00\x12\b\n" +
+	"\x04READ\x10\x01\x12\t\n" +
+	"\x05WRITE\x10\x02\x12\n" +
+	"\n" +
+	"\x06CREATE\x10\x04\x12\n" +
+	"\n" +
+	"\x06DELETE\x10\b\x12\t\n" +
+	"\x05ADMIN\x10\x10*C\n" +
 	"\n" +
 	"CreateMode\x12\x0e\n" +
 	"\n" +
@@ -5771,7 +7088,7 @@ const file_coord_proto_rawDesc = "" +
 	"\fNODE_CREATED\x10\x01\x12\x10\n" +
 	"\fNODE_DELETED\x10\x02\x12\x15\n" +
 	"\x11NODE_DATA_CHANGED\x10\x03\x12\x19\n" +
-	"\x15NODE_CHILDREN_CHANGED\x10\x042\x88\t\n" +
+	"\x15NODE_CHILDREN_CHANGED\x10\x042\xdd\f\n" +
 	"\x05Coord\x12;\n" +
 	"\x06Create\x12\x17.coord.v1.CreateRequest\x1a\x18.coord.v1.CreateResponse\x12;\n" +
 	"\x06Delete\x12\x17.coord.v1.DeleteRequest\x1a\x18.coord.v1.DeleteResponse\x122\n" +
@@ -5790,7 +7107,15 @@ const file_coord_proto_rawDesc = "" +
 	"\x06Status\x12\x17.coord.v1.StatusRequest\x1a\x18.coord.v1.StatusResponse\x12@\n" +
 	"\bSnapshot\x12\x19.coord.v1.SnapshotRequest\x1a\x17.coord.v1.SnapshotChunk0\x01\x12<\n" +
 	"\x05Watch\x12\x16.coord.v1.WatchRequest\x1a\x17.coord.v1.WatchResponse(\x010\x01\x129\n" +
-	"\x04Call\x12\x15.coord.v1.CallRequest\x1a\x16.coord.v1.CallResponse(\x010\x012\xb1\x03\n" +
+	"\x04Call\x12\x15.coord.v1.CallRequest\x1a\x16.coord.v1.CallResponse(\x010\x01\x12;\n" +
+	"\x06SetACL\x12\x17.coord.v1.SetACLRequest\x1a\x18.coord.v1.SetACLResponse\x12;\n" +
+	"\x06GetACL\x12\x17.coord.v1.GetACLRequest\x1a\x18.coord.v1.GetACLResponse\x12;\n" +
+	"\x06WhoAmI\x12\x17.coord.v1.WhoAmIRequest\x1a\x18.coord.v1.WhoAmIResponse\x12M\n" +
+	"\fAuthenticate\x12\x1d.coord.v1.AuthenticateRequest\x1a\x1e.coord.v1.AuthenticateResponse\x12>\n" +
+	"\aSetUser\x12\x18.coord.v1.SetUserRequest\x1a\x19.coord.v1.SetUserResponse\x12G\n" +
+	"\n" +
+	"DeleteUser\x12\x1b.coord.v1.DeleteUserRequest\x1a\x1c.coord.v1.DeleteUserResponse\x12D\n" +
+	"\tListUsers\x12\x1a.coord.v1.ListUsersRequest\x1a\x1b.coord.v1.ListUsersResponse2\xb1\x03\n" +
 	"\x04Peer\x12>\n" +
 	"\aPropose\x12\x18.coord.v1.ProposeRequest\x1a\x19.coord.v1.ProposeResponse\x12M\n" +
 	"\fProposeBatch\x12\x1d.coord.v1.ProposeBatchRequest\x1a\x1e.coord.v1.ProposeBatchResponse\x12D\n" +
@@ -5812,240 +7137,296 @@ func file_coord_proto_rawDescGZIP() []byte {
 	return file_coord_proto_rawDescData
 }
 
-var file_coord_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_coord_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_coord_proto_msgTypes = make([]protoimpl.MessageInfo, 101)
 var file_coord_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: coord.v1.ErrorCode
-	(CreateMode)(0),               // 1: coord.v1.CreateMode
-	(Consistency)(0),              // 2: coord.v1.Consistency
-	(WatchKind)(0),                // 3: coord.v1.WatchKind
-	(EventType)(0),                // 4: coord.v1.EventType
-	(*ErrorDetail)(nil),           // 5: coord.v1.ErrorDetail
-	(*Stat)(nil),                  // 6: coord.v1.Stat
-	(*ResponseHeader)(nil),        // 7: coord.v1.ResponseHeader
-	(*ReadOptions)(nil),           // 8: coord.v1.ReadOptions
-	(*CreateOp)(nil),              // 9: coord.v1.CreateOp
-	(*SetOp)(nil),                 // 10: coord.v1.SetOp
-	(*DeleteOp)(nil),              // 11: coord.v1.DeleteOp
-	(*CheckOp)(nil),               // 12: coord.v1.CheckOp
-	(*Op)(nil),                    // 13: coord.v1.Op
-	(*OpResult)(nil),              // 14: coord.v1.OpResult
-	(*CreateResult)(nil),          // 15: coord.v1.CreateResult
-	(*SetResult)(nil),             // 16: coord.v1.SetResult
-	(*DeleteResult)(nil),          // 17: coord.v1.DeleteResult
-	(*CheckResult)(nil),           // 18: coord.v1.CheckResult
-	(*Command)(nil),               // 19: coord.v1.Command
-	(*Txn)(nil),                   // 20: coord.v1.Txn
-	(*CreateSession)(nil),         // 21: coord.v1.CreateSession
-	(*CloseSession)(nil),          // 22: coord.v1.CloseSession
-	(*ExpireTTL)(nil),             // 23: coord.v1.ExpireTTL
-	(*ExpireTTLNode)(nil),         // 24: coord.v1.ExpireTTLNode
-	(*ApplyResult)(nil),           // 25: coord.v1.ApplyResult
-	(*WatchRequest)(nil),          // 26: coord.v1.WatchRequest
-	(*WatchCreate)(nil),           // 27: coord.v1.WatchCreate
-	(*WatchCancel)(nil),           // 28: coord.v1.WatchCancel
-	(*WatchProgressRequest)(nil),  // 29: coord.v1.WatchProgressRequest
-	(*WatchEvent)(nil),            // 30: coord.v1.WatchEvent
-	(*WatchResponse)(nil),         // 31: coord.v1.WatchResponse
-	(*WriteHeader)(nil),           // 32: coord.v1.WriteHeader
-	(*CreateRequest)(nil),         // 33: coord.v1.CreateRequest
-	(*CreateResponse)(nil),        // 34: coord.v1.CreateResponse
-	(*DeleteRequest)(nil),         // 35: coord.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 36: coord.v1.DeleteResponse
-	(*SetRequest)(nil),            // 37: coord.v1.SetRequest
-	(*SetResponse)(nil),           // 38: coord.v1.SetResponse
-	(*GetRequest)(nil),            // 39: coord.v1.GetRequest
-	(*GetResponse)(nil),           // 40: coord.v1.GetResponse
-	(*ExistsRequest)(nil),         // 41: coord.v1.ExistsRequest
-	(*ExistsResponse)(nil),        // 42: coord.v1.ExistsResponse
-	(*ChildrenRequest)(nil),       // 43: coord.v1.ChildrenRequest
-	(*ChildrenResponse)(nil),      // 44: coord.v1.ChildrenResponse
-	(*MultiRequest)(nil),          // 45: coord.v1.MultiRequest
-	(*MultiResponse)(nil),         // 46: coord.v1.MultiResponse
-	(*SyncRequest)(nil),           // 47: coord.v1.SyncRequest
-	(*SyncResponse)(nil),          // 48: coord.v1.SyncResponse
-	(*OpenSessionRequest)(nil),    // 49: coord.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),   // 50: coord.v1.OpenSessionResponse
-	(*KeepAliveRequest)(nil),      // 51: coord.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),     // 52: coord.v1.KeepAliveResponse
-	(*CloseSessionRequest)(nil),   // 53: coord.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),  // 54: coord.v1.CloseSessionResponse
-	(*Member)(nil),                // 55: coord.v1.Member
-	(*MembersRequest)(nil),        // 56: coord.v1.MembersRequest
-	(*MembersResponse)(nil),       // 57: coord.v1.MembersResponse
-	(*AddMemberRequest)(nil),      // 58: coord.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),     // 59: coord.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),   // 60: coord.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),  // 61: coord.v1.RemoveMemberResponse
-	(*StatusRequest)(nil),         // 62: coord.v1.StatusRequest
-	(*StatusResponse)(nil),        // 63: coord.v1.StatusResponse
-	(*SnapshotRequest)(nil),       // 64: coord.v1.SnapshotRequest
-	(*SnapshotChunk)(nil),         // 65: coord.v1.SnapshotChunk
-	(*KeepAlivesRequest)(nil),     // 66: coord.v1.KeepAlivesRequest
-	(*KeepAlivesResponse)(nil),    // 67: coord.v1.KeepAlivesResponse
-	(*ProposeRequest)(nil),        // 68: coord.v1.ProposeRequest
-	(*ProposeResponse)(nil),       // 69: coord.v1.ProposeResponse
-	(*ProposeBatchRequest)(nil),   // 70: coord.v1.ProposeBatchRequest
-	(*ProposeBatchResponse)(nil),  // 71: coord.v1.ProposeBatchResponse
-	(*ProposeOutcome)(nil),        // 72: coord.v1.ProposeOutcome
-	(*EventsRequest)(nil),         // 73: coord.v1.EventsRequest
-	(*EventBatch)(nil),            // 74: coord.v1.EventBatch
-	(*ReadIndexRequest)(nil),      // 75: coord.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),     // 76: coord.v1.ReadIndexResponse
-	(*ChangeMembersRequest)(nil),  // 77: coord.v1.ChangeMembersRequest
-	(*ChangeMembersResponse)(nil), // 78: coord.v1.ChangeMembersResponse
-	(*SnapshotNode)(nil),          // 79: coord.v1.SnapshotNode
-	(*SnapshotSession)(nil),       // 80: coord.v1.SnapshotSession
-	(*SnapshotReply)(nil),         // 81: coord.v1.SnapshotReply
-	(*SnapshotHeader)(nil),        // 82: coord.v1.SnapshotHeader
-	(*CallRequest)(nil),           // 83: coord.v1.CallRequest
-	(*CallResponse)(nil),          // 84: coord.v1.CallResponse
+	(Perm)(0),                     // 1: coord.v1.Perm
+	(CreateMode)(0),               // 2: coord.v1.CreateMode
+	(Consistency)(0),              // 3: coord.v1.Consistency
+	(WatchKind)(0),                // 4: coord.v1.WatchKind
+	(EventType)(0),                // 5: coord.v1.EventType
+	(*ErrorDetail)(nil),           // 6: coord.v1.ErrorDetail
+	(*Stat)(nil),                  // 7: coord.v1.Stat
+	(*ACLEntry)(nil),              // 8: coord.v1.ACLEntry
+	(*Caller)(nil),                // 9: coord.v1.Caller
+	(*ResponseHeader)(nil),        // 10: coord.v1.ResponseHeader
+	(*ReadOptions)(nil),           // 11: coord.v1.ReadOptions
+	(*CreateOp)(nil),              // 12: coord.v1.CreateOp
+	(*SetOp)(nil),                 // 13: coord.v1.SetOp
+	(*DeleteOp)(nil),              // 14: coord.v1.DeleteOp
+	(*CheckOp)(nil),               // 15: coord.v1.CheckOp
+	(*SetACLOp)(nil),              // 16: coord.v1.SetACLOp
+	(*Op)(nil),                    // 17: coord.v1.Op
+	(*OpResult)(nil),              // 18: coord.v1.OpResult
+	(*CreateResult)(nil),          // 19: coord.v1.CreateResult
+	(*SetResult)(nil),             // 20: coord.v1.SetResult
+	(*DeleteResult)(nil),          // 21: coord.v1.DeleteResult
+	(*CheckResult)(nil),           // 22: coord.v1.CheckResult
+	(*SetACLResult)(nil),          // 23: coord.v1.SetACLResult
+	(*Command)(nil),               // 24: coord.v1.Command
+	(*SetUser)(nil),               // 25: coord.v1.SetUser
+	(*Txn)(nil),                   // 26: coord.v1.Txn
+	(*CreateSession)(nil),         // 27: coord.v1.CreateSession
+	(*CloseSession)(nil),          // 28: coord.v1.CloseSession
+	(*ExpireTTL)(nil),             // 29: coord.v1.ExpireTTL
+	(*ExpireTTLNode)(nil),         // 30: coord.v1.ExpireTTLNode
+	(*ApplyResult)(nil),           // 31: coord.v1.ApplyResult
+	(*AuthenticateRequest)(nil),   // 32: coord.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),  // 33: coord.v1.AuthenticateResponse
+	(*SetUserRequest)(nil),        // 34: coord.v1.SetUserRequest
+	(*SetUserResponse)(nil),       // 35: coord.v1.SetUserResponse
+	(*DeleteUserRequest)(nil),     // 36: coord.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),    // 37: coord.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),      // 38: coord.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),     // 39: coord.v1.ListUsersResponse
+	(*UserInfo)(nil),              // 40: coord.v1.UserInfo
+	(*SetACLRequest)(nil),         // 41: coord.v1.SetACLRequest
+	(*SetACLResponse)(nil),        // 42: coord.v1.SetACLResponse
+	(*GetACLRequest)(nil),         // 43: coord.v1.GetACLRequest
+	(*GetACLResponse)(nil),        // 44: coord.v1.GetACLResponse
+	(*WhoAmIRequest)(nil),         // 45: coord.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),        // 46: coord.v1.WhoAmIResponse
+	(*WatchRequest)(nil),          // 47: coord.v1.WatchRequest
+	(*WatchCreate)(nil),           // 48: coord.v1.WatchCreate
+	(*WatchCancel)(nil),           // 49: coord.v1.WatchCancel
+	(*WatchProgressRequest)(nil),  // 50: coord.v1.WatchProgressRequest
+	(*WatchEvent)(nil),            // 51: coord.v1.WatchEvent
+	(*WatchResponse)(nil),         // 52: coord.v1.WatchResponse
+	(*WriteHeader)(nil),           // 53: coord.v1.WriteHeader
+	(*CreateRequest)(nil),         // 54: coord.v1.CreateRequest
+	(*CreateResponse)(nil),        // 55: coord.v1.CreateResponse
+	(*DeleteRequest)(nil),         // 56: coord.v1.DeleteRequest
+	(*DeleteResponse)(nil),        // 57: coord.v1.DeleteResponse
+	(*SetRequest)(nil),            // 58: coord.v1.SetRequest
+	(*SetResponse)(nil),           // 59: coord.v1.SetResponse
+	(*GetRequest)(nil),            // 60: coord.v1.GetRequest
+	(*GetResponse)(nil),           // 61: coord.v1.GetResponse
+	(*ExistsRequest)(nil),         // 62: coord.v1.ExistsRequest
+	(*ExistsResponse)(nil),        // 63: coord.v1.ExistsResponse
+	(*ChildrenRequest)(nil),       // 64: coord.v1.ChildrenRequest
+	(*ChildrenResponse)(nil),      // 65: coord.v1.ChildrenResponse
+	(*MultiRequest)(nil),          // 66: coord.v1.MultiRequest
+	(*MultiResponse)(nil),         // 67: coord.v1.MultiResponse
+	(*SyncRequest)(nil),           // 68: coord.v1.SyncRequest
+	(*SyncResponse)(nil),          // 69: coord.v1.SyncResponse
+	(*OpenSessionRequest)(nil),    // 70: coord.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),   // 71: coord.v1.OpenSessionResponse
+	(*KeepAliveRequest)(nil),      // 72: coord.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),     // 73: coord.v1.KeepAliveResponse
+	(*CloseSessionRequest)(nil),   // 74: coord.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 75: coord.v1.CloseSessionResponse
+	(*Member)(nil),                // 76: coord.v1.Member
+	(*MembersRequest)(nil),        // 77: coord.v1.MembersRequest
+	(*MembersResponse)(nil),       // 78: coord.v1.MembersResponse
+	(*AddMemberRequest)(nil),      // 79: coord.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),     // 80: coord.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),   // 81: coord.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),  // 82: coord.v1.RemoveMemberResponse
+	(*StatusRequest)(nil),         // 83: coord.v1.StatusRequest
+	(*StatusResponse)(nil),        // 84: coord.v1.StatusResponse
+	(*SnapshotRequest)(nil),       // 85: coord.v1.SnapshotRequest
+	(*SnapshotChunk)(nil),         // 86: coord.v1.SnapshotChunk
+	(*KeepAlivesRequest)(nil),     // 87: coord.v1.KeepAlivesRequest
+	(*KeepAlivesResponse)(nil),    // 88: coord.v1.KeepAlivesResponse
+	(*ProposeRequest)(nil),        // 89: coord.v1.ProposeRequest
+	(*ProposeResponse)(nil),       // 90: coord.v1.ProposeResponse
+	(*ProposeBatchRequest)(nil),   // 91: coord.v1.ProposeBatchRequest
+	(*ProposeBatchResponse)(nil),  // 92: coord.v1.ProposeBatchResponse
+	(*ProposeOutcome)(nil),        // 93: coord.v1.ProposeOutcome
+	(*EventsRequest)(nil),         // 94: coord.v1.EventsRequest
+	(*EventBatch)(nil),            // 95: coord.v1.EventBatch
+	(*ReadIndexRequest)(nil),      // 96: coord.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),     // 97: coord.v1.ReadIndexResponse
+	(*ChangeMembersRequest)(nil),  // 98: coord.v1.ChangeMembersRequest
+	(*ChangeMembersResponse)(nil), // 99: coord.v1.ChangeMembersResponse
+	(*SnapshotNode)(nil),          // 100: coord.v1.SnapshotNode
+	(*SnapshotUser)(nil),          // 101: coord.v1.SnapshotUser
+	(*SnapshotSession)(nil),       // 102: coord.v1.SnapshotSession
+	(*SnapshotReply)(nil),         // 103: coord.v1.SnapshotReply
+	(*SnapshotHeader)(nil),        // 104: coord.v1.SnapshotHeader
+	(*CallRequest)(nil),           // 105: coord.v1.CallRequest
+	(*CallResponse)(nil),          // 106: coord.v1.CallResponse
 }
 var file_coord_proto_depIdxs = []int32{
 	0,   // 0: coord.v1.ErrorDetail.code:type_name -> coord.v1.ErrorCode
-	1,   // 1: coord.v1.Stat.mode:type_name -> coord.v1.CreateMode
-	2,   // 2: coord.v1.ReadOptions.consistency:type_name -> coord.v1.Consistency
-	1,   // 3: coord.v1.CreateOp.mode:type_name -> coord.v1.CreateMode
-	9,   // 4: coord.v1.Op.create:type_name -> coord.v1.CreateOp
-	10,  // 5: coord.v1.Op.set:type_name -> coord.v1.SetOp
-	11,  // 6: coord.v1.Op.delete:type_name -> coord.v1.DeleteOp
-	12,  // 7: coord.v1.Op.check:type_name -> coord.v1.CheckOp
-	15,  // 8: coord.v1.OpResult.create:type_name -> coord.v1.CreateResult
-	16,  // 9: coord.v1.OpResult.set:type_name -> coord.v1.SetResult
-	17,  // 10: coord.v1.OpResult.delete:type_name -> coord.v1.DeleteResult
-	18,  // 11: coord.v1.OpResult.check:type_name -> coord.v1.CheckResult
-	6,   // 12: coord.v1.CreateResult.stat:type_name -> coord.v1.Stat
-	6,   // 13: coord.v1.SetResult.stat:type_name -> coord.v1.Stat
-	6,   // 14: coord.v1.CheckResult.stat:type_name -> coord.v1.Stat
-	20,  // 15: coord.v1.Command.txn:type_name -> coord.v1.Txn
-	21,  // 16: coord.v1.Command.create_session:type_name -> coord.v1.CreateSession
-	22,  // 17: coord.v1.Command.close_session:type_name -> coord.v1.CloseSession
-	23,  // 18: coord.v1.Command.expire_ttl:type_name -> coord.v1.ExpireTTL
-	13,  // 19: coord.v1.Txn.ops:type_name -> coord.v1.Op
-	24,  // 20: coord.v1.ExpireTTL.nodes:type_name -> coord.v1.ExpireTTLNode
-	0,   // 21: coord.v1.ApplyResult.code:type_name -> coord.v1.ErrorCode
-	14,  // 22: coord.v1.ApplyResult.results:type_name -> coord.v1.OpResult
-	27,  // 23: coord.v1.WatchRequest.create:type_name -> coord.v1.WatchCreate
-	28,  // 24: coord.v1.WatchRequest.cancel:type_name -> coord.v1.WatchCancel
-	29,  // 25: coord.v1.WatchRequest.progress:type_name -> coord.v1.WatchProgressRequest
-	3,   // 26: coord.v1.WatchCreate.kind:type_name -> coord.v1.WatchKind
-	4,   // 27: coord.v1.WatchEvent.type:type_name -> coord.v1.EventType
-	30,  // 28: coord.v1.WatchResponse.events:type_name -> coord.v1.WatchEvent
-	9,   // 29: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
-	32,  // 30: coord.v1.CreateRequest.write:type_name -> coord.v1.WriteHeader
-	7,   // 31: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
-	6,   // 32: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
-	11,  // 33: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
-	32,  // 34: coord.v1.DeleteRequest.write:type_name -> coord.v1.WriteHeader
-	7,   // 35: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
-	10,  // 36: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
-	32,  // 37: coord.v1.SetRequest.write:type_name -> coord.v1.WriteHeader
-	7,   // 38: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
-	6,   // 39: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
-	8,   // 40: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
-	7,   // 41: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
-	6,   // 42: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
-	8,   // 43: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
-	7,   // 44: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
-	6,   // 45: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
-	8,   // 46: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
-	7,   // 47: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
-	6,   // 48: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
-	13,  // 49: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
-	32,  // 50: coord.v1.MultiRequest.write:type_name -> coord.v1.WriteHeader
-	7,   // 51: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
-	14,  // 52: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
-	7,   // 53: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 54: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 55: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 56: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 57: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
-	55,  // 58: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
-	7,   // 59: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	55,  // 60: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
-	7,   // 61: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	55,  // 62: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
-	7,   // 63: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
-	55,  // 64: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
-	25,  // 65: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
-	72,  // 66: coord.v1.ProposeBatchResponse.outcomes:type_name -> coord.v1.ProposeOutcome
-	25,  // 67: coord.v1.ProposeOutcome.result:type_name -> coord.v1.ApplyResult
-	30,  // 68: coord.v1.EventBatch.events:type_name -> coord.v1.WatchEvent
-	58,  // 69: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
-	60,  // 70: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
-	6,   // 71: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
-	25,  // 72: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
-	33,  // 73: coord.v1.CallRequest.create:type_name -> coord.v1.CreateRequest
-	35,  // 74: coord.v1.CallRequest.delete:type_name -> coord.v1.DeleteRequest
-	37,  // 75: coord.v1.CallRequest.set:type_name -> coord.v1.SetRequest
-	39,  // 76: coord.v1.CallRequest.get:type_name -> coord.v1.GetRequest
-	41,  // 77: coord.v1.CallRequest.exists:type_name -> coord.v1.ExistsRequest
-	43,  // 78: coord.v1.CallRequest.children:type_name -> coord.v1.ChildrenRequest
-	45,  // 79: coord.v1.CallRequest.multi:type_name -> coord.v1.MultiRequest
-	47,  // 80: coord.v1.CallRequest.sync:type_name -> coord.v1.SyncRequest
-	51,  // 81: coord.v1.CallRequest.keep_alive:type_name -> coord.v1.KeepAliveRequest
-	34,  // 82: coord.v1.CallResponse.create:type_name -> coord.v1.CreateResponse
-	36,  // 83: coord.v1.CallResponse.delete:type_name -> coord.v1.DeleteResponse
-	38,  // 84: coord.v1.CallResponse.set:type_name -> coord.v1.SetResponse
-	40,  // 85: coord.v1.CallResponse.get:type_name -> coord.v1.GetResponse
-	42,  // 86: coord.v1.CallResponse.exists:type_name -> coord.v1.ExistsResponse
-	44,  // 87: coord.v1.CallResponse.children:type_name -> coord.v1.ChildrenResponse
-	46,  // 88: coord.v1.CallResponse.multi:type_name -> coord.v1.MultiResponse
-	48,  // 89: coord.v1.CallResponse.sync:type_name -> coord.v1.SyncResponse
-	52,  // 90: coord.v1.CallResponse.keep_alive:type_name -> coord.v1.KeepAliveResponse
-	33,  // 91: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
-	35,  // 92: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
-	37,  // 93: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
-	39,  // 94: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
-	41,  // 95: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
-	43,  // 96: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
-	45,  // 97: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
-	47,  // 98: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
-	49,  // 99: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
-	51,  // 100: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
-	53,  // 101: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
-	56,  // 102: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
-	58,  // 103: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
-	60,  // 104: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
-	62,  // 105: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
-	64,  // 106: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
-	26,  // 107: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
-	83,  // 108: coord.v1.Coord.Call:input_type -> coord.v1.CallRequest
-	68,  // 109: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
-	70,  // 110: coord.v1.Peer.ProposeBatch:input_type -> coord.v1.ProposeBatchRequest
-	75,  // 111: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
-	77,  // 112: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
-	66,  // 113: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
-	73,  // 114: coord.v1.Peer.Events:input_type -> coord.v1.EventsRequest
-	34,  // 115: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
-	36,  // 116: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
-	38,  // 117: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
-	40,  // 118: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
-	42,  // 119: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
-	44,  // 120: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
-	46,  // 121: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
-	48,  // 122: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
-	50,  // 123: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
-	52,  // 124: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
-	54,  // 125: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
-	57,  // 126: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
-	59,  // 127: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
-	61,  // 128: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
-	63,  // 129: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
-	65,  // 130: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
-	31,  // 131: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
-	84,  // 132: coord.v1.Coord.Call:output_type -> coord.v1.CallResponse
-	69,  // 133: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
-	71,  // 134: coord.v1.Peer.ProposeBatch:output_type -> coord.v1.ProposeBatchResponse
-	76,  // 135: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
-	78,  // 136: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
-	67,  // 137: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
-	74,  // 138: coord.v1.Peer.Events:output_type -> coord.v1.EventBatch
-	115, // [115:139] is the sub-list for method output_type
-	91,  // [91:115] is the sub-list for method input_type
-	91,  // [91:91] is the sub-list for extension type_name
-	91,  // [91:91] is the sub-list for extension extendee
-	0,   // [0:91] is the sub-list for field type_name
+	2,   // 1: coord.v1.Stat.mode:type_name -> coord.v1.CreateMode
+	3,   // 2: coord.v1.ReadOptions.consistency:type_name -> coord.v1.Consistency
+	2,   // 3: coord.v1.CreateOp.mode:type_name -> coord.v1.CreateMode
+	8,   // 4: coord.v1.CreateOp.acl:type_name -> coord.v1.ACLEntry
+	8,   // 5: coord.v1.SetACLOp.acl:type_name -> coord.v1.ACLEntry
+	12,  // 6: coord.v1.Op.create:type_name -> coord.v1.CreateOp
+	13,  // 7: coord.v1.Op.set:type_name -> coord.v1.SetOp
+	14,  // 8: coord.v1.Op.delete:type_name -> coord.v1.DeleteOp
+	15,  // 9: coord.v1.Op.check:type_name -> coord.v1.CheckOp
+	16,  // 10: coord.v1.Op.set_acl:type_name -> coord.v1.SetACLOp
+	19,  // 11: coord.v1.OpResult.create:type_name -> coord.v1.CreateResult
+	20,  // 12: coord.v1.OpResult.set:type_name -> coord.v1.SetResult
+	21,  // 13: coord.v1.OpResult.delete:type_name -> coord.v1.DeleteResult
+	22,  // 14: coord.v1.OpResult.check:type_name -> coord.v1.CheckResult
+	23,  // 15: coord.v1.OpResult.set_acl:type_name -> coord.v1.SetACLResult
+	7,   // 16: coord.v1.CreateResult.stat:type_name -> coord.v1.Stat
+	7,   // 17: coord.v1.SetResult.stat:type_name -> coord.v1.Stat
+	7,   // 18: coord.v1.CheckResult.stat:type_name -> coord.v1.Stat
+	7,   // 19: coord.v1.SetACLResult.stat:type_name -> coord.v1.Stat
+	26,  // 20: coord.v1.Command.txn:type_name -> coord.v1.Txn
+	27,  // 21: coord.v1.Command.create_session:type_name -> coord.v1.CreateSession
+	28,  // 22: coord.v1.Command.close_session:type_name -> coord.v1.CloseSession
+	29,  // 23: coord.v1.Command.expire_ttl:type_name -> coord.v1.ExpireTTL
+	25,  // 24: coord.v1.Command.set_user:type_name -> coord.v1.SetUser
+	17,  // 25: coord.v1.Txn.ops:type_name -> coord.v1.Op
+	9,   // 26: coord.v1.Txn.caller:type_name -> coord.v1.Caller
+	30,  // 27: coord.v1.ExpireTTL.nodes:type_name -> coord.v1.ExpireTTLNode
+	0,   // 28: coord.v1.ApplyResult.code:type_name -> coord.v1.ErrorCode
+	18,  // 29: coord.v1.ApplyResult.results:type_name -> coord.v1.OpResult
+	10,  // 30: coord.v1.SetUserResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 31: coord.v1.DeleteUserResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 32: coord.v1.ListUsersResponse.header:type_name -> coord.v1.ResponseHeader
+	40,  // 33: coord.v1.ListUsersResponse.users:type_name -> coord.v1.UserInfo
+	53,  // 34: coord.v1.SetACLRequest.write:type_name -> coord.v1.WriteHeader
+	16,  // 35: coord.v1.SetACLRequest.op:type_name -> coord.v1.SetACLOp
+	10,  // 36: coord.v1.SetACLResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 37: coord.v1.SetACLResponse.stat:type_name -> coord.v1.Stat
+	11,  // 38: coord.v1.GetACLRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 39: coord.v1.GetACLResponse.header:type_name -> coord.v1.ResponseHeader
+	8,   // 40: coord.v1.GetACLResponse.acl:type_name -> coord.v1.ACLEntry
+	7,   // 41: coord.v1.GetACLResponse.stat:type_name -> coord.v1.Stat
+	48,  // 42: coord.v1.WatchRequest.create:type_name -> coord.v1.WatchCreate
+	49,  // 43: coord.v1.WatchRequest.cancel:type_name -> coord.v1.WatchCancel
+	50,  // 44: coord.v1.WatchRequest.progress:type_name -> coord.v1.WatchProgressRequest
+	4,   // 45: coord.v1.WatchCreate.kind:type_name -> coord.v1.WatchKind
+	5,   // 46: coord.v1.WatchEvent.type:type_name -> coord.v1.EventType
+	51,  // 47: coord.v1.WatchResponse.events:type_name -> coord.v1.WatchEvent
+	12,  // 48: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
+	53,  // 49: coord.v1.CreateRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 50: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 51: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
+	14,  // 52: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
+	53,  // 53: coord.v1.DeleteRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 54: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
+	13,  // 55: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
+	53,  // 56: coord.v1.SetRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 57: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 58: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
+	11,  // 59: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 60: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 61: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
+	11,  // 62: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 63: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 64: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
+	11,  // 65: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 66: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 67: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
+	17,  // 68: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
+	53,  // 69: coord.v1.MultiRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 70: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
+	18,  // 71: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
+	10,  // 72: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 73: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 74: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 75: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 76: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
+	76,  // 77: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
+	10,  // 78: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	76,  // 79: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
+	10,  // 80: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	76,  // 81: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
+	10,  // 82: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
+	76,  // 83: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
+	31,  // 84: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
+	93,  // 85: coord.v1.ProposeBatchResponse.outcomes:type_name -> coord.v1.ProposeOutcome
+	31,  // 86: coord.v1.ProposeOutcome.result:type_name -> coord.v1.ApplyResult
+	51,  // 87: coord.v1.EventBatch.events:type_name -> coord.v1.WatchEvent
+	79,  // 88: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
+	81,  // 89: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
+	7,   // 90: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
+	8,   // 91: coord.v1.SnapshotNode.acl:type_name -> coord.v1.ACLEntry
+	31,  // 92: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
+	54,  // 93: coord.v1.CallRequest.create:type_name -> coord.v1.CreateRequest
+	56,  // 94: coord.v1.CallRequest.delete:type_name -> coord.v1.DeleteRequest
+	58,  // 95: coord.v1.CallRequest.set:type_name -> coord.v1.SetRequest
+	60,  // 96: coord.v1.CallRequest.get:type_name -> coord.v1.GetRequest
+	62,  // 97: coord.v1.CallRequest.exists:type_name -> coord.v1.ExistsRequest
+	64,  // 98: coord.v1.CallRequest.children:type_name -> coord.v1.ChildrenRequest
+	66,  // 99: coord.v1.CallRequest.multi:type_name -> coord.v1.MultiRequest
+	68,  // 100: coord.v1.CallRequest.sync:type_name -> coord.v1.SyncRequest
+	72,  // 101: coord.v1.CallRequest.keep_alive:type_name -> coord.v1.KeepAliveRequest
+	55,  // 102: coord.v1.CallResponse.create:type_name -> coord.v1.CreateResponse
+	57,  // 103: coord.v1.CallResponse.delete:type_name -> coord.v1.DeleteResponse
+	59,  // 104: coord.v1.CallResponse.set:type_name -> coord.v1.SetResponse
+	61,  // 105: coord.v1.CallResponse.get:type_name -> coord.v1.GetResponse
+	63,  // 106: coord.v1.CallResponse.exists:type_name -> coord.v1.ExistsResponse
+	65,  // 107: coord.v1.CallResponse.children:type_name -> coord.v1.ChildrenResponse
+	67,  // 108: coord.v1.CallResponse.multi:type_name -> coord.v1.MultiResponse
+	69,  // 109: coord.v1.CallResponse.sync:type_name -> coord.v1.SyncResponse
+	73,  // 110: coord.v1.CallResponse.keep_alive:type_name -> coord.v1.KeepAliveResponse
+	54,  // 111: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
+	56,  // 112: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
+	58,  // 113: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
+	60,  // 114: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
+	62,  // 115: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
+	64,  // 116: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
+	66,  // 117: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
+	68,  // 118: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
+	70,  // 119: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
+	72,  // 120: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
+	74,  // 121: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
+	77,  // 122: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
+	79,  // 123: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
+	81,  // 124: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
+	83,  // 125: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
+	85,  // 126: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
+	47,  // 127: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
+	105, // 128: coord.v1.Coord.Call:input_type -> coord.v1.CallRequest
+	41,  // 129: coord.v1.Coord.SetACL:input_type -> coord.v1.SetACLRequest
+	43,  // 130: coord.v1.Coord.GetACL:input_type -> coord.v1.GetACLRequest
+	45,  // 131: coord.v1.Coord.WhoAmI:input_type -> coord.v1.WhoAmIRequest
+	32,  // 132: coord.v1.Coord.Authenticate:input_type -> coord.v1.AuthenticateRequest
+	34,  // 133: coord.v1.Coord.SetUser:input_type -> coord.v1.SetUserRequest
+	36,  // 134: coord.v1.Coord.DeleteUser:input_type -> coord.v1.DeleteUserRequest
+	38,  // 135: coord.v1.Coord.ListUsers:input_type -> coord.v1.ListUsersRequest
+	89,  // 136: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
+	91,  // 137: coord.v1.Peer.ProposeBatch:input_type -> coord.v1.ProposeBatchRequest
+	96,  // 138: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
+	98,  // 139: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
+	87,  // 140: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
+	94,  // 141: coord.v1.Peer.Events:input_type -> coord.v1.EventsRequest
+	55,  // 142: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
+	57,  // 143: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
+	59,  // 144: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
+	61,  // 145: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
+	63,  // 146: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
+	65,  // 147: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
+	67,  // 148: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
+	69,  // 149: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
+	71,  // 150: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
+	73,  // 151: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
+	75,  // 152: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
+	78,  // 153: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
+	80,  // 154: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
+	82,  // 155: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
+	84,  // 156: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
+	86,  // 157: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
+	52,  // 158: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
+	106, // 159: coord.v1.Coord.Call:output_type -> coord.v1.CallResponse
+	42,  // 160: coord.v1.Coord.SetACL:output_type -> coord.v1.SetACLResponse
+	44,  // 161: coord.v1.Coord.GetACL:output_type -> coord.v1.GetACLResponse
+	46,  // 162: coord.v1.Coord.WhoAmI:output_type -> coord.v1.WhoAmIResponse
+	33,  // 163: coord.v1.Coord.Authenticate:output_type -> coord.v1.AuthenticateResponse
+	35,  // 164: coord.v1.Coord.SetUser:output_type -> coord.v1.SetUserResponse
+	37,  // 165: coord.v1.Coord.DeleteUser:output_type -> coord.v1.DeleteUserResponse
+	39,  // 166: coord.v1.Coord.ListUsers:output_type -> coord.v1.ListUsersResponse
+	90,  // 167: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
+	92,  // 168: coord.v1.Peer.ProposeBatch:output_type -> coord.v1.ProposeBatchResponse
+	97,  // 169: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
+	99,  // 170: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
+	88,  // 171: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
+	95,  // 172: coord.v1.Peer.Events:output_type -> coord.v1.EventBatch
+	142, // [142:173] is the sub-list for method output_type
+	111, // [111:142] is the sub-list for method input_type
+	111, // [111:111] is the sub-list for extension type_name
+	111, // [111:111] is the sub-list for extension extendee
+	0,   // [0:111] is the sub-list for field type_name
 }
 
 func init() { file_coord_proto_init() }
@@ -6053,34 +7434,37 @@ func file_coord_proto_init() {
 	if File_coord_proto != nil {
 		return
 	}
-	file_coord_proto_msgTypes[8].OneofWrappers = []any{
+	file_coord_proto_msgTypes[11].OneofWrappers = []any{
 		(*Op_Create)(nil),
 		(*Op_Set)(nil),
 		(*Op_Delete)(nil),
 		(*Op_Check)(nil),
+		(*Op_SetAcl)(nil),
 	}
-	file_coord_proto_msgTypes[9].OneofWrappers = []any{
+	file_coord_proto_msgTypes[12].OneofWrappers = []any{
 		(*OpResult_Create)(nil),
 		(*OpResult_Set)(nil),
 		(*OpResult_Delete)(nil),
 		(*OpResult_Check)(nil),
+		(*OpResult_SetAcl)(nil),
 	}
-	file_coord_proto_msgTypes[14].OneofWrappers = []any{
+	file_coord_proto_msgTypes[18].OneofWrappers = []any{
 		(*Command_Txn)(nil),
 		(*Command_CreateSession)(nil),
 		(*Command_CloseSession)(nil),
 		(*Command_ExpireTtl)(nil),
+		(*Command_SetUser)(nil),
 	}
-	file_coord_proto_msgTypes[21].OneofWrappers = []any{
+	file_coord_proto_msgTypes[41].OneofWrappers = []any{
 		(*WatchRequest_Create)(nil),
 		(*WatchRequest_Cancel)(nil),
 		(*WatchRequest_Progress)(nil),
 	}
-	file_coord_proto_msgTypes[72].OneofWrappers = []any{
+	file_coord_proto_msgTypes[92].OneofWrappers = []any{
 		(*ChangeMembersRequest_Add)(nil),
 		(*ChangeMembersRequest_Remove)(nil),
 	}
-	file_coord_proto_msgTypes[78].OneofWrappers = []any{
+	file_coord_proto_msgTypes[99].OneofWrappers = []any{
 		(*CallRequest_Create)(nil),
 		(*CallRequest_Delete)(nil),
 		(*CallRequest_Set)(nil),
@@ -6092,7 +7476,7 @@ func file_coord_proto_init() {
 		(*CallRequest_KeepAlive)(nil),
 		(*CallRequest_Cancel)(nil),
 	}
-	file_coord_proto_msgTypes[79].OneofWrappers = []any{
+	file_coord_proto_msgTypes[100].OneofWrappers = []any{
 		(*CallResponse_Create)(nil),
 		(*CallResponse_Delete)(nil),
 		(*CallResponse_Set)(nil),
@@ -6108,8 +7492,8 @@ func file_coord_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_coord_proto_rawDesc), len(file_coord_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   80,
+			NumEnums:      6,
+			NumMessages:   101,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,0 +1,101 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Session tokens: after a password login a node issues
+// base64url(expiry(8) | user "\x00" groups joined by ",") "." base64url(HMAC-SHA256)
+// under the cluster's token key, which every node holds (a file, like the
+// certificates). Any node verifies a token without a round trip; a token
+// dies at its expiry (a deleted user's tokens live until then).
+
+// DefaultTokenTTL is how long a login lasts.
+const DefaultTokenTTL = time.Hour
+
+// MinTokenKey is the shortest accepted token key.
+const MinTokenKey = 32
+
+// BcryptCost is the work factor for stored passwords.
+const BcryptCost = bcrypt.DefaultCost
+
+// HashPassword returns the bcrypt hash of pw.
+func HashPassword(pw string) ([]byte, error) {
+	if len(pw) < 8 || len(pw) > 72 {
+		return nil, fmt.Errorf("%w: a password is 8 to 72 bytes", ErrBadConfig)
+	}
+	return bcrypt.GenerateFromPassword([]byte(pw), BcryptCost)
+}
+
+// CheckPassword reports whether pw matches hash.
+func CheckPassword(hash []byte, pw string) bool {
+	return bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil
+}
+
+// LoadTokenKey reads a token key file (at least MinTokenKey bytes).
+func LoadTokenKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: token key: %v", ErrBadConfig, err)
+	}
+	if len(b) < MinTokenKey {
+		return nil, fmt.Errorf("%w: token key %s is %d bytes, want at least %d", ErrBadConfig, path, len(b), MinTokenKey)
+	}
+	return b, nil
+}
+
+// WriteTokenKey writes a new random key to path (0600).
+func WriteTokenKey(path string) error {
+	k := make([]byte, 48)
+	if _, err := rand.Read(k); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(base64.RawURLEncoding.EncodeToString(k)), 0o600)
+}
+
+// IssueToken signs a token for user with groups until exp.
+func IssueToken(key []byte, user string, groups []string, exp time.Time) string {
+	body := binary.BigEndian.AppendUint64(nil, uint64(exp.UnixMilli()))
+	body = append(body, user...)
+	body = append(body, 0)
+	body = append(body, strings.Join(groups, ",")...)
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	return base64.RawURLEncoding.EncodeToString(body) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// VerifyToken checks a token's signature and expiry at now.
+func VerifyToken(key []byte, tok string, now time.Time) (user string, groups []string, err error) {
+	b64, sig64, ok := strings.Cut(tok, ".")
+	if !ok {
+		return "", nil, fmt.Errorf("%w: malformed token", ErrUnauthenticated)
+	}
+	body, err1 := base64.RawURLEncoding.DecodeString(b64)
+	sig, err2 := base64.RawURLEncoding.DecodeString(sig64)
+	if err1 != nil || err2 != nil || len(body) < 10 {
+		return "", nil, fmt.Errorf("%w: malformed token", ErrUnauthenticated)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	if !hmac.Equal(sig, m.Sum(nil)) {
+		return "", nil, fmt.Errorf("%w: bad token signature", ErrUnauthenticated)
+	}
+	if exp := time.UnixMilli(int64(binary.BigEndian.Uint64(body))); !now.Before(exp) {
+		return "", nil, fmt.Errorf("%w: token expired at %s", ErrUnauthenticated, exp.UTC().Format(time.RFC3339))
+	}
+	user, g, _ := strings.Cut(string(body[8:]), "\x00")
+	if g != "" {
+		groups = strings.Split(g, ",")
+	}
+	return user, groups, nil
+}
