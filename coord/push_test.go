@@ -18,13 +18,31 @@ func TestPush_FollowerWatchersHearChangesAtLeaderSpeed(t *testing.T) {
 	c := coordtest.NewCluster(t, 3, coordtest.Options{Configure: func(cfg *coord.Config) {
 		cfg.CommitTimeout = 400 * time.Millisecond
 	}})
+	testPush(t, c, c.Conn(c.Leader()), c.Conn(c.Follower()))
+}
+
+// The same with TLS and superusers on: the follower's pull is a peer call
+// the authorizer must let through (if it did not, watches would silently
+// fall back to the follower's own, slow, apply).
+func TestPush_WorksWithTLSAndAuth(t *testing.T) {
+	d := makeCerts(t)
+	c := coordtest.NewCluster(t, 3, coordtest.Options{Configure: func(cfg *coord.Config) {
+		cfg.CommitTimeout = 400 * time.Millisecond
+		cfg.TLS = nodeFiles(d.good, cfg.Name)
+		cfg.Superusers = []string{"x509:admin"}
+	}})
+	conn := func(i int) coordpb.CoordClient {
+		return coordpb.NewCoordClient(dialAs(t, c.Node(i).Addr, d.good, "admin"))
+	}
+	testPush(t, c, conn(c.Leader()), conn(c.Follower()))
+}
+
+func testPush(t *testing.T, c *coordtest.Cluster, leader, follower coordpb.CoordClient) {
 	ctx := coordtest.Ctx(t, 30*time.Second)
-	leader := c.Conn(c.Leader())
-	f := c.Follower()
 	mustCreate(t, ctx, leader, "/p", nil)
 	c.WaitApplied(c.Node(c.Leader()).Server.Replica().Applied(), 5*time.Second)
 
-	w := openWatch(t, ctx, c.Conn(f))
+	w := openWatch(t, ctx, follower)
 	w.create(1, "/p", coordpb.WatchKind_WATCH_PERSISTENT_RECURSIVE, 0)
 	if r := w.next(5 * time.Second); !r.Created {
 		t.Fatalf("want created, got %v", r)
