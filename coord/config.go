@@ -32,6 +32,15 @@ type Config struct {
 	DataDir string
 	// Listen is the node's ONE address: clients, raft and peer RPCs.
 	Listen string
+	// Advertise is the address peers dial to reach this node and the one in
+	// the member list ("" means Listen); it differs from Listen when a
+	// proxy sits in front of the node (the nemesis harness).
+	Advertise string
+	// UnsafeLocalReads is a deliberately broken mode for testing the
+	// nemesis harness: linearizable reads are served from local state
+	// without a read index, so they can be stale. Never set it in
+	// production; coordd exposes it only as a hidden flag.
+	UnsafeLocalReads bool
 	// HTTP serves /metrics, /healthz and /readyz ("" disables it).
 	HTTP string
 	// InitialCluster lists every founding member (name=address); empty means
@@ -95,6 +104,11 @@ func (c Config) Validate() error {
 	}
 	if err := checkListen("listen", c.Listen, c.InsecureNonLoopback); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Advertise != "" {
+		if err := checkListen("advertise", c.Advertise, c.InsecureNonLoopback); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.HTTP != "" {
 		if err := checkListen("http", c.HTTP, c.InsecureNonLoopback); err != nil {

@@ -174,7 +174,7 @@ func (s *Server) readIndex(ctx context.Context) (uint64, error) {
 
 // Read implements rpc.Backend.
 func (s *Server) Read(ctx context.Context, opts *coordpb.ReadOptions) (*tree.Tree, uint64, error) {
-	if opts.GetConsistency() == coordpb.Consistency_LOCAL {
+	if opts.GetConsistency() == coordpb.Consistency_LOCAL || s.cfg.UnsafeLocalReads {
 		if err := s.rep.WaitApplied(ctx, opts.GetMinZxid()); err != nil {
 			return nil, 0, err
 		}

@@ -89,9 +89,13 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		}
 		s.httpLn = hl
 	}
+	advertise := cfg.Advertise
+	if advertise == "" {
+		advertise = cfg.Listen
+	}
 	cluster := cfg.InitialCluster
 	if len(cluster) == 0 {
-		cluster = []replica.Peer{{Name: cfg.Name, Address: cfg.Listen}}
+		cluster = []replica.Peer{{Name: cfg.Name, Address: advertise}}
 	}
 	s.mux = replica.NewMux(ln)
 	s.sess = newSessionManager(s)
@@ -100,7 +104,7 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	s.metrics = newMetrics(s)
 	rep, err := replica.New(replica.Config{
 		Name:              cfg.Name,
-		Address:           cfg.Listen,
+		Address:           advertise,
 		DataDir:           cfg.DataDir,
 		InitialCluster:    cluster,
 		Join:              cfg.Join,

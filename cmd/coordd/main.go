@@ -27,6 +27,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.Name, "name", cfg.Name, "this node's name in the cluster")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the raft log, votes and snapshots")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "the node's one address: clients, raft and peers")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "address peers dial and the member list shows, if not --listen (a proxy in front)")
+	fs.BoolVar(&cfg.UnsafeLocalReads, "unsafe-local-reads", false, "")
 	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, `address for /metrics, /healthz, /readyz ("" disables)`)
 	cluster := fs.String("initial-cluster", "", "founding members, NAME=HOST:PORT,... (default: this node alone)")
 	fs.BoolVar(&cfg.Join, "join", false, "start empty and wait to be added with `coordctl members add`")
@@ -43,6 +45,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "log entries between snapshots (default 65536)")
 	fs.BoolVar(&cfg.InsecureNonLoopback, "insecure-no-tls", false, "allow listening beyond loopback without TLS")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Lookup("unsafe-local-reads").Usage = "BROKEN ON PURPOSE (tests only): serve linearizable reads from local state"
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -125,6 +125,22 @@ func (l *chanListener) Addr() net.Addr { return l.addr }
 // side of the node's address and dials peers with the magic prefix.
 type streamLayer struct {
 	*chanListener
+	// advertise, when set, is the address raft tells peers (a proxy's).
+	advertise net.Addr
+}
+
+// tcpAddr is an address as configured (a proxy's may differ from the
+// listener's).
+type tcpAddr string
+
+func (a tcpAddr) Network() string { return "tcp" }
+func (a tcpAddr) String() string  { return string(a) }
+
+func (s streamLayer) Addr() net.Addr {
+	if s.advertise != nil {
+		return s.advertise
+	}
+	return s.chanListener.Addr()
 }
 
 var _ raft.StreamLayer = streamLayer{}

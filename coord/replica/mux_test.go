@@ -21,7 +21,7 @@ func TestMux_RoutesByMagic(t *testing.T) {
 			t.Errorf("Serve: %v", err)
 		}
 	}()
-	sl := streamLayer{m.raft}
+	sl := streamLayer{chanListener: m.raft}
 
 	// A connection that closes before saying anything goes nowhere.
 	c0, _ := net.Dial("tcp", ln.Addr().String())
