@@ -7,8 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/anishathalye/porcupine"
 )
 
 var coorddBin string
@@ -72,4 +75,56 @@ func TestSchedules(t *testing.T) {
 			t.Errorf("seed %d: %d violations:\n%v\nschedule: %s", seed, len(res.Violations), res.Violations, sch)
 		}
 	}
+}
+
+// lockPauses is a schedule in which each locker stalls inside its
+// critical section for longer than its session.
+func lockPauses(seed uint64) Schedule {
+	return Schedule{Seed: seed, Nodes: 3, Length: 4500 * time.Millisecond, Faults: []Fault{
+		{Kind: PauseLocker, At: 300 * time.Millisecond, Dur: 1800 * time.Millisecond, Node: 0, Other: -1},
+		{Kind: PauseLocker, At: 2200 * time.Millisecond, Dur: 1800 * time.Millisecond, Node: 1, Other: -1},
+	}}
+}
+
+// TestFencedLockUnderPauses: holders stall past their sessions, the
+// resource refuses their stale tokens, no update is lost.
+func TestFencedLockUnderPauses(t *testing.T) {
+	res := runOne(t, RunConfig{Schedule: lockPauses(1001)})
+	if res.Failed() {
+		t.Fatalf("violations: %v", res.Violations)
+	}
+	if res.LockRejected == 0 {
+		t.Errorf("no stale token was refused: the pauses did not overlap another holder (%d sections)", res.LockSections)
+	}
+}
+
+// TestTeethUnfencedLock: the same workload with a resource that ignores
+// fencing tokens must lose updates (a lock alone is not mutual exclusion).
+func TestTeethUnfencedLock(t *testing.T) {
+	res := runOne(t, RunConfig{Schedule: lockPauses(1002), Unfenced: true})
+	found := false
+	for _, v := range res.Violations {
+		if strings.HasPrefix(v, "lock:") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("unfenced lock under pauses showed no lost update (%d sections); the lock checker has no teeth", res.LockSections)
+	}
+}
+
+// TestTeethUnsafeLocalReads: a server that answers linearizable reads from
+// local state must be caught by the linearizability checker within a few
+// CI-sized schedules.
+func TestTeethUnsafeLocalReads(t *testing.T) {
+	const budget = 5
+	for i := 0; i < budget; i++ {
+		sch := Generate(uint64(2000+i), 3, 3500*time.Millisecond)
+		res := runOne(t, RunConfig{Schedule: sch, UnsafeLocalReads: true, CheckTimeout: 30 * time.Second})
+		if res.Linearizable != porcupine.Ok {
+			t.Logf("caught after %d schedule(s): %v", i+1, res.Violations)
+			return
+		}
+	}
+	t.Fatalf("the broken --unsafe-local-reads server passed %d schedules: the harness has no teeth", budget)
 }

@@ -12,15 +12,15 @@ type FaultKind int
 
 // Faults the schedule draws from.
 const (
-	KillLeader     FaultKind = iota // SIGKILL the leader, restart after Dur
-	KillNode                        // SIGKILL a random node, restart after Dur
-	PauseLeader                     // SIGSTOP the leader for Dur, then SIGCONT
-	PauseNode                       // SIGSTOP a random node for Dur
-	IsolateNode                     // cut every link of one node both ways
-	SplitMajority                   // partition into a majority and a minority
-	OneWay                          // cut one direction of one peer link
-	ClientCut                       // cut the register clients from one node
-	PauseLocker                     // a lock holder stalls (no keepalives) longer than its session
+	KillLeader    FaultKind = iota // SIGKILL the leader, restart after Dur
+	KillNode                       // SIGKILL a random node, restart after Dur
+	PauseLeader                    // SIGSTOP the leader for Dur, then SIGCONT
+	PauseNode                      // SIGSTOP a random node for Dur
+	IsolateNode                    // cut every link of one node both ways
+	SplitMajority                  // partition into a majority and a minority
+	OneWay                         // cut one direction of one peer link
+	ClientCut                      // cut the register clients from one node
+	PauseLocker                    // a lock holder stalls (no keepalives) longer than its session
 	numFaultKinds
 )
 
