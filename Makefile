@@ -9,7 +9,7 @@ NORACE_RE := ^coord/lease/sim(/|$$)
 RACE_PKGS = $(shell $(GO) list ./... | grep -E '$(RACE_RE)' | grep -vE '$(NORACE_RE)')
 PLAIN_PKGS = $(shell $(GO) list ./... | grep -vE '$(RACE_RE)'; $(GO) list ./... | grep -E '$(NORACE_RE)')
 
-.PHONY: build test test-short race-pkgs proto verify lint fuzz bench clean
+.PHONY: build test test-short race-pkgs proto verify lint fuzz nemesis bench clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -40,8 +40,24 @@ verify: proto
 lint:
 	gofmt -l . | grep -v '\.pb\.go$$' ; $(GO) vet ./...
 
+# Every fuzz target for FUZZTIME each (the seed corpora also run, as plain
+# tests, in `make test`).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	./coord/tree:FuzzValidatePath ./coord/tree:FuzzApply ./coord/tree:FuzzReadSnapshot \
+	./cmd/coordctl:FuzzParseTxnLine ./coord/replica:FuzzDecodeCommand \
+	./coord:FuzzCoordRequests ./coord:FuzzPeerRequests ./coord:FuzzParseCluster \
+	./session:FuzzTable
 fuzz:
-	$(GO) test ./coord/tree -run=^$$ -fuzz=FuzzParsePath -fuzztime=30s
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+	  $(GO) test $$pkg -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) || exit 1; done
+
+# Randomized fault schedules against real coordd processes (docs/RELIABILITY.md).
+NEMESIS_SCHEDULES ?= 300
+NEMESIS_SEED ?= 1
+nemesis: build
+	$(GO) run ./cmd/coordnemesis --coordd $(BIN)/coordd --seed $(NEMESIS_SEED) --schedules $(NEMESIS_SCHEDULES)
 
 bench:
 	$(GO) test ./coord/ -run=^$$ -bench=. -benchtime=3s
