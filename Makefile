@@ -46,8 +46,8 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := \
 	./coord/tree:FuzzValidatePath ./coord/tree:FuzzApply ./coord/tree:FuzzReadSnapshot \
 	./cmd/coordctl:FuzzParseTxnLine ./coord/replica:FuzzDecodeCommand \
-	./coord:FuzzCoordRequests ./coord:FuzzPeerRequests ./coord:FuzzParseCluster \
-	./session:FuzzTable
+	./coord/replica:FuzzCommandRoundTrip ./coord/replica:FuzzFSMRestore \
+	./coord:FuzzCoordRequests ./coord:FuzzPeerRequests ./coord:FuzzParseCluster
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
