@@ -120,14 +120,23 @@ func Run(ctx context.Context, cfg RunConfig) (Result, error) {
 		return res, err
 	}
 	defer admin.Close(context.Background())
-	for _, p := range []string{"/nemesis", regDir, ephDir, lockDir} {
-		if _, _, err := admin.Create(ctx, p, nil, nil); err != nil && !errors.Is(err, client.ErrNodeExists) {
-			return res, fmt.Errorf("setup %s: %w", p, err)
-		}
-	}
+	// Setup may race the first elections: retry each create (an unknown
+	// outcome shows up as ErrNodeExists on the retry).
+	paths := []string{"/nemesis", regDir, ephDir, lockDir}
 	for k := 0; k < Keys; k++ {
-		if _, _, err := admin.Create(ctx, key(k), nil, nil); err != nil {
-			return res, fmt.Errorf("setup %s: %w", key(k), err)
+		paths = append(paths, key(k))
+	}
+	for _, p := range paths {
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			_, _, err := admin.Create(ctx, p, nil, nil)
+			if err == nil || errors.Is(err, client.ErrNodeExists) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return res, fmt.Errorf("setup %s: %w", p, err)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	_, base, err := admin.Get(ctx, key(Keys-1), nil)
