@@ -62,7 +62,7 @@ func runOne(t *testing.T, cfg RunConfig) Result {
 func TestSchedules(t *testing.T) {
 	n := envInt("NEMESIS_SCHEDULES", 24)
 	base := uint64(envInt("NEMESIS_SEED", 1))
-	length := time.Duration(envInt("NEMESIS_LENGTH_MS", 4000)) * time.Millisecond
+	length := time.Duration(envInt("NEMESIS_LENGTH_MS", 3000)) * time.Millisecond
 	for i := 0; i < n; i++ {
 		seed := base + uint64(i)
 		nodes := 3

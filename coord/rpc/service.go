@@ -84,6 +84,10 @@ const (
 	MaxChildrenPage     = 20000
 )
 
+// MaxMultiOps bounds the ops of one Multi (etcd's --max-txn-ops is 128;
+// coord allows more because a multi is also bounded by the request size).
+const MaxMultiOps = 1024
+
 func (s *Service) header(zxid uint64) *coordpb.ResponseHeader {
 	return &coordpb.ResponseHeader{Zxid: zxid, ServedBy: s.b.Name()}
 }
@@ -205,6 +209,9 @@ func (s *Service) Delete(ctx context.Context, req *coordpb.DeleteRequest) (*coor
 }
 
 func (s *Service) Multi(ctx context.Context, req *coordpb.MultiRequest) (*coordpb.MultiResponse, error) {
+	if n := len(req.GetOps()); n > MaxMultiOps {
+		return nil, s.fail(fmt.Errorf("%w: multi has %d ops, the limit is %d", ErrInvalidArgument, n, MaxMultiOps))
+	}
 	res, err := s.write(ctx, req.GetWrite(), req.GetOps())
 	if err != nil {
 		return nil, s.fail(err)
