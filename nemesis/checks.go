@@ -154,7 +154,11 @@ func checkWatches(ctx context.Context, res *Result, admin *client.Client, a, b *
 // that vanished while its session was provably alive, and for one that
 // outlived its cut-off client by more than timeout + ExpiryBound.
 type sessionCheck struct {
-	mu     sync.Mutex
+	mu sync.Mutex
+	// disturb: times a fault that can change the leader began or ended.
+	// A new leader grants every session a fresh timeout, so the expiry
+	// bound runs from the later of the cut and the last disturbance.
+	disturb []int64
 	gens   []sessGen
 	probes []sessProbe
 	obs    []sessObs
@@ -174,6 +178,12 @@ type sessProbe struct {
 type sessObs struct {
 	call, ret int64
 	names     map[string]bool
+}
+
+func (s *sessionCheck) disturbed(at int64) {
+	s.mu.Lock()
+	s.disturb = append(s.disturb, at)
+	s.mu.Unlock()
 }
 
 func (s *sessionCheck) run(ctx context.Context, cl *Cluster, rec *recorder) {
@@ -300,13 +310,21 @@ func (s *sessionCheck) check(_ context.Context, res *Result, _ *client.Client) {
 			}
 		}
 	}
-	// 2. No ephemeral outlives its cut-off session by more than the bound.
+	// 2. No ephemeral outlives its cut-off session by more than the bound,
+	// counted from the cut or from the last fault that may have moved the
+	// leader (plus an election), whichever is later.
 	bound := int64(SessionTimeout + ExpiryBound)
 	for _, gen := range s.gens {
 		for _, cut := range gen.cuts {
 			for _, o := range s.obs {
-				if o.call > cut[0]+bound && o.ret < cut[1] && o.names[gen.name] {
-					res.violate("session: %s still present %v after its client was cut off (bound %v)", gen.name, time.Duration(o.call-cut[0]), time.Duration(bound))
+				from := cut[0]
+				for _, d := range s.disturb {
+					if d <= o.call {
+						from = max(from, d+int64(4*ElectionTimeout))
+					}
+				}
+				if o.call > from+bound && o.ret < cut[1] && o.names[gen.name] {
+					res.violate("session: %s still present %v after its client was cut off and %v after the last leader change could have happened (bound %v)", gen.name, time.Duration(o.call-cut[0]), time.Duration(o.call-from), time.Duration(bound))
 					break
 				}
 			}

@@ -178,6 +178,8 @@ func (c *Cluster) start(i int, peers string) error {
 	cmd := exec.Command(c.cfg.Coordd, args...)
 	cmd.Stdout = n.log
 	cmd.Stderr = n.log
+	// A node never outlives the harness, even if the harness is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", n.Name, err)
 	}

@@ -199,8 +199,7 @@ func Run(ctx context.Context, cfg RunConfig) (Result, error) {
 	}
 
 	// The nemesis.
-	lastHeal := applySchedule(runCtx, cl, sch, pauses, logf)
-	_ = lastHeal
+	applySchedule(runCtx, cl, sch, pauses, rec, sess, logf)
 	<-time.After(time.Until(rec.start.Add(sch.Length)))
 	if err := cl.HealAll(); err != nil {
 		stopWork()
@@ -251,7 +250,7 @@ func key(k int) string { return fmt.Sprintf("%s/k%d", regDir, k) }
 
 // applySchedule applies each fault at its time and undoes it after its
 // duration; it returns when the last is undone or ctx ends.
-func applySchedule(ctx context.Context, cl *Cluster, s Schedule, pauses []chan struct{}, logf func(string, ...any)) time.Time {
+func applySchedule(ctx context.Context, cl *Cluster, s Schedule, pauses []chan struct{}, rec *recorder, sess *sessionCheck, logf func(string, ...any)) time.Time {
 	start := time.Now()
 	last := start
 	for _, f := range s.Faults {
@@ -268,6 +267,9 @@ func applySchedule(ctx context.Context, cl *Cluster, s Schedule, pauses []chan s
 			}
 		}
 		logf("apply %v (node %d)", f, node)
+		if f.Kind != PauseLocker && f.Kind != ClientCut {
+			sess.disturbed(rec.now())
+		}
 		var undo func()
 		switch f.Kind {
 		case KillLeader, KillNode:
@@ -321,6 +323,9 @@ func applySchedule(ctx context.Context, cl *Cluster, s Schedule, pauses []chan s
 		}
 		undo()
 		last = time.Now()
+		if f.Kind != PauseLocker && f.Kind != ClientCut {
+			sess.disturbed(rec.now())
+		}
 	}
 	return last
 }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"coord/nemesis"
@@ -58,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		*dir = d
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var ops, unknown, events, probes, sections, rejected, failed int
 	var worstRecovery time.Duration
