@@ -12,6 +12,7 @@ import (
 	"coord/coord"
 	"coord/coord/coordtest"
 	"coord/coord/rpc"
+	"coord/proto/coordpb"
 )
 
 // TestLimits: each limit the server enforces answers with a typed error
@@ -56,6 +57,40 @@ func TestLimits(t *testing.T) {
 		}
 		if _, err := cl.Multi(ctx, ops[:rpc.MaxMultiOps]...); err != nil {
 			t.Fatalf("a multi at the limit: %v", err)
+		}
+	})
+	t.Run("watches per stream", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("10,001 watches; skipped in -short")
+		}
+		stream, err := c.Conn(0).Watch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stream.CloseSend()
+		const limit = 10_000 // coord/watch.go maxWatchesPerStream
+		go func() {
+			for i := 1; i <= limit+1; i++ {
+				if stream.Send(&coordpb.WatchRequest{Req: &coordpb.WatchRequest_Create{Create: &coordpb.WatchCreate{WatchId: int64(i), Path: "/", Kind: coordpb.WatchKind_WATCH_PERSISTENT}}}) != nil {
+					return
+				}
+			}
+		}()
+		for created := 0; ; {
+			r, err := stream.Recv()
+			if err != nil {
+				t.Fatalf("after %d watches: %v", created, err)
+			}
+			if r.Created {
+				created++
+				continue
+			}
+			if r.Canceled && r.Error != "" {
+				if r.WatchId != limit+1 || created != limit || !strings.Contains(r.Error, "limit 10000") {
+					t.Fatalf("watch %d refused after %d created: %q", r.WatchId, created, r.Error)
+				}
+				return
+			}
 		}
 	})
 	t.Run("children page", func(t *testing.T) {
