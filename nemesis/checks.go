@@ -159,9 +159,9 @@ type sessionCheck struct {
 	// A new leader grants every session a fresh timeout, so the expiry
 	// bound runs from the later of the cut and the last disturbance.
 	disturb []int64
-	gens   []sessGen
-	probes []sessProbe
-	obs    []sessObs
+	gens    []sessGen
+	probes  []sessProbe
+	obs     []sessObs
 }
 
 type sessGen struct {
