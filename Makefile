@@ -9,7 +9,7 @@ NORACE_RE := ^coord/lease/sim(/|$$)
 RACE_PKGS = $(shell $(GO) list ./... | grep -E '$(RACE_RE)' | grep -vE '$(NORACE_RE)')
 PLAIN_PKGS = $(shell $(GO) list ./... | grep -vE '$(RACE_RE)'; $(GO) list ./... | grep -E '$(NORACE_RE)')
 
-.PHONY: build test test-short race-pkgs proto verify lint fuzz nemesis bench clean
+.PHONY: build test test-short race-pkgs proto verify lint fuzz nemesis nemesis-locks bench clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -58,6 +58,12 @@ NEMESIS_SCHEDULES ?= 300
 NEMESIS_SEED ?= 1
 nemesis: build
 	$(GO) run ./cmd/coordnemesis --coordd $(BIN)/coordd --seed $(NEMESIS_SEED) --schedules $(NEMESIS_SCHEDULES)
+
+# Fenced lock: NEMESIS_LOCK_SECTIONS critical sections under holder pauses,
+# 0 lost updates; then unfenced must lose some.
+NEMESIS_LOCK_SECTIONS ?= 10000
+nemesis-locks:
+	NEMESIS_LOCK_SECTIONS=$(NEMESIS_LOCK_SECTIONS) $(GO) test ./nemesis -run '^TestFencedLockSections$$' -count=1 -timeout 60m -v
 
 bench:
 	$(GO) test ./coord/ -run=^$$ -bench=. -benchtime=3s

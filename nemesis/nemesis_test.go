@@ -128,3 +128,37 @@ func TestTeethUnsafeLocalReads(t *testing.T) {
 	}
 	t.Fatalf("the broken --unsafe-local-reads server passed %d schedules: the harness has no teeth", budget)
 }
+
+// lockSchedule stalls the lockers in turn, every 2.5 s, for length.
+func lockSchedule(seed uint64, length time.Duration) Schedule {
+	s := Schedule{Seed: seed, Nodes: 3, Length: length}
+	for k, at := 0, 300*time.Millisecond; at+2*time.Second < length; k, at = k+1, at+2500*time.Millisecond {
+		s.Faults = append(s.Faults, Fault{Kind: PauseLocker, At: at, Dur: 1800 * time.Millisecond, Node: k % lockers, Other: -1})
+	}
+	return s
+}
+
+// TestFencedLockSections (NEMESIS_LOCK_SECTIONS=N, e.g. 10000; skipped
+// otherwise): N fenced critical sections under repeated holder pauses with
+// 0 lost updates, then the same workload unfenced must lose updates.
+func TestFencedLockSections(t *testing.T) {
+	target := envInt("NEMESIS_LOCK_SECTIONS", 0)
+	if target == 0 {
+		t.Skip("set NEMESIS_LOCK_SECTIONS to run (make nemesis-locks)")
+	}
+	total, rejected := 0, 0
+	for seed := uint64(1); total < target; seed++ {
+		res := runOne(t, RunConfig{Schedule: lockSchedule(seed, 30*time.Second), LockOnly: true})
+		if res.Failed() {
+			t.Fatalf("fenced: %v", res.Violations)
+		}
+		total += res.LockSections
+		rejected += res.LockRejected
+	}
+	t.Logf("fenced: %d critical sections, %d stale tokens refused, 0 lost updates", total, rejected)
+	res := runOne(t, RunConfig{Schedule: lockSchedule(99, 30*time.Second), LockOnly: true, Unfenced: true})
+	if !res.Failed() {
+		t.Fatalf("unfenced: %d sections and no lost update", res.LockSections)
+	}
+	t.Logf("unfenced: %v", res.Violations)
+}

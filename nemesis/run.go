@@ -43,6 +43,8 @@ type RunConfig struct {
 	// Unfenced: the lock workload's resource ignores fencing tokens
 	// (teeth for the lock checker).
 	Unfenced bool
+	// LockOnly runs only the lock workload (for long fenced-lock runs).
+	LockOnly bool
 	// CheckTimeout bounds porcupine (default 1 min).
 	CheckTimeout time.Duration
 	// Log receives progress lines (may be nil).
@@ -148,46 +150,48 @@ func Run(ctx context.Context, cfg RunConfig) (Result, error) {
 	runCtx, stopWork := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 
-	// Watchers: one from the start, one opened mid-run after a zxid the
-	// first saw (resumption), both through the register clients' proxies.
-	wA, err := startWatcher(ctx, cl.ClientAddrs(groupRegister, 1), base.Mzxid)
-	if err != nil {
-		stopWork()
-		return res, err
-	}
-	defer wA.close()
-	var wB *watcher
-	defer func() {
-		if wB != nil {
-			wB.close()
-		}
-	}()
+	defer stopWork()
+	var wA, wB *watcher
 	var wBAfter uint64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case <-time.After(sch.Length / 2):
-		case <-runCtx.Done():
-			return
-		}
-		wBAfter = wA.last()
-		w, err := startWatcher(ctx, cl.ClientAddrs(groupRegister, 2), wBAfter)
-		if err == nil {
-			wB = w
+	defer func() {
+		for _, w := range []*watcher{wA, wB} {
+			if w != nil {
+				w.close()
+			}
 		}
 	}()
-
-	for w := 0; w < registerWorkers; w++ {
+	sess := &sessionCheck{}
+	if !cfg.LockOnly {
+		// Watchers: one from the start, one opened mid-run after a zxid
+		// the first saw (resumption), both through the register clients'
+		// proxies.
+		if wA, err = startWatcher(ctx, cl.ClientAddrs(groupRegister, 1), base.Mzxid); err != nil {
+			return res, err
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			registerWorker(runCtx, cl.ClientAddrs(groupRegister, w), rec, w, sch.Seed)
+			select {
+			case <-time.After(sch.Length / 2):
+			case <-runCtx.Done():
+				return
+			}
+			wBAfter = wA.last()
+			w, err := startWatcher(ctx, cl.ClientAddrs(groupRegister, 2), wBAfter)
+			if err == nil {
+				wB = w
+			}
 		}()
+		for w := 0; w < registerWorkers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				registerWorker(runCtx, cl.ClientAddrs(groupRegister, w), rec, w, sch.Seed)
+			}()
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); sess.run(runCtx, cl, rec) }()
 	}
-	sess := &sessionCheck{}
-	wg.Add(1)
-	go func() { defer wg.Done(); sess.run(runCtx, cl, rec) }()
 	locks := newResource(!cfg.Unfenced)
 	pauses := make([]chan struct{}, lockers)
 	for i := range pauses {
@@ -206,14 +210,12 @@ func Run(ctx context.Context, cfg RunConfig) (Result, error) {
 		wg.Wait()
 		return res, err
 	}
-	healed := time.Now()
 	res.Recovery, err = cl.TimeToWrite(ctx, 2*ElectionTimeout+5*time.Second)
 	if err != nil {
 		res.violate("recovery: %v", err)
 	}
 	stopWork()
 	wg.Wait()
-	_ = healed
 
 	// Checks.
 	ops := rec.ops
@@ -230,8 +232,10 @@ func Run(ctx context.Context, cfg RunConfig) (Result, error) {
 		res.HistoryFile = filepath.Join(cfg.Dir, "history.html")
 		_ = porcupine.VisualizePath(RegisterModel, info, res.HistoryFile)
 	}
-	checkWatches(ctx, &res, admin, wA, wB, wBAfter)
-	sess.check(ctx, &res, admin)
+	if !cfg.LockOnly {
+		checkWatches(ctx, &res, admin, wA, wB, wBAfter)
+		sess.check(ctx, &res, admin)
+	}
 	locks.check(&res)
 	if res.Failed() {
 		logf("schedule %s\nviolations:\n  %s\nlogs:\n%s", sch, strings.Join(res.Violations, "\n  "), cl.Logs(4000))
