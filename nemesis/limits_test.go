@@ -42,7 +42,7 @@ func TestLimits(t *testing.T) {
 			ops = append(ops, client.CreateOp(fmt.Sprintf("/r%d", i), make([]byte, 1000), nil))
 		}
 		_, err := cl.Multi(ctx, ops...)
-		if err == nil || errors.Is(err, client.ErrInternal) || !strings.Contains(err.Error(), "larger than max") {
+		if !errors.Is(err, client.ErrInvalidArgument) || !strings.Contains(err.Error(), "larger than max") {
 			t.Fatalf("got %v, want a refusal naming the request size limit", err)
 		}
 	})
