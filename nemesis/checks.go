@@ -80,6 +80,10 @@ func (w *watcher) close() {
 func checkWatches(ctx context.Context, res *Result, admin *client.Client, a, b *watcher, bAfter uint64) {
 	finals := make([]*client.Stat, Keys)
 	var maxZ uint64
+	if err := admin.Sync(ctx, "/"); err != nil {
+		res.violate("watch check: sync: %v", err)
+		return
+	}
 	for k := 0; k < Keys; k++ {
 		_, st, err := admin.Get(ctx, key(k), nil)
 		if err != nil {
@@ -370,6 +374,21 @@ func (r *resource) write(tok uint64, v int) bool {
 	return true
 }
 
+// waitNewer waits at least min, then until a token above tok was used or
+// limit passes.
+func (r *resource) waitNewer(ctx context.Context, tok uint64, min, limit time.Duration) {
+	start := time.Now()
+	for time.Since(start) < limit && ctx.Err() == nil {
+		r.mu.Lock()
+		newer := r.max > tok
+		r.mu.Unlock()
+		if newer && time.Since(start) >= min {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // check: every accepted read-modify-write incremented the value once, so
 // the value equals the accepted count; less means lost updates.
 func (r *resource) check(res *Result) {
@@ -412,10 +431,10 @@ func lockWorker(ctx context.Context, cl *Cluster, i int, r *resource, pause <-ch
 						cl.Links.Cut(id, j)
 						cl.Links.Cut(j, id)
 					}
-					select {
-					case <-time.After(SessionTimeout + ExpiryBound):
-					case <-ctx.Done():
-					}
+					// Stall until another holder has used the resource
+					// (our session expired and the lock moved on), at
+					// least one session timeout and at most 10 s.
+					r.waitNewer(ctx, tok, SessionTimeout, 10*time.Second)
 					cl.Links.HealGroup(id)
 				default:
 					time.Sleep(time.Millisecond)

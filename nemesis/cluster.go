@@ -61,7 +61,10 @@ type Node struct {
 // Cluster is N coordd processes on loopback, every peer link and every
 // client link through a Proxy, with the faults the schedule applies.
 type Cluster struct {
-	cfg     ClusterConfig
+	cfg ClusterConfig
+	// nodesMu guards Nodes while StartCluster builds it (the proxies,
+	// already accepting, look owners up in it); fixed afterwards.
+	nodesMu sync.Mutex
 	Nodes   []*Node
 	Links   *Links
 	clients [][]*Proxy // [group][node]
@@ -98,7 +101,9 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			c.Close()
 			return nil, err
 		}
+		c.nodesMu.Lock()
 		c.Nodes = append(c.Nodes, n)
+		c.nodesMu.Unlock()
 		peers = append(peers, n.Name+"="+n.Peer.Addr())
 	}
 	for g := 0; g < cfg.ClientGroups; g++ {
@@ -137,8 +142,11 @@ func freePort() (string, error) {
 }
 
 func (c *Cluster) pids() map[int]int {
-	out := make(map[int]int, len(c.Nodes))
-	for i, n := range c.Nodes {
+	c.nodesMu.Lock()
+	nodes := c.Nodes
+	c.nodesMu.Unlock()
+	out := make(map[int]int, len(nodes))
+	for i, n := range nodes {
 		n.mu.Lock()
 		if n.cmd != nil && n.cmd.Process != nil && n.running {
 			out[n.cmd.Process.Pid] = i

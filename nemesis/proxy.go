@@ -65,7 +65,6 @@ func (l *Links) Heal(match func(from, to int) bool, reset bool) {
 	for k := range l.cut {
 		if match(k[0], k[1]) {
 			healed[k] = true
-			delete(l.cut, k)
 		}
 	}
 	var victims []*pipe
@@ -77,9 +76,15 @@ func (l *Links) Heal(match func(from, to int) bool, reset bool) {
 		}
 	}
 	l.mu.Unlock()
+	// Close before lifting the cut, so no held byte slips through.
 	for _, p := range victims {
 		p.close()
 	}
+	l.mu.Lock()
+	for k := range healed {
+		delete(l.cut, k)
+	}
+	l.mu.Unlock()
 }
 
 // pipe is one proxied connection between node src (the dialer) and node

@@ -141,6 +141,11 @@ func Run(ctx context.Context, cfg RunConfig) (Result, error) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	// Sync first: the admin's server may be a follower, and in the
+	// broken UnsafeLocalReads mode a Get there could miss the creates.
+	if err := admin.Sync(ctx, "/"); err != nil {
+		return res, fmt.Errorf("setup: %w", err)
+	}
 	_, base, err := admin.Get(ctx, key(Keys-1), nil)
 	if err != nil {
 		return res, fmt.Errorf("setup: %w", err)
