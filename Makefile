@@ -47,7 +47,8 @@ FUZZ_TARGETS := \
 	./coord/tree:FuzzValidatePath ./coord/tree:FuzzApply ./coord/tree:FuzzReadSnapshot \
 	./cmd/coordctl:FuzzParseTxnLine ./coord/replica:FuzzDecodeCommand \
 	./coord/replica:FuzzCommandRoundTrip ./coord/replica:FuzzFSMRestore \
-	./coord:FuzzCoordRequests ./coord:FuzzPeerRequests ./coord:FuzzParseCluster
+	./coord:FuzzCoordRequests ./coord:FuzzPeerRequests ./coord:FuzzParseCluster \
+	./lease/internal/core:FuzzAcceptor
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
