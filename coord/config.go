@@ -52,6 +52,9 @@ type Config struct {
 	MaxDataBytes int
 	// MaxRequestBytes limits one request (and so one multi).
 	MaxRequestBytes int
+	// MaxSessionsPerAddress bounds the live sessions one client IP opens
+	// through this node (0: rpc.DefaultMaxSessionsPerAddress; <0: none).
+	MaxSessionsPerAddress int
 	// Sessions is the negotiated session timeout range.
 	Sessions session.Limits
 	// WatchHistory is how many recent change events each node keeps so a

@@ -130,7 +130,11 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
 		grpc.ChainUnaryInterceptor(s.metrics.unaryInterceptor),
 	)
-	coordpb.RegisterCoordServer(s.grpc, rpc.NewService(s, s.log))
+	svc := rpc.NewService(s, s.log)
+	if cfg.MaxSessionsPerAddress != 0 {
+		svc.MaxSessionsPerAddress = cfg.MaxSessionsPerAddress
+	}
+	coordpb.RegisterCoordServer(s.grpc, svc)
 	coordpb.RegisterPeerServer(s.grpc, rpc.NewPeerService(s, s.log))
 
 	s.wg.Add(2)

@@ -114,3 +114,37 @@ func TestLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestLimits_SessionsPerAddress: one client address cannot hold more than
+// the limit of live sessions on a node; closing one makes room.
+func TestLimits_SessionsPerAddress(t *testing.T) {
+	c := coordtest.NewCluster(t, 1, coordtest.Options{Configure: func(cfg *coord.Config) {
+		cfg.MaxSessionsPerAddress = 3
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := c.Conn(0)
+	var ids []uint64
+	for i := 0; i < 3; i++ {
+		r, err := conn.OpenSession(ctx, &coordpb.OpenSessionRequest{TimeoutMs: 5000})
+		if err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+		ids = append(ids, r.SessionId)
+	}
+	cl, err := client.New(ctx, client.Config{Endpoints: c.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close(ctx)
+	_, err = cl.Session(ctx)
+	if !errors.Is(err, client.ErrInvalidArgument) || !strings.Contains(err.Error(), "the limit is 3") {
+		t.Fatalf("fourth session: got %v, want ErrInvalidArgument naming the limit", err)
+	}
+	if _, err := conn.CloseSession(ctx, &coordpb.CloseSessionRequest{SessionId: ids[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.OpenSession(ctx, &coordpb.OpenSessionRequest{TimeoutMs: 5000}); err != nil {
+		t.Fatalf("after closing one: %v", err)
+	}
+}

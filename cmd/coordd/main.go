@@ -34,6 +34,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Join, "join", false, "start empty and wait to be added with `coordctl members add`")
 	fs.IntVar(&cfg.MaxDataBytes, "max-data-bytes", cfg.MaxDataBytes, "largest znode data")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request (bounds a multi)")
+	fs.IntVar(&cfg.MaxSessionsPerAddress, "max-sessions-per-address", 0, "live sessions one client IP may open through this node (default 10000, -1: no limit)")
 	fs.DurationVar(&cfg.Sessions.Min, "session-min-timeout", cfg.Sessions.Min, "smallest negotiated session timeout")
 	fs.DurationVar(&cfg.Sessions.Max, "session-max-timeout", cfg.Sessions.Max, "largest negotiated session timeout")
 	fs.DurationVar(&cfg.Sessions.Default, "session-default-timeout", cfg.Sessions.Default, "session timeout when the client asks for none")

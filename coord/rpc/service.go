@@ -68,6 +68,10 @@ type Service struct {
 	coordpb.UnimplementedCoordServer
 	b   Backend
 	log *slog.Logger
+	// MaxSessionsPerAddress bounds the live sessions one client IP opens
+	// through this node (0: no limit). Set before serving.
+	MaxSessionsPerAddress int
+	sessions              sessionLimit
 }
 
 // NewService returns the gRPC service for b.
@@ -75,7 +79,7 @@ func NewService(b Backend, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{b: b, log: log}
+	return &Service{b: b, log: log, MaxSessionsPerAddress: DefaultMaxSessionsPerAddress}
 }
 
 // Default and maximum page sizes for Children.
@@ -304,10 +308,15 @@ func (s *Service) Sync(ctx context.Context, req *coordpb.SyncRequest) (*coordpb.
 }
 
 func (s *Service) OpenSession(ctx context.Context, req *coordpb.OpenSessionRequest) (*coordpb.OpenSessionResponse, error) {
+	ip := clientIP(ctx)
+	if err := s.admitSession(ctx, ip); err != nil {
+		return nil, s.fail(err)
+	}
 	id, timeout, zxid, err := s.b.OpenSession(ctx, req.GetTimeoutMs())
 	if err != nil {
 		return nil, s.fail(err)
 	}
+	s.sessionOpened(ip, id)
 	return &coordpb.OpenSessionResponse{Header: s.header(zxid), SessionId: id, TimeoutMs: timeout}, nil
 }
 
