@@ -61,7 +61,10 @@ func runOne(t *testing.T, cfg RunConfig) Result {
 // clusters of real coordd processes; every checker must pass.
 func TestSchedules(t *testing.T) {
 	n := envInt("NEMESIS_SCHEDULES", 24)
-	base := uint64(envInt("NEMESIS_SEED", 1))
+	// A fresh base seed every run explores new schedules; a failure
+	// prints its seed, and NEMESIS_SEED=S replays from S.
+	base := uint64(envInt("NEMESIS_SEED", int(time.Now().UnixNano()%1_000_000_000)))
+	t.Logf("seeds %d..%d (replay: NEMESIS_SEED=%d)", base, base+uint64(n)-1, base)
 	length := time.Duration(envInt("NEMESIS_LENGTH_MS", 3000)) * time.Millisecond
 	for i := 0; i < n; i++ {
 		seed := base + uint64(i)
