@@ -92,28 +92,32 @@ func lockPauses(seed uint64) Schedule {
 // TestFencedLockUnderPauses: holders stall past their sessions, the
 // resource refuses their stale tokens, no update is lost.
 func TestFencedLockUnderPauses(t *testing.T) {
-	res := runOne(t, RunConfig{Schedule: lockPauses(1001)})
-	if res.Failed() {
-		t.Fatalf("violations: %v", res.Violations)
+	// On a loaded machine the other locker may not get the lock before
+	// the run ends; up to three runs must show a refused stale token.
+	for i := uint64(0); i < 3; i++ {
+		res := runOne(t, RunConfig{Schedule: lockPauses(1001 + 10*i)})
+		if res.Failed() {
+			t.Fatalf("violations: %v", res.Violations)
+		}
+		if res.LockRejected > 0 {
+			return
+		}
 	}
-	if res.LockRejected == 0 {
-		t.Errorf("no stale token was refused: the pauses did not overlap another holder (%d sections)", res.LockSections)
-	}
+	t.Errorf("no stale token was refused in 3 runs: the pauses never overlapped another holder")
 }
 
 // TestTeethUnfencedLock: the same workload with a resource that ignores
 // fencing tokens must lose updates (a lock alone is not mutual exclusion).
 func TestTeethUnfencedLock(t *testing.T) {
-	res := runOne(t, RunConfig{Schedule: lockPauses(1002), Unfenced: true})
-	found := false
-	for _, v := range res.Violations {
-		if strings.HasPrefix(v, "lock:") {
-			found = true
+	for i := uint64(0); i < 3; i++ {
+		res := runOne(t, RunConfig{Schedule: lockPauses(1002 + 10*i), Unfenced: true})
+		for _, v := range res.Violations {
+			if strings.HasPrefix(v, "lock:") {
+				return
+			}
 		}
 	}
-	if !found {
-		t.Fatalf("unfenced lock under pauses showed no lost update (%d sections); the lock checker has no teeth", res.LockSections)
-	}
+	t.Fatalf("unfenced lock under pauses showed no lost update in 3 runs; the lock checker has no teeth")
 }
 
 // TestTeethUnsafeLocalReads: a server that answers linearizable reads from
