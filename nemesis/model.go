@@ -127,3 +127,68 @@ var RegisterModel = porcupine.Model{
 func CheckLinearizable(ops []porcupine.Operation, timeout time.Duration) (porcupine.CheckResult, porcupine.LinearizationInfo) {
 	return porcupine.CheckOperationsVerbose(RegisterModel, ops, timeout)
 }
+
+// writeKey is the register a write changes (-1 for a get).
+func writeKey(in Input) int {
+	switch in.Kind {
+	case OpSet, OpCAS:
+		return in.Key
+	case OpMulti:
+		return in.Key2
+	}
+	return -1
+}
+
+// ResolveUnknown shrinks the uncertainty of unknown-outcome writes before
+// the check, which otherwise grows exponentially with their number (each
+// stays open to the end of the history). Both steps only remove
+// linearizations, so they cannot hide a violation:
+//   - a write whose unique value a get observed took effect before that
+//     get returned: its return time becomes the get's;
+//   - when a register's final version equals the writes known to have
+//     happened on it (acknowledged ones plus observed unknown ones), no
+//     other write happened there: its unobserved unknown writes are
+//     dropped.
+//
+// final maps each register to its version read after the run.
+func ResolveUnknown(ops []porcupine.Operation, final map[int]int64) []porcupine.Operation {
+	byVal := make(map[string]int)
+	for i, op := range ops {
+		in, out := op.Input.(Input), op.Output.(Output)
+		if out.Unknown && writeKey(in) >= 0 {
+			byVal[in.Val] = i
+		}
+	}
+	out := make([]porcupine.Operation, len(ops))
+	copy(out, ops)
+	observed := make(map[int]bool)
+	for _, op := range ops {
+		in, o := op.Input.(Input), op.Output.(Output)
+		if in.Kind != OpGet {
+			continue
+		}
+		if i, ok := byVal[o.Val]; ok && o.Val != "" && writeKey(ops[i].Input.(Input)) == in.Key {
+			observed[i] = true
+			out[i].Return = min(out[i].Return, op.Return)
+		}
+	}
+	happened := make(map[int]int64)
+	for i, op := range ops {
+		in, o := op.Input.(Input), op.Output.(Output)
+		if k := writeKey(in); k >= 0 && ((o.OK && !o.Unknown) || observed[i]) {
+			happened[k]++
+		}
+	}
+	kept := out[:0]
+	for i, op := range out {
+		in, o := op.Input.(Input), op.Output.(Output)
+		k := writeKey(in)
+		if o.Unknown && !observed[i] && k >= 0 {
+			if f, ok := final[k]; ok && happened[k] == f {
+				continue
+			}
+		}
+		kept = append(kept, op)
+	}
+	return kept
+}

@@ -85,3 +85,36 @@ func TestGenerate_Reproducible(t *testing.T) {
 		t.Fatalf("200 seeds drew %d of %d fault kinds", len(kinds), numFaultKinds)
 	}
 }
+
+func TestResolveUnknown(t *testing.T) {
+	ops := []porcupine.Operation{
+		op(0, Input{Kind: OpSet, Key: 0, Val: "a"}, Output{OK: true, Ver: 1}, 0, 10),
+		op(1, Input{Kind: OpSet, Key: 0, Val: "lost"}, Output{Unknown: true}, 5, Infinity),
+		op(2, Input{Kind: OpSet, Key: 1, Val: "seen"}, Output{Unknown: true}, 5, Infinity),
+		op(3, Input{Kind: OpGet, Key: 1}, Output{OK: true, Val: "seen", Ver: 1}, 20, 30),
+		op(2, Input{Kind: OpCAS, Key: 2, Ver: 0, Val: "maybe"}, Output{Unknown: true}, 40, Infinity),
+	}
+	// Key 0 ended at version 1 (only "a"), key 1 at 1, key 2 at 1 (the
+	// unobserved CAS must have happened: it stays).
+	got := ResolveUnknown(ops, map[int]int64{0: 1, 1: 1, 2: 1})
+	if len(got) != 4 {
+		t.Fatalf("kept %d ops, want 4 (the unobserved write on key 0 dropped)", len(got))
+	}
+	for _, o := range got {
+		switch o.Input.(Input).Val {
+		case "lost":
+			t.Fatal("an unknown write that cannot have happened was kept")
+		case "seen":
+			if o.Return != 30 {
+				t.Fatalf("observed write returns at %d, want the get's 30", o.Return)
+			}
+		case "maybe":
+			if o.Return != Infinity {
+				t.Fatal("an unknown write that may have happened got a return time")
+			}
+		}
+	}
+	if r, _ := CheckLinearizable(got, 10*time.Second); r != porcupine.Ok {
+		t.Fatalf("resolved history: %s", r)
+	}
+}

@@ -230,6 +230,17 @@ func Run(ctx context.Context, cfg RunConfig) (Result, error) {
 			res.Unknown++
 		}
 	}
+	// Final versions (after a sync, so this node has everything) let
+	// ResolveUnknown settle most unknown outcomes.
+	final := make(map[int]int64)
+	if err := admin.Sync(ctx, "/"); err == nil {
+		for k := 0; k < Keys; k++ {
+			if _, st, err := admin.Get(ctx, key(k), nil); err == nil {
+				final[k] = st.Version
+			}
+		}
+	}
+	ops = ResolveUnknown(ops, final)
 	var info porcupine.LinearizationInfo
 	res.Linearizable, info = CheckLinearizable(ops, cfg.CheckTimeout)
 	if res.Linearizable != porcupine.Ok {
