@@ -48,8 +48,10 @@
 //   - Linearizability: porcupine over get/set/cas/multi on Keys versioned
 //     registers (RegisterModel). A write whose outcome is unknown (lost
 //     connection, leader lost, timeout) returns at Infinity: it may or may
-//     not have happened. A write refused as Unavailable is dropped (the
-//     client guarantees nothing was applied); that guarantee is checked too.
+//     not have happened; ResolveUnknown first narrows them using reads
+//     that saw their values and the registers' final versions. A write
+//     refused as Unavailable is dropped (the client guarantees nothing was
+//     applied); that guarantee is checked too.
 //   - Watches: two recursive watchers, one from the start and one opened
 //     mid-run after a zxid the first saw; each must see strictly
 //     increasing zxids, the first exactly one data event per version each
