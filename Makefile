@@ -9,7 +9,7 @@ NORACE_RE := ^coord/(lease/sim|coord/tree/internal/radix)(/|$$)
 RACE_PKGS = $(shell $(GO) list ./... | grep -E '$(RACE_RE)' | grep -vE '$(NORACE_RE)')
 PLAIN_PKGS = $(shell $(GO) list ./... | grep -vE '$(RACE_RE)'; $(GO) list ./... | grep -E '$(NORACE_RE)')
 
-.PHONY: build test test-short race-pkgs proto verify lint fuzz bench clean
+.PHONY: build test test-short race-pkgs proto verify lint fuzz nemesis nemesis-locks bench clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -40,8 +40,31 @@ verify: proto
 lint:
 	gofmt -l . | grep -v '\.pb\.go$$' ; $(GO) vet ./...
 
+# Every fuzz target for FUZZTIME each (the seed corpora also run, as plain
+# tests, in `make test`).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	./coord/tree:FuzzValidatePath ./coord/tree:FuzzApply ./coord/tree:FuzzReadSnapshot \
+	./cmd/coordctl:FuzzParseTxnLine ./coord/replica:FuzzDecodeCommand \
+	./coord/replica:FuzzCommandRoundTrip ./coord/replica:FuzzFSMRestore \
+	./coord:FuzzCoordRequests ./coord:FuzzPeerRequests ./coord:FuzzParseCluster \
+	./lease/internal/core:FuzzAcceptor
 fuzz:
-	$(GO) test ./coord/tree -run=^$$ -fuzz=FuzzParsePath -fuzztime=30s
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+	  $(GO) test $$pkg -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) || exit 1; done
+
+# Randomized fault schedules against real coordd processes (docs/RELIABILITY.md).
+NEMESIS_SCHEDULES ?= 300
+NEMESIS_SEED ?= 1
+nemesis: build
+	$(GO) run ./cmd/coordnemesis --coordd $(BIN)/coordd --seed $(NEMESIS_SEED) --schedules $(NEMESIS_SCHEDULES)
+
+# Fenced lock: NEMESIS_LOCK_SECTIONS critical sections under holder pauses,
+# 0 lost updates; then unfenced must lose some.
+NEMESIS_LOCK_SECTIONS ?= 10000
+nemesis-locks:
+	NEMESIS_LOCK_SECTIONS=$(NEMESIS_LOCK_SECTIONS) $(GO) test ./nemesis -run '^TestFencedLockSections$$' -count=1 -timeout 60m -v
 
 # A short benchmark (under two minutes): the disk's fsync rate, then the
 # anchor workloads on a 3-node loopback cluster coordbench starts itself.

@@ -33,6 +33,15 @@ type Config struct {
 	DataDir string
 	// Listen is the node's ONE address: clients, raft and peer RPCs.
 	Listen string
+	// Advertise is the address peers dial to reach this node and the one in
+	// the member list ("" means Listen); it differs from Listen when a
+	// proxy sits in front of the node (the nemesis harness).
+	Advertise string
+	// UnsafeLocalReads is a deliberately broken mode for testing the
+	// nemesis harness: linearizable reads are served from local state
+	// without a read index, so they can be stale. Never set it in
+	// production; coordd exposes it only as a hidden flag.
+	UnsafeLocalReads bool
 	// HTTP serves /metrics, /healthz and /readyz ("" disables it).
 	HTTP string
 	// InitialCluster lists every founding member (name=address); empty means
@@ -44,6 +53,9 @@ type Config struct {
 	MaxDataBytes int
 	// MaxRequestBytes limits one request (and so one multi).
 	MaxRequestBytes int
+	// MaxSessionsPerAddress bounds the live sessions one client IP opens
+	// through this node (0: rpc.DefaultMaxSessionsPerAddress; <0: none).
+	MaxSessionsPerAddress int
 	// Sessions is the negotiated session timeout range.
 	Sessions session.Limits
 	// WatchHistory is how many recent change events each node keeps so a
@@ -124,6 +136,11 @@ func (c Config) Validate() error {
 	}
 	if err := checkListen("listen", c.Listen, c.InsecureNonLoopback || c.TLS.Enabled()); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Advertise != "" {
+		if err := checkListen("advertise", c.Advertise, c.InsecureNonLoopback); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.HTTP != "" {
 		if err := checkListen("http", c.HTTP, c.InsecureNonLoopback); err != nil {

@@ -164,8 +164,11 @@ func (s *Server) readIndex(ctx context.Context) (uint64, error) {
 
 // Read implements rpc.Backend.
 func (s *Server) Read(ctx context.Context, opts *coordpb.ReadOptions) (*tree.Tree, uint64, error) {
-	if opts.GetConsistency() == coordpb.Consistency_LOCAL {
-		if minZxid := opts.GetMinZxid(); s.rep.Applied() < minZxid && !s.rep.IsLeader() && !rpc.NoRedirect(ctx) {
+	if opts.GetConsistency() == coordpb.Consistency_LOCAL || s.cfg.UnsafeLocalReads {
+		// (UnsafeLocalReads, the nemesis teeth test's broken mode, serves
+		// linearizable reads here too, and must stay broken: no redirect.)
+		local := opts.GetConsistency() == coordpb.Consistency_LOCAL
+		if minZxid := opts.GetMinZxid(); local && s.rep.Applied() < minZxid && !s.rep.IsLeader() && !rpc.NoRedirect(ctx) {
 			// The client has seen a write this follower has not applied
 			// yet (it learns commits with raft's next append, up to two
 			// CommitTimeouts away): the leader serves it without the wait.

@@ -113,9 +113,13 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		}
 		s.httpLn = hl
 	}
+	advertise := cfg.Advertise
+	if advertise == "" {
+		advertise = cfg.Listen
+	}
 	cluster := cfg.InitialCluster
 	if len(cluster) == 0 {
-		cluster = []replica.Peer{{Name: cfg.Name, Address: cfg.Listen}}
+		cluster = []replica.Peer{{Name: cfg.Name, Address: advertise}}
 	}
 	s.mux = replica.NewMux(ln)
 	if sec != nil {
@@ -130,7 +134,7 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	s.metrics = newMetrics(s)
 	rep, err := replica.New(replica.Config{
 		Name:              cfg.Name,
-		Address:           cfg.Listen,
+		Address:           advertise,
 		DataDir:           cfg.DataDir,
 		InitialCluster:    cluster,
 		Join:              cfg.Join,
@@ -174,6 +178,9 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	svc := rpc.NewService(s, s.log).WithTokenKey(policy.TokenKey, cfg.TokenTTL)
 	// Requests on a Call stream run through the same unary chain.
 	svc.Interceptor = chainUnary(authz.Unary, s.metrics.unaryInterceptor)
+	if cfg.MaxSessionsPerAddress != 0 {
+		svc.MaxSessionsPerAddress = cfg.MaxSessionsPerAddress
+	}
 	coordpb.RegisterCoordServer(s.grpc, svc)
 	coordpb.RegisterPeerServer(s.grpc, rpc.NewPeerService(s, s.log))
 

@@ -28,11 +28,14 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.Name, "name", cfg.Name, "this node's name in the cluster")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the raft log, votes and snapshots")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "the node's one address: clients, raft and peers")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "address peers dial and the member list shows, if not --listen (a proxy in front)")
+	fs.BoolVar(&cfg.UnsafeLocalReads, "unsafe-local-reads", false, "")
 	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, `address for /metrics, /healthz, /readyz ("" disables)`)
 	cluster := fs.String("initial-cluster", "", "founding members, NAME=HOST:PORT,... (default: this node alone)")
 	fs.BoolVar(&cfg.Join, "join", false, "start empty and wait to be added with `coordctl members add`")
 	fs.IntVar(&cfg.MaxDataBytes, "max-data-bytes", cfg.MaxDataBytes, "largest znode data")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request (bounds a multi)")
+	fs.IntVar(&cfg.MaxSessionsPerAddress, "max-sessions-per-address", 0, "live sessions one client IP may open through this node (default 10000, -1: no limit)")
 	fs.DurationVar(&cfg.Sessions.Min, "session-min-timeout", cfg.Sessions.Min, "smallest negotiated session timeout")
 	fs.DurationVar(&cfg.Sessions.Max, "session-max-timeout", cfg.Sessions.Max, "largest negotiated session timeout")
 	fs.DurationVar(&cfg.Sessions.Default, "session-default-timeout", cfg.Sessions.Default, "session timeout when the client asks for none")
@@ -54,6 +57,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "how long a password login lasts (default 1h)")
 	peerNames := fs.String("peer-names", "", "allowed peer certificate names, comma-separated (default: this node and --initial-cluster names)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Lookup("unsafe-local-reads").Usage = "BROKEN ON PURPOSE (tests only): serve linearizable reads from local state"
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -147,6 +147,22 @@ func (l *chanListener) Addr() net.Addr { return l.addr }
 type streamLayer struct {
 	*chanListener
 	tls *tls.Config // nil: plaintext
+	// advertise, when set, is the address raft tells peers (a proxy's).
+	advertise net.Addr
+}
+
+// tcpAddr is an address as configured (a proxy's may differ from the
+// listener's).
+type tcpAddr string
+
+func (a tcpAddr) Network() string { return "tcp" }
+func (a tcpAddr) String() string  { return string(a) }
+
+func (s streamLayer) Addr() net.Addr {
+	if s.advertise != nil {
+		return s.advertise
+	}
+	return s.chanListener.Addr()
 }
 
 var _ raft.StreamLayer = streamLayer{}

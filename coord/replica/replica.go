@@ -206,7 +206,7 @@ func New(cfg Config, mux *Mux) (*Replica, error) {
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logw, Level: hclog.Warn})
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:          streamLayer{chanListener: mux.raft, tls: cfg.DialTLS},
+		Stream:          streamLayer{chanListener: mux.raft, tls: cfg.DialTLS, advertise: tcpAddr(cfg.Address)},
 		MaxPool:         4,
 		Timeout:         10 * time.Second,
 		Logger:          hlog.Named("net"),

@@ -96,6 +96,10 @@ type Service struct {
 
 	tokenKey []byte // nil: password login off
 	tokenTTL time.Duration
+	// MaxSessionsPerAddress bounds the live sessions one client IP opens
+	// through this node (0: no limit). Set before serving.
+	MaxSessionsPerAddress int
+	sessions              sessionLimit
 }
 
 // NewService returns the gRPC service for b.
@@ -103,7 +107,7 @@ func NewService(b Backend, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{b: b, log: log}
+	return &Service{b: b, log: log, MaxSessionsPerAddress: DefaultMaxSessionsPerAddress}
 }
 
 // Default and maximum page sizes for Children.
@@ -111,6 +115,10 @@ const (
 	DefaultChildrenPage = 5000
 	MaxChildrenPage     = 20000
 )
+
+// MaxMultiOps bounds the ops of one Multi (etcd's --max-txn-ops is 128;
+// coord allows more because a multi is also bounded by the request size).
+const MaxMultiOps = 1024
 
 func (s *Service) header(zxid uint64) *coordpb.ResponseHeader {
 	return &coordpb.ResponseHeader{Zxid: zxid, ServedBy: s.b.Name()}
@@ -237,6 +245,9 @@ func (s *Service) Delete(ctx context.Context, req *coordpb.DeleteRequest) (*coor
 }
 
 func (s *Service) Multi(ctx context.Context, req *coordpb.MultiRequest) (*coordpb.MultiResponse, error) {
+	if n := len(req.GetOps()); n > MaxMultiOps {
+		return nil, s.fail(fmt.Errorf("%w: multi has %d ops, the limit is %d", ErrInvalidArgument, n, MaxMultiOps))
+	}
 	res, err := s.write(ctx, req.GetWrite(), req.GetOps())
 	if err != nil {
 		return nil, s.fail(err)
@@ -350,10 +361,15 @@ func (s *Service) Sync(ctx context.Context, req *coordpb.SyncRequest) (*coordpb.
 }
 
 func (s *Service) OpenSession(ctx context.Context, req *coordpb.OpenSessionRequest) (*coordpb.OpenSessionResponse, error) {
+	ip := clientIP(ctx)
+	if err := s.admitSession(ctx, ip); err != nil {
+		return nil, s.fail(err)
+	}
 	id, timeout, zxid, err := s.b.OpenSession(ctx, req.GetTimeoutMs())
 	if err != nil {
 		return nil, s.fail(err)
 	}
+	s.sessionOpened(ip, id)
 	return &coordpb.OpenSessionResponse{Header: s.header(zxid), SessionId: id, TimeoutMs: timeout}, nil
 }
 

@@ -1,0 +1,381 @@
+package nemesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"coord/client"
+)
+
+// Timing of the clusters the harness runs: short, so that a schedule of a
+// few seconds sees several elections and session expiries.
+const (
+	HeartbeatTimeout = 250 * time.Millisecond
+	ElectionTimeout  = 250 * time.Millisecond
+	LeaderLease      = 125 * time.Millisecond
+	SessionTimeout   = 1 * time.Second
+)
+
+// ClusterConfig describes a cluster of coordd processes.
+type ClusterConfig struct {
+	// Coordd is the path of the coordd binary.
+	Coordd string
+	// Nodes is the cluster size (3 or 5).
+	Nodes int
+	// Dir holds each node's data directory and log.
+	Dir string
+	// UnsafeLocalReads starts every node with the deliberately broken
+	// --unsafe-local-reads (the teeth check).
+	UnsafeLocalReads bool
+	// ClientGroups is how many independent client proxy sets to make;
+	// group g's clients reach node i through ClientAddr(g, i), so the
+	// schedule can cut one group off (a paused or partitioned client).
+	ClientGroups int
+}
+
+// Node is one coordd process and the proxies in front of it.
+type Node struct {
+	Name   string
+	Listen string // real address
+	Peer   *Proxy // advertised to peers
+	data   string
+	log    *os.File
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	paused  bool
+	running bool
+}
+
+// Cluster is N coordd processes on loopback, every peer link and every
+// client link through a Proxy, with the faults the schedule applies.
+type Cluster struct {
+	cfg ClusterConfig
+	// nodesMu guards Nodes while StartCluster builds it (the proxies,
+	// already accepting, look owners up in it); fixed afterwards.
+	nodesMu sync.Mutex
+	Nodes   []*Node
+	Links   *Links
+	clients [][]*Proxy // [group][node]
+}
+
+// ClientID is the Links id of client group g.
+func ClientID(g int) int { return 100 + g }
+
+// StartCluster starts the processes and waits until a leader accepts a
+// write.
+func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
+	if cfg.Nodes < 1 {
+		return nil, fmt.Errorf("cluster: %d nodes", cfg.Nodes)
+	}
+	c := &Cluster{cfg: cfg, Links: NewLinks()}
+	owner := func(a net.Addr) int {
+		n, err := socketOwner(a, c.pids())
+		if err != nil {
+			return Client
+		}
+		return n
+	}
+	var peers []string
+	for i := 0; i < cfg.Nodes; i++ {
+		port, err := freePort()
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		n := &Node{Name: fmt.Sprintf("n%d", i+1), Listen: port, data: filepath.Join(cfg.Dir, fmt.Sprintf("n%d", i+1))}
+		listen := n.Listen
+		n.Peer, err = NewProxy(i, func() string { return listen }, c.Links, owner)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.nodesMu.Lock()
+		c.Nodes = append(c.Nodes, n)
+		c.nodesMu.Unlock()
+		peers = append(peers, n.Name+"="+n.Peer.Addr())
+	}
+	for g := 0; g < cfg.ClientGroups; g++ {
+		var row []*Proxy
+		for i, n := range c.Nodes {
+			listen, id := n.Listen, ClientID(g)
+			p, err := NewProxy(i, func() string { return listen }, c.Links, func(net.Addr) int { return id })
+			if err != nil {
+				c.Close()
+				return nil, err
+			}
+			row = append(row, p)
+		}
+		c.clients = append(c.clients, row)
+	}
+	for i := range c.Nodes {
+		if err := c.start(i, strings.Join(peers, ",")); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	if err := c.WaitWritable(ctx, 20*time.Second); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func (c *Cluster) pids() map[int]int {
+	c.nodesMu.Lock()
+	nodes := c.Nodes
+	c.nodesMu.Unlock()
+	out := make(map[int]int, len(nodes))
+	for i, n := range nodes {
+		n.mu.Lock()
+		if n.cmd != nil && n.cmd.Process != nil && n.running {
+			out[n.cmd.Process.Pid] = i
+		}
+		n.mu.Unlock()
+	}
+	return out
+}
+
+func (c *Cluster) start(i int, peers string) error {
+	n := c.Nodes[i]
+	if err := os.MkdirAll(n.data, 0o755); err != nil {
+		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	args := []string{
+		"--name", n.Name, "--data-dir", n.data, "--listen", n.Listen,
+		"--advertise", n.Peer.Addr(), "--http", "",
+		"--heartbeat-timeout", HeartbeatTimeout.String(),
+		"--election-timeout", ElectionTimeout.String(),
+		"--leader-lease", LeaderLease.String(),
+		"--session-min-timeout", "500ms",
+		"--log-level", "warn",
+	}
+	if peers != "" {
+		args = append(args, "--initial-cluster", peers)
+	}
+	if c.cfg.UnsafeLocalReads {
+		args = append(args, "--unsafe-local-reads")
+	}
+	if n.log == nil {
+		f, err := os.OpenFile(filepath.Join(c.cfg.Dir, n.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("node %s log: %w", n.Name, err)
+		}
+		n.log = f
+	}
+	cmd := exec.Command(c.cfg.Coordd, args...)
+	cmd.Stdout = n.log
+	cmd.Stderr = n.log
+	// A node never outlives the harness, even if the harness is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", n.Name, err)
+	}
+	exited := make(chan struct{})
+	n.mu.Lock()
+	n.cmd, n.exited, n.running, n.paused = cmd, exited, true, false
+	n.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		n.mu.Lock()
+		if n.cmd == cmd {
+			n.running = false
+		}
+		n.mu.Unlock()
+		close(exited)
+	}()
+	return nil
+}
+
+// Kill sends SIGKILL to node i and waits for it to exit.
+func (c *Cluster) Kill(i int) {
+	n := c.Nodes[i]
+	n.mu.Lock()
+	cmd, exited, running := n.cmd, n.exited, n.running
+	n.mu.Unlock()
+	if cmd == nil || !running {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+}
+
+// Restart starts a killed node again on its data (the bootstrap config
+// is already in its log, so no --initial-cluster is needed; passing it
+// again is harmless and keeps one code path).
+func (c *Cluster) Restart(i int) error {
+	n := c.Nodes[i]
+	n.mu.Lock()
+	running := n.running
+	n.mu.Unlock()
+	if running {
+		return nil
+	}
+	var peers []string
+	for _, m := range c.Nodes {
+		peers = append(peers, m.Name+"="+m.Peer.Addr())
+	}
+	return c.start(i, strings.Join(peers, ","))
+}
+
+// Pause sends SIGSTOP (pause) or SIGCONT (!pause) to node i.
+func (c *Cluster) Pause(i int, pause bool) {
+	n := c.Nodes[i]
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || !n.running || n.paused == pause {
+		return
+	}
+	sig := syscall.SIGCONT
+	if pause {
+		sig = syscall.SIGSTOP
+	}
+	if n.cmd.Process.Signal(sig) == nil {
+		n.paused = pause
+	}
+}
+
+// ClientAddrs lists group g's proxy addresses, starting with node first.
+func (c *Cluster) ClientAddrs(g, first int) []string {
+	var out []string
+	for k := range c.Nodes {
+		out = append(out, c.clients[g][(first+k)%len(c.Nodes)].Addr())
+	}
+	return out
+}
+
+// Direct lists the nodes' real addresses (for checks that must bypass
+// the faults).
+func (c *Cluster) Direct() []string {
+	var out []string
+	for _, n := range c.Nodes {
+		out = append(out, n.Listen)
+	}
+	return out
+}
+
+// Leader returns the index of the node that says it leads, or -1.
+func (c *Cluster) Leader(ctx context.Context) int {
+	for i, n := range c.Nodes {
+		cl, err := client.New(ctx, client.Config{Endpoints: []string{n.Listen}, DialTimeout: 200 * time.Millisecond})
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		st, err := cl.Status(cctx)
+		cancel()
+		_ = cl.Close(ctx)
+		if err == nil && st.State == "Leader" {
+			return i
+		}
+	}
+	return -1
+}
+
+// HealAll resumes paused nodes, restarts killed ones and restores the
+// links between nodes and to the register clients (client groups that
+// cut themselves off heal themselves).
+func (c *Cluster) HealAll() error {
+	c.Links.Heal(shared, false)
+	var errs []error
+	for i := range c.Nodes {
+		c.Pause(i, false)
+		if err := c.Restart(i); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WaitWritable waits until a write through the direct addresses
+// succeeds, and returns how long that took.
+func (c *Cluster) WaitWritable(ctx context.Context, limit time.Duration) error {
+	_, err := c.TimeToWrite(ctx, limit)
+	return err
+}
+
+// TimeToWrite measures how long until a write succeeds.
+func (c *Cluster) TimeToWrite(ctx context.Context, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	cl, err := client.New(ctx, client.Config{Endpoints: c.Direct(), DialTimeout: 300 * time.Millisecond})
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close(context.Background())
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		_, err := cl.Set(ctx, "/nemesis-probe", nil, -1)
+		if errors.Is(err, client.ErrNoNode) {
+			if _, _, err = cl.Create(ctx, "/nemesis-probe", nil, nil); errors.Is(err, client.ErrNodeExists) {
+				err = nil
+			}
+		}
+		if err == nil {
+			return time.Since(start), nil
+		}
+		if ctx.Err() != nil {
+			return time.Since(start), fmt.Errorf("cluster not writable after %v: %w", limit, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Close kills every process and stops the proxies.
+func (c *Cluster) Close() {
+	for i := range c.Nodes {
+		c.Pause(i, false)
+		c.Kill(i)
+	}
+	for _, n := range c.Nodes {
+		if n.Peer != nil {
+			n.Peer.Close()
+		}
+		if n.log != nil {
+			n.log.Close()
+		}
+	}
+	for _, row := range c.clients {
+		for _, p := range row {
+			p.Close()
+		}
+	}
+}
+
+// Logs returns the tail of every node's log (for failure reports).
+func (c *Cluster) Logs(max int) string {
+	var b strings.Builder
+	for _, n := range c.Nodes {
+		f, err := os.Open(filepath.Join(c.cfg.Dir, n.Name+".log"))
+		if err != nil {
+			continue
+		}
+		data, _ := io.ReadAll(f)
+		f.Close()
+		if len(data) > max {
+			data = data[len(data)-max:]
+		}
+		fmt.Fprintf(&b, "--- %s ---\n%s\n", n.Name, data)
+	}
+	return b.String()
+}

@@ -1,0 +1,267 @@
+package nemesis
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Client is the source id of a connection that no coordd process owns
+// (the harness's own clients).
+const Client = -1
+
+// Links is the fault state of the network between nodes: a cut link
+// (from, to) holds every byte node from sends toward node to. Holding,
+// not dropping, keeps TCP streams intact: when the link heals the bytes
+// arrive late (a delay), unless Heal resets the connections (a drop).
+type Links struct {
+	mu    sync.Mutex
+	cut   map[[2]int]bool
+	conns map[*pipe]struct{}
+}
+
+// NewLinks returns a network with every link up.
+func NewLinks() *Links {
+	return &Links{cut: make(map[[2]int]bool), conns: make(map[*pipe]struct{})}
+}
+
+// Cut holds traffic from -> to (one way).
+func (l *Links) Cut(from, to int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cut[[2]int{from, to}] = true
+}
+
+// Blocked reports whether from -> to is cut.
+func (l *Links) Blocked(from, to int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cut[[2]int{from, to}]
+}
+
+// HealAll restores every link; with reset, connections that crossed a cut
+// link are closed (their held bytes are lost) instead of flushed.
+func (l *Links) HealAll(reset bool) {
+	l.Heal(func(int, int) bool { return true }, reset)
+}
+
+// HealGroup restores every link to and from id.
+func (l *Links) HealGroup(id int) {
+	l.Heal(func(a, b int) bool { return a == id || b == id }, false)
+}
+
+// Heal restores the cut links (from, to) that match; with reset,
+// connections that crossed one are closed instead of flushed.
+func (l *Links) Heal(match func(from, to int) bool, reset bool) {
+	l.mu.Lock()
+	healed := make(map[[2]int]bool)
+	for k := range l.cut {
+		if match(k[0], k[1]) {
+			healed[k] = true
+		}
+	}
+	var victims []*pipe
+	if reset {
+		for p := range l.conns {
+			if healed[[2]int{p.src, p.dst}] || healed[[2]int{p.dst, p.src}] {
+				victims = append(victims, p)
+			}
+		}
+	}
+	l.mu.Unlock()
+	// Close before lifting the cut, so no held byte slips through.
+	for _, p := range victims {
+		p.close()
+	}
+	l.mu.Lock()
+	for k := range healed {
+		delete(l.cut, k)
+	}
+	l.mu.Unlock()
+}
+
+// pipe is one proxied connection between node src (the dialer) and node
+// dst (behind the proxy).
+type pipe struct {
+	src, dst int
+	a, b     net.Conn
+	once     sync.Once
+}
+
+func (p *pipe) close() {
+	p.once.Do(func() { p.a.Close(); p.b.Close() })
+}
+
+// Proxy forwards one loopback address to a node's real address, holding
+// bytes on cut links. It owns one accept goroutine and two copy goroutines
+// per connection; Close stops them all.
+type Proxy struct {
+	ln     net.Listener
+	dst    int
+	target func() string
+	links  *Links
+	// owner names the node that dialed a connection (Client if none).
+	owner func(remote net.Addr) int
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewProxy listens on a fresh loopback port for traffic to node dst.
+func NewProxy(dst int, target func() string, links *Links, owner func(net.Addr) int) (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("proxy listen: %w", err)
+	}
+	p := &Proxy{ln: ln, dst: dst, target: target, links: links, owner: owner}
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
+}
+
+// Addr is the proxy's address.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *Proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.wg.Add(1)
+		go func() { defer p.wg.Done(); p.serve(c) }()
+	}
+}
+
+func (p *Proxy) serve(a net.Conn) {
+	src := Client
+	if p.owner != nil {
+		src = p.owner(a.RemoteAddr())
+	}
+	b, err := net.DialTimeout("tcp", p.target(), 2*time.Second)
+	if err != nil {
+		a.Close()
+		return
+	}
+	pp := &pipe{src: src, dst: p.dst, a: a, b: b}
+	p.links.mu.Lock()
+	p.links.conns[pp] = struct{}{}
+	p.links.mu.Unlock()
+	defer func() {
+		p.links.mu.Lock()
+		delete(p.links.conns, pp)
+		p.links.mu.Unlock()
+		pp.close()
+	}()
+	done := make(chan struct{}, 2)
+	go func() { p.copy(pp, b, a, src, p.dst); done <- struct{}{} }()
+	go func() { p.copy(pp, a, b, p.dst, src); done <- struct{}{} }()
+	<-done
+	pp.close()
+	<-done
+}
+
+// copy moves bytes read from r (sent by node from) to w (toward node to),
+// waiting while the link is cut.
+func (p *Proxy) copy(pp *pipe, w io.Writer, r io.Reader, from, to int) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			for p.links.Blocked(from, to) {
+				if p.isClosed() {
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *Proxy) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// Close stops the proxy and every connection through it.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.ln.Close()
+	p.links.mu.Lock()
+	var victims []*pipe
+	for c := range p.links.conns {
+		if c.dst == p.dst {
+			victims = append(victims, c)
+		}
+	}
+	p.links.mu.Unlock()
+	for _, c := range victims {
+		c.close()
+	}
+	p.wg.Wait()
+}
+
+// errNoOwner: no listed process owns the socket.
+var errNoOwner = errors.New("no process owns the socket")
+
+// socketOwner finds which of pids owns the TCP socket whose local address
+// is remote (the dialing side of a connection accepted by a proxy), by
+// reading /proc/net/tcp and each pid's fd table. Linux only; that is how
+// the proxy tells peers apart when every node dials the same address.
+func socketOwner(remote net.Addr, pids map[int]int) (int, error) {
+	ta, ok := remote.(*net.TCPAddr)
+	if !ok || ta.IP.To4() == nil {
+		return Client, fmt.Errorf("socket owner of %v: not a TCP/IPv4 address", remote)
+	}
+	ip := ta.IP.To4()
+	want := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ta.Port)
+	f, err := os.Open("/proc/net/tcp")
+	if err != nil {
+		return Client, fmt.Errorf("socket owner: %w", err)
+	}
+	defer f.Close()
+	inode := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) > 9 && fs[1] == want {
+			inode = fs[9]
+			break
+		}
+	}
+	if inode == "" || inode == "0" {
+		return Client, fmt.Errorf("socket owner of %v: %w", remote, errNoOwner)
+	}
+	link := "socket:[" + inode + "]"
+	for pid, node := range pids {
+		dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if l, err := os.Readlink(dir + "/" + e.Name()); err == nil && l == link {
+				return node, nil
+			}
+		}
+	}
+	return Client, fmt.Errorf("socket owner of %v: %w", remote, errNoOwner)
+}

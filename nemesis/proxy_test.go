@@ -1,0 +1,111 @@
+package nemesis
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// echo serves one line-echo server on loopback.
+func echo(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					c.Write([]byte(line))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestProxy_CutHealReset(t *testing.T) {
+	target := echo(t)
+	links := NewLinks()
+	p, err := NewProxy(0, func() string { return target }, links, func(net.Addr) int { return 7 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	roundTrip := func(msg string, within time.Duration) (string, error) {
+		c.SetDeadline(time.Now().Add(within))
+		if _, err := c.Write([]byte(msg + "\n")); err != nil {
+			return "", err
+		}
+		return r.ReadString('\n')
+	}
+	if got, err := roundTrip("a", time.Second); err != nil || got != "a\n" {
+		t.Fatalf("through the proxy: %q %v", got, err)
+	}
+	// One way cut (7 -> 0): the request is held, not lost.
+	links.Cut(7, 0)
+	if _, err := roundTrip("b", 200*time.Millisecond); err == nil {
+		t.Fatal("a cut link delivered")
+	}
+	links.HealAll(false)
+	c.SetDeadline(time.Now().Add(time.Second))
+	if got, err := r.ReadString('\n'); err != nil || got != "b\n" {
+		t.Fatalf("after heal the held bytes should arrive: %q %v", got, err)
+	}
+	// The reply direction (0 -> 7) cut, then healed with reset: the
+	// connection is closed.
+	links.Cut(0, 7)
+	if _, err := roundTrip("c", 200*time.Millisecond); err == nil {
+		t.Fatal("a cut reply delivered")
+	}
+	links.HealAll(true)
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Fatal("a reset connection kept working")
+	}
+}
+
+func TestSocketOwner(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := socketOwner(s.RemoteAddr(), map[int]int{os.Getpid(): 3})
+	if err != nil || got != 3 {
+		t.Fatalf("owner of our own socket: %d %v", got, err)
+	}
+	if got, err := socketOwner(s.RemoteAddr(), map[int]int{1 << 30: 3}); err == nil {
+		t.Fatalf("owner among other pids: %d", got)
+	}
+}
