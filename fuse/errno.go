@@ -36,6 +36,11 @@ func ToErrno(err error) syscall.Errno {
 		return syscall.EINVAL
 	case errors.Is(err, client.ErrDataTooLarge):
 		return syscall.EFBIG
+	case errors.Is(err, client.ErrNoAuth), errors.Is(err, client.ErrUnauthenticated):
+		// A znode ACL (or a cluster rule) refused the mount's identity.
+		return syscall.EACCES
+	case errors.Is(err, client.ErrInvalidACL):
+		return syscall.EINVAL
 	case errors.Is(err, recipe.ErrLocked):
 		return syscall.EAGAIN
 	case errors.Is(err, context.Canceled):
