@@ -21,6 +21,8 @@ const (
 	DefaultMaxDataBytes    = 1 << 20
 	DefaultMaxRequestBytes = 4 << 20
 	DefaultWatchHistory    = 100_000
+	// DefaultPARRecoverTimeout bounds pre-start PAR recovery.
+	DefaultPARRecoverTimeout = 60 * time.Second
 )
 
 // Config configures a Server. The zero value plus DefaultConfig's fields is
@@ -63,6 +65,14 @@ type Config struct {
 	// SnapshotThreshold and TrailingLogs; zero takes replica's defaults.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+	// PlainStorage turns protocol-aware recovery off: raft-boltdb holds the
+	// log and the term/vote unprotected (the "original" column of the PAR
+	// fault matrix, and benchmark comparisons). PAR is on by default.
+	PlainStorage bool
+	// PARRecoverTimeout bounds pre-start recovery (repairing damaged log
+	// entries from peers, rebuilding a lost term/vote); when it ends
+	// unresolved the node refuses to start (0: DefaultPARRecoverTimeout).
+	PARRecoverTimeout time.Duration
 	// InsecureNonLoopback allows listening on a non-loopback address without
 	// TLS (TLS arrives with the security work; until then this must be
 	// asked for explicitly).

@@ -7,10 +7,12 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 
+	"coord/coord/par"
 	"coord/coord/replica"
 	"coord/coord/rpc"
 	"coord/coord/tree"
@@ -39,6 +41,12 @@ type Server struct {
 	metrics *metrics
 	sess    *sessionManager
 	watches *watchHub
+	// PAR: the protected stores and the repair client (nil with
+	// PlainStorage); ready gates client RPCs until the replica runs, while
+	// PeerRepair is served from before raft starts.
+	par       *par.Store
+	parClient *par.Client
+	ready     atomic.Bool
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -98,6 +106,10 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	s.watches = newWatchHub(cfg.WatchHistory)
 	// Metrics exist before the replica: replaying the log feeds them.
 	s.metrics = newMetrics(s)
+	storage, err := s.openPAR(cluster)
+	if err != nil {
+		return nil, err
+	}
 	rep, err := replica.New(replica.Config{
 		Name:              cfg.Name,
 		Address:           cfg.Listen,
@@ -112,26 +124,17 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		TrailingLogs:      cfg.TrailingLogs,
 		Events:            s.onEvents,
 		Logger:            s.log,
+		Storage:           storage,
 	}, s.mux)
 	if err != nil {
-		ln.Close()
-		if s.httpLn != nil {
-			s.httpLn.Close()
-		}
+		s.stopEarly()
 		return nil, err
 	}
 	s.rep = rep
-
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
-		grpc.ChainUnaryInterceptor(s.metrics.unaryInterceptor),
-	)
-	coordpb.RegisterCoordServer(s.grpc, rpc.NewService(s, s.log))
-	coordpb.RegisterPeerServer(s.grpc, rpc.NewPeerService(s, s.log))
-
-	s.wg.Add(2)
-	go func() { defer s.wg.Done(); _ = s.mux.Serve() }()
-	go func() { defer s.wg.Done(); _ = s.grpc.Serve(s.mux.GRPC()) }()
+	if s.par != nil {
+		s.par.SetCommitFloor(func() uint64 { return rep.Info().CommitIndex })
+	}
+	s.ready.Store(true)
 	if s.httpLn != nil {
 		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
 		s.wg.Add(1)
@@ -169,6 +172,9 @@ func (s *Server) Close() error {
 		// Stop raft first: in-flight RPCs waiting on it get answers.
 		s.closeErr = s.rep.Close()
 		s.grpc.Stop()
+		if s.parClient != nil {
+			_ = s.parClient.Close()
+		}
 		_ = s.mux.Close()
 		s.peers.close()
 		s.wg.Wait()

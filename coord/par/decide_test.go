@@ -209,8 +209,8 @@ func TestDecide_ModelCheck(t *testing.T) {
 // The check must fail when a rule is weakened (design §5.6).
 func TestDecide_ModelCheckCatchesWeakenedRules(t *testing.T) {
 	weak := map[string]Rules{
-		"threshold n-q": {NackThreshold: func(n int) int { return n - Quorum(n) }, RequireNewerTerm: true},
-		"no term check": {NackThreshold: DefaultRules.NackThreshold, RequireNewerTerm: false},
+		"threshold n-q":  {NackThreshold: func(n int) int { return n - Quorum(n) }, RequireNewerTerm: true},
+		"no term check":  {NackThreshold: DefaultRules.NackThreshold, RequireNewerTerm: false},
 		"faulty is nack": {NackThreshold: DefaultRules.NackThreshold, RequireNewerTerm: true, FaultyIsNack: true},
 	}
 	for name, r := range weak {

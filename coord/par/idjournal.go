@@ -113,7 +113,20 @@ func newView() *idView { return &idView{ids: map[uint64]ident{}} }
 // apply folds one valid record into the view.
 func (v *idView) apply(r record) {
 	switch r.kind {
-	case recAppend, recAdopt:
+	case recAdopt:
+		// Re-derived identifier: fills a hole or extends the tail, never
+		// truncates.
+		v.ids[r.index] = ident{term: r.term, typ: r.typ, cksum: r.cksum}
+		if v.first == 0 || r.index < v.first {
+			v.first = r.index
+		}
+		if r.index > v.last {
+			v.last = r.index
+			if n := len(v.terms); n == 0 || v.terms[n-1].term != r.term {
+				v.terms = append(v.terms, termRange{start: r.index, term: r.term})
+			}
+		}
+	case recAppend:
 		if v.last != 0 && r.index <= v.last {
 			v.truncateFrom(r.index)
 		}
@@ -204,7 +217,7 @@ func openJournal(path string) (*journal, error) {
 func (j *journal) replay() error {
 	buf := make([]byte, recSize)
 	var off int64
-	lastValid := int64(-1)
+	lastValid := int64(-recSize)
 	for {
 		_, err := j.f.ReadAt(buf, off)
 		if errors.Is(err, io.EOF) {

@@ -112,12 +112,12 @@ const (
 type LoadAction int
 
 const (
-	LoadUseA       LoadAction = iota // both valid, same seq, or A newer
-	LoadUseB                         // B newer, or only B valid
-	LoadFresh                        // nothing anywhere: a new node
-	LoadAmnesia                      // raft data exists but no valid copy
-	LoadUseAFixB                     // A valid, B invalid/missing/stale: rewrite B
-	LoadUseBFixA                     // B valid, A invalid/missing/stale: rewrite A
+	LoadUseA     LoadAction = iota // both valid, same seq, or A newer
+	LoadUseB                       // B newer, or only B valid
+	LoadFresh                      // nothing anywhere: a new node
+	LoadAmnesia                    // raft data exists but no valid copy
+	LoadUseAFixB                   // A valid, B invalid/missing/stale: rewrite B
+	LoadUseBFixA                   // B valid, A invalid/missing/stale: rewrite A
 )
 
 // DecideLoad is the pure load table. seqA/seqB matter only for valid

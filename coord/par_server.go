@@ -1,0 +1,121 @@
+package coord
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"coord/coord/par"
+	"coord/coord/replica"
+	"coord/coord/rpc"
+	"coord/proto/coordpb"
+	"coord/proto/parpb"
+)
+
+// openPAR starts gRPC serving before raft (PeerRepair answers at once,
+// client RPCs wait for ready), opens the PAR stores and runs pre-start
+// recovery. It returns the replica storage (nil with PlainStorage, so the
+// replica opens plain raft-boltdb itself).
+func (s *Server) openPAR(cluster []replica.Peer) (*replica.Storage, error) {
+	cfg := s.cfg
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
+		grpc.ChainUnaryInterceptor(s.readyUnary, s.metrics.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.readyStream),
+	)
+	coordpb.RegisterCoordServer(s.grpc, rpc.NewService(s, s.log))
+	coordpb.RegisterPeerServer(s.grpc, rpc.NewPeerService(s, s.log))
+	var storage *replica.Storage
+	if !cfg.PlainStorage {
+		if err := replica.CheckDataDir(cfg.DataDir); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		st, err := par.Open(par.Config{Dir: cfg.DataDir, Name: cfg.Name, Logger: s.log})
+		if err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("par: %w", err)
+		}
+		s.par = st
+		parpb.RegisterPeerRepairServer(s.grpc, par.NewServer(st))
+	}
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); _ = s.mux.Serve() }()
+	go func() { defer s.wg.Done(); _ = s.grpc.Serve(s.mux.GRPC()) }()
+	if s.par == nil {
+		return nil, nil
+	}
+	var peers []par.Peer
+	for _, p := range cluster {
+		if p.Name != cfg.Name {
+			peers = append(peers, par.Peer{Name: p.Name, Addr: p.Address})
+		}
+	}
+	s.parClient = par.NewClient(cfg.Name, peers)
+	timeout := cfg.PARRecoverTimeout
+	if timeout == 0 {
+		timeout = DefaultPARRecoverTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := s.par.Recover(ctx, s.parClient); err != nil {
+		s.stopEarly()
+		return nil, err
+	}
+	s.par.Log.SetFetcher(s.parClient)
+	storage, err := replica.OpenPARStorage(s.par, cfg.DataDir, io.Discard)
+	if err != nil {
+		s.stopEarly()
+		return nil, err
+	}
+	return storage, nil
+}
+
+// PAR returns the node's PAR store (nil with PlainStorage).
+func (s *Server) PAR() *par.Store { return s.par }
+
+func (s *Server) closeListeners() {
+	s.ln.Close()
+	if s.httpLn != nil {
+		s.httpLn.Close()
+	}
+}
+
+// stopEarly undoes a Start that failed after serving began.
+func (s *Server) stopEarly() {
+	s.grpc.Stop()
+	_ = s.mux.Close()
+	if s.httpLn != nil {
+		s.httpLn.Close()
+	}
+	s.wg.Wait()
+	if s.parClient != nil {
+		_ = s.parClient.Close()
+	}
+	if s.par != nil && s.rep == nil {
+		_ = s.par.Close()
+	}
+}
+
+func isPeerRepair(method string) bool { return strings.HasPrefix(method, "/coord.par.v1.PeerRepair/") }
+
+var errStarting = status.Error(codes.Unavailable, "node is starting (PAR recovery in progress)")
+
+func (s *Server) readyUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if !s.ready.Load() && !isPeerRepair(info.FullMethod) {
+		return nil, errStarting
+	}
+	return h(ctx, req)
+}
+
+func (s *Server) readyStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if !s.ready.Load() && !isPeerRepair(info.FullMethod) {
+		return errStarting
+	}
+	return h(srv, ss)
+}
