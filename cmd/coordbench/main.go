@@ -51,6 +51,7 @@ type options struct {
 	readRatio float64
 	json      bool
 	nudge     bool
+	plain     bool
 }
 
 // Result is one workload's measurement.
@@ -84,6 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "untimed warm-up before each window")
 	fs.Float64Var(&o.readRatio, "read-ratio", 0.9, "share of reads in mixed")
 	fs.BoolVar(&o.json, "json", false, "print results as JSON")
+	fs.BoolVar(&o.plain, "plain-storage", false, "with --start: servers use plain raft-boltdb instead of PAR (docs/PAR.md)")
 	fs.BoolVar(&o.nudge, "nudge", false, "with --start: servers nudge followers after sparse writes (coordd --nudge-followers)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (servers included with --start) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -111,7 +113,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	o.endpoints = strings.Split(*eps, ",")
 	if o.start > 0 {
-		addrs, cleanup, err := startCluster(o.start, o.nudge)
+		addrs, cleanup, err := startCluster(o.start, o.nudge, o.plain)
 		if err != nil {
 			fmt.Fprintf(stderr, "coordbench: start cluster: %v\n", err)
 			return 1
@@ -145,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // startCluster runs n in-process servers on loopback with data on disk.
-func startCluster(n int, nudge bool) ([]string, func(), error) {
+func startCluster(n int, nudge, plain bool) ([]string, func(), error) {
 	dir, err := os.MkdirTemp("", "coordbench")
 	if err != nil {
 		return nil, nil, err
@@ -177,6 +179,7 @@ func startCluster(n int, nudge bool) ([]string, func(), error) {
 		cfg.HTTP = ""
 		cfg.InitialCluster = peers
 		cfg.NudgeFollowers = nudge
+		cfg.PlainStorage = plain
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		wg.Add(1)
 		go func(i int, cfg coord.Config) {

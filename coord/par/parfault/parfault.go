@@ -71,6 +71,9 @@ type Result struct {
 	Recoverable bool // the oracle: at least one intact copy of everything
 	Detail      string
 	Took        time.Duration
+	// Repairs and RepairedBytes sum the running nodes' PAR counters:
+	// entries fetched from peers and the envelope bytes that moved.
+	Repairs, RepairedBytes int64
 }
 
 // Options configure a Harness.
@@ -270,6 +273,13 @@ func (h *Harness) Run(ctx context.Context, c Case) Result {
 	srvs, startErr := h.start(dir, nil)
 	defer closeAll(srvs)
 	res.Outcome, res.Detail = h.probe(ctx, srvs)
+	for _, s := range srvs {
+		if s != nil && s.PAR() != nil {
+			st := s.PAR().Log.Stats()
+			res.Repairs += st.Repairs
+			res.RepairedBytes += st.RepairedBytes
+		}
+	}
 	if startErr != nil && res.Detail == "" {
 		res.Detail = startErr.Error()
 	}

@@ -51,3 +51,27 @@ func TestMatrixSample(t *testing.T) {
 		t.Errorf("plain raft-boltdb served no corrupted value in 10 corrupted-entry cases: the injection is not reaching the log")
 	}
 }
+
+// TestRepairMovesOneEntry: one corrupted entry on one node is repaired from
+// a peer by moving that entry's envelope only (design: "about one entry's
+// bytes", not a re-replication of the log).
+func TestRepairMovesOneEntry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h, err := New(ctx, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.Run(ctx, Case{Family: "A", ID: -1, Mask: [Nodes]uint{0b0010, 0, 0}})
+	if r.Outcome != Correct {
+		t.Fatalf("outcome %s: %s", r.Outcome, r.Detail)
+	}
+	entry := int64(len(h.values[1]))
+	if r.Repairs != 1 || r.RepairedBytes < entry || r.RepairedBytes > entry+256 {
+		t.Fatalf("repairs=%d bytes=%d, want 1 repair of about %d bytes", r.Repairs, r.RepairedBytes, entry)
+	}
+	t.Logf("repaired 1 entry moving %d bytes (value %d bytes)", r.RepairedBytes, entry)
+}
