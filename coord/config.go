@@ -73,6 +73,9 @@ type Config struct {
 	// entries from peers, rebuilding a lost term/vote); when it ends
 	// unresolved the node refuses to start (0: DefaultPARRecoverTimeout).
 	PARRecoverTimeout time.Duration
+	// PARScrubRate is how many log entries per second the PAR scrubber
+	// re-verifies (0: par.DefaultScrubRate; negative: no scrubber).
+	PARScrubRate int
 	// InsecureNonLoopback allows listening on a non-loopback address without
 	// TLS (TLS arrives with the security work; until then this must be
 	// asked for explicitly).

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -68,12 +69,50 @@ func (s *Server) openPAR(cluster []replica.Peer) (*replica.Storage, error) {
 		return nil, err
 	}
 	s.par.Log.SetFetcher(s.parClient)
+	s.registerPARMetrics()
 	storage, err := replica.OpenPARStorage(s.par, cfg.DataDir, io.Discard)
 	if err != nil {
 		s.stopEarly()
 		return nil, err
 	}
 	return storage, nil
+}
+
+// startScrubber runs the PAR scrubber until Close (no-op with plain
+// storage or a negative rate).
+func (s *Server) startScrubber() {
+	if s.par == nil || s.cfg.PARScrubRate < 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); <-s.stop; cancel() }()
+	go func() { defer s.wg.Done(); s.par.Log.Scrub(ctx, s.cfg.PARScrubRate) }()
+}
+
+func (s *Server) registerPARMetrics() {
+	ls := s.par.Log
+	g := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	c := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	s.metrics.reg.MustRegister(
+		g("par_entries_faulty", "Log entries known damaged and not yet repaired.", func() float64 { return float64(ls.Stats().Faulty) }),
+		c("par_repairs_total", "Log entries repaired from a peer.", func() float64 { return float64(ls.Stats().Repairs) }),
+		c("par_repair_failures_total", "Runtime repairs that found no intact copy in time.", func() float64 { return float64(ls.Stats().RepairFails) }),
+		c("par_repaired_bytes_total", "Envelope bytes received in repairs.", func() float64 { return float64(ls.Stats().RepairedBytes) }),
+		c("par_truncations_total", "Suffixes discarded (repair rules 2/4, torn tails).", func() float64 { return float64(ls.Stats().Truncations) }),
+		g("par_scrub_progress", "Scrubber position in the current pass (0..1).", func() float64 {
+			st := ls.ScrubStats()
+			if st.Last == 0 {
+				return 1
+			}
+			return float64(st.Position) / float64(st.Last)
+		}),
+		c("par_scrub_passes_total", "Completed scrubber passes.", func() float64 { return float64(ls.ScrubStats().Passes) }),
+	)
 }
 
 // PAR returns the node's PAR store (nil with PlainStorage).

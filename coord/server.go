@@ -135,6 +135,7 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		s.par.SetCommitFloor(func() uint64 { return rep.Info().CommitIndex })
 	}
 	s.ready.Store(true)
+	s.startScrubber()
 	if s.httpLn != nil {
 		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
 		s.wg.Add(1)

@@ -51,6 +51,9 @@ type LogStore struct {
 	truncations   atomic.Int64
 	adopted       atomic.Int64
 	repairedBytes atomic.Int64
+
+	scrubPos, scrubLast     atomic.Uint64
+	scrubPasses, scrubFound atomic.Int64
 }
 
 type fetcherBox struct{ f Fetcher }

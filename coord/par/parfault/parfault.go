@@ -86,6 +86,8 @@ type Options struct {
 	Entries int
 	// Avail bounds the probe; RecoverTimeout bounds PAR pre-start recovery.
 	Avail, RecoverTimeout time.Duration
+	// ScrubRate is coord.Config.PARScrubRate (negative: no scrubber).
+	ScrubRate int
 }
 
 // Harness holds the built base state.
@@ -174,6 +176,7 @@ func (h *Harness) config(dir string, i int) coord.Config {
 	cfg.LeaderLease = 100 * time.Millisecond
 	cfg.PlainStorage = h.opt.Plain
 	cfg.PARRecoverTimeout = h.opt.RecoverTimeout
+	cfg.PARScrubRate = h.opt.ScrubRate
 	return cfg
 }
 

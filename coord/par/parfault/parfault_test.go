@@ -91,7 +91,7 @@ func TestRuntimeRepair(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h, err := New(ctx, Options{Dir: t.TempDir()})
+	h, err := New(ctx, Options{Dir: t.TempDir(), ScrubRate: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,5 +119,39 @@ func TestRuntimeRepair(t *testing.T) {
 	}
 	if st := ls.Stats(); !found || st.Repairs != 1 || st.Faulty != 0 {
 		t.Fatalf("found intact value=%v stats=%+v, want one runtime repair", found, st)
+	}
+}
+
+// TestScrubberFindsLatentFault: the background scrubber finds an entry
+// damaged under a running node and repairs it with no raft read involved.
+func TestScrubberFindsLatentFault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h, err := New(ctx, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	if err := copyDir(h.base, dir); err != nil {
+		t.Fatal(err)
+	}
+	srvs, err := h.start(dir, nil)
+	defer closeAll(srvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := flipEvery(filepath.Join(dir, h.names[1], par.BoltFile), h.values[0]); err != nil || n == 0 {
+		t.Fatalf("inject: %d %v", n, err)
+	}
+	ls := srvs[1].PAR().Log
+	deadline := time.Now().Add(10 * time.Second)
+	for ls.Stats().Repairs == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st, sc := ls.Stats(), ls.ScrubStats(); st.Repairs != 1 || sc.Found != 1 || st.Faulty != 0 {
+		t.Fatalf("stats %+v scrub %+v, want the scrubber to find and repair one entry", st, sc)
 	}
 }
