@@ -73,6 +73,12 @@ type Config struct {
 	// entries from peers, rebuilding a lost term/vote); when it ends
 	// unresolved the node refuses to start (0: DefaultPARRecoverTimeout).
 	PARRecoverTimeout time.Duration
+	// PARSerialJournal writes PAR identifiers after each bbolt commit even
+	// in multi-node clusters: a crash then never needs peers to decide the
+	// tail, at one more fdatasync per log append. By default multi-node
+	// clusters write them concurrently with the commit (single-node
+	// clusters always write serially: they have no peers to ask).
+	PARSerialJournal bool
 	// PARScrubRate is how many log entries per second the PAR scrubber
 	// re-verifies (0: par.DefaultScrubRate; negative: no scrubber).
 	PARScrubRate int

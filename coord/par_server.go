@@ -37,7 +37,8 @@ func (s *Server) openPAR(cluster []replica.Peer) (*replica.Storage, error) {
 			s.closeListeners()
 			return nil, err
 		}
-		st, err := par.Open(par.Config{Dir: cfg.DataDir, Name: cfg.Name, Logger: s.log})
+		st, err := par.Open(par.Config{Dir: cfg.DataDir, Name: cfg.Name, Logger: s.log,
+			ParallelJournal: len(cluster) > 1 && !cfg.PARSerialJournal})
 		if err != nil {
 			s.closeListeners()
 			return nil, fmt.Errorf("par: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // recKind is the kind of an identifier journal record.
@@ -192,6 +193,7 @@ func (v *idView) termAt(i uint64) (uint64, bool) {
 
 // journal is the append-only identifier journal file.
 type journal struct {
+	wmu  sync.Mutex // serialises writes to the file tail
 	f    *os.File
 	next int64  // offset of the next slot
 	seq  uint64 // next sequence number
@@ -256,11 +258,14 @@ func (j *journal) replay() error {
 	return nil
 }
 
-// append writes records at the tail and syncs them.
-func (j *journal) append(recs ...record) error {
+// write puts records at the tail and syncs them, without touching the
+// view (the caller applies them once the entries are durable too).
+func (j *journal) write(recs []record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	j.wmu.Lock()
+	defer j.wmu.Unlock()
 	buf := make([]byte, 0, len(recs)*recSize)
 	for i := range recs {
 		recs[i].seq = j.seq
@@ -276,9 +281,22 @@ func (j *journal) append(recs ...record) error {
 		}
 	}
 	j.next += int64(len(buf))
+	return nil
+}
+
+// applyAll folds written records into the view (caller holds the view lock).
+func (j *journal) applyAll(recs []record) {
 	for _, r := range recs {
 		j.view.apply(r)
 	}
+}
+
+// append writes records and applies them to the view.
+func (j *journal) append(recs ...record) error {
+	if err := j.write(recs); err != nil {
+		return err
+	}
+	j.applyAll(recs)
 	return nil
 }
 

@@ -40,6 +40,11 @@ type LogStore struct {
 	j     *journal
 	mu    sync.RWMutex // guards j (and its view)
 
+	// parallel writes the identifiers concurrently with the bolt commit
+	// (no added fsync latency; a crash can leave the last batch FAULTY
+	// instead of torn, so it needs peers: multi-node clusters only).
+	parallel bool
+
 	fetcher    atomic.Pointer[fetcherBox]
 	repairWait time.Duration
 	repairMu   sync.Mutex // one runtime repair at a time
@@ -233,12 +238,40 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		copies[i] = &raft.Log{Index: l.Index, Term: l.Term, Type: l.Type, Data: env}
 		recs[i] = record{kind: recAppend, typ: byte(l.Type), index: l.Index, term: l.Term, cksum: c}
 	}
-	if err := guard(func() error { return s.inner.StoreLogs(copies) }); err != nil {
-		return err
+	if s.parallel {
+		// The paper's ordering: entry and identifier written concurrently,
+		// both durable before returning. A crash between them leaves either
+		// an intact entry without identifier (re-adopted at start-up) or an
+		// identifier whose entry is missing: FAULTY, resolved by peers.
+		errc := make(chan error, 1)
+		go func() { errc <- s.j.write(recs) }()
+		berr := guard(func() error { return s.inner.StoreLogs(copies) })
+		jerr := <-errc
+		if berr != nil || jerr != nil {
+			if jerr == nil {
+				// Identifiers are durable for entries bolt may not hold:
+				// retract them before raft retries.
+				s.mu.Lock()
+				s.j.applyAll(recs)
+				_ = s.j.append(record{kind: recTruncateSuffix, index: logs[0].Index})
+				s.mu.Unlock()
+			}
+			return errors.Join(berr, jerr)
+		}
+	} else {
+		// Entry durable first, then its identifier: a present identifier
+		// always means the entry reached a durable bbolt commit.
+		if err := guard(func() error { return s.inner.StoreLogs(copies) }); err != nil {
+			return err
+		}
+		if err := s.j.write(recs); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.j.append(recs...)
+	s.j.applyAll(recs)
+	s.mu.Unlock()
+	return nil
 }
 
 // DeleteRange removes [min, max]. A suffix (raft's conflict path) is

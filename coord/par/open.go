@@ -35,8 +35,13 @@ type Config struct {
 	Dir string
 	// Name is this node's server id.
 	Name string
-	// NoSync skips par's own fdatasyncs (benchmark comparisons only).
+	// NoSync skips par's own fdatasyncs (tests only).
 	NoSync bool
+	// ParallelJournal writes each batch's identifiers concurrently with its
+	// bolt commit instead of after it (see LogStore). Only for clusters of
+	// more than one voter: a crash can leave the last batch to be decided
+	// by peers.
+	ParallelJournal bool
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -90,6 +95,7 @@ func Open(cfg Config) (*Store, error) {
 		bolt.Close()
 		return nil, err
 	}
+	ls.parallel = cfg.ParallelJournal
 	s.Log = ls
 	hasData := ls.j.next > 0 || hasSnapshots(cfg.Dir)
 	if bl, _ := bolt.LastIndex(); bl > 0 {
