@@ -69,6 +69,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 	root.AddCommand(a.createCmd(), a.getCmd(), a.setCmd(), a.deleteCmd(), a.lsCmd(), a.statCmd(), a.syncCmd(),
 		a.txnCmd(), a.membersCmd(), a.statusCmd(), a.snapshotCmd(),
 		a.watchCmd(), a.lockCmd(), a.electCmd())
+	root.AddCommand(a.parCmd())
 	root.AddCommand(leasectl.Command())
 	a.root = root
 	return a

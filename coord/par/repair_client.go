@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"coord/proto/parpb"
@@ -56,7 +57,13 @@ func (c *Client) conn(p Peer) (parpb.PeerRepairClient, error) {
 	cc, ok := c.conns[p.Addr]
 	if !ok {
 		var err error
-		cc, err = grpc.NewClient(p.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		// Peers restart all the time during recovery: reconnect fast
+		// instead of gRPC's default 1s+ backoff.
+		cc, err = grpc.NewClient(p.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+				MinConnectTimeout: time.Second,
+			}))
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", p.Addr, err)
 		}
@@ -92,7 +99,7 @@ func (c *Client) ask(ctx context.Context, items []Item) []*peerAnswer {
 			}
 			cctx, cancel := context.WithTimeout(ctx, c.CallTimeout)
 			defer cancel()
-			resp, err := cl.GetEntries(cctx, req)
+			resp, err := cl.GetEntries(cctx, req, grpc.WaitForReady(true))
 			if err != nil || len(resp.Replies) != len(items) {
 				return
 			}
@@ -141,7 +148,7 @@ func (c *Client) allTerms(ctx context.Context) (uint64, bool) {
 			return 0, false
 		}
 		cctx, cancel := context.WithTimeout(ctx, c.CallTimeout)
-		resp, err := cl.GetTerm(cctx, &parpb.GetTermRequest{})
+		resp, err := cl.GetTerm(cctx, &parpb.GetTermRequest{}, grpc.WaitForReady(true))
 		cancel()
 		if err != nil || resp.Amnesic {
 			return 0, false

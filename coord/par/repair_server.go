@@ -71,3 +71,18 @@ func (srv *Server) GetTerm(ctx context.Context, _ *parpb.GetTermRequest) (*parpb
 	term, sane := srv.s.Stable.DurableTerm()
 	return &parpb.GetTermResponse{Responder: srv.s.cfg.Name, DurableTerm: term, Amnesic: !sane}, nil
 }
+
+// Status reports the counters.
+func (srv *Server) Status(ctx context.Context, _ *parpb.StatusRequest) (*parpb.StatusResponse, error) {
+	st := srv.s
+	term, sane := st.Stable.DurableTerm()
+	first, _ := st.Log.FirstIndex()
+	last, _ := st.Log.LastIndex()
+	ls, sc := st.Log.Stats(), st.Log.ScrubStats()
+	return &parpb.StatusResponse{
+		Node: st.cfg.Name, DurableTerm: term, Amnesic: !sane, FirstIndex: first, LastIndex: last,
+		EntriesFaulty: ls.Faulty, Repairs: ls.Repairs, RepairFailures: ls.RepairFails, RepairedBytes: ls.RepairedBytes,
+		Truncations: ls.Truncations, Adopted: ls.Adopted, ScrubPosition: sc.Position, ScrubLast: sc.Last,
+		ScrubPasses: sc.Passes, MetaDegraded: st.Stable.Degraded(),
+	}, nil
+}

@@ -426,6 +426,198 @@ func (x *GetTermResponse) GetAmnesic() bool {
 	return false
 }
 
+type StatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusRequest) Reset() {
+	*x = StatusRequest{}
+	mi := &file_par_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusRequest) ProtoMessage() {}
+
+func (x *StatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
+func (*StatusRequest) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{6}
+}
+
+type StatusResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Node           string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	DurableTerm    uint64                 `protobuf:"varint,2,opt,name=durable_term,json=durableTerm,proto3" json:"durable_term,omitempty"`
+	Amnesic        bool                   `protobuf:"varint,3,opt,name=amnesic,proto3" json:"amnesic,omitempty"`
+	FirstIndex     uint64                 `protobuf:"varint,4,opt,name=first_index,json=firstIndex,proto3" json:"first_index,omitempty"`
+	LastIndex      uint64                 `protobuf:"varint,5,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	EntriesFaulty  int64                  `protobuf:"varint,6,opt,name=entries_faulty,json=entriesFaulty,proto3" json:"entries_faulty,omitempty"`
+	Repairs        int64                  `protobuf:"varint,7,opt,name=repairs,proto3" json:"repairs,omitempty"`
+	RepairFailures int64                  `protobuf:"varint,8,opt,name=repair_failures,json=repairFailures,proto3" json:"repair_failures,omitempty"`
+	RepairedBytes  int64                  `protobuf:"varint,9,opt,name=repaired_bytes,json=repairedBytes,proto3" json:"repaired_bytes,omitempty"`
+	Truncations    int64                  `protobuf:"varint,10,opt,name=truncations,proto3" json:"truncations,omitempty"`
+	Adopted        int64                  `protobuf:"varint,11,opt,name=adopted,proto3" json:"adopted,omitempty"`
+	ScrubPosition  uint64                 `protobuf:"varint,12,opt,name=scrub_position,json=scrubPosition,proto3" json:"scrub_position,omitempty"`
+	ScrubLast      uint64                 `protobuf:"varint,13,opt,name=scrub_last,json=scrubLast,proto3" json:"scrub_last,omitempty"`
+	ScrubPasses    int64                  `protobuf:"varint,14,opt,name=scrub_passes,json=scrubPasses,proto3" json:"scrub_passes,omitempty"`
+	MetaDegraded   bool                   `protobuf:"varint,15,opt,name=meta_degraded,json=metaDegraded,proto3" json:"meta_degraded,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StatusResponse) Reset() {
+	*x = StatusResponse{}
+	mi := &file_par_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusResponse) ProtoMessage() {}
+
+func (x *StatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
+func (*StatusResponse) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *StatusResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetDurableTerm() uint64 {
+	if x != nil {
+		return x.DurableTerm
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetAmnesic() bool {
+	if x != nil {
+		return x.Amnesic
+	}
+	return false
+}
+
+func (x *StatusResponse) GetFirstIndex() uint64 {
+	if x != nil {
+		return x.FirstIndex
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetEntriesFaulty() int64 {
+	if x != nil {
+		return x.EntriesFaulty
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetRepairs() int64 {
+	if x != nil {
+		return x.Repairs
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetRepairFailures() int64 {
+	if x != nil {
+		return x.RepairFailures
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetRepairedBytes() int64 {
+	if x != nil {
+		return x.RepairedBytes
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetTruncations() int64 {
+	if x != nil {
+		return x.Truncations
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetAdopted() int64 {
+	if x != nil {
+		return x.Adopted
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetScrubPosition() uint64 {
+	if x != nil {
+		return x.ScrubPosition
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetScrubLast() uint64 {
+	if x != nil {
+		return x.ScrubLast
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetScrubPasses() int64 {
+	if x != nil {
+		return x.ScrubPasses
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetMetaDegraded() bool {
+	if x != nil {
+		return x.MetaDegraded
+	}
+	return false
+}
+
 var File_par_proto protoreflect.FileDescriptor
 
 const file_par_proto_rawDesc = "" +
@@ -452,19 +644,41 @@ const file_par_proto_rawDesc = "" +
 	"\x0fGetTermResponse\x12\x1c\n" +
 	"\tresponder\x18\x01 \x01(\tR\tresponder\x12!\n" +
 	"\fdurable_term\x18\x02 \x01(\x04R\vdurableTerm\x12\x18\n" +
-	"\aamnesic\x18\x03 \x01(\bR\aamnesic*\xc4\x01\n" +
+	"\aamnesic\x18\x03 \x01(\bR\aamnesic\"\x0f\n" +
+	"\rStatusRequest\"\xfc\x03\n" +
+	"\x0eStatusResponse\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12!\n" +
+	"\fdurable_term\x18\x02 \x01(\x04R\vdurableTerm\x12\x18\n" +
+	"\aamnesic\x18\x03 \x01(\bR\aamnesic\x12\x1f\n" +
+	"\vfirst_index\x18\x04 \x01(\x04R\n" +
+	"firstIndex\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x05 \x01(\x04R\tlastIndex\x12%\n" +
+	"\x0eentries_faulty\x18\x06 \x01(\x03R\rentriesFaulty\x12\x18\n" +
+	"\arepairs\x18\a \x01(\x03R\arepairs\x12'\n" +
+	"\x0frepair_failures\x18\b \x01(\x03R\x0erepairFailures\x12%\n" +
+	"\x0erepaired_bytes\x18\t \x01(\x03R\rrepairedBytes\x12 \n" +
+	"\vtruncations\x18\n" +
+	" \x01(\x03R\vtruncations\x12\x18\n" +
+	"\aadopted\x18\v \x01(\x03R\aadopted\x12%\n" +
+	"\x0escrub_position\x18\f \x01(\x04R\rscrubPosition\x12\x1d\n" +
+	"\n" +
+	"scrub_last\x18\r \x01(\x04R\tscrubLast\x12!\n" +
+	"\fscrub_passes\x18\x0e \x01(\x03R\vscrubPasses\x12#\n" +
+	"\rmeta_degraded\x18\x0f \x01(\bR\fmetaDegraded*\xc4\x01\n" +
 	"\vEntryStatus\x12\x18\n" +
 	"\x14ENTRY_STATUS_UNKNOWN\x10\x00\x12\x15\n" +
 	"\x11ENTRY_STATUS_HAVE\x10\x01\x12\x1a\n" +
 	"\x16ENTRY_STATUS_DONT_HAVE\x10\x02\x12\x1c\n" +
 	"\x18ENTRY_STATUS_HAVE_FAULTY\x10\x03\x12$\n" +
 	" ENTRY_STATUS_COMMITTED_COMPACTED\x10\x04\x12$\n" +
-	" ENTRY_STATUS_CONFLICTS_COMMITTED\x10\x052\xa5\x01\n" +
+	" ENTRY_STATUS_CONFLICTS_COMMITTED\x10\x052\xea\x01\n" +
 	"\n" +
 	"PeerRepair\x12O\n" +
 	"\n" +
 	"GetEntries\x12\x1f.coord.par.v1.GetEntriesRequest\x1a .coord.par.v1.GetEntriesResponse\x12F\n" +
-	"\aGetTerm\x12\x1c.coord.par.v1.GetTermRequest\x1a\x1d.coord.par.v1.GetTermResponseB\x13Z\x11coord/proto/parpbb\x06proto3"
+	"\aGetTerm\x12\x1c.coord.par.v1.GetTermRequest\x1a\x1d.coord.par.v1.GetTermResponse\x12C\n" +
+	"\x06Status\x12\x1b.coord.par.v1.StatusRequest\x1a\x1c.coord.par.v1.StatusResponseB\x13Z\x11coord/proto/parpbb\x06proto3"
 
 var (
 	file_par_proto_rawDescOnce sync.Once
@@ -479,7 +693,7 @@ func file_par_proto_rawDescGZIP() []byte {
 }
 
 var file_par_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_par_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_par_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_par_proto_goTypes = []any{
 	(EntryStatus)(0),           // 0: coord.par.v1.EntryStatus
 	(*Item)(nil),               // 1: coord.par.v1.Item
@@ -488,6 +702,8 @@ var file_par_proto_goTypes = []any{
 	(*GetEntriesResponse)(nil), // 4: coord.par.v1.GetEntriesResponse
 	(*GetTermRequest)(nil),     // 5: coord.par.v1.GetTermRequest
 	(*GetTermResponse)(nil),    // 6: coord.par.v1.GetTermResponse
+	(*StatusRequest)(nil),      // 7: coord.par.v1.StatusRequest
+	(*StatusResponse)(nil),     // 8: coord.par.v1.StatusResponse
 }
 var file_par_proto_depIdxs = []int32{
 	1, // 0: coord.par.v1.GetEntriesRequest.items:type_name -> coord.par.v1.Item
@@ -495,10 +711,12 @@ var file_par_proto_depIdxs = []int32{
 	3, // 2: coord.par.v1.GetEntriesResponse.replies:type_name -> coord.par.v1.EntryReply
 	2, // 3: coord.par.v1.PeerRepair.GetEntries:input_type -> coord.par.v1.GetEntriesRequest
 	5, // 4: coord.par.v1.PeerRepair.GetTerm:input_type -> coord.par.v1.GetTermRequest
-	4, // 5: coord.par.v1.PeerRepair.GetEntries:output_type -> coord.par.v1.GetEntriesResponse
-	6, // 6: coord.par.v1.PeerRepair.GetTerm:output_type -> coord.par.v1.GetTermResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
+	7, // 5: coord.par.v1.PeerRepair.Status:input_type -> coord.par.v1.StatusRequest
+	4, // 6: coord.par.v1.PeerRepair.GetEntries:output_type -> coord.par.v1.GetEntriesResponse
+	6, // 7: coord.par.v1.PeerRepair.GetTerm:output_type -> coord.par.v1.GetTermResponse
+	8, // 8: coord.par.v1.PeerRepair.Status:output_type -> coord.par.v1.StatusResponse
+	6, // [6:9] is the sub-list for method output_type
+	3, // [3:6] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name
 	3, // [3:3] is the sub-list for extension extendee
 	0, // [0:3] is the sub-list for field type_name
@@ -515,7 +733,7 @@ func file_par_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_par_proto_rawDesc), len(file_par_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	PeerRepair_GetEntries_FullMethodName = "/coord.par.v1.PeerRepair/GetEntries"
 	PeerRepair_GetTerm_FullMethodName    = "/coord.par.v1.PeerRepair/GetTerm"
+	PeerRepair_Status_FullMethodName     = "/coord.par.v1.PeerRepair/Status"
 )
 
 // PeerRepairClient is the client API for PeerRepair service.
@@ -40,6 +41,8 @@ type PeerRepairClient interface {
 	GetEntries(ctx context.Context, in *GetEntriesRequest, opts ...grpc.CallOption) (*GetEntriesResponse, error)
 	// GetTerm returns the responder's durable current term.
 	GetTerm(ctx context.Context, in *GetTermRequest, opts ...grpc.CallOption) (*GetTermResponse, error)
+	// Status reports the node's PAR counters (coordctl par status).
+	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 }
 
 type peerRepairClient struct {
@@ -70,6 +73,16 @@ func (c *peerRepairClient) GetTerm(ctx context.Context, in *GetTermRequest, opts
 	return out, nil
 }
 
+func (c *peerRepairClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StatusResponse)
+	err := c.cc.Invoke(ctx, PeerRepair_Status_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerRepairServer is the server API for PeerRepair service.
 // All implementations must embed UnimplementedPeerRepairServer
 // for forward compatibility.
@@ -79,6 +92,8 @@ type PeerRepairServer interface {
 	GetEntries(context.Context, *GetEntriesRequest) (*GetEntriesResponse, error)
 	// GetTerm returns the responder's durable current term.
 	GetTerm(context.Context, *GetTermRequest) (*GetTermResponse, error)
+	// Status reports the node's PAR counters (coordctl par status).
+	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	mustEmbedUnimplementedPeerRepairServer()
 }
 
@@ -94,6 +109,9 @@ func (UnimplementedPeerRepairServer) GetEntries(context.Context, *GetEntriesRequ
 }
 func (UnimplementedPeerRepairServer) GetTerm(context.Context, *GetTermRequest) (*GetTermResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTerm not implemented")
+}
+func (UnimplementedPeerRepairServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
 }
 func (UnimplementedPeerRepairServer) mustEmbedUnimplementedPeerRepairServer() {}
 func (UnimplementedPeerRepairServer) testEmbeddedByValue()                    {}
@@ -152,6 +170,24 @@ func _PeerRepair_GetTerm_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PeerRepair_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerRepairServer).Status(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PeerRepair_Status_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerRepairServer).Status(ctx, req.(*StatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PeerRepair_ServiceDesc is the grpc.ServiceDesc for PeerRepair service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -166,6 +202,10 @@ var PeerRepair_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTerm",
 			Handler:    _PeerRepair_GetTerm_Handler,
+		},
+		{
+			MethodName: "Status",
+			Handler:    _PeerRepair_Status_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

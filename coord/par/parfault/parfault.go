@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"coord/coord"
@@ -362,7 +364,14 @@ func (h *Harness) probe(ctx context.Context, srvs []*coord.Server) (Outcome, str
 	} else if cc, err := h.dialLeader(ctx, srvs); err == nil {
 		cl := coordpb.NewCoordClient(cc)
 		for ctx.Err() == nil {
-			r, err := cl.Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/probe", Data: []byte("p")}})
+			cctx, ccancel := context.WithTimeout(ctx, time.Second)
+			r, err := cl.Create(cctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/probe", Data: []byte("p")}})
+			ccancel()
+			if status.Code(err) == codes.AlreadyExists {
+				// An earlier attempt timed out on our side but committed.
+				available = true
+				break
+			}
 			if err == nil {
 				available = true
 				for _, s := range srvs {

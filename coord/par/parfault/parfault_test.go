@@ -22,7 +22,7 @@ func TestMatrixSample(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	h, err := New(ctx, Options{Dir: t.TempDir(), RecoverTimeout: 800 * time.Millisecond, Avail: 4 * time.Second})
+	h, err := New(ctx, Options{Dir: t.TempDir(), RecoverTimeout: 1500 * time.Millisecond, Avail: 6 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
