@@ -23,6 +23,11 @@ var (
 	// ErrUnrecoverable: pre-start recovery could not decide every faulty
 	// item before its deadline (all copies damaged, or too few peers).
 	ErrUnrecoverable = errors.New("par: recovery could not complete")
+	// ErrLostLog: term/vote survive but the log and its identifiers are
+	// gone (a replaced or wiped disk). Starting would forget acknowledged
+	// entries under the same identity (the paper's Figure 2), so the node
+	// refuses; it must rejoin under a new identity (docs/PAR.md).
+	ErrLostLog = errors.New("par: the log and its identifiers are lost but the term/vote survive")
 	// ErrBadEnvelope: bytes that are not a valid par envelope.
 	ErrBadEnvelope = errors.New("par: bad log entry envelope")
 	// ErrRecordTooLarge: the term/vote record exceeds its fixed sector.

@@ -2,8 +2,10 @@ package par
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -85,9 +87,23 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.report.BoltRebuilt = rebuilt
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: boltPath})
-	if err != nil {
-		return nil, fmt.Errorf("open raft log %s: %w", boltPath, err)
+	var bolt *raftboltdb.BoltStore
+	openBolt := func() error {
+		return guard(func() (err error) {
+			bolt, err = raftboltdb.New(raftboltdb.Options{Path: boltPath})
+			return err
+		})
+	}
+	if err := openBolt(); err != nil {
+		// Damage the walk did not reach (the freelist): quarantine, start
+		// an empty file and let the identifiers drive the rebuild.
+		if qerr := quarantineFile(boltPath, filepath.Join(cfg.Dir, QuarantineDir), err); qerr != nil {
+			return nil, qerr
+		}
+		s.report.BoltRebuilt = true
+		if err := openBolt(); err != nil {
+			return nil, fmt.Errorf("open raft log %s: %w", boltPath, err)
+		}
 	}
 	s.bolt = bolt
 	ls, err := newLogStore(bolt, filepath.Join(cfg.Dir, JournalFile), cfg.NoSync)
@@ -108,6 +124,10 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.Stable = st
 	s.report.Amnesic = st.Amnesic()
+	if t, ok := st.DurableTerm(); ok && t > 0 && !hasData {
+		s.Close()
+		return nil, fmt.Errorf("%s: durable term %d: %w", cfg.Dir, t, ErrLostLog)
+	}
 	if err := s.classify(); err != nil {
 		s.Close()
 		return nil, err
@@ -154,38 +174,106 @@ func hasSnapshots(dir string) bool {
 	return len(ents) > 0
 }
 
-// checkBolt runs bbolt's structural check under SetPanicOnFault. A damaged
-// file is moved to quarantine (a fresh one is created by the caller); its
-// entries become faulty through the identifiers and are fetched from peers.
+// checkBolt checks raft.db's structure before raft-boltdb opens it: both
+// bbolt meta pages (magic, FNV checksum), the file size against the
+// high-water page id, then a walk of every bucket, key and value inside a
+// guarded goroutine. bbolt's own tx.Check runs in a goroutine of its own
+// where SetPanicOnFault cannot reach (a SIGBUS there kills the process),
+// so it is not used. A damaged file is moved to quarantine; its entries
+// become FAULTY through the identifiers and are fetched from peers.
 func checkBolt(path, quarantine string) (rebuilt bool, err error) {
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		return false, nil
 	}
-	cerr := guard(func() error {
-		db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		return db.View(func(tx *bbolt.Tx) error {
-			var errs []error
-			for e := range tx.Check() {
-				errs = append(errs, e)
+	cerr := checkBoltMeta(path, fi.Size())
+	if cerr == nil {
+		cerr = guard(func() error {
+			db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
+			if err != nil {
+				return err
 			}
-			return errors.Join(errs...)
+			defer db.Close()
+			return db.View(func(tx *bbolt.Tx) error {
+				return tx.ForEach(func(name []byte, b *bbolt.Bucket) error {
+					c := b.Cursor()
+					var sum byte
+					for k, v := c.First(); k != nil; k, v = c.Next() {
+						for _, x := range v {
+							sum ^= x
+						}
+					}
+					_ = sum
+					return nil
+				})
+			})
 		})
-	})
+	}
 	if cerr == nil {
 		return false, nil
 	}
+	return true, quarantineFile(path, quarantine, cerr)
+}
+
+func quarantineFile(path, quarantine string, why error) error {
 	if err := os.MkdirAll(quarantine, 0o700); err != nil {
-		return false, fmt.Errorf("quarantine %s: %w", path, err)
+		return fmt.Errorf("quarantine %s: %w", path, err)
 	}
-	dst := filepath.Join(quarantine, fmt.Sprintf("raft.db.%d", time.Now().UnixNano()))
+	dst := filepath.Join(quarantine, fmt.Sprintf("%s.%d", filepath.Base(path), time.Now().UnixNano()))
 	if err := os.Rename(path, dst); err != nil {
-		return false, fmt.Errorf("quarantine %s: %w (check: %v)", path, err, cerr)
+		return fmt.Errorf("quarantine %s: %w (damage: %v)", path, err, why)
 	}
-	return true, nil
+	return nil
+}
+
+// checkBoltMeta validates bbolt's two meta pages and the file size.
+func checkBoltMeta(path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	const hdr = 16 // page header
+	readMeta := func(off int64) (pageSize uint32, pgid, txid uint64, ok bool) {
+		b := make([]byte, hdr+64)
+		if _, err := f.ReadAt(b, off); err != nil {
+			return 0, 0, 0, false
+		}
+		m := b[hdr:]
+		if binary.LittleEndian.Uint32(m[0:]) != 0xED0CDAED {
+			return 0, 0, 0, false
+		}
+		h := fnv.New64a()
+		h.Write(m[:56])
+		if h.Sum64() != binary.LittleEndian.Uint64(m[56:]) {
+			return 0, 0, 0, false
+		}
+		return binary.LittleEndian.Uint32(m[8:]), binary.LittleEndian.Uint64(m[40:]), binary.LittleEndian.Uint64(m[48:]), true
+	}
+	ps0, pg0, tx0, ok0 := readMeta(0)
+	ps := int64(os.Getpagesize())
+	if ok0 {
+		ps = int64(ps0)
+	}
+	ps1, pg1, tx1, ok1 := readMeta(ps)
+	var pgid uint64
+	switch {
+	case ok0 && ok1:
+		pgid = pg0
+		if tx1 > tx0 {
+			pgid = pg1
+		}
+	case ok0:
+		pgid = pg0
+	case ok1:
+		pgid, ps = pg1, int64(ps1)
+	default:
+		return errors.New("bbolt: both meta pages damaged")
+	}
+	if size < int64(pgid)*ps {
+		return fmt.Errorf("bbolt: file is %d bytes, its meta needs %d", size, int64(pgid)*ps)
+	}
+	return nil
 }
 
 // entryState reads index i from bolt and checks it against id (nil id:

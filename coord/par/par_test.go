@@ -251,3 +251,31 @@ func TestLogStore_CorruptIdentifierAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestOpen_RefusesLostLog(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	storeN(t, s, 1, 3, 4)
+	if err := s.Stable.SetUint64([]byte("CurrentTerm"), 4); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	os.Remove(filepath.Join(dir, BoltFile))
+	os.Remove(filepath.Join(dir, JournalFile))
+	if _, err := Open(Config{Dir: dir, Name: "n1", NoSync: true}); !errors.Is(err, ErrLostLog) {
+		t.Fatalf("Open after losing log and journal: %v, want ErrLostLog", err)
+	}
+}
+
+func TestOpen_LostBoltKeepsIdentifiers(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	storeN(t, s, 1, 3, 4)
+	s.Close()
+	os.Remove(filepath.Join(dir, BoltFile))
+	s = openTestStore(t, dir)
+	defer s.Close()
+	if r := s.Report(); len(r.Faulty) != 3 {
+		t.Fatalf("report %+v: every identified entry must be faulty (to fetch from peers)", r)
+	}
+}

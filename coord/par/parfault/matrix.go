@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 )
 
-// Cases returns the reproducible case list for family ("A" or "E"),
+// Cases returns the reproducible case list for family ("A", "E" or "F"),
 // count cases drawn with seed (count <= 0: the whole family).
 func Cases(family string, seed uint64, count, entries int) []Case {
 	var all []Case
@@ -19,6 +19,16 @@ func Cases(family string, seed uint64, count, entries int) []Case {
 			for b := uint(0); b < n; b++ {
 				for c := uint(0); c < n; c++ {
 					all = append(all, Case{Family: "A", ID: id, Mask: [Nodes]uint{a, b, c}})
+					id++
+				}
+			}
+		}
+	case "F":
+		id := 0
+		for a := 0; a < fsKinds; a++ {
+			for b := 0; b < fsKinds; b++ {
+				for c := 0; c < fsKinds; c++ {
+					all = append(all, Case{Family: "F", ID: id, FS: [Nodes]int{a, b, c}})
 					id++
 				}
 			}

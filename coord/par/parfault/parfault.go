@@ -52,16 +52,32 @@ func (o Outcome) String() string { return [...]string{"correct", "unavailable", 
 // Family A: targeted entry corruption. Mask[n] has bit e set when entry e
 // is corrupted on node n. Family E: term/vote copies; Meta[n] is 0 (none),
 // 1 (copy A), 2 (copy B) or 3 (both).
+// Family F: file-system faults; FS[n] is one of the FS* kinds.
 type Case struct {
 	Family string
 	ID     int
 	Mask   [Nodes]uint
 	Meta   [Nodes]int
+	FS     [Nodes]int
 }
+
+// Family F kinds.
+const (
+	FSNone        = iota
+	FSRemoveBolt  // raft.db deleted
+	FSRemoveIDs   // par-ids.log deleted
+	FSHalfBolt    // raft.db truncated to half its size
+	FSRemoveBoth  // raft.db and par-ids.log deleted (a lost log)
+	FSGarbageBolt // raft.db extended with 64 KiB of garbage
+	fsKinds
+)
 
 func (c Case) String() string {
 	if c.Family == "E" {
 		return fmt.Sprintf("E/%d meta=%v", c.ID, c.Meta)
+	}
+	if c.Family == "F" {
+		return fmt.Sprintf("F/%d fs=%v", c.ID, c.FS)
 	}
 	return fmt.Sprintf("A/%d masks=%03b,%03b,%03b", c.ID, c.Mask[0], c.Mask[1], c.Mask[2])
 }
@@ -247,6 +263,17 @@ func (h *Harness) dialLeader(ctx context.Context, srvs []*coord.Server) (*grpc.C
 // Recoverable is the oracle for c.
 func (h *Harness) Recoverable(c Case) bool {
 	switch c.Family {
+	case "F":
+		lost, intact := 0, 0
+		for _, k := range c.FS {
+			switch k {
+			case FSRemoveBoth:
+				lost++ // refuses to start (a lost log)
+			case FSNone, FSRemoveIDs, FSGarbageBolt:
+				intact++ // holds every entry
+			}
+		}
+		return lost <= Nodes-(Nodes/2+1) && intact > 0
 	case "E":
 		both := 0
 		for _, m := range c.Meta {
@@ -296,6 +323,12 @@ func (h *Harness) Run(ctx context.Context, c Case) Result {
 func (h *Harness) inject(dir string, c Case) error {
 	for n := 0; n < Nodes; n++ {
 		nd := filepath.Join(dir, h.names[n])
+		if c.Family == "F" {
+			if err := injectFS(nd, c.FS[n]); err != nil {
+				return err
+			}
+			continue
+		}
 		if c.Family == "E" {
 			for bit, f := range []string{par.MetaFileA, par.MetaFileB} {
 				if c.Meta[n]&(1<<bit) != 0 {
@@ -318,6 +351,34 @@ func (h *Harness) inject(dir string, c Case) error {
 				return fmt.Errorf("entry %d not found in %s", e, nd)
 			}
 		}
+	}
+	return nil
+}
+
+func injectFS(nd string, kind int) error {
+	bolt, ids := filepath.Join(nd, par.BoltFile), filepath.Join(nd, par.JournalFile)
+	switch kind {
+	case FSRemoveBolt:
+		return os.Remove(bolt)
+	case FSRemoveIDs:
+		return os.RemoveAll(ids)
+	case FSRemoveBoth:
+		return errors.Join(os.Remove(bolt), os.RemoveAll(ids))
+	case FSHalfBolt:
+		fi, err := os.Stat(bolt)
+		if err != nil {
+			return err
+		}
+		return os.Truncate(bolt, fi.Size()/2)
+	case FSGarbageBolt:
+		f, err := os.OpenFile(bolt, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return err
+		}
+		junk := make([]byte, 64<<10)
+		_, _ = rand.Read(junk)
+		_, err = f.Write(junk)
+		return errors.Join(err, f.Close())
 	}
 	return nil
 }
