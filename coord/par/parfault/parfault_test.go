@@ -22,19 +22,26 @@ func TestMatrixSample(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	h, err := New(ctx, Options{Dir: t.TempDir(), RecoverTimeout: 1500 * time.Millisecond, Avail: 6 * time.Second})
-	if err != nil {
-		t.Fatal(err)
+	var hs []*Harness
+	for k := 0; k < 3; k++ {
+		h, err := New(ctx, Options{Dir: t.TempDir(), RecoverTimeout: 1500 * time.Millisecond, Avail: 6 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
 	}
+	total := 0
 	for _, fam := range []struct {
 		name  string
 		count int
-	}{{"A", 110}, {"E", 40}} {
-		tally, results := h.RunAll(ctx, Cases(fam.name, 42, fam.count, 4), nil)
-		t.Logf("par %s: %+v", fam.name, tally)
+	}{{"A", 90}, {"E", 30}, {"F", 30}} {
+		start := time.Now()
+		tally, results := RunParallel(ctx, hs, Cases(fam.name, 42, fam.count, 4))
+		t.Logf("par %s: %+v (%v)", fam.name, tally, time.Since(start).Round(time.Millisecond))
 		if tally.Total != fam.count {
 			t.Fatalf("family %s ran %d of %d cases", fam.name, tally.Total, fam.count)
 		}
+		total += tally.Total
 		for _, r := range results {
 			switch {
 			case r.Outcome == Unsafe:
@@ -45,6 +52,9 @@ func TestMatrixSample(t *testing.T) {
 				t.Errorf("unrecoverable case %s came out correct", r.Case)
 			}
 		}
+	}
+	if total < 150 {
+		t.Fatalf("ran %d cases, want >= 150", total)
 	}
 
 	plain, err := New(ctx, Options{Dir: t.TempDir(), Plain: true, Avail: 4 * time.Second})
