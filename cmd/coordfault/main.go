@@ -25,14 +25,16 @@ func main() {
 	one := flag.Int("case", -1, "run only this case id (with one --family)")
 	modes := flag.String("modes", "par,plain", "storage modes to run")
 	verbose := flag.Bool("v", false, "print every case")
+	parallel := flag.Int("parallel", 3, "clusters running cases at once")
+	recoverTimeout := flag.Duration("recover-timeout", 1500*time.Millisecond, "PAR pre-start recovery bound per node")
 	flag.Parse()
-	if err := run(*families, *seed, *count, *one, *modes, *verbose); err != nil {
+	if err := run(*families, *seed, *count, *one, *modes, *verbose, *parallel, *recoverTimeout); err != nil {
 		fmt.Fprintln(os.Stderr, "coordfault:", err)
 		os.Exit(1)
 	}
 }
 
-func run(families string, seed uint64, count, one int, modes string, verbose bool) error {
+func run(families string, seed uint64, count, one int, modes string, verbose bool, parallel int, recoverTimeout time.Duration) error {
 	ctx := context.Background()
 	fmt.Printf("coordfault --family %s --seed %d --count %d --modes %s\n", families, seed, count, modes)
 	fmt.Printf("%-6s %-6s %6s %8s %12s %7s %28s\n", "mode", "family", "Total", "Correct", "Unavailable", "Unsafe", "Unavailable-but-recoverable")
@@ -42,9 +44,13 @@ func run(families string, seed uint64, count, one int, modes string, verbose boo
 			return err
 		}
 		defer os.RemoveAll(dir)
-		h, err := parfault.New(ctx, parfault.Options{Dir: dir, Plain: mode == "plain"})
-		if err != nil {
-			return fmt.Errorf("%s: %w", mode, err)
+		var hs []*parfault.Harness
+		for k := 0; k < max(1, parallel); k++ {
+			h, err := parfault.New(ctx, parfault.Options{Dir: dir + fmt.Sprint("/h", k), Plain: mode == "plain", RecoverTimeout: recoverTimeout, Avail: 6 * time.Second})
+			if err != nil {
+				return fmt.Errorf("%s: %w", mode, err)
+			}
+			hs = append(hs, h)
 		}
 		for _, fam := range strings.Split(families, ",") {
 			if fam == "E" && mode == "plain" {
@@ -66,12 +72,13 @@ func run(families string, seed uint64, count, one int, modes string, verbose boo
 					}
 				}
 			}
-			var w *os.File
-			if verbose {
-				w = os.Stdout
-			}
 			start := time.Now()
-			t, _ := h.RunAll(ctx, cases, w)
+			t, results := parfault.RunParallel(ctx, hs, cases)
+			if verbose {
+				for _, r := range results {
+					fmt.Printf("case %-28s recoverable=%-5v %-11s %6dms repairs=%d bytes=%d %s\n", r.Case, r.Recoverable, r.Outcome, r.Took.Milliseconds(), r.Repairs, r.RepairedBytes, r.Detail)
+				}
+			}
 			fmt.Printf("%-6s %-6s %6d %8d %12d %7d %28d   (%s)\n", mode, fam, t.Total, t.Correct, t.Unavailable, t.Unsafe, t.UnavailableRecoverable, time.Since(start).Round(time.Second))
 		}
 	}

@@ -22,8 +22,11 @@
 //     locally), ADOPT (identifier re-derived from an intact entry), torn
 //     tail (no identifier: never acked, discarded with every later key),
 //     double fault (refuse to start), finish an interrupted compaction.
-//     bbolt's tx.Check runs at open under SetPanicOnFault; a damaged file is
-//     moved to par-quarantine/ and every identified entry becomes FAULTY.
+//     raft.db's structure is checked at open (both bbolt meta pages, file
+//     size against the high-water page, a guarded walk of every value); a
+//     damaged file is moved to par-quarantine/ and every identified entry
+//     becomes FAULTY, to be fetched from peers. A log lost under a
+//     surviving term refuses to start (ErrLostLog).
 //   - StableStore (stable.go): term and vote in one 512-byte record, stored
 //     twice (par-meta.a then par-meta.b, each fdatasync'ed), max valid seq
 //     wins and the other copy is rewritten (DecideLoad, pure). Both copies
@@ -53,17 +56,27 @@
 //
 // # Goroutines
 //
-// par starts none of its own. Client.ask runs one goroutine per peer per
-// call and waits for all of them. gRPC runs the server's handlers.
+// LogStore.Scrub runs on a goroutine its caller owns (coord starts it and
+// stops it through ctx at Close). StoreLogs with ParallelJournal runs the
+// journal write on a goroutine and waits for it. Client.ask runs one
+// goroutine per peer per call and waits for all of them. gRPC runs the
+// server's handlers.
 //
 // # Errors
 //
 // ErrEntryUnavailable (*FaultError), ErrAmnesia, ErrVoteQuarantined,
-// ErrDoubleFault, ErrUnrecoverable, ErrBadEnvelope, ErrRecordTooLarge,
+// ErrDoubleFault, ErrUnrecoverable, ErrLostLog, ErrBadEnvelope, ErrRecordTooLarge,
 // ErrJournal. Test with errors.Is.
 //
 // # Decisions and deviations from the design
 //
+//   - bbolt's tx.Check walks in its own goroutine, out of SetPanicOnFault's
+//     reach (a SIGBUS there kills the process), so par checks meta pages
+//     and size itself and walks the data in a guarded goroutine.
+//   - In multi-node clusters identifiers are written concurrently with the
+//     bbolt commit (Config.ParallelJournal, the paper's ordering): after a
+//     crash the last batch may hold identifiers without entries; they are
+//     FAULTY and decided by peers. Single-node clusters write serially.
 //   - Conservative GetLog mode only (raft here is v1.7.3, not v1.8): no
 //     caller-aware header-only reads, so the double-fault stall of §4.4 (C4)
 //     exists. A faulty entry that cannot be repaired at runtime makes
@@ -79,6 +92,6 @@
 //   - The journal is not preallocated nor rewritten: it grows by 64 bytes
 //     per entry and shrinks never (compaction only records COMPACT_PREFIX).
 //   - Not built yet: the snapshot sidecar store (§4.6), the I4 gap check,
-//     the scrubber, Prometheus metrics (Stats() exists), `coordctl par
-//     recover` and the par-node identity files (§4.8). See docs/PAR.md.
+//     `coordctl par recover` and the par-node identity files (§4.8). See
+//     docs/PAR.md.
 package par
