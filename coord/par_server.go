@@ -79,16 +79,17 @@ func (s *Server) openPAR(cluster []replica.Peer) (*replica.Storage, error) {
 	return storage, nil
 }
 
-// startScrubber runs the PAR scrubber until Close (no-op with plain
+// startScrubber runs the PAR scrubber until Close, which stops it before
+// the stores close (no-op with plain
 // storage or a negative rate).
 func (s *Server) startScrubber() {
 	if s.par == nil || s.cfg.PARScrubRate < 0 {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.wg.Add(2)
-	go func() { defer s.wg.Done(); <-s.stop; cancel() }()
-	go func() { defer s.wg.Done(); s.par.Log.Scrub(ctx, s.cfg.PARScrubRate) }()
+	done := make(chan struct{})
+	s.scrubStop = func() { cancel(); <-done }
+	go func() { defer close(done); s.par.Log.Scrub(ctx, s.cfg.PARScrubRate) }()
 }
 
 func (s *Server) registerPARMetrics() {

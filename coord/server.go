@@ -47,6 +47,7 @@ type Server struct {
 	par       *par.Store
 	parClient *par.Client
 	ready     atomic.Bool
+	scrubStop func() // stops the PAR scrubber and waits for it (nil: none)
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -169,6 +170,9 @@ func (s *Server) Close() error {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			_ = s.http.Shutdown(ctx)
 			cancel()
+		}
+		if s.scrubStop != nil {
+			s.scrubStop()
 		}
 		// Stop raft first: in-flight RPCs waiting on it get answers.
 		s.closeErr = s.rep.Close()

@@ -46,6 +46,9 @@ func (s *LogStore) Scrub(ctx context.Context, perSecond int) {
 				if _, _, err := s.readVerified(i, id); err != nil {
 					s.scrubFound.Add(1)
 					s.markFaulty(i)
+					if ctx.Err() != nil {
+						return
+					}
 					if _, err := s.repairNow(i, id); err != nil {
 						s.repairFails.Add(1)
 					}
