@@ -8,7 +8,7 @@ import (
 	"sync"
 )
 
-// Cases returns the reproducible case list for family ("A", "E" or "F"),
+// Cases returns the reproducible case list for family ("A", "E", "F" or "G"),
 // count cases drawn with seed (count <= 0: the whole family).
 func Cases(family string, seed uint64, count, entries int) []Case {
 	var all []Case
@@ -20,6 +20,16 @@ func Cases(family string, seed uint64, count, entries int) []Case {
 			for b := uint(0); b < n; b++ {
 				for c := uint(0); c < n; c++ {
 					all = append(all, Case{Family: "A", ID: id, Mask: [Nodes]uint{a, b, c}})
+					id++
+				}
+			}
+		}
+	case "G":
+		id := 0
+		for a := 0; a < crashKinds; a++ {
+			for b := 0; b < crashKinds; b++ {
+				for c := 0; c < crashKinds; c++ {
+					all = append(all, Case{Family: "G", ID: id, Crash: [Nodes]int{a, b, c}})
 					id++
 				}
 			}

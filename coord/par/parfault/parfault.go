@@ -29,6 +29,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
 	"coord/coord"
 	"coord/coord/par"
 	"coord/coord/replica"
@@ -53,13 +55,24 @@ func (o Outcome) String() string { return [...]string{"correct", "unavailable", 
 // is corrupted on node n. Family E: term/vote copies; Meta[n] is 0 (none),
 // 1 (copy A), 2 (copy B) or 3 (both).
 // Family F: file-system faults; FS[n] is one of the FS* kinds.
+// Family G: crash states; Crash[n] is one of the Crash* kinds.
 type Case struct {
 	Family string
 	ID     int
 	Mask   [Nodes]uint
 	Meta   [Nodes]int
 	FS     [Nodes]int
+	Crash  [Nodes]int
 }
+
+// Family G kinds: the states a kill -9 can leave, built offline.
+const (
+	CrashNone      = iota
+	CrashLostEntry // identifier durable, last bolt entry not (the concurrent-journal window)
+	CrashLostID    // last bolt entry durable, its identifier not (zeroed record)
+	CrashTornID    // last identifier record half written (garbage)
+	crashKinds
+)
 
 // Family F kinds.
 const (
@@ -78,6 +91,9 @@ func (c Case) String() string {
 	}
 	if c.Family == "F" {
 		return fmt.Sprintf("F/%d fs=%v", c.ID, c.FS)
+	}
+	if c.Family == "G" {
+		return fmt.Sprintf("G/%d crash=%v", c.ID, c.Crash)
 	}
 	return fmt.Sprintf("A/%d masks=%03b,%03b,%03b", c.ID, c.Mask[0], c.Mask[1], c.Mask[2])
 }
@@ -263,6 +279,15 @@ func (h *Harness) dialLeader(ctx context.Context, srvs []*coord.Server) (*grpc.C
 // Recoverable is the oracle for c.
 func (h *Harness) Recoverable(c Case) bool {
 	switch c.Family {
+	case "G":
+		// The last entry is committed (acked by all); it survives if one
+		// node still holds it.
+		for _, k := range c.Crash {
+			if k != CrashLostEntry {
+				return true
+			}
+		}
+		return false
 	case "F":
 		lost, intact := 0, 0
 		for _, k := range c.FS {
@@ -323,6 +348,12 @@ func (h *Harness) Run(ctx context.Context, c Case) Result {
 func (h *Harness) inject(dir string, c Case) error {
 	for n := 0; n < Nodes; n++ {
 		nd := filepath.Join(dir, h.names[n])
+		if c.Family == "G" {
+			if err := injectCrash(nd, c.Crash[n]); err != nil {
+				return err
+			}
+			continue
+		}
 		if c.Family == "F" {
 			if err := injectFS(nd, c.FS[n]); err != nil {
 				return err
@@ -351,6 +382,43 @@ func (h *Harness) inject(dir string, c Case) error {
 				return fmt.Errorf("entry %d not found in %s", e, nd)
 			}
 		}
+	}
+	return nil
+}
+
+func injectCrash(nd string, kind int) error {
+	ids := filepath.Join(nd, par.JournalFile)
+	switch kind {
+	case CrashLostEntry:
+		b, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(nd, par.BoltFile)})
+		if err != nil {
+			return err
+		}
+		last, err := b.LastIndex()
+		if err == nil {
+			err = b.DeleteRange(last, last)
+		}
+		return errors.Join(err, b.Close())
+	case CrashLostID, CrashTornID:
+		f, err := os.OpenFile(ids, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		fi, err := f.Stat()
+		if err != nil || fi.Size() < 64 {
+			f.Close()
+			return fmt.Errorf("journal %s too short: %v", ids, err)
+		}
+		rec := make([]byte, 64)
+		if kind == CrashTornID {
+			_, _ = rand.Read(rec[32:]) // the first half made it, the rest is garbage
+			if _, err := f.ReadAt(rec[:32], fi.Size()-64); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		_, err = f.WriteAt(rec, fi.Size()-64)
+		return errors.Join(err, f.Close())
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func TestMatrixSample(t *testing.T) {
 	for _, fam := range []struct {
 		name  string
 		count int
-	}{{"A", 90}, {"E", 30}, {"F", 30}} {
+	}{{"A", 90}, {"E", 30}, {"F", 30}, {"G", 24}} {
 		start := time.Now()
 		tally, results := RunParallel(ctx, hs, Cases(fam.name, 42, fam.count, 4))
 		t.Logf("par %s: %+v (%v)", fam.name, tally, time.Since(start).Round(time.Millisecond))
@@ -50,6 +50,15 @@ func TestMatrixSample(t *testing.T) {
 				t.Errorf("recoverable case %s was %s: %s", r.Case, r.Outcome, r.Detail)
 			case !r.Recoverable && r.Outcome == Correct:
 				t.Errorf("unrecoverable case %s came out correct", r.Case)
+			}
+			if r.Case.Family == "G" && r.Repairs > 0 {
+				lost := false
+				for _, k := range r.Case.Crash {
+					lost = lost || k == CrashLostEntry
+				}
+				if !lost {
+					t.Errorf("crash case %s needed %d repairs from peers: a crash that lost only identifiers must recover locally", r.Case, r.Repairs)
+				}
 			}
 		}
 	}
