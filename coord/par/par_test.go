@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+
+	"coord/proto/parpb"
 )
 
 func TestEnvelope_RoundTripAndDamage(t *testing.T) {
@@ -277,5 +279,59 @@ func TestOpen_LostBoltKeepsIdentifiers(t *testing.T) {
 	defer s.Close()
 	if r := s.Report(); len(r.Faulty) != 3 {
 		t.Fatalf("report %+v: every identified entry must be faulty (to fetch from peers)", r)
+	}
+}
+
+// TestServer_Answer checks the responder table: never a nack for anything
+// this node might hold.
+func TestServer_Answer(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	defer s.Close()
+	storeN(t, s, 1, 3, 1)
+	storeN(t, s, 4, 6, 2)
+	if err := s.Log.DeleteRange(1, 2); err != nil { // compaction up to 2
+		t.Fatal(err)
+	}
+	var raw raft.Log
+	s.bolt.GetLog(5, &raw)
+	raw.Data[len(raw.Data)-1] ^= 1
+	s.bolt.StoreLogs([]*raft.Log{&raw})
+	srv := NewServer(s)
+	tests := []struct {
+		name        string
+		i, t, floor uint64
+		want        Status
+	}{
+		{"intact copy", 4, 2, 0, StatusHave},
+		{"damaged copy", 5, 2, 0, StatusHaveFaulty},
+		{"other term above commit floor", 4, 3, 0, StatusDontHave},
+		{"other term at or below commit floor", 4, 3, 4, StatusConflictsCommitted},
+		{"beyond last", 9, 2, 0, StatusDontHave},
+		{"compacted, same term", 2, 1, 0, StatusCommittedCompacted},
+		{"compacted, other term", 2, 5, 0, StatusConflictsCommitted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, env := srv.answer(tt.i, tt.t, tt.floor)
+			if got != tt.want {
+				t.Fatalf("answer(%d,%d) = %v, want %v", tt.i, tt.t, got, tt.want)
+			}
+			if (got == StatusHave) != (env != nil) {
+				t.Fatalf("envelope %v for status %v", env != nil, got)
+			}
+		})
+	}
+	// A damaged journal (a corrupt slot before the last valid record) makes
+	// "beyond last" UNKNOWN: the damaged record may have named it.
+	s.Log.j.view.corrupt = 1
+	if got, _ := srv.answer(9, 2, 0); got != StatusUnknown {
+		t.Fatalf("damaged journal: %v, want UNKNOWN", got)
+	}
+	// An amnesic responder answers UNKNOWN to everything.
+	s.Stable.amnesic = true
+	resp, err := srv.GetEntries(t.Context(), &parpb.GetEntriesRequest{Items: []*parpb.Item{{Index: 4, Term: 2}}})
+	if err != nil || resp.Replies[0].Status != parpb.EntryStatus_ENTRY_STATUS_UNKNOWN {
+		t.Fatalf("amnesic: %v %v", resp, err)
 	}
 }
