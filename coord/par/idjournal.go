@@ -196,6 +196,7 @@ type journal struct {
 	wmu  sync.Mutex // serialises writes to the file tail
 	f    *os.File
 	next int64  // offset of the next slot
+	size int64  // file size (zeros preallocated beyond next)
 	seq  uint64 // next sequence number
 	view *idView
 	// noSync skips fdatasync (tests and the fault tool's fast mode only).
@@ -245,6 +246,7 @@ func (j *journal) replay() error {
 	// Append after the last valid record: trailing corrupt or empty slots
 	// are a torn or lost tail and are overwritten.
 	j.next = lastValid + recSize
+	j.size = off
 	// Corrupt slots after the last valid record are not mid-journal damage.
 	k := 0
 	for _, s := range j.view.corruptSlots {
@@ -272,6 +274,9 @@ func (j *journal) write(recs []record) error {
 		j.seq++
 		buf = append(buf, recs[i].encode()...)
 	}
+	if err := j.preallocate(j.next + int64(len(buf))); err != nil {
+		return err
+	}
 	if _, err := j.f.WriteAt(buf, j.next); err != nil {
 		return fmt.Errorf("%w: write at %d: %w", ErrJournal, j.next, err)
 	}
@@ -281,6 +286,32 @@ func (j *journal) write(recs []record) error {
 		}
 	}
 	j.next += int64(len(buf))
+	return nil
+}
+
+// preallocChunk is how far the journal is extended with written zeros at a
+// time, so that record appends overwrite allocated blocks (no size change,
+// so fdatasync need not commit file-system metadata) and a wrong file size
+// is visible.
+const preallocChunk = 1 << 20
+
+// preallocate makes sure the file holds initialised zeros up to end.
+func (j *journal) preallocate(end int64) error {
+	if end <= j.size {
+		return nil
+	}
+	zeros := make([]byte, preallocChunk)
+	for j.size < end {
+		if _, err := j.f.WriteAt(zeros, j.size); err != nil {
+			return fmt.Errorf("%w: preallocate at %d: %w", ErrJournal, j.size, err)
+		}
+		j.size += preallocChunk
+	}
+	if !j.noSync {
+		if err := j.f.Sync(); err != nil {
+			return fmt.Errorf("%w: sync preallocation: %w", ErrJournal, err)
+		}
+	}
 	return nil
 }
 

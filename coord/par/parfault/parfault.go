@@ -400,25 +400,27 @@ func injectCrash(nd string, kind int) error {
 		}
 		return errors.Join(err, b.Close())
 	case CrashLostID, CrashTornID:
-		f, err := os.OpenFile(ids, os.O_RDWR, 0)
+		b, err := os.ReadFile(ids)
 		if err != nil {
 			return err
 		}
-		fi, err := f.Stat()
-		if err != nil || fi.Size() < 64 {
-			f.Close()
-			return fmt.Errorf("journal %s too short: %v", ids, err)
-		}
-		rec := make([]byte, 64)
-		if kind == CrashTornID {
-			_, _ = rand.Read(rec[32:]) // the first half made it, the rest is garbage
-			if _, err := f.ReadAt(rec[:32], fi.Size()-64); err != nil {
-				f.Close()
-				return err
+		// The last written record: the journal is preallocated with zeros.
+		last := -1
+		for off := 0; off+64 <= len(b); off += 64 {
+			if !bytes.Equal(b[off:off+64], make([]byte, 64)) {
+				last = off
 			}
 		}
-		_, err = f.WriteAt(rec, fi.Size()-64)
-		return errors.Join(err, f.Close())
+		if last < 0 {
+			return fmt.Errorf("journal %s has no record", ids)
+		}
+		rec := b[last : last+64]
+		if kind == CrashTornID {
+			_, _ = rand.Read(rec[32:]) // the first half made it, the rest is garbage
+		} else {
+			clear(rec)
+		}
+		return os.WriteFile(ids, b, 0o600)
 	}
 	return nil
 }
