@@ -89,8 +89,9 @@
 //   - Voters for Recover are the initial cluster (coord.Config), not the
 //     latest configuration in the log; the membership rule of §4.4 (quorum
 //     in every uncommitted configuration) is not implemented.
-//   - The journal is not preallocated nor rewritten: it grows by 64 bytes
-//     per entry and shrinks never (compaction only records COMPACT_PREFIX).
+//   - The journal is preallocated with written zeros but never rewritten:
+//     it grows by 64 bytes per entry and never shrinks (compaction only
+//     records COMPACT_PREFIX).
 //   - Not built yet: the snapshot sidecar store (§4.6), the I4 gap check,
 //     `coordctl par recover` and the par-node identity files (§4.8). See
 //     docs/PAR.md.
