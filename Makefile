@@ -79,3 +79,13 @@ bench: build
 
 clean:
 	rm -rf $(BIN)
+
+# The PAR fault-injection matrix (docs/PAR.md): families A (every per-entry
+# corruption pattern over 4 committed entries × 3 nodes, 4096 cases) and E
+# (every term/vote copy pattern, 64 cases) and F (file-system faults:
+# deleted, truncated, extended files, 216 cases) and G (crash states, 64
+# cases), with PAR and with plain
+# raft-boltdb. CI runs a fixed-seed 150-case sample in coord/par/parfault.
+.PHONY: par-matrix
+par-matrix:
+	$(GO) run ./cmd/coordfault --family A,E,F,G --count 0 --modes par,plain

@@ -17,6 +17,7 @@ import (
 	"coord/coord/coordtest"
 	"coord/coord/rpc"
 	"coord/proto/coordpb"
+	"coord/proto/parpb"
 )
 
 func dialAs(t *testing.T, addr, certDir, name string) *grpc.ClientConn {
@@ -255,6 +256,18 @@ func TestPermissionMatrix(t *testing.T) {
 			}
 			return err
 		}),
+		"/coord.par.v1.PeerRepair/GetEntries": peer(func(ctx context.Context, conn *grpc.ClientConn, _ string) error {
+			_, err := parpb.NewPeerRepairClient(conn).GetEntries(ctx, &parpb.GetEntriesRequest{Requester: "n9"})
+			return err
+		}),
+		"/coord.par.v1.PeerRepair/GetTerm": peer(func(ctx context.Context, conn *grpc.ClientConn, _ string) error {
+			_, err := parpb.NewPeerRepairClient(conn).GetTerm(ctx, &parpb.GetTermRequest{})
+			return err
+		}),
+		"/coord.par.v1.PeerRepair/Status": {right: "bob", anon: false, wrong: true, ok: true, call: func(ctx context.Context, conn *grpc.ClientConn, _ string) error {
+			_, err := parpb.NewPeerRepairClient(conn).Status(ctx, &parpb.StatusRequest{})
+			return err
+		}},
 		"/coord.v1.Peer/KeepAlives": peer(func(ctx context.Context, conn *grpc.ClientConn, _ string) error {
 			_, err := pe(conn).KeepAlives(ctx, &coordpb.KeepAlivesRequest{})
 			return err
@@ -264,7 +277,7 @@ func TestPermissionMatrix(t *testing.T) {
 	// Every method of both services has a row and a rule, and no row or
 	// rule names a method that does not exist.
 	var methods []string
-	for _, sd := range []grpc.ServiceDesc{coordpb.Coord_ServiceDesc, coordpb.Peer_ServiceDesc} {
+	for _, sd := range []grpc.ServiceDesc{coordpb.Coord_ServiceDesc, coordpb.Peer_ServiceDesc, parpb.PeerRepair_ServiceDesc} {
 		for _, m := range sd.Methods {
 			methods = append(methods, "/"+sd.ServiceName+"/"+m.MethodName)
 		}

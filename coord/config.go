@@ -22,6 +22,8 @@ const (
 	DefaultMaxDataBytes    = 1 << 20
 	DefaultMaxRequestBytes = 4 << 20
 	DefaultWatchHistory    = 100_000
+	// DefaultPARRecoverTimeout bounds pre-start PAR recovery.
+	DefaultPARRecoverTimeout = 60 * time.Second
 )
 
 // Config configures a Server. The zero value plus DefaultConfig's fields is
@@ -79,6 +81,23 @@ type Config struct {
 	// replica.DefaultSnapshotBytes, 64 MiB; negative: never by size).
 	SnapshotBytes int64
 	TrailingLogs  uint64
+	// PlainStorage turns protocol-aware recovery off: raft-boltdb holds the
+	// log and the term/vote unprotected (the "original" column of the PAR
+	// fault matrix, and benchmark comparisons). PAR is on by default.
+	PlainStorage bool
+	// PARRecoverTimeout bounds pre-start recovery (repairing damaged log
+	// entries from peers, rebuilding a lost term/vote); when it ends
+	// unresolved the node refuses to start (0: DefaultPARRecoverTimeout).
+	PARRecoverTimeout time.Duration
+	// PARSerialJournal writes PAR identifiers after each bbolt commit even
+	// in multi-node clusters: a crash then never needs peers to decide the
+	// tail, at one more fdatasync per log append. By default multi-node
+	// clusters write them concurrently with the commit (single-node
+	// clusters always write serially: they have no peers to ask).
+	PARSerialJournal bool
+	// PARScrubRate is how many log entries per second the PAR scrubber
+	// re-verifies (0: par.DefaultScrubRate; negative: no scrubber).
+	PARScrubRate int
 	// InsecureNonLoopback allows listening on a non-loopback address without
 	// TLS (coordd --insecure); Start then logs a warning every time.
 	InsecureNonLoopback bool

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"coord/coord/auth"
+	"coord/coord/par"
 	"coord/coord/replica"
 	"coord/coord/rpc"
 	"coord/coord/tree"
@@ -47,6 +48,13 @@ type Server struct {
 	// watchStreams counts open watch streams; a follower with any pulls
 	// the leader's events (push.go).
 	watchStreams atomic.Int64
+	// PAR: the protected stores and the repair client (nil with
+	// PlainStorage); ready gates client RPCs until the replica runs, while
+	// PeerRepair is served from before raft starts.
+	par       *par.Store
+	parClient *par.Client
+	ready     atomic.Bool
+	scrubStop func() // stops the PAR scrubber and waits for it (nil: none)
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -132,6 +140,34 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	s.watches = newWatchHub(cfg.WatchHistory)
 	// Metrics exist before the replica: replaying the log feeds them.
 	s.metrics = newMetrics(s)
+	policy := rpc.Policy{TLS: sec != nil, Peers: sec.peerList(), Superusers: cfg.Superusers, TokenTTL: cfg.TokenTTL}
+	if cfg.TokenKeyFile != "" {
+		var err error
+		if policy.TokenKey, err = auth.LoadTokenKey(cfg.TokenKeyFile); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+	}
+	authz := rpc.NewAuthorizer(policy, s.log)
+	// gRPC serves from before raft starts (PeerRepair answers during PAR
+	// recovery); every other call waits for ready (readyUnary/readyStream).
+	s.grpc = grpc.NewServer(append(sec.serverOptions(),
+		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
+		grpc.ChainUnaryInterceptor(s.readyUnary, authz.Unary, s.metrics.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.readyStream, authz.Stream),
+	)...)
+	svc := rpc.NewService(s, s.log).WithTokenKey(policy.TokenKey, cfg.TokenTTL)
+	// Requests on a Call stream run through the same unary chain.
+	svc.Interceptor = chainUnary(s.readyUnary, authz.Unary, s.metrics.unaryInterceptor)
+	if cfg.MaxSessionsPerAddress != 0 {
+		svc.MaxSessionsPerAddress = cfg.MaxSessionsPerAddress
+	}
+	coordpb.RegisterCoordServer(s.grpc, svc)
+	coordpb.RegisterPeerServer(s.grpc, rpc.NewPeerService(s, s.log))
+	storage, err := s.openPAR(cluster, sec.peerCreds())
+	if err != nil {
+		return nil, err
+	}
 	rep, err := replica.New(replica.Config{
 		Name:              cfg.Name,
 		Address:           advertise,
@@ -148,45 +184,18 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 		Events:            s.onEvents,
 		Logger:            s.log,
 		DialTLS:           sec.dialTLS(),
+		Storage:           storage,
 	}, s.mux)
 	if err != nil {
-		ln.Close()
-		if s.httpLn != nil {
-			s.httpLn.Close()
-		}
+		s.stopEarly()
 		return nil, err
 	}
 	s.rep = rep
-
-	policy := rpc.Policy{TLS: sec != nil, Peers: sec.peerList(), Superusers: cfg.Superusers, TokenTTL: cfg.TokenTTL}
-	if cfg.TokenKeyFile != "" {
-		if policy.TokenKey, err = auth.LoadTokenKey(cfg.TokenKeyFile); err != nil {
-			s.rep.Close()
-			ln.Close()
-			if s.httpLn != nil {
-				s.httpLn.Close()
-			}
-			return nil, err
-		}
+	if s.par != nil {
+		s.par.SetCommitFloor(func() uint64 { return rep.Info().CommitIndex })
 	}
-	authz := rpc.NewAuthorizer(policy, s.log)
-	s.grpc = grpc.NewServer(append(sec.serverOptions(),
-		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
-		grpc.ChainUnaryInterceptor(authz.Unary, s.metrics.unaryInterceptor),
-		grpc.ChainStreamInterceptor(authz.Stream),
-	)...)
-	svc := rpc.NewService(s, s.log).WithTokenKey(policy.TokenKey, cfg.TokenTTL)
-	// Requests on a Call stream run through the same unary chain.
-	svc.Interceptor = chainUnary(authz.Unary, s.metrics.unaryInterceptor)
-	if cfg.MaxSessionsPerAddress != 0 {
-		svc.MaxSessionsPerAddress = cfg.MaxSessionsPerAddress
-	}
-	coordpb.RegisterCoordServer(s.grpc, svc)
-	coordpb.RegisterPeerServer(s.grpc, rpc.NewPeerService(s, s.log))
-
-	s.wg.Add(2)
-	go func() { defer s.wg.Done(); _ = s.mux.Serve() }()
-	go func() { defer s.wg.Done(); _ = s.grpc.Serve(s.mux.GRPC()) }()
+	s.ready.Store(true)
+	s.startScrubber()
 	if s.httpLn != nil {
 		s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
 		s.wg.Add(1)
@@ -222,9 +231,15 @@ func (s *Server) Close() error {
 			_ = s.http.Shutdown(ctx)
 			cancel()
 		}
+		if s.scrubStop != nil {
+			s.scrubStop()
+		}
 		// Stop raft first: in-flight RPCs waiting on it get answers.
 		s.closeErr = s.rep.Close()
 		s.grpc.Stop()
+		if s.parClient != nil {
+			_ = s.parClient.Close()
+		}
 		_ = s.mux.Close()
 		s.peers.close()
 		s.wg.Wait()

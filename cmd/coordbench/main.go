@@ -56,6 +56,8 @@ type options struct {
 	json      bool
 	nudge     bool
 	unary     bool
+	plain     bool
+	parSerial bool
 }
 
 // Result is one workload's measurement.
@@ -100,6 +102,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.readRatio, "read-ratio", 0.9, "share of reads in mixed")
 	fs.BoolVar(&o.json, "json", false, "print results as JSON")
 	fs.BoolVar(&o.unary, "unary", false, "one unary gRPC call per operation instead of the client's Call stream (for comparison)")
+	fs.BoolVar(&o.plain, "plain-storage", false, "with --start: servers use plain raft-boltdb instead of PAR (docs/PAR.md)")
+	fs.BoolVar(&o.parSerial, "par-serial-journal", false, "with --start: PAR writes identifiers after each bbolt commit (coord.Config.PARSerialJournal)")
 	fs.BoolVar(&o.nudge, "nudge", false, "with --start: servers nudge followers after sparse writes (coordd --nudge-followers)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (servers included with --start) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -137,7 +141,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return a, e
 	}
 	if o.start > 0 {
-		addrs, srvs, cleanup, err := startCluster(o.start, o.nudge)
+		addrs, srvs, cleanup, err := startCluster(o.start, o.nudge, o.plain, o.parSerial)
 		if err != nil {
 			fmt.Fprintf(stderr, "coordbench: start cluster: %v\n", err)
 			return 1
@@ -184,7 +188,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // startCluster runs n in-process servers on loopback with data on disk.
-func startCluster(n int, nudge bool) ([]string, []*coord.Server, func(), error) {
+func startCluster(n int, nudge, plain, parSerial bool) ([]string, []*coord.Server, func(), error) {
 	dir, err := os.MkdirTemp("", "coordbench")
 	if err != nil {
 		return nil, nil, nil, err
@@ -216,6 +220,8 @@ func startCluster(n int, nudge bool) ([]string, []*coord.Server, func(), error) 
 		cfg.HTTP = ""
 		cfg.InitialCluster = peers
 		cfg.NudgeFollowers = nudge
+		cfg.PlainStorage = plain
+		cfg.PARSerialJournal = parSerial
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		wg.Add(1)
 		go func(i int, cfg coord.Config) {

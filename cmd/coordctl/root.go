@@ -75,6 +75,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *app {
 		a.txnCmd(), a.membersCmd(), a.statusCmd(), a.snapshotCmd(),
 		a.watchCmd(), a.lockCmd(), a.electCmd())
 	root.AddCommand(a.mountCmd())
+	root.AddCommand(a.parCmd())
 	root.AddCommand(leasectl.Command())
 	root.AddCommand(a.certsCmd())
 	root.AddCommand(a.aclCmds()...)

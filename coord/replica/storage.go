@@ -11,6 +11,8 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+
+	"coord/coord/par"
 )
 
 // Storage is everything a replica keeps on disk: the raft log, the term and
@@ -72,6 +74,25 @@ func boltOptions() *bbolt.Options {
 		FreelistType:   bbolt.FreelistMapType,
 	}
 }
+
+// OpenPARStorage builds the replica's stores over an opened (and
+// recovered) par.Store: raft's LogCache above the par LogStore, the par
+// two-copy StableStore, and the file snapshot store under dir. Closing the
+// Storage closes p.
+func OpenPARStorage(p *par.Store, dir string, logOutput io.Writer) (*Storage, error) {
+	cache, err := raft.NewLogCache(logCacheSize, p.Log)
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := raft.NewFileSnapshotStore(dir, snapshotsRetained, logOutput)
+	if err != nil {
+		return nil, fmt.Errorf("open snapshot store in %s: %w", dir, err)
+	}
+	return &Storage{Log: cache, Stable: p.Stable, Snaps: snaps, close: p.Close}, nil
+}
+
+// CheckDataDir creates dir if missing and proves it is writable.
+func CheckDataDir(dir string) error { return checkDataDir(dir) }
 
 // checkDataDir creates dir if missing and proves it is writable, so that a
 // bad data dir is one clear error at start-up instead of a failure deep in

@@ -14,6 +14,7 @@ import (
 	"coord/coord/auth"
 	"coord/coord/tree"
 	"coord/proto/coordpb"
+	"coord/proto/parpb"
 )
 
 // Rule is what a method asks of its caller before the handler runs. Tree
@@ -74,6 +75,11 @@ var Rules = map[string]Rule{
 	coordpb.Peer_KeepAlives_FullMethodName:    RulePeer,
 	coordpb.Peer_ProposeBatch_FullMethodName:  RulePeer,
 	coordpb.Peer_Events_FullMethodName:        RulePeer,
+	// Protocol-aware recovery: peers fetch log entries and terms; an
+	// operator reads the status (coordctl par status).
+	parpb.PeerRepair_GetEntries_FullMethodName: RulePeer,
+	parpb.PeerRepair_GetTerm_FullMethodName:    RulePeer,
+	parpb.PeerRepair_Status_FullMethodName:     RuleAuthenticated,
 }
 
 // Policy is a node's authorization config. The zero Policy is the open

@@ -1,0 +1,98 @@
+// Package par is protocol-aware recovery (PAR, FAST'18 "CTRL") for coord's
+// raft storage: hashicorp/raft and raft-boltdb/v2 stay unmodified; par wraps
+// the stores so that a node whose disk returns damaged or missing data
+// neither crashes in a loop, nor forgets what it acknowledged, nor
+// double-votes. Design: ../shared/design/par.md (section numbers below).
+//
+// # What it owns
+//
+//   - LogStore (logstore.go, envelope.go): each raft entry is kept in bolt as
+//     a checksummed envelope whose CRC32C covers index and term; its
+//     identifier (index, term, type, checksum) goes to a separate
+//     append-only journal, par-ids.log (idjournal.go), after the bolt commit
+//     and fdatasync'ed before StoreLogs returns. A present identifier
+//     therefore means "possibly acknowledged". FirstIndex/LastIndex come
+//     from the identifiers, so an entry lost at the tail stays visible to
+//     elections. GetLog verifies envelope and identifier and never hands
+//     raft unverified bytes: a faulty entry is fetched from a peer (rule 1)
+//     within DefaultRepairWait, else GetLog returns a *FaultError
+//     (errors.Is ErrEntryUnavailable), never raft.ErrLogNotFound.
+//   - Start-up classification (classify.go, open.go): the pure decision
+//     table of §4.3.3 per index: OK, FAULTY (to peers, never discarded
+//     locally), ADOPT (identifier re-derived from an intact entry), torn
+//     tail (no identifier: never acked, discarded with every later key),
+//     double fault (refuse to start), finish an interrupted compaction.
+//     raft.db's structure is checked at open (both bbolt meta pages, file
+//     size against the high-water page, a guarded walk of every value); a
+//     damaged file is moved to par-quarantine/ and every identified entry
+//     becomes FAULTY, to be fetched from peers. A log lost under a
+//     surviving term refuses to start (ErrLostLog).
+//   - StableStore (stable.go): term and vote in one 512-byte record, stored
+//     twice (par-meta.a then par-meta.b, each fdatasync'ed), max valid seq
+//     wins and the other copy is rewritten (DecideLoad, pure). Both copies
+//     lost while raft data exists is amnesia (ErrAmnesia, never "not
+//     found"): Recover asks EVERY other voter for its durable term, takes the
+//     max M (never a majority's max: §4.5 counterexample) and records a
+//     sentinel vote in M. A vote-quarantine flag makes LastVoteTerm reads
+//     fail, so raft refuses votes (defence in depth; not yet used by a
+//     procedure).
+//   - Repair rules (decide.go, pure) and their exhaustive model check
+//     (decide_test.go), which also fails when a rule is weakened.
+//   - PeerRepair gRPC service (repair_server.go, proto/par.proto) answering
+//     from the durable identifier view, and the Client (repair_client.go).
+//   - parfault/: the fault-injection harness behind cmd/coordfault.
+//
+// # Caller's contract
+//
+//  1. Open(cfg) before raft: opens bolt, the journal and the meta copies and
+//     classifies every entry (local, always-safe actions only).
+//  2. Serve NewServer(store) on the node's gRPC address (before raft, so
+//     nodes in pre-start recovery can repair each other).
+//  3. Recover(ctx, client): fixes or discards every faulty entry by rules
+//     1-5 and rebuilds amnesic term/vote; returns ErrUnrecoverable when ctx
+//     ends first (the node stays down: the paper's "wait").
+//  4. Give raft NewLogCache(store.Log) and store.Stable; SetFetcher(client)
+//     for runtime repairs; SetCommitFloor(raft commit index).
+//
+// # Goroutines
+//
+// LogStore.Scrub runs on a goroutine its caller owns (coord starts it and
+// stops it through ctx at Close). StoreLogs with ParallelJournal runs the
+// journal write on a goroutine and waits for it. Client.ask runs one
+// goroutine per peer per call and waits for all of them. gRPC runs the
+// server's handlers.
+//
+// # Errors
+//
+// ErrEntryUnavailable (*FaultError), ErrAmnesia, ErrVoteQuarantined,
+// ErrDoubleFault, ErrUnrecoverable, ErrLostLog, ErrBadEnvelope, ErrRecordTooLarge,
+// ErrJournal. Test with errors.Is.
+//
+// # Decisions and deviations from the design
+//
+//   - bbolt's tx.Check walks in its own goroutine, out of SetPanicOnFault's
+//     reach (a SIGBUS there kills the process), so par checks meta pages
+//     and size itself and walks the data in a guarded goroutine.
+//   - In multi-node clusters identifiers are written concurrently with the
+//     bbolt commit (Config.ParallelJournal, the paper's ordering): after a
+//     crash the last batch may hold identifiers without entries; they are
+//     FAULTY and decided by peers. Single-node clusters write serially.
+//   - Conservative GetLog mode only (raft here is v1.7.3, not v1.8): no
+//     caller-aware header-only reads, so the double-fault stall of §4.4 (C4)
+//     exists. A faulty entry that cannot be repaired at runtime makes
+//     processLogs panic (the process restarts and pre-start recovery runs).
+//   - Discards happen only before raft starts (Recover); at runtime only rule
+//     1 (fetch an intact copy) is applied.
+//   - The model check reduces to one index by log matching: it enumerates
+//     every copy state, durable term (<= 3), reply mode (answer, UNKNOWN,
+//     down) and commit state of the other voters for N in {3, 5}.
+//   - Voters for Recover are the initial cluster (coord.Config), not the
+//     latest configuration in the log; the membership rule of §4.4 (quorum
+//     in every uncommitted configuration) is not implemented.
+//   - The journal is preallocated with written zeros but never rewritten:
+//     it grows by 64 bytes per entry and never shrinks (compaction only
+//     records COMPACT_PREFIX).
+//   - Not built yet: the snapshot sidecar store (§4.6), the I4 gap check,
+//     `coordctl par recover` and the par-node identity files (§4.8). See
+//     docs/PAR.md.
+package par

@@ -1,0 +1,304 @@
+package par
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// DefaultRepairWait bounds how long GetLog waits for a runtime repair.
+const DefaultRepairWait = 10 * time.Second
+
+// Fetcher gets a verified copy of entry (index, term) from a peer: the
+// envelope bytes of an intact copy whose checksum equals cksum. The repair
+// client implements it; nil means no runtime repair.
+type Fetcher interface {
+	Fetch(ctx context.Context, index, term uint64, cksum uint32) ([]byte, error)
+}
+
+// Stats are the LogStore's counters (exported as metrics by the server).
+type Stats struct {
+	Faulty        int64 // entries currently known faulty
+	Repairs       int64 // entries repaired from a peer
+	RepairFails   int64 // runtime repairs that timed out or failed
+	Truncations   int64 // suffixes discarded by the repair rules or as torn tails
+	Adopted       int64 // identifiers re-derived at start-up
+	RepairedBytes int64 // envelope bytes received in repairs
+}
+
+// LogStore is a raft.LogStore that keeps each entry in the inner store as a
+// checksummed envelope and its identifier in a separate append-only
+// journal, and never hands raft bytes that do not verify.
+type LogStore struct {
+	inner raft.LogStore
+	j     *journal
+	mu    sync.RWMutex // guards j (and its view)
+
+	// parallel writes the identifiers concurrently with the bolt commit
+	// (no added fsync latency; a crash can leave the last batch FAULTY
+	// instead of torn, so it needs peers: multi-node clusters only).
+	parallel bool
+
+	fetcher    atomic.Pointer[fetcherBox]
+	repairWait time.Duration
+	repairMu   sync.Mutex // one runtime repair at a time
+
+	faulty        sync.Map // index -> struct{}
+	nFaulty       atomic.Int64
+	repairs       atomic.Int64
+	repairFails   atomic.Int64
+	truncations   atomic.Int64
+	adopted       atomic.Int64
+	repairedBytes atomic.Int64
+
+	scrubPos, scrubLast     atomic.Uint64
+	scrubPasses, scrubFound atomic.Int64
+}
+
+type fetcherBox struct{ f Fetcher }
+
+var _ raft.LogStore = (*LogStore)(nil)
+
+// newLogStore wraps inner with the journal at path.
+func newLogStore(inner raft.LogStore, journalPath string, noSync bool) (*LogStore, error) {
+	j, err := openJournal(journalPath)
+	if err != nil {
+		return nil, err
+	}
+	j.noSync = noSync
+	return &LogStore{inner: inner, j: j, repairWait: DefaultRepairWait}, nil
+}
+
+// SetFetcher installs the runtime repair source (nil disables).
+func (s *LogStore) SetFetcher(f Fetcher) { s.fetcher.Store(&fetcherBox{f}) }
+
+// Stats returns the counters.
+func (s *LogStore) Stats() Stats {
+	return Stats{
+		Faulty: s.nFaulty.Load(), Repairs: s.repairs.Load(), RepairFails: s.repairFails.Load(),
+		Truncations: s.truncations.Load(), Adopted: s.adopted.Load(), RepairedBytes: s.repairedBytes.Load(),
+	}
+}
+
+// FirstIndex reports the identifier view's first index, not bolt's.
+func (s *LogStore) FirstIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.j.view.first, nil
+}
+
+// LastIndex reports the identifier view's last index, so an entry lost at
+// the tail stays visible to elections as a held (faulty) entry.
+func (s *LogStore) LastIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.j.view.last, nil
+}
+
+// ident returns the identifier of index i.
+func (s *LogStore) ident(i uint64) (ident, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok := s.j.view.ids[i]
+	return id, ok
+}
+
+// GetLog returns entry idx after verifying it against its envelope and its
+// identifier. A faulty entry is repaired from a peer if possible, else the
+// call fails with a *FaultError (errors.Is ErrEntryUnavailable).
+func (s *LogStore) GetLog(idx uint64, out *raft.Log) error {
+	id, ok := s.ident(idx)
+	if !ok {
+		return raft.ErrLogNotFound
+	}
+	l, _, err := s.readVerified(idx, id)
+	if err == nil {
+		*out = *l
+		return nil
+	}
+	s.markFaulty(idx)
+	if l, rerr := s.repairNow(idx, id); rerr == nil {
+		*out = *l
+		return nil
+	}
+	s.repairFails.Add(1)
+	return &FaultError{Index: idx, Term: id.term, Reason: err.Error()}
+}
+
+// readVerified reads idx from the inner store and checks it against id.
+// It returns the entry and its envelope bytes.
+func (s *LogStore) readVerified(idx uint64, id ident) (*raft.Log, []byte, error) {
+	var raw raft.Log
+	if err := guard(func() error { return s.inner.GetLog(idx, &raw) }); err != nil {
+		return nil, nil, err
+	}
+	l, c, err := decodeEnvelope(raw.Data)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case l.Index != idx || raw.Index != idx:
+		return nil, nil, fmt.Errorf("%w: envelope index %d at key %d", ErrBadEnvelope, l.Index, idx)
+	case l.Term != id.term || raw.Term != id.term:
+		return nil, nil, fmt.Errorf("%w: envelope term %d, identifier term %d", ErrBadEnvelope, l.Term, id.term)
+	case c != id.cksum:
+		return nil, nil, fmt.Errorf("%w: checksum %08x, identifier says %08x", ErrBadEnvelope, c, id.cksum)
+	}
+	return l, raw.Data, nil
+}
+
+// guard runs an inner-store call so that a SIGBUS on its mmap or a bbolt
+// page panic becomes an error.
+func guard(f func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("inner store panicked: %v", r)
+		}
+	}()
+	return f()
+}
+
+func (s *LogStore) markFaulty(idx uint64) {
+	if _, loaded := s.faulty.LoadOrStore(idx, struct{}{}); !loaded {
+		s.nFaulty.Add(1)
+	}
+}
+
+func (s *LogStore) clearFaulty(idx uint64) {
+	if _, ok := s.faulty.LoadAndDelete(idx); ok {
+		s.nFaulty.Add(-1)
+	}
+}
+
+// repairNow fetches idx from a peer (rule 1: any intact holder) and
+// rewrites it, waiting at most repairWait.
+func (s *LogStore) repairNow(idx uint64, id ident) (*raft.Log, error) {
+	box := s.fetcher.Load()
+	if box == nil || box.f == nil {
+		return nil, errors.New("no repair source")
+	}
+	s.repairMu.Lock()
+	defer s.repairMu.Unlock()
+	// Another caller may have repaired it meanwhile.
+	if l, _, err := s.readVerified(idx, id); err == nil {
+		return l, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.repairWait)
+	defer cancel()
+	env, err := box.f.Fetch(ctx, idx, id.term, id.cksum)
+	if err != nil {
+		return nil, err
+	}
+	return s.installRepaired(idx, id, env)
+}
+
+// installRepaired verifies env against our own identifier and rewrites the
+// entry in the inner store (no journal record: the identifier is unchanged).
+func (s *LogStore) installRepaired(idx uint64, id ident, env []byte) (*raft.Log, error) {
+	l, c, err := decodeEnvelope(env)
+	if err != nil {
+		return nil, err
+	}
+	if l.Index != idx || l.Term != id.term || c != id.cksum {
+		return nil, fmt.Errorf("%w: repaired copy (%d,%d,%08x) does not match identifier (%d,%d,%08x)",
+			ErrBadEnvelope, l.Index, l.Term, c, idx, id.term, id.cksum)
+	}
+	rec := &raft.Log{Index: idx, Term: l.Term, Type: l.Type, Data: env}
+	if err := guard(func() error { return s.inner.StoreLogs([]*raft.Log{rec}) }); err != nil {
+		return nil, fmt.Errorf("rewrite repaired entry %d: %w", idx, err)
+	}
+	s.clearFaulty(idx)
+	s.repairs.Add(1)
+	s.repairedBytes.Add(int64(len(env)))
+	return l, nil
+}
+
+// StoreLog stores one entry.
+func (s *LogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+
+// StoreLogs writes the envelopes to the inner store (one durable commit),
+// then the identifiers to the journal (fdatasync), then returns. It never
+// mutates the caller's logs.
+func (s *LogStore) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	copies := make([]*raft.Log, len(logs))
+	recs := make([]record, len(logs))
+	for i, l := range logs {
+		env, c := encodeEnvelope(l)
+		copies[i] = &raft.Log{Index: l.Index, Term: l.Term, Type: l.Type, Data: env}
+		recs[i] = record{kind: recAppend, typ: byte(l.Type), index: l.Index, term: l.Term, cksum: c}
+	}
+	if s.parallel {
+		// The paper's ordering: entry and identifier written concurrently,
+		// both durable before returning. A crash between them leaves either
+		// an intact entry without identifier (re-adopted at start-up) or an
+		// identifier whose entry is missing: FAULTY, resolved by peers.
+		errc := make(chan error, 1)
+		go func() { errc <- s.j.write(recs) }()
+		berr := guard(func() error { return s.inner.StoreLogs(copies) })
+		jerr := <-errc
+		if berr != nil || jerr != nil {
+			if jerr == nil {
+				// Identifiers are durable for entries bolt may not hold:
+				// retract them before raft retries.
+				s.mu.Lock()
+				s.j.applyAll(recs)
+				_ = s.j.append(record{kind: recTruncateSuffix, index: logs[0].Index})
+				s.mu.Unlock()
+			}
+			return errors.Join(berr, jerr)
+		}
+	} else {
+		// Entry durable first, then its identifier: a present identifier
+		// always means the entry reached a durable bbolt commit.
+		if err := guard(func() error { return s.inner.StoreLogs(copies) }); err != nil {
+			return err
+		}
+		if err := s.j.write(recs); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.j.applyAll(recs)
+	s.mu.Unlock()
+	return nil
+}
+
+// DeleteRange removes [min, max]. A suffix (raft's conflict path) is
+// journalled before the delete; so is a prefix (compaction).
+func (s *LogStore) DeleteRange(min, max uint64) error {
+	s.mu.Lock()
+	v := s.j.view
+	var rec record
+	if min > v.first && v.first != 0 {
+		rec = record{kind: recTruncateSuffix, index: min}
+	} else {
+		rec = record{kind: recCompactPrefix, index: max}
+	}
+	err := s.j.append(rec)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for i := min; i <= max; i++ {
+		s.clearFaulty(i)
+	}
+	return guard(func() error { return s.inner.DeleteRange(min, max) })
+}
+
+// Close closes the journal (the inner store is closed by its owner).
+func (s *LogStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.j.close()
+}

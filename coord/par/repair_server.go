@@ -1,0 +1,88 @@
+package par
+
+import (
+	"context"
+
+	"coord/proto/parpb"
+)
+
+// Server is the PeerRepair gRPC service over one node's Store. It answers
+// from the durable identifier view, never from bolt presence alone, and
+// never nacks what it might hold (design §4.4 responder rules).
+type Server struct {
+	parpb.UnimplementedPeerRepairServer
+	s *Store
+}
+
+// NewServer serves st.
+func NewServer(st *Store) *Server { return &Server{s: st} }
+
+// GetEntries answers per item.
+func (srv *Server) GetEntries(ctx context.Context, req *parpb.GetEntriesRequest) (*parpb.GetEntriesResponse, error) {
+	st := srv.s
+	term, sane := st.Stable.DurableTerm()
+	floor := st.floor()
+	resp := &parpb.GetEntriesResponse{Responder: st.cfg.Name, DurableTerm: term, CommitFloor: floor}
+	for _, it := range req.Items {
+		r := &parpb.EntryReply{Index: it.Index, Term: it.Term}
+		if sane {
+			status, env := srv.answer(it.Index, it.Term, floor)
+			r.Status, r.Envelope = parpb.EntryStatus(status), env
+		}
+		resp.Replies = append(resp.Replies, r)
+	}
+	return resp, nil
+}
+
+// answer is the responder table for (i, t).
+func (srv *Server) answer(i, t, floor uint64) (Status, []byte) {
+	ls := srv.s.Log
+	ls.mu.RLock()
+	v := ls.j.view
+	id, ok := v.ids[i]
+	last, compacted, corrupt := v.last, v.compacted, v.corrupt
+	knownTerm, known := v.termAt(i)
+	ls.mu.RUnlock()
+	switch {
+	case ok && id.term == t:
+		if _, env, err := ls.readVerified(i, id); err == nil {
+			return StatusHave, env
+		}
+		return StatusHaveFaulty, nil
+	case ok: // another term at i
+		if i <= floor {
+			return StatusConflictsCommitted, nil
+		}
+		return StatusDontHave, nil
+	case i <= compacted:
+		if known && knownTerm != t {
+			return StatusConflictsCommitted, nil
+		}
+		return StatusCommittedCompacted, nil
+	case i > last && corrupt == 0:
+		return StatusDontHave, nil
+	default: // a hole in a damaged journal
+		return StatusUnknown, nil
+	}
+}
+
+// GetTerm returns the durable current term.
+func (srv *Server) GetTerm(ctx context.Context, _ *parpb.GetTermRequest) (*parpb.GetTermResponse, error) {
+	term, sane := srv.s.Stable.DurableTerm()
+	return &parpb.GetTermResponse{Responder: srv.s.cfg.Name, DurableTerm: term, Amnesic: !sane}, nil
+}
+
+// Status reports the counters.
+func (srv *Server) Status(ctx context.Context, _ *parpb.StatusRequest) (*parpb.StatusResponse, error) {
+	st := srv.s
+	term, sane := st.Stable.DurableTerm()
+	first, _ := st.Log.FirstIndex()
+	last, _ := st.Log.LastIndex()
+	ls, sc := st.Log.Stats(), st.Log.ScrubStats()
+	return &parpb.StatusResponse{
+		Node: st.cfg.Name, DurableTerm: term, Amnesic: !sane, FirstIndex: first, LastIndex: last,
+		EntriesFaulty: ls.Faulty, Repairs: ls.Repairs, RepairFailures: ls.RepairFails, RepairedBytes: ls.RepairedBytes,
+		Truncations: ls.Truncations, Adopted: ls.Adopted, ScrubPosition: sc.Position, ScrubLast: sc.Last,
+		ScrubPasses: sc.Passes, MetaDegraded: st.Stable.Degraded(),
+	}, nil
+}
