@@ -198,13 +198,7 @@ func EncodeStatus(err error) []byte {
 
 // DecodeStatus is EncodeStatus's inverse, returning the server error
 // (through FromStatus); malformed bytes give an Internal error, never nil.
-func DecodeStatus(b []byte) error {
-	var st spb.Status
-	if err := proto.Unmarshal(b, &st); err != nil || st.GetCode() == int32(codes.OK) {
-		return FromStatus(status.Errorf(codes.Internal, "malformed error status from peer (%d bytes)", len(b)))
-	}
-	return FromStatus(status.FromProto(&st).Err())
-}
+func DecodeStatus(b []byte) error { return FromStatus(DecodeStatusError(b)) }
 
 // DecodeStatusError is DecodeStatus without FromStatus: the gRPC status
 // error itself, as a unary call would have returned it to a client.

@@ -262,7 +262,9 @@ func read[R any](ctx context.Context, s *Service, opts *coordpb.ReadOptions,
 	serve func(t *tree.Tree, zxid uint64) (R, error),
 	ask func(ctx context.Context, c coordpb.CoordClient, at *coordpb.ReadOptions) (R, error)) (R, error) {
 	var zero R
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(mdRedirected)) > 0 {
+	// ValueFromIncomingContext, not FromIncomingContext: every read passes
+	// here, and the latter copies the whole metadata map.
+	if len(metadata.ValueFromIncomingContext(ctx, mdRedirected)) > 0 {
 		ctx = context.WithValue(ctx, noRedirectKey{}, true)
 	}
 	t, zxid, err := s.b.Read(ctx, opts)
