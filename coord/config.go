@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"coord/coord/auth"
 	"coord/coord/replica"
 	"coord/session"
@@ -104,6 +106,9 @@ type Config struct {
 	// EnablePprof serves net/http/pprof under /debug/pprof/ on the HTTP
 	// address (profiling a live node; off by default).
 	EnablePprof bool
+	// MetricsCollectors are registered in this server's /metrics registry
+	// beside its own (coordd adds hashicorp/raft's internal timings).
+	MetricsCollectors []prometheus.Collector
 	// TLS names the node's certificate, key and CA (all three or none).
 	// With TLS the one address speaks only TLS: clients, raft and peer
 	// RPCs alike; peers must present a certificate naming one of

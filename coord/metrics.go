@@ -63,6 +63,11 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(m.requests, m.latency, m.events,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(gauges...)
+	for _, c := range s.cfg.MetricsCollectors {
+		if err := m.reg.Register(c); err != nil {
+			s.log.Warn("metrics collector not registered", "error", err)
+		}
+	}
 	return m
 }
 

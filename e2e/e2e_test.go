@@ -263,8 +263,15 @@ func TestE2E_KillLeaderNothingLost(t *testing.T) {
 		var buf bytes.Buffer
 		buf.ReadFrom(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(buf.String(), "coord_raft_is_leader 1") {
+		if strings.Contains(buf.String(), "\ncoord_raft_is_leader 1\n") {
 			leader = i
+			// raft's own timings reach /metrics (coordd --raft-metrics, on
+			// by default): the leader committed the 20 creates.
+			for _, name := range []string{"raft_commitTime_count", "raft_boltdb_storeLogs_count", "raft_leader_dispatchLog_count"} {
+				if !strings.Contains(buf.String(), "\n"+name+" ") {
+					t.Errorf("leader /metrics lacks %s", name)
+				}
+			}
 		}
 	}
 	if leader < 0 {

@@ -97,7 +97,7 @@ func (c *cluster) leaderIndex() int {
 			if nd.cmd == nil {
 				continue
 			}
-			if m := c.metrics(i); strings.Contains(m, "coord_raft_is_leader 1") {
+			if m := c.metrics(i); strings.Contains(m, "\ncoord_raft_is_leader 1\n") {
 				return i
 			}
 		}

@@ -57,6 +57,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "how long a password login lasts (default 1h)")
 	peerNames := fs.String("peer-names", "", "allowed peer certificate names, comma-separated (default: this node and --initial-cluster names)")
 	fs.BoolVar(&cfg.PlainStorage, "plain-storage", false, "turn protocol-aware recovery off: plain raft-boltdb log and term/vote (docs/PAR.md)")
+	raftTelemetry := fs.Bool("raft-metrics", true, "serve hashicorp/raft's internal timings (commit time, store latency, replication RPCs) on /metrics as raft_* and raft_boltdb_*")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Lookup("unsafe-local-reads").Usage = "BROKEN ON PURPOSE (tests only): serve linearizable reads from local state"
 	if err := fs.Parse(args); err != nil {
@@ -93,6 +94,14 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 
+	if *raftTelemetry {
+		c, err := raftMetrics()
+		if err != nil {
+			fmt.Fprintf(stderr, "coordd: %v\n", err)
+			return 1
+		}
+		cfg.MetricsCollectors = append(cfg.MetricsCollectors, c)
+	}
 	srv, err := coord.Start(cfg, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "coordd: %v\n", err)
