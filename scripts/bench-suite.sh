@@ -2,7 +2,8 @@
 # The anchor workloads (../shared/perf-anchors.md) against three coordd
 # processes on 127.0.0.1:4280-4282, data under a temporary directory with
 # real fsync. Usage: scripts/bench-suite.sh [DURATION] [extra coordd flags]
-# Prints one coordbench table row per workload.
+# Prints one coordbench table row per workload, with the CPU time (user +
+# system) the client process and the three servers spent per operation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s build
@@ -19,8 +20,9 @@ for i in 1 2 3; do
 done
 EP=127.0.0.1:4280,127.0.0.1:4281,127.0.0.1:4282
 for _ in $(seq 100); do bin/coordctl --endpoints $EP status >/dev/null 2>&1 && break; sleep 0.1; done
-run() { bin/coordbench --endpoints $EP --duration "$DUR" --warmup 1s "$@" 2>/dev/null | tail -n +2; }
-echo "  workload  clients  ops  errors  ops/s  p50 ms  p99 ms  p99.9 ms"
+PIDLIST=$(IFS=,; echo "${PIDS[*]}")
+run() { bin/coordbench --endpoints $EP --server-pids "$PIDLIST" --duration "$DUR" --warmup 1s "$@" 2>/dev/null | tail -n +2; }
+echo "  workload  clients  ops  errors  ops/s  p50 ms  p99 ms  p99.9 ms  cpu us/op client  cpu us/op servers"
 run --workload create --clients 16
 run --workload set --clients 1
 run --workload set --clients 16

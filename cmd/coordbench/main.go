@@ -58,6 +58,7 @@ type options struct {
 	unary     bool
 	plain     bool
 	parSerial bool
+	pids      []int // --server-pids: CPU accounting of the servers
 }
 
 // Result is one workload's measurement.
@@ -76,6 +77,11 @@ type Result struct {
 	// append over the workload (warm-up included), summed over all nodes:
 	// how many writes group commit puts behind each bbolt commit.
 	EntriesPerAppend float64 `json:"entries_per_append,omitempty"`
+	// ClientCPUus is this process's CPU time (user + system) per operation
+	// in the window, in microseconds; with --start the in-process servers
+	// are included. ServerCPUus is that of the --server-pids processes.
+	ClientCPUus float64 `json:"client_cpu_us_per_op,omitempty"`
+	ServerCPUus float64 `json:"server_cpu_us_per_op,omitempty"`
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -105,12 +111,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.plain, "plain-storage", false, "with --start: servers use plain raft-boltdb instead of PAR (docs/PAR.md)")
 	fs.BoolVar(&o.parSerial, "par-serial-journal", false, "with --start: PAR writes identifiers after each bbolt commit (coord.Config.PARSerialJournal)")
 	fs.BoolVar(&o.nudge, "nudge", false, "with --start: servers nudge followers after sparse writes (coordd --nudge-followers)")
+	pids := fs.String("server-pids", "", "comma-separated pids of the server processes: report their CPU time per operation (works for coordd, ZooKeeper, etcd)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (servers included with --start) to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if o.clients < 1 || o.keys < 1 || o.valueSize < 0 || o.duration <= 0 || o.readRatio < 0 || o.readRatio > 1 {
 		fmt.Fprintln(stderr, "coordbench: --clients and --keys must be >= 1, --duration > 0, --read-ratio in [0,1]")
+		return 2
+	}
+	var err error
+	if o.pids, err = parsePIDs(*pids); err != nil {
+		fmt.Fprintf(stderr, "coordbench: %v\n", err)
 		return 2
 	}
 	if o.start != 0 && o.start != 1 && o.start != 3 {
@@ -175,11 +187,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(servers) > 0 {
 		fmt.Fprint(tw, "entries/append\t")
 	}
+	fmt.Fprint(tw, "cpu us/op (this process)\t")
+	if len(o.pids) > 0 {
+		fmt.Fprint(tw, "cpu us/op (servers)\t")
+	}
 	fmt.Fprintln(tw)
 	for _, r := range results {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t", r.Workload, r.Clients, r.Ops, r.Errors, r.OpsPerS, r.P50ms, r.P99ms, r.P999ms)
 		if len(servers) > 0 {
 			fmt.Fprintf(tw, "%.1f\t", r.EntriesPerAppend)
+		}
+		fmt.Fprintf(tw, "%.0f\t", r.ClientCPUus)
+		if len(o.pids) > 0 {
+			fmt.Fprintf(tw, "%.0f\t", r.ServerCPUus)
 		}
 		fmt.Fprintln(tw)
 	}
@@ -461,6 +481,7 @@ func measure(ctx context.Context, o options, workload string, ops []op, stderr i
 		}()
 	}
 	time.Sleep(o.warmup)
+	cpu0, cpuErr := takeCPU(o.pids)
 	measuring.Store(true)
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
@@ -487,6 +508,10 @@ loop:
 	}
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	cpu1, err := takeCPU(o.pids)
+	if cpuErr == nil {
+		cpuErr = err
+	}
 	close(stop)
 	<-done
 	fmt.Fprintln(stderr)
@@ -501,9 +526,16 @@ loop:
 		}
 		return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
 	}
-	return Result{
+	r := Result{
 		Workload: workload, Clients: len(ops), Ops: int64(len(all)), Errors: errs.Load(),
 		Seconds: elapsed.Seconds(), OpsPerS: float64(len(all)) / elapsed.Seconds(),
 		P50ms: q(0.50), P99ms: q(0.99), P999ms: q(0.999),
 	}
+	if cpuErr != nil {
+		fmt.Fprintf(stderr, "coordbench: cpu accounting: %v\n", cpuErr)
+	} else if n := float64(len(all)); n > 0 {
+		r.ClientCPUus = float64((cpu1.self - cpu0.self).Microseconds()) / n
+		r.ServerCPUus = float64((cpu1.servers - cpu0.servers).Microseconds()) / n
+	}
+	return r
 }

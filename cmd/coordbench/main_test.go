@@ -35,6 +35,9 @@ func TestRun_SmallWorkloads(t *testing.T) {
 		if r.EntriesPerAppend < 1 {
 			t.Errorf("%s: entries per append %.2f", r.Workload, r.EntriesPerAppend)
 		}
+		if r.ClientCPUus <= 0 {
+			t.Errorf("%s: this process's CPU per op %.1f us", r.Workload, r.ClientCPUus)
+		}
 	}
 }
 
