@@ -99,6 +99,19 @@ type Policy struct {
 	TokenKey []byte
 	// TokenTTL is how long a login lasts (0: auth.DefaultTokenTTL).
 	TokenTTL time.Duration
+	// Users looks up a password user's generation, so that a token of a
+	// deleted user, or from before a password change, is refused (nil:
+	// tokens are checked for signature and expiry only).
+	Users UserGenerations
+}
+
+// UserGenerations is the replicated user table as the authorizer needs
+// it. UserGeneration returns the generation of user name (and whether it
+// exists) in a state that has applied at least index atLeast (a token's
+// generation, so a node that lags behind the login waits instead of
+// refusing a fresh user); it fails if it cannot get there before ctx ends.
+type UserGenerations interface {
+	UserGeneration(ctx context.Context, name string, atLeast uint64) (gen uint64, ok bool, err error)
 }
 
 // authOn: the cluster-level rules apply.
@@ -143,12 +156,15 @@ func (a *Authorizer) identify(ctx context.Context) (*tree.Caller, bool, error) {
 				if !ok {
 					return nil, false, fmt.Errorf("%w: authorization metadata: want \"Bearer TOKEN\"", auth.ErrUnauthenticated)
 				}
-				user, groups, err := auth.VerifyToken(a.p.TokenKey, tok, time.Now())
+				t, err := auth.VerifyToken(a.p.TokenKey, tok, time.Now())
 				if err != nil {
 					return nil, false, err
 				}
-				c := &tree.Caller{Ids: []string{"user:" + user}}
-				for _, g := range groups {
+				if err := a.current(ctx, t); err != nil {
+					return nil, false, err
+				}
+				c := &tree.Caller{Ids: []string{"user:" + t.User}}
+				for _, g := range t.Groups {
 					c.Ids = append(c.Ids, "group:"+g)
 				}
 				c.Super = a.super(c)
@@ -158,6 +174,25 @@ func (a *Authorizer) identify(ctx context.Context) (*tree.Caller, bool, error) {
 	}
 	c, peer := a.identifyTLS(ctx)
 	return c, peer, nil
+}
+
+// current refuses a token whose user was deleted, or set again (new
+// password or groups) since the login.
+func (a *Authorizer) current(ctx context.Context, t auth.Token) error {
+	if a.p.Users == nil {
+		return nil
+	}
+	gen, ok, err := a.p.Users.UserGeneration(ctx, t.User, t.Generation)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: token revoked: user %q no longer exists", auth.ErrUnauthenticated, t.User)
+	}
+	if gen != t.Generation {
+		return fmt.Errorf("%w: token revoked: user %q was changed since this login; log in again", auth.ErrUnauthenticated, t.User)
+	}
+	return nil
 }
 
 func (a *Authorizer) super(c *tree.Caller) bool {
