@@ -22,6 +22,9 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 	// ErrUnauthenticated: the call needs an identity and has none.
 	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrTooManyLogins: a password login refused by the login rate limit
+	// (before any password check); retry later.
+	ErrTooManyLogins = errors.New("too many logins")
 )
 
 // TLSFiles names the three PEM files of a node or client: its certificate,

@@ -99,6 +99,9 @@ type Policy struct {
 	TokenKey []byte
 	// TokenTTL is how long a login lasts (0: auth.DefaultTokenTTL).
 	TokenTTL time.Duration
+	// Logins bound password logins per client address and per node (zero:
+	// DefaultLoginLimits); applied only with a TokenKey.
+	Logins LoginLimits
 	// Users looks up a password user's generation, so that a token of a
 	// deleted user, or from before a password change, is refused (nil:
 	// tokens are checked for signature and expiry only).
@@ -133,8 +136,9 @@ func CallerFrom(ctx context.Context) *tree.Caller {
 
 // Authorizer resolves each call's identity and applies Rules.
 type Authorizer struct {
-	p   Policy
-	log *slog.Logger
+	p      Policy
+	log    *slog.Logger
+	logins *loginLimiter // nil: password login off
 }
 
 // NewAuthorizer returns the interceptors' owner for p.
@@ -142,7 +146,14 @@ func NewAuthorizer(p Policy, log *slog.Logger) *Authorizer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Authorizer{p: p, log: log}
+	a := &Authorizer{p: p, log: log}
+	if p.TokenKey != nil {
+		if p.Logins == (LoginLimits{}) {
+			p.Logins = DefaultLoginLimits()
+		}
+		a.logins = newLoginLimiter(p.Logins)
+	}
+	return a
 }
 
 // identify returns the caller and whether it is a verified peer. A
@@ -232,6 +243,22 @@ func (a *Authorizer) identifyTLS(ctx context.Context) (*tree.Caller, bool) {
 	return c, id.Kind == auth.Peer
 }
 
+// limit applies the login rate limit to an Authenticate where the caller
+// arrives: before any bcrypt work, and not again when a peer forwards it.
+// (Without TLS a forwarding peer cannot be told from a client, so a
+// forwarded login counts at both nodes.)
+func (a *Authorizer) limit(ctx context.Context, method string) error {
+	if a.logins == nil || method != coordpb.Coord_Authenticate_FullMethodName {
+		return nil
+	}
+	if a.p.TLS {
+		if st, ok := auth.TLSState(ctx); ok && auth.FromTLS(st, a.p.Peers).Kind == auth.Peer {
+			return nil
+		}
+	}
+	return a.logins.allow(clientIP(ctx), time.Now())
+}
+
 // check applies the method's rule.
 func (a *Authorizer) check(method string, c *tree.Caller, peer bool) error {
 	rule, ok := Rules[method]
@@ -265,6 +292,9 @@ func (a *Authorizer) Unary(ctx context.Context, req any, info *grpc.UnaryServerI
 	c, peer, err := a.identify(ctx)
 	if err == nil {
 		err = a.check(info.FullMethod, c, peer)
+	}
+	if err == nil {
+		err = a.limit(ctx, info.FullMethod)
 	}
 	if err != nil {
 		return nil, ToStatus(a.log, err)

@@ -27,6 +27,7 @@ func (s *Service) Authenticate(ctx context.Context, req *coordpb.AuthenticateReq
 	if s.tokenKey == nil {
 		return nil, s.fail(fmt.Errorf("%w: password login is not configured on this node (no token key)", auth.ErrUnauthenticated))
 	}
+	// The Authorizer has applied the login rate limit (Policy.Logins).
 	return read(ctx, s, nil, func(t *tree.Tree, _ uint64) (*coordpb.AuthenticateResponse, error) {
 		hash, groups, ok := t.User(req.GetUser())
 		// Same work whether or not the user exists: no user enumeration
