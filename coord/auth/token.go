@@ -2,7 +2,6 @@ package auth
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"coord/internal/tlsconf"
 )
 
 // Session tokens: after a password login a node issues
@@ -71,13 +72,7 @@ func LoadTokenKey(path string) ([]byte, error) {
 }
 
 // WriteTokenKey writes a new random key to path (0600).
-func WriteTokenKey(path string) error {
-	k := make([]byte, 48)
-	if _, err := rand.Read(k); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(base64.RawURLEncoding.EncodeToString(k)), 0o600)
-}
+func WriteTokenKey(path string) error { return tlsconf.WriteTokenKey(path) }
 
 // IssueToken signs a token for user (at generation gen) with groups
 // until exp.
