@@ -1,15 +1,18 @@
 package coord
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"coord/coord/auth"
+	"coord/coord/rpc"
 )
 
 // security is a node's TLS wiring: the reloading certificate store, the
@@ -87,4 +90,32 @@ func (s *security) peerList() []string {
 		return nil
 	}
 	return s.peers
+}
+
+// tokenWait bounds how long a node that has not yet applied a token's
+// user record waits for it before refusing the call.
+const tokenWait = 5 * time.Second
+
+var _ rpc.UserGenerations = (*Server)(nil)
+
+// UserGeneration implements rpc.UserGenerations on this node's state: a
+// token names the generation (a zxid) of the user it was issued for; a
+// node behind that zxid waits to apply it (a follower that lags the
+// login), then compares. A node that lags a revocation still accepts the
+// old token until it applies the change (replication lag: milliseconds
+// when healthy).
+func (s *Server) UserGeneration(ctx context.Context, name string, atLeast uint64) (uint64, bool, error) {
+	if !s.ready.Load() {
+		return 0, false, errStarting
+	}
+	if s.rep.Applied() < atLeast {
+		wctx, cancel := context.WithTimeout(ctx, tokenWait)
+		defer cancel()
+		if err := s.rep.WaitApplied(wctx, atLeast); err != nil {
+			return 0, false, fmt.Errorf("check login token: %w", err)
+		}
+	}
+	t, _ := s.rep.State()
+	gen, ok := t.UserGeneration(name)
+	return gen, ok, nil
 }

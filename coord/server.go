@@ -140,7 +140,7 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	s.watches = newWatchHub(cfg.WatchHistory)
 	// Metrics exist before the replica: replaying the log feeds them.
 	s.metrics = newMetrics(s)
-	policy := rpc.Policy{TLS: sec != nil, Peers: sec.peerList(), Superusers: cfg.Superusers, TokenTTL: cfg.TokenTTL}
+	policy := rpc.Policy{TLS: sec != nil, Peers: sec.peerList(), Superusers: cfg.Superusers, TokenTTL: cfg.TokenTTL, Users: s}
 	if cfg.TokenKeyFile != "" {
 		var err error
 		if policy.TokenKey, err = auth.LoadTokenKey(cfg.TokenKeyFile); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"coord/coord/replica"
+	"coord/coord/rpc"
 	"coord/coord/tree"
 	"coord/proto/coordpb"
 	"coord/session"
@@ -225,7 +226,9 @@ func (s *Server) OpenSession(ctx context.Context, timeoutMs int64) (uint64, int6
 		if err != nil {
 			return 0, 0, 0, err
 		}
-		res, err := s.Write(ctx, &coordpb.Command{Cmd: &coordpb.Command_CreateSession{CreateSession: &coordpb.CreateSession{SessionId: id, TimeoutMs: timeout.Milliseconds()}}})
+		// The session belongs to its caller (see tree.Session.Owner).
+		owner := tree.SessionOwner(rpc.CallerFrom(ctx))
+		res, err := s.Write(ctx, &coordpb.Command{Cmd: &coordpb.Command_CreateSession{CreateSession: &coordpb.CreateSession{SessionId: id, TimeoutMs: timeout.Milliseconds(), Owner: owner}}})
 		if err != nil {
 			return 0, 0, 0, err
 		}
@@ -256,9 +259,11 @@ func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
 		}
 	}
 	t, _ := s.rep.State()
-	timeout, ok := t.SessionTimeout(id)
-	if !ok {
-		return 0, fmt.Errorf("%w: session %#x", tree.ErrSessionExpired, id)
+	// Only the owner (or a superuser) keeps a session alive; a follower
+	// checks before it relays, so the relay carries checked ids only.
+	timeout, err := t.CheckSession(id, rpc.CallerFrom(ctx))
+	if err != nil {
+		return 0, err
 	}
 	if s.rep.IsLeader() {
 		if err := s.sess.touch(id, t); err != nil {
@@ -289,7 +294,8 @@ func (s *Server) KeepAlivesLocal(ctx context.Context, ids []uint64) ([]uint64, e
 
 // CloseSession implements rpc.Backend.
 func (s *Server) CloseSession(ctx context.Context, id uint64) (uint64, error) {
-	res, err := s.Write(ctx, &coordpb.Command{Cmd: &coordpb.Command_CloseSession{CloseSession: &coordpb.CloseSession{SessionId: id}}})
+	// The caller rides in the command: apply checks it owns the session.
+	res, err := s.Write(ctx, &coordpb.Command{Cmd: &coordpb.Command_CloseSession{CloseSession: &coordpb.CloseSession{SessionId: id, Caller: rpc.CallerFrom(ctx)}}})
 	if err != nil {
 		return 0, err
 	}

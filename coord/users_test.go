@@ -74,7 +74,7 @@ func TestUsers_PasswordLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	forged := auth.IssueToken([]byte("some-other-key-some-other-key-xx"), "admin", nil, time.Now().Add(time.Hour))
+	forged := auth.IssueToken([]byte("some-other-key-some-other-key-xx"), "admin", 0, nil, time.Now().Add(time.Hour))
 	for _, tok := range []string{forged, "garbage"} {
 		fctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
 		if _, err := coordpb.NewCoordClient(cc).WhoAmI(fctx, &coordpb.WhoAmIRequest{}); !denied(err) {

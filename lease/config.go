@@ -67,9 +67,15 @@ type Config struct {
 	// Shards is the number of event loops (resources are hashed onto
 	// them); 0 means 2.
 	Shards int
-	// DialOptions are added to the defaults (insecure, loopback) when the
-	// node dials its peers.
+	// DialOptions are added to the defaults (insecure, loopback; or TLS)
+	// when the node dials its peers.
 	DialOptions []grpc.DialOption
+	// TLS, when set, makes Flease traffic mutual TLS (tls.go): the node
+	// dials each member with this certificate and accepts it only if its
+	// certificate names that member's ID, and refuses FleasePeer requests
+	// whose certificate does not name their sender. Serve the node with
+	// ServerCredentials(TLS). Nil: plaintext (loopback only).
+	TLS *TLSStore
 }
 
 // DefaultConfig returns the default timings; the caller fills ID, Group,

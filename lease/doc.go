@@ -18,7 +18,8 @@
 //   - sim: the deterministic simulator and true-time checker (tests only).
 //   - leasectl: the operator CLI (`coordctl lease ...`).
 //
-// Imports: lease → internal/core, proto/leasepb, grpc. Never coord or session.
+// Imports: lease → internal/core, proto/leasepb, grpc, and the module's
+// internal/tlsconf (TLS builders shared with coord). Never coord or session.
 //
 // # Caller's contract
 //
@@ -140,4 +141,11 @@
 //     --unchecked-clock.
 //   - Close takes no context (it implements io.Closer): it cancels and waits
 //     for goroutines that are each bounded by RoundTimeout.
+//   - TLS (tls.go): Config.TLS makes Flease traffic mutual TLS with the same
+//     certificate files as coord nodes (internal/tlsconf, shared because
+//     lease may not import coord). A member is bound to its ID both ways:
+//     it dials member M accepting only a certificate naming M, and answers
+//     a FleasePeer request only over a certificate naming the sender in its
+//     header. LeaseAdmin takes any CA-signed certificate (no per-operator
+//     authorization). Without Config.TLS everything is plaintext, as before.
 package lease

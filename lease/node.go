@@ -55,8 +55,12 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, inc: binary.LittleEndian.Uint64(b[:]), index: map[NodeID]int{}}
 	n.log = cfg.Logger.With(logNode, string(cfg.ID), logGroup, cfg.Group)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, cfg.DialOptions...)
 	for i, m := range cfg.Members {
+		creds := grpc.WithTransportCredentials(insecure.NewCredentials())
+		if cfg.TLS != nil {
+			creds = cfg.dialCreds(m.ID)
+		}
+		opts := append([]grpc.DialOption{creds}, cfg.DialOptions...)
 		n.index[m.ID] = i
 		if m.ID == cfg.ID {
 			n.self = i

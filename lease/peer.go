@@ -43,6 +43,9 @@ func (p *peerServer) check(ctx context.Context, h *leasepb.Header, items int) (i
 	if items > maxItems {
 		return 0, status.Errorf(codes.InvalidArgument, "lease: %d items, limit %d", items, maxItems)
 	}
+	if err := n.checkPeerCert(ctx, h.From); err != nil {
+		return 0, err
+	}
 	return from, nil
 }
 

@@ -10,7 +10,10 @@
 // # Where it sits
 //
 // coord (server assembly) and coord/rpc (the authorizer) import auth; auth
-// imports only the stdlib and grpc's credentials/peer packages. The client
+// imports only the stdlib, grpc's credentials/peer packages and
+// internal/tlsconf, where the TLS builders (Store, PeerConfig, ClientConfig)
+// and the throwaway-certificate maker now live so that lease can use them
+// without importing coord; auth re-exports them under their old names. The client
 // library does not import it (client → proto only), so client.LoadTLS
 // repeats the few lines that build a client tls.Config.
 //
@@ -47,8 +50,12 @@
 // # Decisions
 //
 //   - Session tokens are stateless (HMAC-SHA256 under a key file every
-//     node holds), so any node verifies them without a round trip; the
-//     price is no revocation before expiry.
+//     node holds), so any node verifies them without a round trip. They
+//     carry the user record's generation (the zxid that last set it), and
+//     the authorizer refuses a token whose generation is no longer the
+//     user's in the node's replicated state: deleting a user or changing
+//     its password revokes its tokens (a node that lags the change accepts
+//     them until it applies it).
 //   - ECDSA P-256 throwaway certificates from crypto/x509; the CA key sits
 //     next to them, so they are for local clusters and tests only.
 //   - The allow-list binds a certificate to "one of the peers", not to the

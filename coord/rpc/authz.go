@@ -99,6 +99,22 @@ type Policy struct {
 	TokenKey []byte
 	// TokenTTL is how long a login lasts (0: auth.DefaultTokenTTL).
 	TokenTTL time.Duration
+	// Logins bound password logins per client address and per node (zero:
+	// DefaultLoginLimits); applied only with a TokenKey.
+	Logins LoginLimits
+	// Users looks up a password user's generation, so that a token of a
+	// deleted user, or from before a password change, is refused (nil:
+	// tokens are checked for signature and expiry only).
+	Users UserGenerations
+}
+
+// UserGenerations is the replicated user table as the authorizer needs
+// it. UserGeneration returns the generation of user name (and whether it
+// exists) in a state that has applied at least index atLeast (a token's
+// generation, so a node that lags behind the login waits instead of
+// refusing a fresh user); it fails if it cannot get there before ctx ends.
+type UserGenerations interface {
+	UserGeneration(ctx context.Context, name string, atLeast uint64) (gen uint64, ok bool, err error)
 }
 
 // authOn: the cluster-level rules apply.
@@ -120,8 +136,9 @@ func CallerFrom(ctx context.Context) *tree.Caller {
 
 // Authorizer resolves each call's identity and applies Rules.
 type Authorizer struct {
-	p   Policy
-	log *slog.Logger
+	p      Policy
+	log    *slog.Logger
+	logins *loginLimiter // nil: password login off
 }
 
 // NewAuthorizer returns the interceptors' owner for p.
@@ -129,7 +146,14 @@ func NewAuthorizer(p Policy, log *slog.Logger) *Authorizer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Authorizer{p: p, log: log}
+	a := &Authorizer{p: p, log: log}
+	if p.TokenKey != nil {
+		if p.Logins == (LoginLimits{}) {
+			p.Logins = DefaultLoginLimits()
+		}
+		a.logins = newLoginLimiter(p.Logins)
+	}
+	return a
 }
 
 // identify returns the caller and whether it is a verified peer. A
@@ -143,12 +167,15 @@ func (a *Authorizer) identify(ctx context.Context) (*tree.Caller, bool, error) {
 				if !ok {
 					return nil, false, fmt.Errorf("%w: authorization metadata: want \"Bearer TOKEN\"", auth.ErrUnauthenticated)
 				}
-				user, groups, err := auth.VerifyToken(a.p.TokenKey, tok, time.Now())
+				t, err := auth.VerifyToken(a.p.TokenKey, tok, time.Now())
 				if err != nil {
 					return nil, false, err
 				}
-				c := &tree.Caller{Ids: []string{"user:" + user}}
-				for _, g := range groups {
+				if err := a.current(ctx, t); err != nil {
+					return nil, false, err
+				}
+				c := &tree.Caller{Ids: []string{"user:" + t.User}}
+				for _, g := range t.Groups {
 					c.Ids = append(c.Ids, "group:"+g)
 				}
 				c.Super = a.super(c)
@@ -158,6 +185,25 @@ func (a *Authorizer) identify(ctx context.Context) (*tree.Caller, bool, error) {
 	}
 	c, peer := a.identifyTLS(ctx)
 	return c, peer, nil
+}
+
+// current refuses a token whose user was deleted, or set again (new
+// password or groups) since the login.
+func (a *Authorizer) current(ctx context.Context, t auth.Token) error {
+	if a.p.Users == nil {
+		return nil
+	}
+	gen, ok, err := a.p.Users.UserGeneration(ctx, t.User, t.Generation)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: token revoked: user %q no longer exists", auth.ErrUnauthenticated, t.User)
+	}
+	if gen != t.Generation {
+		return fmt.Errorf("%w: token revoked: user %q was changed since this login; log in again", auth.ErrUnauthenticated, t.User)
+	}
+	return nil
 }
 
 func (a *Authorizer) super(c *tree.Caller) bool {
@@ -197,6 +243,22 @@ func (a *Authorizer) identifyTLS(ctx context.Context) (*tree.Caller, bool) {
 	return c, id.Kind == auth.Peer
 }
 
+// limit applies the login rate limit to an Authenticate where the caller
+// arrives: before any bcrypt work, and not again when a peer forwards it.
+// (Without TLS a forwarding peer cannot be told from a client, so a
+// forwarded login counts at both nodes.)
+func (a *Authorizer) limit(ctx context.Context, method string) error {
+	if a.logins == nil || method != coordpb.Coord_Authenticate_FullMethodName {
+		return nil
+	}
+	if a.p.TLS {
+		if st, ok := auth.TLSState(ctx); ok && auth.FromTLS(st, a.p.Peers).Kind == auth.Peer {
+			return nil
+		}
+	}
+	return a.logins.allow(clientIP(ctx), time.Now())
+}
+
 // check applies the method's rule.
 func (a *Authorizer) check(method string, c *tree.Caller, peer bool) error {
 	rule, ok := Rules[method]
@@ -230,6 +292,9 @@ func (a *Authorizer) Unary(ctx context.Context, req any, info *grpc.UnaryServerI
 	c, peer, err := a.identify(ctx)
 	if err == nil {
 		err = a.check(info.FullMethod, c, peer)
+	}
+	if err == nil {
+		err = a.limit(ctx, info.FullMethod)
 	}
 	if err != nil {
 		return nil, ToStatus(a.log, err)

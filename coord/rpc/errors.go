@@ -47,6 +47,7 @@ var errorTable = []struct {
 	{replica.ErrNotLeader, codes.Unavailable, coordpb.ErrorCode_NOT_LEADER},
 	{replica.ErrUnknownOutcome, codes.Unavailable, coordpb.ErrorCode_UNKNOWN_OUTCOME},
 	{replica.ErrMembership, codes.FailedPrecondition, coordpb.ErrorCode_MEMBERSHIP},
+	{auth.ErrTooManyLogins, codes.ResourceExhausted, coordpb.ErrorCode_UNAUTHENTICATED},
 	{tree.ErrNoAuth, codes.PermissionDenied, coordpb.ErrorCode_NO_AUTH},
 	{tree.ErrInvalidACL, codes.InvalidArgument, coordpb.ErrorCode_INVALID_ACL},
 	{auth.ErrPermissionDenied, codes.PermissionDenied, coordpb.ErrorCode_NO_AUTH},

@@ -27,6 +27,7 @@ func (s *Service) Authenticate(ctx context.Context, req *coordpb.AuthenticateReq
 	if s.tokenKey == nil {
 		return nil, s.fail(fmt.Errorf("%w: password login is not configured on this node (no token key)", auth.ErrUnauthenticated))
 	}
+	// The Authorizer has applied the login rate limit (Policy.Logins).
 	return read(ctx, s, nil, func(t *tree.Tree, _ uint64) (*coordpb.AuthenticateResponse, error) {
 		hash, groups, ok := t.User(req.GetUser())
 		// Same work whether or not the user exists: no user enumeration
@@ -38,7 +39,8 @@ func (s *Service) Authenticate(ctx context.Context, req *coordpb.AuthenticateReq
 			return nil, fmt.Errorf("%w: wrong user or password", auth.ErrUnauthenticated)
 		}
 		exp := time.Now().Add(s.tokenTTL)
-		return &coordpb.AuthenticateResponse{Token: auth.IssueToken(s.tokenKey, req.GetUser(), groups, exp), ExpiresUnixMs: exp.UnixMilli()}, nil
+		gen, _ := t.UserGeneration(req.GetUser())
+		return &coordpb.AuthenticateResponse{Token: auth.IssueToken(s.tokenKey, req.GetUser(), gen, groups, exp), ExpiresUnixMs: exp.UnixMilli()}, nil
 	}, func(ctx context.Context, c coordpb.CoordClient, _ *coordpb.ReadOptions) (*coordpb.AuthenticateResponse, error) {
 		return c.Authenticate(ctx, req)
 	})
@@ -61,8 +63,8 @@ func (s *Service) SetUser(ctx context.Context, req *coordpb.SetUserRequest) (*co
 	return &coordpb.SetUserResponse{Header: s.header(zxid)}, nil
 }
 
-// DeleteUser removes a password user; tokens already issued live until
-// they expire.
+// DeleteUser removes a password user; the tokens already issued stop
+// working (see Policy.Users).
 func (s *Service) DeleteUser(ctx context.Context, req *coordpb.DeleteUserRequest) (*coordpb.DeleteUserResponse, error) {
 	zxid, err := s.userCommand(ctx, &coordpb.SetUser{Name: req.GetName(), Delete: true})
 	if err != nil {

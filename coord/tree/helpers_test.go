@@ -22,7 +22,11 @@ func dumpState(tr *Tree, withZxid bool) string {
 	}
 	sit := tr.sessions.Root().Iterator()
 	for k, v, ok := sit.Next(); ok; k, v, ok = sit.Next() {
-		fmt.Fprintf(&b, "session %d timeout=%d\n", binary.BigEndian.Uint64(k), v)
+		fmt.Fprintf(&b, "session %d timeout=%d", binary.BigEndian.Uint64(k), v.timeoutMs)
+		if v.owner != "" {
+			fmt.Fprintf(&b, " owner=%s", v.owner)
+		}
+		b.WriteString("\n")
 	}
 	eit := tr.ephem.Root().Iterator()
 	for k, _, ok := eit.Next(); ok; k, _, ok = eit.Next() {

@@ -25,8 +25,8 @@ func (x *Txn) create(op *coordpb.CreateOp) (string, *coordpb.Stat, error) {
 		if session == 0 {
 			return "", nil, errorf(ErrSessionExpired, "an ephemeral node needs a session")
 		}
-		if _, ok := x.sessions.Get(sessionKey(session)); !ok {
-			return "", nil, errorf(ErrSessionExpired, fmt.Sprintf("session %#x does not exist or has expired", session))
+		if err := x.useSession(session); err != nil {
+			return "", nil, err
 		}
 		aux = session
 	case coordpb.CreateMode_TTL:

@@ -2,7 +2,6 @@ package tree
 
 import (
 	"encoding/binary"
-	"fmt"
 
 	"google.golang.org/protobuf/proto"
 
@@ -36,8 +35,8 @@ func (x *Txn) applyTxnOnce(res *coordpb.ApplyResult, t *coordpb.Txn) *coordpb.Ap
 		}
 		return x.applyTxn(res, t.GetOps())
 	}
-	if _, ok := x.sessions.Get(sessionKey(sid)); !ok {
-		return fail(res, errorf(ErrSessionExpired, fmt.Sprintf("session %#x does not exist or has expired", sid)), -1)
+	if err := x.useSession(sid); err != nil {
+		return fail(res, err, -1)
 	}
 	x.forgetReplies(sid, t.GetAckedBelow())
 	if rid == 0 {

@@ -16,8 +16,9 @@ import (
 	"coord/proto/coordpb"
 )
 
-// Snapshot stream format (format 3; format 2 is read too, its nodes are
-// open - it had no ACLs):
+// Snapshot stream format (format 4; formats 3 and 2 are read too: format 3
+// had no session owners or user generations, so its sessions are legacy
+// sessions anyone may use; format 2 also had no ACLs, so its nodes are open):
 //
 //	magic      "COORDTREE\n"
 //	records    type (1 byte), payload length (4 bytes, big-endian), payload
@@ -33,8 +34,11 @@ import (
 // The indexes (ephemerals by session, TTL deadlines) are not stored:
 // ReadSnapshot rebuilds them. All integers are big-endian.
 const (
-	snapshotFormat = 3
-	// snapshotFormatNoACL is the previous format, still read.
+	snapshotFormat = 4
+	// snapshotFormatNoOwner is the previous format (no session owners, no
+	// user generations), still read.
+	snapshotFormatNoOwner = 3
+	// snapshotFormatNoACL is the format before it, still read.
 	snapshotFormatNoACL = 2
 
 	recHeader  = 1
@@ -110,8 +114,8 @@ func (t *Tree) WriteSnapshot(w io.Writer) error {
 	}
 	ss := &coordpb.SnapshotSession{}
 	sit := t.sessions.Root().Iterator()
-	for k, timeout, ok := sit.Next(); ok; k, timeout, ok = sit.Next() {
-		ss.SessionId, ss.TimeoutMs = binary.BigEndian.Uint64(k), timeout
+	for k, rec, ok := sit.Next(); ok; k, rec, ok = sit.Next() {
+		ss.SessionId, ss.TimeoutMs, ss.Owner = binary.BigEndian.Uint64(k), rec.timeoutMs, rec.owner
 		if err := s.record(recSession, ss); err != nil {
 			return err
 		}
@@ -127,7 +131,7 @@ func (t *Tree) WriteSnapshot(w io.Writer) error {
 	su := &coordpb.SnapshotUser{}
 	uit := t.users.Root().Iterator()
 	for k, u, ok := uit.Next(); ok; k, u, ok = uit.Next() {
-		su.Name, su.BcryptHash, su.Groups = string(k), u.hash, u.groups
+		su.Name, su.BcryptHash, su.Groups, su.Generation = string(k), u.hash, u.groups, u.gen
 		if err := s.record(recUser, su); err != nil {
 			return err
 		}
@@ -225,13 +229,13 @@ func ReadSnapshot(r io.Reader) (*Tree, error) {
 	if err := proto.Unmarshal(payload, &hdr); err != nil {
 		return nil, corrupt("header: %v", err)
 	}
-	if hdr.Format != snapshotFormat && hdr.Format != snapshotFormatNoACL {
-		return nil, corrupt("unknown format %d (want %d or %d)", hdr.Format, snapshotFormat, snapshotFormatNoACL)
+	if hdr.Format != snapshotFormat && hdr.Format != snapshotFormatNoOwner && hdr.Format != snapshotFormatNoACL {
+		return nil, corrupt("unknown format %d (want %d, %d or %d)", hdr.Format, snapshotFormat, snapshotFormatNoOwner, snapshotFormatNoACL)
 	}
 	b := &builder{
 		zxid:     hdr.Zxid,
 		nodes:    iradix.New[znode]().Txn(),
-		sessions: iradix.New[int64]().Txn(),
+		sessions: iradix.New[sessionRec]().Txn(),
 		ephem:    iradix.New[struct{}]().Txn(),
 		ttls:     iradix.New[struct{}]().Txn(),
 		replies:  iradix.New[*coordpb.ApplyResult]().Txn(),
@@ -287,7 +291,7 @@ func ReadSnapshot(r io.Reader) (*Tree, error) {
 type builder struct {
 	zxid     uint64
 	nodes    *iradix.Txn[znode]
-	sessions *iradix.Txn[int64]
+	sessions *iradix.Txn[sessionRec]
 	ephem    *iradix.Txn[struct{}]
 	ttls     *iradix.Txn[struct{}]
 	replies  *iradix.Txn[*coordpb.ApplyResult]
@@ -366,7 +370,10 @@ func (b *builder) session(index uint64, payload []byte) error {
 		return corrupt("session %#x out of order after %#x", ss.SessionId, b.lastSess)
 	}
 	b.lastSess = ss.SessionId
-	b.sessions.Insert(sessionKey(ss.SessionId), ss.TimeoutMs)
+	if len(ss.Owner) > maxOwnerBytes {
+		return corrupt("session record %d: owner of %d bytes", index, len(ss.Owner))
+	}
+	b.sessions.Insert(sessionKey(ss.SessionId), sessionRec{timeoutMs: ss.TimeoutMs, owner: ss.Owner})
 	b.nSess++
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 // Txn derives the next state without changing this one.
 type Tree struct {
 	nodes    *iradix.Tree[znode]                // full path → node
-	sessions *iradix.Tree[int64]                // sessionKey(id) → timeout ms
+	sessions *iradix.Tree[sessionRec]           // sessionKey(id) → timeout, owner
 	ephem    *iradix.Tree[struct{}]             // ephemKey(owner, path)
 	ttls     *iradix.Tree[struct{}]             // ttlKey(deadline, path)
 	replies  *iradix.Tree[*coordpb.ApplyResult] // replyKey(session, request)
@@ -28,7 +28,7 @@ func New() *Tree {
 	nodes, _, _ := iradix.New[znode]().Insert([]byte("/"), znode{dir: true})
 	return &Tree{
 		nodes:    nodes,
-		sessions: iradix.New[int64](),
+		sessions: iradix.New[sessionRec](),
 		ephem:    iradix.New[struct{}](),
 		ttls:     iradix.New[struct{}](),
 		replies:  iradix.New[*coordpb.ApplyResult](),

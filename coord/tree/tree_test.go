@@ -386,7 +386,7 @@ func TestTxn_Apply_SessionsAndEphemerals(t *testing.T) {
 	if st := h.stat("/e2"); st.EphemeralOwner != 7 || st.Mode != coordpb.CreateMode_EPHEMERAL {
 		t.Fatalf("stat = %v", st)
 	}
-	if got := h.tree.Sessions(); !reflect.DeepEqual(got, []Session{{7, 1000}, {8, 1000}}) {
+	if got := h.tree.Sessions(); !reflect.DeepEqual(got, []Session{{ID: 7, TimeoutMs: 1000}, {ID: 8, TimeoutMs: 1000}}) {
 		t.Fatalf("sessions = %v", got)
 	}
 	// Closing session 7 removes its ephemerals (and the emptied container)

@@ -14,7 +14,7 @@ import (
 // of the committed state without touching it.
 type Txn struct {
 	nodes    *iradix.Txn[znode]
-	sessions *iradix.Txn[int64]
+	sessions *iradix.Txn[sessionRec]
 	ephem    *iradix.Txn[struct{}]
 	ttls     *iradix.Txn[struct{}]
 	replies  *iradix.Txn[*coordpb.ApplyResult]
@@ -63,7 +63,7 @@ func (x *Txn) Events() []Event { return x.events }
 // iradix's Clone is O(1): it only makes later writes copy shared nodes.
 type checkpoint struct {
 	nodes    *iradix.Txn[znode]
-	sessions *iradix.Txn[int64]
+	sessions *iradix.Txn[sessionRec]
 	ephem    *iradix.Txn[struct{}]
 	ttls     *iradix.Txn[struct{}]
 	events   int
@@ -98,9 +98,9 @@ func (x *Txn) Apply(zxid uint64, cmd *coordpb.Command) *coordpb.ApplyResult {
 		defer func() { x.caller = nil }()
 		return x.applyTxnOnce(res, c.Txn)
 	case *coordpb.Command_CreateSession:
-		return fail(res, x.createSession(c.CreateSession.GetSessionId(), c.CreateSession.GetTimeoutMs()), -1)
+		return fail(res, x.createSession(c.CreateSession.GetSessionId(), c.CreateSession.GetTimeoutMs(), c.CreateSession.GetOwner()), -1)
 	case *coordpb.Command_CloseSession:
-		return fail(res, x.closeSession(c.CloseSession.GetSessionId()), -1)
+		return fail(res, x.closeSession(c.CloseSession), -1)
 	case *coordpb.Command_SetUser:
 		return fail(res, x.setUser(c.SetUser), -1)
 	case *coordpb.Command_ExpireTtl:

@@ -14,10 +14,15 @@ import (
 // the node that received the request (bcrypt is randomised, so it cannot
 // run in apply); apply only stores it.
 
-// userRec is one password user; never modified in place.
+// userRec is one password user; never modified in place. gen is the zxid
+// of the SetUser that last set it: login tokens carry it, so a password or
+// group change (a new gen) or a delete (no record) revokes every token
+// issued before, and a user deleted and added again never matches an old
+// token (zxids only grow).
 type userRec struct {
 	hash   []byte
 	groups []string
+	gen    uint64
 }
 
 func validUserName(n string) bool {
@@ -51,7 +56,7 @@ func (x *Txn) setUser(u *coordpb.SetUser) error {
 			return errorf(ErrInvalidArgument, fmt.Sprintf("group %q: 1-128 bytes, no spaces, commas or colons", g))
 		}
 	}
-	x.users.Insert([]byte(name), userRec{hash: slices.Clone(u.GetBcryptHash()), groups: slices.Clone(u.GetGroups())})
+	x.users.Insert([]byte(name), userRec{hash: slices.Clone(u.GetBcryptHash()), groups: slices.Clone(u.GetGroups()), gen: x.zxid})
 	return nil
 }
 
@@ -59,6 +64,15 @@ func (x *Txn) setUser(u *coordpb.SetUser) error {
 func (t *Tree) User(name string) (hash []byte, groups []string, ok bool) {
 	u, ok := t.users.Get([]byte(name))
 	return u.hash, u.groups, ok
+}
+
+// UserGeneration returns the generation of a password user (the zxid that
+// last set it; 0 for a user from an older snapshot format) and whether
+// the user exists. A login token is valid only while its generation is
+// the user's.
+func (t *Tree) UserGeneration(name string) (uint64, bool) {
+	u, ok := t.users.Get([]byte(name))
+	return u.gen, ok
 }
 
 // Users lists the password users (names and groups) in name order.
@@ -83,6 +97,9 @@ func (b *builder) user(index uint64, payload []byte) error {
 		return corrupt("user %q out of order after %q", su.Name, b.lastUser)
 	}
 	b.lastUser = su.Name
-	b.users.Insert([]byte(su.Name), userRec{hash: su.BcryptHash, groups: su.Groups})
+	if su.Generation > b.zxid {
+		return corrupt("user %q generation %d after the snapshot's zxid %d", su.Name, su.Generation, b.zxid)
+	}
+	b.users.Insert([]byte(su.Name), userRec{hash: su.BcryptHash, groups: su.Groups, gen: su.Generation})
 	return nil
 }

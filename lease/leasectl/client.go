@@ -8,13 +8,16 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"coord/proto/leasepb"
 )
 
-func dial(endpoint string) (leasepb.LeaseAdminClient, func(), error) {
-	cc, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func dial(cmd *cobra.Command, endpoint string) (leasepb.LeaseAdminClient, func(), error) {
+	creds, err := dialCreds(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	cc, err := grpc.NewClient(endpoint, creds)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -40,7 +43,7 @@ func clientCmd(use, short string, args cobra.PositionalArgs, f func(ctx context.
 	c := &cobra.Command{
 		Use: use, Short: short, Args: args,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, closeFn, err := dial(endpoint)
+			cl, closeFn, err := dial(cmd, endpoint)
 			if err != nil {
 				return err
 			}

@@ -30,7 +30,7 @@ func holdCmd() *cobra.Command {
 			if cmd.ArgsLenAtDash() != 1 {
 				return errors.New("usage: lease hold [flags] RESOURCE -- CMD ARGS...")
 			}
-			cl, closeFn, err := dial(endpoint)
+			cl, closeFn, err := dial(cmd, endpoint)
 			if err != nil {
 				return err
 			}

@@ -1,12 +1,17 @@
 // Package leasectl is the operator CLI for Flease groups, wired into coordctl
 // as `coordctl lease ...`:
 //
-//	lease serve --id ID --listen ADDR --peers a=ADDR,b=ADDR,c=ADDR [--ntp HOST:PORT ...] [--unchecked-clock]
+//	lease serve --id ID --listen ADDR --peers a=ADDR,b=ADDR,c=ADDR [--ntp HOST:PORT ...] [--unchecked-clock] [--cert F --key F --ca F]
 //	lease get|list|acquire|release --endpoint ADDR [RESOURCE]
 //	lease hold --endpoint ADDR [--timeout D] RESOURCE -- CMD ARGS...
 //
 // serve runs one group member (FleasePeer and LeaseAdmin on one listener)
-// until interrupted. The other commands talk to a member's LeaseAdmin. hold
+// until interrupted. With --cert/--key/--ca (coordctl's flags, env
+// COORD_CERT/KEY/CA) it speaks mutual TLS: members dial each other with
+// their certificates and accept only the certificate naming the member
+// they dial; every caller must present a CA-signed certificate, and
+// FleasePeer requests one naming their sender (lease/tls.go). The other
+// commands dial with the same flags. The other commands talk to a member's LeaseAdmin. hold
 // runs CMD while the member holds the lease for this call, with
 // COORD_LEASE_EPOCH and COORD_LEASE_RESOURCE in its environment, kills CMD
 // the moment the lease may be lost, releases it when CMD exits, and returns
@@ -53,6 +58,7 @@ func Command() *cobra.Command {
 		Use:   "lease",
 		Short: "Flease lease groups: run a member, inspect and hold leases",
 	}
+	addTLSFlags(c)
 	c.AddCommand(serveCmd(), getCmd(), listCmd(), acquireCmd(), releaseCmd(), holdCmd())
 	for _, sub := range c.Commands() {
 		sub.SilenceUsage = true // runtime errors are not usage errors

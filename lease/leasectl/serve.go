@@ -61,6 +61,17 @@ func serveCmd() *cobra.Command {
 			default:
 				return errors.New("a clock is required: --ntp HOST:PORT (repeatable), or --unchecked-clock for single-host development")
 			}
+			var sopts []grpc.ServerOption
+			if files := tlsFiles(cmd); files.Enabled() {
+				store, err := lease.LoadTLS(files)
+				if err != nil {
+					return err
+				}
+				cfg.TLS = store
+				sopts = append(sopts, grpc.Creds(lease.ServerCredentials(store)))
+			} else {
+				log.Warn("lease: Flease traffic is plaintext (no --cert/--key/--ca)", "listen", listen)
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return err
@@ -78,7 +89,7 @@ func serveCmd() *cobra.Command {
 				}
 				defer unmount()
 			}
-			s := grpc.NewServer()
+			s := grpc.NewServer(sopts...)
 			n.Register(s)
 			n.RegisterAdmin(s)
 			errc := make(chan error, 1)

@@ -1963,9 +1963,13 @@ func (x *Txn) GetCaller() *Caller {
 }
 
 type CreateSession struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     uint64                 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	TimeoutMs     int64                  `protobuf:"varint,2,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId uint64                 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	TimeoutMs int64                  `protobuf:"varint,2,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// The identity that opened the session (tree.SessionOwner of the caller:
+	// "x509:alice", "user:bob" or "anonymous"); only it (or a superuser) may
+	// keep the session alive, close it or name it in a write.
+	Owner         string `protobuf:"bytes,40,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2014,10 +2018,20 @@ func (x *CreateSession) GetTimeoutMs() int64 {
 	return 0
 }
 
+func (x *CreateSession) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
 type CloseSession struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     uint64                 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Expired       bool                   `protobuf:"varint,2,opt,name=expired,proto3" json:"expired,omitempty"` // true when the leader expired it
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId uint64                 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Expired   bool                   `protobuf:"varint,2,opt,name=expired,proto3" json:"expired,omitempty"` // true when the leader expired it
+	// Who asks (set by the server edge); checked against the session owner at
+	// apply. Unset on expiry.
+	Caller        *Caller `protobuf:"bytes,40,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2064,6 +2078,13 @@ func (x *CloseSession) GetExpired() bool {
 		return x.Expired
 	}
 	return false
+}
+
+func (x *CloseSession) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 // ExpireTTL deletes TTL nodes the leader found expired; each is deleted only
@@ -5937,6 +5958,7 @@ type SnapshotUser struct {
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	BcryptHash    []byte                 `protobuf:"bytes,2,opt,name=bcrypt_hash,json=bcryptHash,proto3" json:"bcrypt_hash,omitempty"`
 	Groups        []string               `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	Generation    uint64                 `protobuf:"varint,40,opt,name=generation,proto3" json:"generation,omitempty"` // format 4: the zxid that last set the user
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5992,10 +6014,18 @@ func (x *SnapshotUser) GetGroups() []string {
 	return nil
 }
 
+func (x *SnapshotUser) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 type SnapshotSession struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     uint64                 `protobuf:"varint,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	TimeoutMs     int64                  `protobuf:"varint,2,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Owner         string                 `protobuf:"bytes,40,opt,name=owner,proto3" json:"owner,omitempty"` // format 4; "" (older formats): no owner, anyone may use it
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6042,6 +6072,13 @@ func (x *SnapshotSession) GetTimeoutMs() int64 {
 		return x.TimeoutMs
 	}
 	return 0
+}
+
+func (x *SnapshotSession) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
 }
 
 // SnapshotReply is one remembered write result (exactly-once retries).
@@ -6730,16 +6767,18 @@ const file_coord_proto_rawDesc = "" +
 	"request_id\x18\x03 \x01(\x04R\trequestId\x12\x1f\n" +
 	"\vacked_below\x18\x04 \x01(\x04R\n" +
 	"ackedBelow\x12(\n" +
-	"\x06caller\x18\x05 \x01(\v2\x10.coord.v1.CallerR\x06caller\"M\n" +
+	"\x06caller\x18\x05 \x01(\v2\x10.coord.v1.CallerR\x06caller\"c\n" +
 	"\rCreateSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\"G\n" +
+	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\x12\x14\n" +
+	"\x05owner\x18( \x01(\tR\x05owner\"q\n" +
 	"\fCloseSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x18\n" +
-	"\aexpired\x18\x02 \x01(\bR\aexpired\":\n" +
+	"\aexpired\x18\x02 \x01(\bR\aexpired\x12(\n" +
+	"\x06caller\x18( \x01(\v2\x10.coord.v1.CallerR\x06caller\":\n" +
 	"\tExpireTTL\x12-\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x17.coord.v1.ExpireTTLNodeR\x05nodes\"9\n" +
 	"\rExpireTTLNode\x12\x12\n" +
@@ -6977,17 +7016,21 @@ const file_coord_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\"\n" +
 	"\x04stat\x18\x03 \x01(\v2\x0e.coord.v1.StatR\x04stat\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12$\n" +
-	"\x03acl\x18\x05 \x03(\v2\x12.coord.v1.ACLEntryR\x03acl\"[\n" +
+	"\x03acl\x18\x05 \x03(\v2\x12.coord.v1.ACLEntryR\x03acl\"{\n" +
 	"\fSnapshotUser\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vbcrypt_hash\x18\x02 \x01(\fR\n" +
 	"bcryptHash\x12\x16\n" +
-	"\x06groups\x18\x03 \x03(\tR\x06groups\"O\n" +
+	"\x06groups\x18\x03 \x03(\tR\x06groups\x12\x1e\n" +
+	"\n" +
+	"generation\x18( \x01(\x04R\n" +
+	"generation\"e\n" +
 	"\x0fSnapshotSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\"|\n" +
+	"timeout_ms\x18\x02 \x01(\x03R\ttimeoutMs\x12\x14\n" +
+	"\x05owner\x18( \x01(\tR\x05owner\"|\n" +
 	"\rSnapshotReply\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12\x1d\n" +
@@ -7276,157 +7319,158 @@ var file_coord_proto_depIdxs = []int32{
 	25,  // 24: coord.v1.Command.set_user:type_name -> coord.v1.SetUser
 	17,  // 25: coord.v1.Txn.ops:type_name -> coord.v1.Op
 	9,   // 26: coord.v1.Txn.caller:type_name -> coord.v1.Caller
-	30,  // 27: coord.v1.ExpireTTL.nodes:type_name -> coord.v1.ExpireTTLNode
-	0,   // 28: coord.v1.ApplyResult.code:type_name -> coord.v1.ErrorCode
-	18,  // 29: coord.v1.ApplyResult.results:type_name -> coord.v1.OpResult
-	10,  // 30: coord.v1.SetUserResponse.header:type_name -> coord.v1.ResponseHeader
-	10,  // 31: coord.v1.DeleteUserResponse.header:type_name -> coord.v1.ResponseHeader
-	10,  // 32: coord.v1.ListUsersResponse.header:type_name -> coord.v1.ResponseHeader
-	40,  // 33: coord.v1.ListUsersResponse.users:type_name -> coord.v1.UserInfo
-	53,  // 34: coord.v1.SetACLRequest.write:type_name -> coord.v1.WriteHeader
-	16,  // 35: coord.v1.SetACLRequest.op:type_name -> coord.v1.SetACLOp
-	10,  // 36: coord.v1.SetACLResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 37: coord.v1.SetACLResponse.stat:type_name -> coord.v1.Stat
-	11,  // 38: coord.v1.GetACLRequest.read:type_name -> coord.v1.ReadOptions
-	10,  // 39: coord.v1.GetACLResponse.header:type_name -> coord.v1.ResponseHeader
-	8,   // 40: coord.v1.GetACLResponse.acl:type_name -> coord.v1.ACLEntry
-	7,   // 41: coord.v1.GetACLResponse.stat:type_name -> coord.v1.Stat
-	48,  // 42: coord.v1.WatchRequest.create:type_name -> coord.v1.WatchCreate
-	49,  // 43: coord.v1.WatchRequest.cancel:type_name -> coord.v1.WatchCancel
-	50,  // 44: coord.v1.WatchRequest.progress:type_name -> coord.v1.WatchProgressRequest
-	4,   // 45: coord.v1.WatchCreate.kind:type_name -> coord.v1.WatchKind
-	5,   // 46: coord.v1.WatchEvent.type:type_name -> coord.v1.EventType
-	51,  // 47: coord.v1.WatchResponse.events:type_name -> coord.v1.WatchEvent
-	12,  // 48: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
-	53,  // 49: coord.v1.CreateRequest.write:type_name -> coord.v1.WriteHeader
-	10,  // 50: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 51: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
-	14,  // 52: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
-	53,  // 53: coord.v1.DeleteRequest.write:type_name -> coord.v1.WriteHeader
-	10,  // 54: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
-	13,  // 55: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
-	53,  // 56: coord.v1.SetRequest.write:type_name -> coord.v1.WriteHeader
-	10,  // 57: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 58: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
-	11,  // 59: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
-	10,  // 60: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 61: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
-	11,  // 62: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
-	10,  // 63: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 64: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
-	11,  // 65: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
-	10,  // 66: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
-	7,   // 67: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
-	17,  // 68: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
-	53,  // 69: coord.v1.MultiRequest.write:type_name -> coord.v1.WriteHeader
-	10,  // 70: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
-	18,  // 71: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
-	10,  // 72: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
-	10,  // 73: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	10,  // 74: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
-	10,  // 75: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
-	10,  // 76: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
-	76,  // 77: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
-	10,  // 78: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	76,  // 79: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
-	10,  // 80: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
-	76,  // 81: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
-	10,  // 82: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
-	76,  // 83: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
-	31,  // 84: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
-	93,  // 85: coord.v1.ProposeBatchResponse.outcomes:type_name -> coord.v1.ProposeOutcome
-	31,  // 86: coord.v1.ProposeOutcome.result:type_name -> coord.v1.ApplyResult
-	51,  // 87: coord.v1.EventBatch.events:type_name -> coord.v1.WatchEvent
-	79,  // 88: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
-	81,  // 89: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
-	7,   // 90: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
-	8,   // 91: coord.v1.SnapshotNode.acl:type_name -> coord.v1.ACLEntry
-	31,  // 92: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
-	54,  // 93: coord.v1.CallRequest.create:type_name -> coord.v1.CreateRequest
-	56,  // 94: coord.v1.CallRequest.delete:type_name -> coord.v1.DeleteRequest
-	58,  // 95: coord.v1.CallRequest.set:type_name -> coord.v1.SetRequest
-	60,  // 96: coord.v1.CallRequest.get:type_name -> coord.v1.GetRequest
-	62,  // 97: coord.v1.CallRequest.exists:type_name -> coord.v1.ExistsRequest
-	64,  // 98: coord.v1.CallRequest.children:type_name -> coord.v1.ChildrenRequest
-	66,  // 99: coord.v1.CallRequest.multi:type_name -> coord.v1.MultiRequest
-	68,  // 100: coord.v1.CallRequest.sync:type_name -> coord.v1.SyncRequest
-	72,  // 101: coord.v1.CallRequest.keep_alive:type_name -> coord.v1.KeepAliveRequest
-	55,  // 102: coord.v1.CallResponse.create:type_name -> coord.v1.CreateResponse
-	57,  // 103: coord.v1.CallResponse.delete:type_name -> coord.v1.DeleteResponse
-	59,  // 104: coord.v1.CallResponse.set:type_name -> coord.v1.SetResponse
-	61,  // 105: coord.v1.CallResponse.get:type_name -> coord.v1.GetResponse
-	63,  // 106: coord.v1.CallResponse.exists:type_name -> coord.v1.ExistsResponse
-	65,  // 107: coord.v1.CallResponse.children:type_name -> coord.v1.ChildrenResponse
-	67,  // 108: coord.v1.CallResponse.multi:type_name -> coord.v1.MultiResponse
-	69,  // 109: coord.v1.CallResponse.sync:type_name -> coord.v1.SyncResponse
-	73,  // 110: coord.v1.CallResponse.keep_alive:type_name -> coord.v1.KeepAliveResponse
-	54,  // 111: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
-	56,  // 112: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
-	58,  // 113: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
-	60,  // 114: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
-	62,  // 115: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
-	64,  // 116: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
-	66,  // 117: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
-	68,  // 118: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
-	70,  // 119: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
-	72,  // 120: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
-	74,  // 121: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
-	77,  // 122: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
-	79,  // 123: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
-	81,  // 124: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
-	83,  // 125: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
-	85,  // 126: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
-	47,  // 127: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
-	105, // 128: coord.v1.Coord.Call:input_type -> coord.v1.CallRequest
-	41,  // 129: coord.v1.Coord.SetACL:input_type -> coord.v1.SetACLRequest
-	43,  // 130: coord.v1.Coord.GetACL:input_type -> coord.v1.GetACLRequest
-	45,  // 131: coord.v1.Coord.WhoAmI:input_type -> coord.v1.WhoAmIRequest
-	32,  // 132: coord.v1.Coord.Authenticate:input_type -> coord.v1.AuthenticateRequest
-	34,  // 133: coord.v1.Coord.SetUser:input_type -> coord.v1.SetUserRequest
-	36,  // 134: coord.v1.Coord.DeleteUser:input_type -> coord.v1.DeleteUserRequest
-	38,  // 135: coord.v1.Coord.ListUsers:input_type -> coord.v1.ListUsersRequest
-	89,  // 136: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
-	91,  // 137: coord.v1.Peer.ProposeBatch:input_type -> coord.v1.ProposeBatchRequest
-	96,  // 138: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
-	98,  // 139: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
-	87,  // 140: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
-	94,  // 141: coord.v1.Peer.Events:input_type -> coord.v1.EventsRequest
-	55,  // 142: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
-	57,  // 143: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
-	59,  // 144: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
-	61,  // 145: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
-	63,  // 146: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
-	65,  // 147: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
-	67,  // 148: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
-	69,  // 149: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
-	71,  // 150: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
-	73,  // 151: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
-	75,  // 152: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
-	78,  // 153: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
-	80,  // 154: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
-	82,  // 155: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
-	84,  // 156: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
-	86,  // 157: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
-	52,  // 158: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
-	106, // 159: coord.v1.Coord.Call:output_type -> coord.v1.CallResponse
-	42,  // 160: coord.v1.Coord.SetACL:output_type -> coord.v1.SetACLResponse
-	44,  // 161: coord.v1.Coord.GetACL:output_type -> coord.v1.GetACLResponse
-	46,  // 162: coord.v1.Coord.WhoAmI:output_type -> coord.v1.WhoAmIResponse
-	33,  // 163: coord.v1.Coord.Authenticate:output_type -> coord.v1.AuthenticateResponse
-	35,  // 164: coord.v1.Coord.SetUser:output_type -> coord.v1.SetUserResponse
-	37,  // 165: coord.v1.Coord.DeleteUser:output_type -> coord.v1.DeleteUserResponse
-	39,  // 166: coord.v1.Coord.ListUsers:output_type -> coord.v1.ListUsersResponse
-	90,  // 167: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
-	92,  // 168: coord.v1.Peer.ProposeBatch:output_type -> coord.v1.ProposeBatchResponse
-	97,  // 169: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
-	99,  // 170: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
-	88,  // 171: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
-	95,  // 172: coord.v1.Peer.Events:output_type -> coord.v1.EventBatch
-	142, // [142:173] is the sub-list for method output_type
-	111, // [111:142] is the sub-list for method input_type
-	111, // [111:111] is the sub-list for extension type_name
-	111, // [111:111] is the sub-list for extension extendee
-	0,   // [0:111] is the sub-list for field type_name
+	9,   // 27: coord.v1.CloseSession.caller:type_name -> coord.v1.Caller
+	30,  // 28: coord.v1.ExpireTTL.nodes:type_name -> coord.v1.ExpireTTLNode
+	0,   // 29: coord.v1.ApplyResult.code:type_name -> coord.v1.ErrorCode
+	18,  // 30: coord.v1.ApplyResult.results:type_name -> coord.v1.OpResult
+	10,  // 31: coord.v1.SetUserResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 32: coord.v1.DeleteUserResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 33: coord.v1.ListUsersResponse.header:type_name -> coord.v1.ResponseHeader
+	40,  // 34: coord.v1.ListUsersResponse.users:type_name -> coord.v1.UserInfo
+	53,  // 35: coord.v1.SetACLRequest.write:type_name -> coord.v1.WriteHeader
+	16,  // 36: coord.v1.SetACLRequest.op:type_name -> coord.v1.SetACLOp
+	10,  // 37: coord.v1.SetACLResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 38: coord.v1.SetACLResponse.stat:type_name -> coord.v1.Stat
+	11,  // 39: coord.v1.GetACLRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 40: coord.v1.GetACLResponse.header:type_name -> coord.v1.ResponseHeader
+	8,   // 41: coord.v1.GetACLResponse.acl:type_name -> coord.v1.ACLEntry
+	7,   // 42: coord.v1.GetACLResponse.stat:type_name -> coord.v1.Stat
+	48,  // 43: coord.v1.WatchRequest.create:type_name -> coord.v1.WatchCreate
+	49,  // 44: coord.v1.WatchRequest.cancel:type_name -> coord.v1.WatchCancel
+	50,  // 45: coord.v1.WatchRequest.progress:type_name -> coord.v1.WatchProgressRequest
+	4,   // 46: coord.v1.WatchCreate.kind:type_name -> coord.v1.WatchKind
+	5,   // 47: coord.v1.WatchEvent.type:type_name -> coord.v1.EventType
+	51,  // 48: coord.v1.WatchResponse.events:type_name -> coord.v1.WatchEvent
+	12,  // 49: coord.v1.CreateRequest.op:type_name -> coord.v1.CreateOp
+	53,  // 50: coord.v1.CreateRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 51: coord.v1.CreateResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 52: coord.v1.CreateResponse.stat:type_name -> coord.v1.Stat
+	14,  // 53: coord.v1.DeleteRequest.op:type_name -> coord.v1.DeleteOp
+	53,  // 54: coord.v1.DeleteRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 55: coord.v1.DeleteResponse.header:type_name -> coord.v1.ResponseHeader
+	13,  // 56: coord.v1.SetRequest.op:type_name -> coord.v1.SetOp
+	53,  // 57: coord.v1.SetRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 58: coord.v1.SetResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 59: coord.v1.SetResponse.stat:type_name -> coord.v1.Stat
+	11,  // 60: coord.v1.GetRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 61: coord.v1.GetResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 62: coord.v1.GetResponse.stat:type_name -> coord.v1.Stat
+	11,  // 63: coord.v1.ExistsRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 64: coord.v1.ExistsResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 65: coord.v1.ExistsResponse.stat:type_name -> coord.v1.Stat
+	11,  // 66: coord.v1.ChildrenRequest.read:type_name -> coord.v1.ReadOptions
+	10,  // 67: coord.v1.ChildrenResponse.header:type_name -> coord.v1.ResponseHeader
+	7,   // 68: coord.v1.ChildrenResponse.stat:type_name -> coord.v1.Stat
+	17,  // 69: coord.v1.MultiRequest.ops:type_name -> coord.v1.Op
+	53,  // 70: coord.v1.MultiRequest.write:type_name -> coord.v1.WriteHeader
+	10,  // 71: coord.v1.MultiResponse.header:type_name -> coord.v1.ResponseHeader
+	18,  // 72: coord.v1.MultiResponse.results:type_name -> coord.v1.OpResult
+	10,  // 73: coord.v1.SyncResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 74: coord.v1.OpenSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 75: coord.v1.KeepAliveResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 76: coord.v1.CloseSessionResponse.header:type_name -> coord.v1.ResponseHeader
+	10,  // 77: coord.v1.MembersResponse.header:type_name -> coord.v1.ResponseHeader
+	76,  // 78: coord.v1.MembersResponse.members:type_name -> coord.v1.Member
+	10,  // 79: coord.v1.AddMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	76,  // 80: coord.v1.AddMemberResponse.members:type_name -> coord.v1.Member
+	10,  // 81: coord.v1.RemoveMemberResponse.header:type_name -> coord.v1.ResponseHeader
+	76,  // 82: coord.v1.RemoveMemberResponse.members:type_name -> coord.v1.Member
+	10,  // 83: coord.v1.StatusResponse.header:type_name -> coord.v1.ResponseHeader
+	76,  // 84: coord.v1.StatusResponse.members:type_name -> coord.v1.Member
+	31,  // 85: coord.v1.ProposeResponse.result:type_name -> coord.v1.ApplyResult
+	93,  // 86: coord.v1.ProposeBatchResponse.outcomes:type_name -> coord.v1.ProposeOutcome
+	31,  // 87: coord.v1.ProposeOutcome.result:type_name -> coord.v1.ApplyResult
+	51,  // 88: coord.v1.EventBatch.events:type_name -> coord.v1.WatchEvent
+	79,  // 89: coord.v1.ChangeMembersRequest.add:type_name -> coord.v1.AddMemberRequest
+	81,  // 90: coord.v1.ChangeMembersRequest.remove:type_name -> coord.v1.RemoveMemberRequest
+	7,   // 91: coord.v1.SnapshotNode.stat:type_name -> coord.v1.Stat
+	8,   // 92: coord.v1.SnapshotNode.acl:type_name -> coord.v1.ACLEntry
+	31,  // 93: coord.v1.SnapshotReply.result:type_name -> coord.v1.ApplyResult
+	54,  // 94: coord.v1.CallRequest.create:type_name -> coord.v1.CreateRequest
+	56,  // 95: coord.v1.CallRequest.delete:type_name -> coord.v1.DeleteRequest
+	58,  // 96: coord.v1.CallRequest.set:type_name -> coord.v1.SetRequest
+	60,  // 97: coord.v1.CallRequest.get:type_name -> coord.v1.GetRequest
+	62,  // 98: coord.v1.CallRequest.exists:type_name -> coord.v1.ExistsRequest
+	64,  // 99: coord.v1.CallRequest.children:type_name -> coord.v1.ChildrenRequest
+	66,  // 100: coord.v1.CallRequest.multi:type_name -> coord.v1.MultiRequest
+	68,  // 101: coord.v1.CallRequest.sync:type_name -> coord.v1.SyncRequest
+	72,  // 102: coord.v1.CallRequest.keep_alive:type_name -> coord.v1.KeepAliveRequest
+	55,  // 103: coord.v1.CallResponse.create:type_name -> coord.v1.CreateResponse
+	57,  // 104: coord.v1.CallResponse.delete:type_name -> coord.v1.DeleteResponse
+	59,  // 105: coord.v1.CallResponse.set:type_name -> coord.v1.SetResponse
+	61,  // 106: coord.v1.CallResponse.get:type_name -> coord.v1.GetResponse
+	63,  // 107: coord.v1.CallResponse.exists:type_name -> coord.v1.ExistsResponse
+	65,  // 108: coord.v1.CallResponse.children:type_name -> coord.v1.ChildrenResponse
+	67,  // 109: coord.v1.CallResponse.multi:type_name -> coord.v1.MultiResponse
+	69,  // 110: coord.v1.CallResponse.sync:type_name -> coord.v1.SyncResponse
+	73,  // 111: coord.v1.CallResponse.keep_alive:type_name -> coord.v1.KeepAliveResponse
+	54,  // 112: coord.v1.Coord.Create:input_type -> coord.v1.CreateRequest
+	56,  // 113: coord.v1.Coord.Delete:input_type -> coord.v1.DeleteRequest
+	58,  // 114: coord.v1.Coord.Set:input_type -> coord.v1.SetRequest
+	60,  // 115: coord.v1.Coord.Get:input_type -> coord.v1.GetRequest
+	62,  // 116: coord.v1.Coord.Exists:input_type -> coord.v1.ExistsRequest
+	64,  // 117: coord.v1.Coord.Children:input_type -> coord.v1.ChildrenRequest
+	66,  // 118: coord.v1.Coord.Multi:input_type -> coord.v1.MultiRequest
+	68,  // 119: coord.v1.Coord.Sync:input_type -> coord.v1.SyncRequest
+	70,  // 120: coord.v1.Coord.OpenSession:input_type -> coord.v1.OpenSessionRequest
+	72,  // 121: coord.v1.Coord.KeepAlive:input_type -> coord.v1.KeepAliveRequest
+	74,  // 122: coord.v1.Coord.CloseSession:input_type -> coord.v1.CloseSessionRequest
+	77,  // 123: coord.v1.Coord.Members:input_type -> coord.v1.MembersRequest
+	79,  // 124: coord.v1.Coord.AddMember:input_type -> coord.v1.AddMemberRequest
+	81,  // 125: coord.v1.Coord.RemoveMember:input_type -> coord.v1.RemoveMemberRequest
+	83,  // 126: coord.v1.Coord.Status:input_type -> coord.v1.StatusRequest
+	85,  // 127: coord.v1.Coord.Snapshot:input_type -> coord.v1.SnapshotRequest
+	47,  // 128: coord.v1.Coord.Watch:input_type -> coord.v1.WatchRequest
+	105, // 129: coord.v1.Coord.Call:input_type -> coord.v1.CallRequest
+	41,  // 130: coord.v1.Coord.SetACL:input_type -> coord.v1.SetACLRequest
+	43,  // 131: coord.v1.Coord.GetACL:input_type -> coord.v1.GetACLRequest
+	45,  // 132: coord.v1.Coord.WhoAmI:input_type -> coord.v1.WhoAmIRequest
+	32,  // 133: coord.v1.Coord.Authenticate:input_type -> coord.v1.AuthenticateRequest
+	34,  // 134: coord.v1.Coord.SetUser:input_type -> coord.v1.SetUserRequest
+	36,  // 135: coord.v1.Coord.DeleteUser:input_type -> coord.v1.DeleteUserRequest
+	38,  // 136: coord.v1.Coord.ListUsers:input_type -> coord.v1.ListUsersRequest
+	89,  // 137: coord.v1.Peer.Propose:input_type -> coord.v1.ProposeRequest
+	91,  // 138: coord.v1.Peer.ProposeBatch:input_type -> coord.v1.ProposeBatchRequest
+	96,  // 139: coord.v1.Peer.ReadIndex:input_type -> coord.v1.ReadIndexRequest
+	98,  // 140: coord.v1.Peer.ChangeMembers:input_type -> coord.v1.ChangeMembersRequest
+	87,  // 141: coord.v1.Peer.KeepAlives:input_type -> coord.v1.KeepAlivesRequest
+	94,  // 142: coord.v1.Peer.Events:input_type -> coord.v1.EventsRequest
+	55,  // 143: coord.v1.Coord.Create:output_type -> coord.v1.CreateResponse
+	57,  // 144: coord.v1.Coord.Delete:output_type -> coord.v1.DeleteResponse
+	59,  // 145: coord.v1.Coord.Set:output_type -> coord.v1.SetResponse
+	61,  // 146: coord.v1.Coord.Get:output_type -> coord.v1.GetResponse
+	63,  // 147: coord.v1.Coord.Exists:output_type -> coord.v1.ExistsResponse
+	65,  // 148: coord.v1.Coord.Children:output_type -> coord.v1.ChildrenResponse
+	67,  // 149: coord.v1.Coord.Multi:output_type -> coord.v1.MultiResponse
+	69,  // 150: coord.v1.Coord.Sync:output_type -> coord.v1.SyncResponse
+	71,  // 151: coord.v1.Coord.OpenSession:output_type -> coord.v1.OpenSessionResponse
+	73,  // 152: coord.v1.Coord.KeepAlive:output_type -> coord.v1.KeepAliveResponse
+	75,  // 153: coord.v1.Coord.CloseSession:output_type -> coord.v1.CloseSessionResponse
+	78,  // 154: coord.v1.Coord.Members:output_type -> coord.v1.MembersResponse
+	80,  // 155: coord.v1.Coord.AddMember:output_type -> coord.v1.AddMemberResponse
+	82,  // 156: coord.v1.Coord.RemoveMember:output_type -> coord.v1.RemoveMemberResponse
+	84,  // 157: coord.v1.Coord.Status:output_type -> coord.v1.StatusResponse
+	86,  // 158: coord.v1.Coord.Snapshot:output_type -> coord.v1.SnapshotChunk
+	52,  // 159: coord.v1.Coord.Watch:output_type -> coord.v1.WatchResponse
+	106, // 160: coord.v1.Coord.Call:output_type -> coord.v1.CallResponse
+	42,  // 161: coord.v1.Coord.SetACL:output_type -> coord.v1.SetACLResponse
+	44,  // 162: coord.v1.Coord.GetACL:output_type -> coord.v1.GetACLResponse
+	46,  // 163: coord.v1.Coord.WhoAmI:output_type -> coord.v1.WhoAmIResponse
+	33,  // 164: coord.v1.Coord.Authenticate:output_type -> coord.v1.AuthenticateResponse
+	35,  // 165: coord.v1.Coord.SetUser:output_type -> coord.v1.SetUserResponse
+	37,  // 166: coord.v1.Coord.DeleteUser:output_type -> coord.v1.DeleteUserResponse
+	39,  // 167: coord.v1.Coord.ListUsers:output_type -> coord.v1.ListUsersResponse
+	90,  // 168: coord.v1.Peer.Propose:output_type -> coord.v1.ProposeResponse
+	92,  // 169: coord.v1.Peer.ProposeBatch:output_type -> coord.v1.ProposeBatchResponse
+	97,  // 170: coord.v1.Peer.ReadIndex:output_type -> coord.v1.ReadIndexResponse
+	99,  // 171: coord.v1.Peer.ChangeMembers:output_type -> coord.v1.ChangeMembersResponse
+	88,  // 172: coord.v1.Peer.KeepAlives:output_type -> coord.v1.KeepAlivesResponse
+	95,  // 173: coord.v1.Peer.Events:output_type -> coord.v1.EventBatch
+	143, // [143:174] is the sub-list for method output_type
+	112, // [112:143] is the sub-list for method input_type
+	112, // [112:112] is the sub-list for extension type_name
+	112, // [112:112] is the sub-list for extension extendee
+	0,   // [0:112] is the sub-list for field type_name
 }
 
 func init() { file_coord_proto_init() }

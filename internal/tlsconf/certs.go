@@ -1,4 +1,4 @@
-package auth
+package tlsconf
 
 import (
 	"crypto/ecdsa"
@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -192,4 +193,14 @@ func writeFile(dir, name string, b []byte, mode os.FileMode) error {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
+}
+
+// WriteTokenKey writes a new random session-token key to path (0600):
+// 48 random bytes, base64url.
+func WriteTokenKey(path string) error {
+	k := make([]byte, 48)
+	if _, err := rand.Read(k); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(base64.RawURLEncoding.EncodeToString(k)), 0o600)
 }
