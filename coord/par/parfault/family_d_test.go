@@ -2,8 +2,17 @@ package parfault
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
+
+	"coord/coord"
+	"coord/coord/par"
+	"coord/proto/coordpb"
 )
 
 // dPicked are hand-picked family D cases that must take each repair path.
@@ -102,4 +111,112 @@ func TestDCases_Enumeration(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d recoverable", rec, len(all))
+}
+
+// TestInstallSnapshotGetsSidecar: a follower that fell behind a compacted
+// leader receives raft's InstallSnapshot through par's store, so the
+// snapshot gets its sidecar and survives the follower's restart
+// verification (no quarantine), with every value intact.
+func TestInstallSnapshotGetsSidecar(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test skipped in -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := &Harness{opt: Options{RecoverTimeout: 2 * time.Second, Avail: 10 * time.Second}}
+	var lns []net.Listener
+	for i := 0; i < Nodes; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		h.addrs = append(h.addrs, ln.Addr().String())
+		h.names = append(h.names, fmt.Sprintf("n%d", i+1))
+	}
+	dir := t.TempDir()
+	srvs, err := h.start(dir, lns)
+	defer func() { closeAll(srvs) }()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startOne := func(i int) *coord.Server {
+		cfg := h.config(dir, i)
+		cfg.TrailingLogs = 2
+		var ln net.Listener
+		for try := 0; try < 50; try++ {
+			if ln, err = net.Listen("tcp", h.addrs[i]); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := coord.Start(cfg, ln)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// Restart the leader side with TrailingLogs 2 so a snapshot compacts.
+	closeAll(srvs)
+	srvs = []*coord.Server{nil, nil, nil}
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); srvs[i] = startOne(i) }()
+	}
+	wg.Wait()
+	cc, err := h.dialLeader(ctx, srvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	cl := coordpb.NewCoordClient(cc)
+	var last uint64
+	for i := 0; i < 40; i++ {
+		r, err := cl.Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: fmt.Sprintf("/k%d", i), Data: []byte(fmt.Sprint("v", i))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = r.Header.GetZxid()
+	}
+	for _, s := range srvs[:2] {
+		if err := s.Replica().WaitApplied(ctx, last); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Replica().TakeSnapshot(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srvs[2] = startOne(2)
+	if err := srvs[2].Replica().WaitApplied(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	if si := srvs[2].Replica().LastSnapshotIndex(); si < 10 {
+		t.Fatalf("follower's snapshot index %d: it did not catch up through InstallSnapshot", si)
+	}
+	st := srvs[2].PAR().Snapshots().Stats()
+	if st.Verified < 1 {
+		t.Fatalf("follower's snapshot store %+v: the installed snapshot is not verified", st)
+	}
+	ids, _ := os.ReadDir(filepath.Join(dir, h.names[2], par.SnapMetaDir))
+	if len(ids) < 2 {
+		t.Fatalf("follower has %d sidecar files, want the installed snapshot's two copies", len(ids))
+	}
+	srvs[2].Close()
+	srvs[2] = startOne(2)
+	if st := srvs[2].PAR().Snapshots().Stats(); st.Verified < 1 || st.Quarantined != 0 {
+		t.Fatalf("after restart: %+v", st)
+	}
+	if err := srvs[2].Replica().WaitApplied(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := srvs[2].Replica().State()
+	for i := 0; i < 40; i++ {
+		if v, _, err := tr.Get(fmt.Sprintf("/k%d", i)); err != nil || string(v) != fmt.Sprint("v", i) {
+			t.Fatalf("/k%d = %q, %v", i, v, err)
+		}
+	}
 }
