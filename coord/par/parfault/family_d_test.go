@@ -194,8 +194,12 @@ func TestInstallSnapshotGetsSidecar(t *testing.T) {
 	if err := srvs[2].Replica().WaitApplied(ctx, last); err != nil {
 		t.Fatal(err)
 	}
+	// raft records the installed snapshot just after the FSM restored it.
+	for end := time.Now().Add(5 * time.Second); srvs[2].Replica().LastSnapshotIndex() == 0 && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if si := srvs[2].Replica().LastSnapshotIndex(); si < 10 {
-		t.Fatalf("follower's snapshot index %d: it did not catch up through InstallSnapshot", si)
+		t.Fatalf("follower's snapshot index %d: it did not catch up through InstallSnapshot; stats %v; par %+v", si, srvs[2].Replica().Info(), srvs[2].PAR().Snapshots().Stats())
 	}
 	st := srvs[2].PAR().Snapshots().Stats()
 	if st.Verified < 1 {
