@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"coord/coord"
 	"coord/coord/par"
 	"coord/proto/coordpb"
@@ -144,6 +147,7 @@ func TestInstallSnapshotGetsSidecar(t *testing.T) {
 		cfg := h.config(dir, i)
 		cfg.TrailingLogs = 2
 		var ln net.Listener
+		var err error
 		for try := 0; try < 50; try++ {
 			if ln, err = net.Listen("tcp", h.addrs[i]); err == nil {
 				break
@@ -151,11 +155,12 @@ func TestInstallSnapshotGetsSidecar(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return nil
 		}
 		s, err := coord.Start(cfg, ln)
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
 		}
 		return s
 	}
@@ -168,19 +173,36 @@ func TestInstallSnapshotGetsSidecar(t *testing.T) {
 		go func() { defer wg.Done(); srvs[i] = startOne(i) }()
 	}
 	wg.Wait()
-	cc, err := h.dialLeader(ctx, srvs)
-	if err != nil {
-		t.Fatal(err)
+	if t.Failed() {
+		t.FailNow()
 	}
-	defer cc.Close()
-	cl := coordpb.NewCoordClient(cc)
 	var last uint64
 	for i := 0; i < 40; i++ {
-		r, err := cl.Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: fmt.Sprintf("/k%d", i), Data: []byte(fmt.Sprint("v", i))}})
-		if err != nil {
-			t.Fatal(err)
+		// Leadership may still settle between the two nodes: retry on a
+		// fresh leader (a retried create that committed reads back).
+		for {
+			cc, err := h.dialLeader(ctx, srvs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl := coordpb.NewCoordClient(cc)
+			path := fmt.Sprintf("/k%d", i)
+			_, err = cl.Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: path, Data: []byte(fmt.Sprint("v", i))}})
+			if err == nil || status.Code(err) == codes.AlreadyExists {
+				g, gerr := cl.Get(ctx, &coordpb.GetRequest{Path: path})
+				cc.Close()
+				if gerr == nil {
+					last = max(last, g.GetStat().GetMzxid())
+					break
+				}
+				continue
+			}
+			cc.Close()
+			if ctx.Err() != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		last = r.Header.GetZxid()
 	}
 	for _, s := range srvs[:2] {
 		if err := s.Replica().WaitApplied(ctx, last); err != nil {
@@ -190,7 +212,9 @@ func TestInstallSnapshotGetsSidecar(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srvs[2] = startOne(2)
+	if srvs[2] = startOne(2); srvs[2] == nil {
+		t.FailNow()
+	}
 	if err := srvs[2].Replica().WaitApplied(ctx, last); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +234,9 @@ func TestInstallSnapshotGetsSidecar(t *testing.T) {
 		t.Fatalf("follower has %d sidecar files, want the installed snapshot's two copies", len(ids))
 	}
 	srvs[2].Close()
-	srvs[2] = startOne(2)
+	if srvs[2] = startOne(2); srvs[2] == nil {
+		t.FailNow()
+	}
 	if st := srvs[2].PAR().Snapshots().Stats(); st.Verified < 1 || st.Quarantined != 0 {
 		t.Fatalf("after restart: %+v", st)
 	}
