@@ -229,19 +229,34 @@ const (
 	dPostSnap  = 2
 )
 
-// NewD builds the base state.
+// NewD builds the base state. A build that fails (a leadership change on
+// a loaded machine, nodes snapshotting at different indexes) is retried
+// from scratch, up to three times.
 func NewD(ctx context.Context, opt Options) (*DHarness, error) {
+	var errs []error
+	for try := 0; try < 3; try++ {
+		d, err := newD(ctx, opt, try)
+		if err == nil {
+			return d, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func newD(ctx context.Context, opt Options, try int) (*DHarness, error) {
 	if opt.Avail == 0 {
 		opt.Avail = 6 * time.Second
 	}
 	if opt.RecoverTimeout == 0 {
 		opt.RecoverTimeout = 1500 * time.Millisecond
 	}
-	h := &Harness{opt: opt, base: filepath.Join(opt.Dir, "base")}
+	h := &Harness{opt: opt, base: filepath.Join(opt.Dir, fmt.Sprint("base-d", try))}
 	var lns []net.Listener
 	for i := 0; i < Nodes; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
+			closeListeners(lns)
 			return nil, err
 		}
 		lns = append(lns, ln)
@@ -265,20 +280,14 @@ func NewD(ctx context.Context, opt Options) (*DHarness, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build D base: %w", err)
 	}
-	cc, err := h.dialLeader(ctx, srvs)
-	if err != nil {
-		return nil, err
-	}
-	defer cc.Close()
-	cl := coordpb.NewCoordClient(cc)
 	write := func(from, to int) (uint64, error) {
 		var last uint64
 		for e := from; e < to; e++ {
-			r, err := cl.Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: h.keys[e], Data: h.values[e]}})
+			at, err := h.createAcked(ctx, srvs, h.keys[e], h.values[e])
 			if err != nil {
 				return 0, fmt.Errorf("build D base: create %s: %w", h.keys[e], err)
 			}
-			last = r.Header.GetZxid()
+			last = max(last, at)
 		}
 		for _, s := range srvs {
 			if err := s.Replica().WaitApplied(ctx, last); err != nil {
@@ -287,22 +296,60 @@ func NewD(ctx context.Context, opt Options) (*DHarness, error) {
 		}
 		return last, nil
 	}
-	snapIndex, err := write(0, dBigWrites)
-	if err != nil {
+	if _, err := write(0, dBigWrites); err != nil {
 		return nil, err
 	}
+	// Every node snapshots at the same applied index (identical bytes).
+	var snapIndex uint64
 	for _, s := range srvs {
 		if err := s.Replica().TakeSnapshot(); err != nil {
 			return nil, fmt.Errorf("build D base: snapshot: %w", err)
 		}
-		if got := s.Replica().LastSnapshotIndex(); got != snapIndex {
-			return nil, fmt.Errorf("build D base: %s snapshotted at %d, want %d", s.Replica().Info().Name, got, snapIndex)
+		got := s.Replica().LastSnapshotIndex()
+		if snapIndex != 0 && got != snapIndex {
+			return nil, fmt.Errorf("build D base: %s snapshotted at %d, another node at %d", s.Replica().Info().Name, got, snapIndex)
 		}
+		snapIndex = got
 	}
 	if _, err := write(dBigWrites, dBigWrites+dPostSnap); err != nil {
 		return nil, err
 	}
 	return &DHarness{h: h, snapIndex: snapIndex, entryVal: h.values[dBigWrites-1]}, nil
+}
+
+func closeListeners(lns []net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
+	}
+}
+
+// createAcked creates path on the current leader, retrying across
+// leadership changes until ctx ends, and returns the index that created
+// it (read back, so a retried create that had committed counts).
+func (h *Harness) createAcked(ctx context.Context, srvs []*coord.Server, path string, data []byte) (uint64, error) {
+	for {
+		cc, err := h.dialLeader(ctx, srvs)
+		if err != nil {
+			return 0, err
+		}
+		cl := coordpb.NewCoordClient(cc)
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err = cl.Create(cctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: path, Data: data}})
+		if err == nil || status.Code(err) == codes.AlreadyExists {
+			var g *coordpb.GetResponse
+			if g, err = cl.Get(cctx, &coordpb.GetRequest{Path: path}); err == nil && bytes.Equal(g.GetData(), data) {
+				cancel()
+				cc.Close()
+				return g.GetStat().GetCzxid(), nil
+			}
+		}
+		cancel()
+		cc.Close()
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("create %s: %w", path, errors.Join(err, ctx.Err()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // SnapIndex is the index every base snapshot holds.

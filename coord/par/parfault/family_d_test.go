@@ -10,12 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"coord/coord"
 	"coord/coord/par"
-	"coord/proto/coordpb"
 )
 
 // dPicked are hand-picked family D cases that must take each repair path.
@@ -178,31 +174,11 @@ func TestInstallSnapshotGetsSidecar(t *testing.T) {
 	}
 	var last uint64
 	for i := 0; i < 40; i++ {
-		// Leadership may still settle between the two nodes: retry on a
-		// fresh leader (a retried create that committed reads back).
-		for {
-			cc, err := h.dialLeader(ctx, srvs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cl := coordpb.NewCoordClient(cc)
-			path := fmt.Sprintf("/k%d", i)
-			_, err = cl.Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: path, Data: []byte(fmt.Sprint("v", i))}})
-			if err == nil || status.Code(err) == codes.AlreadyExists {
-				g, gerr := cl.Get(ctx, &coordpb.GetRequest{Path: path})
-				cc.Close()
-				if gerr == nil {
-					last = max(last, g.GetStat().GetMzxid())
-					break
-				}
-				continue
-			}
-			cc.Close()
-			if ctx.Err() != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(50 * time.Millisecond)
+		at, err := h.createAcked(ctx, srvs, fmt.Sprintf("/k%d", i), []byte(fmt.Sprint("v", i)))
+		if err != nil {
+			t.Fatal(err)
 		}
+		last = max(last, at)
 	}
 	for _, s := range srvs[:2] {
 		if err := s.Replica().WaitApplied(ctx, last); err != nil {
