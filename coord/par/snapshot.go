@@ -173,7 +173,17 @@ type SnapshotStore struct {
 
 	quarantined, metaRepaired, sidecarFixed       atomic.Int64
 	chunkRepairs, wholeRepairs, fetched, nFetched atomic.Int64
+
+	// trigger takes a raft snapshot now (set once raft runs); triggerMu
+	// serialises requests from peers.
+	trigger   atomic.Pointer[func() error]
+	triggerMu sync.Mutex
 }
+
+// SetTrigger installs the function that makes raft take a snapshot now
+// (coord sets it to the replica's TakeSnapshot once raft runs); peers in
+// pre-start recovery use it through RequestSnapshot.
+func (st *SnapshotStore) SetTrigger(f func() error) { st.trigger.Store(&f) }
 
 // damagedSnapshot is a quarantined snapshot whose sidecar is intact: its
 // bad chunks can be fetched from a peer holding an identical snapshot.

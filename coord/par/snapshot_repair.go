@@ -147,6 +147,12 @@ func (s *Store) repairSnapshot(ctx context.Context, c *Client, need uint64) erro
 		}
 	}
 	if best == nil {
+		// Peers whose raft runs may hold the entries only in their logs:
+		// ask one to snapshot (its applied state covers every committed
+		// entry), then look again on the next attempt.
+		if c.requestSnapshot(ctx, need) {
+			return fmt.Errorf("a peer took a snapshot covering index %d; fetching it next", need)
+		}
 		return fmt.Errorf("no peer holds a verified snapshot covering index %d", need)
 	}
 	return s.installWhole(ctx, c, from, best)

@@ -115,6 +115,47 @@ func (srv *Server) FetchSnapshot(req *parpb.FetchSnapshotRequest, stream grpc.Se
 	return nil
 }
 
+// RequestSnapshot takes a raft snapshot now if the newest verified one does
+// not cover req.MinIndex (raft must be running here).
+func (srv *Server) RequestSnapshot(ctx context.Context, req *parpb.RequestSnapshotRequest) (*parpb.RequestSnapshotResponse, error) {
+	ss := srv.s.snaps
+	if ss == nil {
+		return nil, status.Error(codes.FailedPrecondition, "no snapshot store")
+	}
+	ss.triggerMu.Lock()
+	defer ss.triggerMu.Unlock()
+	if i, _, ok := ss.Newest(); ok && i >= req.MinIndex {
+		return &parpb.RequestSnapshotResponse{Responder: srv.s.cfg.Name, Index: i}, nil
+	}
+	f := ss.trigger.Load()
+	if f == nil {
+		return nil, status.Error(codes.FailedPrecondition, "raft is not running here yet")
+	}
+	if err := (*f)(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return nil, status.Errorf(codes.Unavailable, "take snapshot: %v", err)
+	}
+	i, _, _ := ss.Newest()
+	return &parpb.RequestSnapshotResponse{Responder: srv.s.cfg.Name, Index: i}, nil
+}
+
+// requestSnapshot asks peers, in turn, to take a snapshot covering
+// minIndex; it reports whether one now lists such a snapshot.
+func (c *Client) requestSnapshot(ctx context.Context, minIndex uint64) bool {
+	for _, p := range c.peers {
+		cl, err := c.conn(p)
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, snapshotFetchTimeout)
+		resp, err := cl.RequestSnapshot(cctx, &parpb.RequestSnapshotRequest{Requester: c.self, MinIndex: minIndex})
+		cancel()
+		if err == nil && resp.Index >= minIndex {
+			return true
+		}
+	}
+	return false
+}
+
 // peerSnapshots is one peer's verified snapshot list.
 type peerSnapshots struct {
 	peer  Peer

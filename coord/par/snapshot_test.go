@@ -322,6 +322,9 @@ func twoStores(t *testing.T) (holder, req *Store, c *Client, data []byte) {
 	t.Cleanup(func() { holder.Close(); req.Close() })
 	data = snapBytes(7)
 	for _, s := range []*Store{holder, req} {
+		if err := s.Stable.SetUint64([]byte("CurrentTerm"), 1); err != nil { // else a reopen is amnesia
+			t.Fatal(err)
+		}
 		storeN(t, s, 1, 20, 1)
 		writeSnap(t, s.Snapshots(), 10, 1, data)
 	}
@@ -471,5 +474,41 @@ func TestRecover_Rule3FetchesPeerSnapshot(t *testing.T) {
 	last, _ := req.Log.LastIndex()
 	if first != 0 || last != 0 || len(req.faultyList()) != 0 {
 		t.Fatalf("log [%d,%d] faulty %v; want everything up to 15 compacted", first, last, req.faultyList())
+	}
+}
+
+// No peer lists a snapshot covering the gap, but a peer whose raft runs
+// holds the entries in its log: it is asked to snapshot (RequestSnapshot)
+// and that snapshot is fetched.
+func TestRecover_GapClosedByRequestedSnapshot(t *testing.T) {
+	holder, req, c, _ := twoStores(t)
+	hid := holder.Snapshots().sorted()[0].Meta.ID
+	flipAt(t, filepath.Join(holder.cfg.Dir, SnapshotsDir, hid, snapStateFile), 10)
+	id := req.Snapshots().sorted()[0].Meta.ID
+	for _, cp := range []string{"a", "b"} {
+		flipAt(t, filepath.Join(req.cfg.Dir, SnapMetaDir, id+"."+cp), 5)
+	}
+	holder = reopen(t, holder)
+	req = reopen(t, req)
+	fresh := snapBytes(11)
+	triggered := 0
+	holder.Snapshots().SetTrigger(func() error {
+		triggered++
+		writeSnap(t, holder.Snapshots(), 20, 1, fresh) // what raft would do: snapshot its applied state
+		return nil
+	})
+	c.Close()
+	c = NewClient("n1", []Peer{{Name: "n2", Addr: serve(t, holder)}})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := req.Recover(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if idx, _, _ := req.Snapshots().Newest(); triggered != 1 || idx != 20 || req.Snapshots().Stats().WholeRepairs != 1 {
+		t.Fatalf("triggered %d, newest %d, stats %+v; want one requested snapshot at 20 installed", triggered, idx, req.Snapshots().Stats())
+	}
+	if first, last := func() (uint64, uint64) { f, _ := req.Log.FirstIndex(); l, _ := req.Log.LastIndex(); return f, l }(); first != 0 || last != 0 {
+		t.Fatalf("log [%d,%d], want everything up to 20 compacted", first, last)
 	}
 }

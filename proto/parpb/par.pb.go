@@ -953,6 +953,112 @@ func (x *SnapshotChunk) GetCrc32C() uint32 {
 	return 0
 }
 
+type RequestSnapshotRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Requester string                 `protobuf:"bytes,1,opt,name=requester,proto3" json:"requester,omitempty"`
+	// The index the requester needs covered.
+	MinIndex      uint64 `protobuf:"varint,2,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestSnapshotRequest) Reset() {
+	*x = RequestSnapshotRequest{}
+	mi := &file_par_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestSnapshotRequest) ProtoMessage() {}
+
+func (x *RequestSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*RequestSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RequestSnapshotRequest) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *RequestSnapshotRequest) GetMinIndex() uint64 {
+	if x != nil {
+		return x.MinIndex
+	}
+	return 0
+}
+
+type RequestSnapshotResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Responder string                 `protobuf:"bytes,1,opt,name=responder,proto3" json:"responder,omitempty"`
+	// The newest verified snapshot's index after the request.
+	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestSnapshotResponse) Reset() {
+	*x = RequestSnapshotResponse{}
+	mi := &file_par_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestSnapshotResponse) ProtoMessage() {}
+
+func (x *RequestSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*RequestSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RequestSnapshotResponse) GetResponder() string {
+	if x != nil {
+		return x.Responder
+	}
+	return ""
+}
+
+func (x *RequestSnapshotResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 var File_par_proto protoreflect.FileDescriptor
 
 const file_par_proto_rawDesc = "" +
@@ -1027,14 +1133,20 @@ const file_par_proto_rawDesc = "" +
 	"\rSnapshotChunk\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\rR\x05chunk\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x16\n" +
-	"\x06crc32c\x18\x03 \x01(\rR\x06crc32c*\xc4\x01\n" +
+	"\x06crc32c\x18\x03 \x01(\rR\x06crc32c\"S\n" +
+	"\x16RequestSnapshotRequest\x12\x1c\n" +
+	"\trequester\x18\x01 \x01(\tR\trequester\x12\x1b\n" +
+	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\"M\n" +
+	"\x17RequestSnapshotResponse\x12\x1c\n" +
+	"\tresponder\x18\x01 \x01(\tR\tresponder\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index*\xc4\x01\n" +
 	"\vEntryStatus\x12\x18\n" +
 	"\x14ENTRY_STATUS_UNKNOWN\x10\x00\x12\x15\n" +
 	"\x11ENTRY_STATUS_HAVE\x10\x01\x12\x1a\n" +
 	"\x16ENTRY_STATUS_DONT_HAVE\x10\x02\x12\x1c\n" +
 	"\x18ENTRY_STATUS_HAVE_FAULTY\x10\x03\x12$\n" +
 	" ENTRY_STATUS_COMMITTED_COMPACTED\x10\x04\x12$\n" +
-	" ENTRY_STATUS_CONFLICTS_COMMITTED\x10\x052\x98\x03\n" +
+	" ENTRY_STATUS_CONFLICTS_COMMITTED\x10\x052\xf8\x03\n" +
 	"\n" +
 	"PeerRepair\x12O\n" +
 	"\n" +
@@ -1042,7 +1154,8 @@ const file_par_proto_rawDesc = "" +
 	"\aGetTerm\x12\x1c.coord.par.v1.GetTermRequest\x1a\x1d.coord.par.v1.GetTermResponse\x12C\n" +
 	"\x06Status\x12\x1b.coord.par.v1.StatusRequest\x1a\x1c.coord.par.v1.StatusResponse\x12X\n" +
 	"\rListSnapshots\x12\".coord.par.v1.ListSnapshotsRequest\x1a#.coord.par.v1.ListSnapshotsResponse\x12R\n" +
-	"\rFetchSnapshot\x12\".coord.par.v1.FetchSnapshotRequest\x1a\x1b.coord.par.v1.SnapshotChunk0\x01B\x13Z\x11coord/proto/parpbb\x06proto3"
+	"\rFetchSnapshot\x12\".coord.par.v1.FetchSnapshotRequest\x1a\x1b.coord.par.v1.SnapshotChunk0\x01\x12^\n" +
+	"\x0fRequestSnapshot\x12$.coord.par.v1.RequestSnapshotRequest\x1a%.coord.par.v1.RequestSnapshotResponseB\x13Z\x11coord/proto/parpbb\x06proto3"
 
 var (
 	file_par_proto_rawDescOnce sync.Once
@@ -1057,22 +1170,24 @@ func file_par_proto_rawDescGZIP() []byte {
 }
 
 var file_par_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_par_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_par_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_par_proto_goTypes = []any{
-	(EntryStatus)(0),              // 0: coord.par.v1.EntryStatus
-	(*Item)(nil),                  // 1: coord.par.v1.Item
-	(*GetEntriesRequest)(nil),     // 2: coord.par.v1.GetEntriesRequest
-	(*EntryReply)(nil),            // 3: coord.par.v1.EntryReply
-	(*GetEntriesResponse)(nil),    // 4: coord.par.v1.GetEntriesResponse
-	(*GetTermRequest)(nil),        // 5: coord.par.v1.GetTermRequest
-	(*GetTermResponse)(nil),       // 6: coord.par.v1.GetTermResponse
-	(*StatusRequest)(nil),         // 7: coord.par.v1.StatusRequest
-	(*StatusResponse)(nil),        // 8: coord.par.v1.StatusResponse
-	(*SnapshotInfo)(nil),          // 9: coord.par.v1.SnapshotInfo
-	(*ListSnapshotsRequest)(nil),  // 10: coord.par.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil), // 11: coord.par.v1.ListSnapshotsResponse
-	(*FetchSnapshotRequest)(nil),  // 12: coord.par.v1.FetchSnapshotRequest
-	(*SnapshotChunk)(nil),         // 13: coord.par.v1.SnapshotChunk
+	(EntryStatus)(0),                // 0: coord.par.v1.EntryStatus
+	(*Item)(nil),                    // 1: coord.par.v1.Item
+	(*GetEntriesRequest)(nil),       // 2: coord.par.v1.GetEntriesRequest
+	(*EntryReply)(nil),              // 3: coord.par.v1.EntryReply
+	(*GetEntriesResponse)(nil),      // 4: coord.par.v1.GetEntriesResponse
+	(*GetTermRequest)(nil),          // 5: coord.par.v1.GetTermRequest
+	(*GetTermResponse)(nil),         // 6: coord.par.v1.GetTermResponse
+	(*StatusRequest)(nil),           // 7: coord.par.v1.StatusRequest
+	(*StatusResponse)(nil),          // 8: coord.par.v1.StatusResponse
+	(*SnapshotInfo)(nil),            // 9: coord.par.v1.SnapshotInfo
+	(*ListSnapshotsRequest)(nil),    // 10: coord.par.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),   // 11: coord.par.v1.ListSnapshotsResponse
+	(*FetchSnapshotRequest)(nil),    // 12: coord.par.v1.FetchSnapshotRequest
+	(*SnapshotChunk)(nil),           // 13: coord.par.v1.SnapshotChunk
+	(*RequestSnapshotRequest)(nil),  // 14: coord.par.v1.RequestSnapshotRequest
+	(*RequestSnapshotResponse)(nil), // 15: coord.par.v1.RequestSnapshotResponse
 }
 var file_par_proto_depIdxs = []int32{
 	1,  // 0: coord.par.v1.GetEntriesRequest.items:type_name -> coord.par.v1.Item
@@ -1084,13 +1199,15 @@ var file_par_proto_depIdxs = []int32{
 	7,  // 6: coord.par.v1.PeerRepair.Status:input_type -> coord.par.v1.StatusRequest
 	10, // 7: coord.par.v1.PeerRepair.ListSnapshots:input_type -> coord.par.v1.ListSnapshotsRequest
 	12, // 8: coord.par.v1.PeerRepair.FetchSnapshot:input_type -> coord.par.v1.FetchSnapshotRequest
-	4,  // 9: coord.par.v1.PeerRepair.GetEntries:output_type -> coord.par.v1.GetEntriesResponse
-	6,  // 10: coord.par.v1.PeerRepair.GetTerm:output_type -> coord.par.v1.GetTermResponse
-	8,  // 11: coord.par.v1.PeerRepair.Status:output_type -> coord.par.v1.StatusResponse
-	11, // 12: coord.par.v1.PeerRepair.ListSnapshots:output_type -> coord.par.v1.ListSnapshotsResponse
-	13, // 13: coord.par.v1.PeerRepair.FetchSnapshot:output_type -> coord.par.v1.SnapshotChunk
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
+	14, // 9: coord.par.v1.PeerRepair.RequestSnapshot:input_type -> coord.par.v1.RequestSnapshotRequest
+	4,  // 10: coord.par.v1.PeerRepair.GetEntries:output_type -> coord.par.v1.GetEntriesResponse
+	6,  // 11: coord.par.v1.PeerRepair.GetTerm:output_type -> coord.par.v1.GetTermResponse
+	8,  // 12: coord.par.v1.PeerRepair.Status:output_type -> coord.par.v1.StatusResponse
+	11, // 13: coord.par.v1.PeerRepair.ListSnapshots:output_type -> coord.par.v1.ListSnapshotsResponse
+	13, // 14: coord.par.v1.PeerRepair.FetchSnapshot:output_type -> coord.par.v1.SnapshotChunk
+	15, // 15: coord.par.v1.PeerRepair.RequestSnapshot:output_type -> coord.par.v1.RequestSnapshotResponse
+	10, // [10:16] is the sub-list for method output_type
+	4,  // [4:10] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -1107,7 +1224,7 @@ func file_par_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_par_proto_rawDesc), len(file_par_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,11 +27,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PeerRepair_GetEntries_FullMethodName    = "/coord.par.v1.PeerRepair/GetEntries"
-	PeerRepair_GetTerm_FullMethodName       = "/coord.par.v1.PeerRepair/GetTerm"
-	PeerRepair_Status_FullMethodName        = "/coord.par.v1.PeerRepair/Status"
-	PeerRepair_ListSnapshots_FullMethodName = "/coord.par.v1.PeerRepair/ListSnapshots"
-	PeerRepair_FetchSnapshot_FullMethodName = "/coord.par.v1.PeerRepair/FetchSnapshot"
+	PeerRepair_GetEntries_FullMethodName      = "/coord.par.v1.PeerRepair/GetEntries"
+	PeerRepair_GetTerm_FullMethodName         = "/coord.par.v1.PeerRepair/GetTerm"
+	PeerRepair_Status_FullMethodName          = "/coord.par.v1.PeerRepair/Status"
+	PeerRepair_ListSnapshots_FullMethodName   = "/coord.par.v1.PeerRepair/ListSnapshots"
+	PeerRepair_FetchSnapshot_FullMethodName   = "/coord.par.v1.PeerRepair/FetchSnapshot"
+	PeerRepair_RequestSnapshot_FullMethodName = "/coord.par.v1.PeerRepair/RequestSnapshot"
 )
 
 // PeerRepairClient is the client API for PeerRepair service.
@@ -53,6 +54,11 @@ type PeerRepairClient interface {
 	// every chunk is verified against the responder's sidecar before it is
 	// sent (a damaged chunk ends the stream with DataLoss).
 	FetchSnapshot(ctx context.Context, in *FetchSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
+	// RequestSnapshot asks a node whose raft runs to take a snapshot now, so
+	// a node in pre-start recovery whose log has a gap no listed snapshot
+	// covers can fetch one (its peers may hold the entries only in their
+	// logs). A node whose raft is not running answers FailedPrecondition.
+	RequestSnapshot(ctx context.Context, in *RequestSnapshotRequest, opts ...grpc.CallOption) (*RequestSnapshotResponse, error)
 }
 
 type peerRepairClient struct {
@@ -122,6 +128,16 @@ func (c *peerRepairClient) FetchSnapshot(ctx context.Context, in *FetchSnapshotR
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type PeerRepair_FetchSnapshotClient = grpc.ServerStreamingClient[SnapshotChunk]
 
+func (c *peerRepairClient) RequestSnapshot(ctx context.Context, in *RequestSnapshotRequest, opts ...grpc.CallOption) (*RequestSnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestSnapshotResponse)
+	err := c.cc.Invoke(ctx, PeerRepair_RequestSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerRepairServer is the server API for PeerRepair service.
 // All implementations must embed UnimplementedPeerRepairServer
 // for forward compatibility.
@@ -141,6 +157,11 @@ type PeerRepairServer interface {
 	// every chunk is verified against the responder's sidecar before it is
 	// sent (a damaged chunk ends the stream with DataLoss).
 	FetchSnapshot(*FetchSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
+	// RequestSnapshot asks a node whose raft runs to take a snapshot now, so
+	// a node in pre-start recovery whose log has a gap no listed snapshot
+	// covers can fetch one (its peers may hold the entries only in their
+	// logs). A node whose raft is not running answers FailedPrecondition.
+	RequestSnapshot(context.Context, *RequestSnapshotRequest) (*RequestSnapshotResponse, error)
 	mustEmbedUnimplementedPeerRepairServer()
 }
 
@@ -165,6 +186,9 @@ func (UnimplementedPeerRepairServer) ListSnapshots(context.Context, *ListSnapsho
 }
 func (UnimplementedPeerRepairServer) FetchSnapshot(*FetchSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error {
 	return status.Error(codes.Unimplemented, "method FetchSnapshot not implemented")
+}
+func (UnimplementedPeerRepairServer) RequestSnapshot(context.Context, *RequestSnapshotRequest) (*RequestSnapshotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestSnapshot not implemented")
 }
 func (UnimplementedPeerRepairServer) mustEmbedUnimplementedPeerRepairServer() {}
 func (UnimplementedPeerRepairServer) testEmbeddedByValue()                    {}
@@ -270,6 +294,24 @@ func _PeerRepair_FetchSnapshot_Handler(srv interface{}, stream grpc.ServerStream
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type PeerRepair_FetchSnapshotServer = grpc.ServerStreamingServer[SnapshotChunk]
 
+func _PeerRepair_RequestSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerRepairServer).RequestSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PeerRepair_RequestSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerRepairServer).RequestSnapshot(ctx, req.(*RequestSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PeerRepair_ServiceDesc is the grpc.ServiceDesc for PeerRepair service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -292,6 +334,10 @@ var PeerRepair_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSnapshots",
 			Handler:    _PeerRepair_ListSnapshots_Handler,
+		},
+		{
+			MethodName: "RequestSnapshot",
+			Handler:    _PeerRepair_RequestSnapshot_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -30,6 +30,8 @@ var dPicked = []struct {
 		func(r DResult) bool { return r.WholeRepairs == 1 }, "rule 3: the entry is fetched as a peer's snapshot"},
 	{DCase{ID: -5, State: [Nodes]int{DStateT, DStateL, DStateL}, Fault: [Nodes]int{DFaultEntry, DFaultEntry, DFaultNone}},
 		func(r DResult) bool { return r.EntryRepairs+r.WholeRepairs == 1 }, "t compacts its covered entry locally; l fetches it (entry or snapshot)"},
+	{DCase{ID: -7, State: [Nodes]int{DStateG, DStateL, DStateL}, Fault: [Nodes]int{DFaultChunk, DFaultNone, DFaultNone}},
+		func(r DResult) bool { return r.WholeRepairs == 1 && r.ChunkRepairs == 0 }, "the log-only peers snapshot on request (RequestSnapshot) once their raft runs"},
 	{DCase{ID: -6, State: [Nodes]int{DStateG, DStateG, DStateL}, Fault: [Nodes]int{DFaultChunk, DFaultSidecarBoth, DFaultEntry}},
 		func(r DResult) bool { return true }, "nothing intact can rebuild the snapshot state: unavailable"},
 }
