@@ -154,7 +154,9 @@ func (c DCase) Recoverable() bool {
 // cannot make available: a node in state g without a usable snapshot
 // whose only complete peers are in state l could close its gap only with
 // log entries from them, and par closes a gap only with a snapshot (not
-// built; docs/PAR.md).
+// built; docs/PAR.md). Log-only peers snapshot on request
+// (RequestSnapshot) only once their raft runs, which needs a quorum
+// without the g node: then the cluster is available anyway.
 func (c DCase) GapNeedsEntries() bool {
 	if !c.Recoverable() {
 		return false
