@@ -48,7 +48,7 @@ FUZZ_TARGETS := \
 	./cmd/coordctl:FuzzParseTxnLine ./coord/replica:FuzzDecodeCommand \
 	./coord/replica:FuzzCommandRoundTrip ./coord/replica:FuzzFSMRestore \
 	./coord:FuzzCoordRequests ./coord:FuzzPeerRequests ./coord:FuzzParseCluster \
-	./lease/internal/core:FuzzAcceptor
+	./lease/internal/core:FuzzAcceptor ./coord/par:FuzzDecodeSidecar
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
