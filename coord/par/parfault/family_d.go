@@ -571,13 +571,18 @@ func (d *DHarness) probe(ctx context.Context, srvs []*coord.Server) (Outcome, st
 			r, err := cl.Create(cctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/probe", Data: []byte("p")}})
 			ccancel()
 			if status.Code(err) == codes.AlreadyExists {
+				// An earlier attempt timed out on our side but committed:
+				// its index (read back) is what nodes must have applied.
+				// Never guess it: a too-low index would call a node that is
+				// still catching up "lost".
 				g, gerr := cl.Get(ctx, &coordpb.GetRequest{Path: "/probe"})
-				if gerr == nil {
-					probeAt = max(1, g.GetStat().GetMzxid())
-				} else {
-					probeAt = 1
+				if gerr == nil && g.GetStat().GetCzxid() > 0 {
+					probeAt = g.GetStat().GetCzxid()
+					break
 				}
-				break
+				detail = fmt.Sprintf("probe committed but not read back: %v", gerr)
+				time.Sleep(50 * time.Millisecond)
+				continue
 			}
 			if err == nil {
 				probeAt = r.Header.GetZxid()
