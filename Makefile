@@ -48,7 +48,7 @@ FUZZ_TARGETS := \
 	./cmd/coordctl:FuzzParseTxnLine ./coord/replica:FuzzDecodeCommand \
 	./coord/replica:FuzzCommandRoundTrip ./coord/replica:FuzzFSMRestore \
 	./coord:FuzzCoordRequests ./coord:FuzzPeerRequests ./coord:FuzzParseCluster \
-	./lease/internal/core:FuzzAcceptor
+	./lease/internal/core:FuzzAcceptor ./coord/par:FuzzDecodeSidecar
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 	  echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
@@ -88,4 +88,4 @@ clean:
 # raft-boltdb. CI runs a fixed-seed 150-case sample in coord/par/parfault.
 .PHONY: par-matrix
 par-matrix:
-	$(GO) run ./cmd/coordfault --family A,E,F,G --count 0 --modes par,plain
+	$(GO) run ./cmd/coordfault --family A,D,E,F,G --count 0 --modes par,plain

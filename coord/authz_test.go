@@ -264,6 +264,27 @@ func TestPermissionMatrix(t *testing.T) {
 			_, err := parpb.NewPeerRepairClient(conn).GetTerm(ctx, &parpb.GetTermRequest{})
 			return err
 		}),
+		"/coord.par.v1.PeerRepair/ListSnapshots": peer(func(ctx context.Context, conn *grpc.ClientConn, _ string) error {
+			_, err := parpb.NewPeerRepairClient(conn).ListSnapshots(ctx, &parpb.ListSnapshotsRequest{Requester: "n9"})
+			return err
+		}),
+		"/coord.par.v1.PeerRepair/FetchSnapshot": peer(func(ctx context.Context, conn *grpc.ClientConn, _ string) error {
+			// A permitted peer asking for a snapshot nobody has gets
+			// NotFound; a refused one PermissionDenied.
+			st, err := parpb.NewPeerRepairClient(conn).FetchSnapshot(ctx, &parpb.FetchSnapshotRequest{Requester: "n9", Id: "no-such"})
+			if err != nil {
+				return err
+			}
+			_, err = st.Recv()
+			if status.Code(err) == codes.NotFound {
+				return nil
+			}
+			return err
+		}),
+		"/coord.par.v1.PeerRepair/RequestSnapshot": peer(func(ctx context.Context, conn *grpc.ClientConn, _ string) error {
+			_, err := parpb.NewPeerRepairClient(conn).RequestSnapshot(ctx, &parpb.RequestSnapshotRequest{Requester: "n9"})
+			return err
+		}),
 		"/coord.par.v1.PeerRepair/Status": {right: "bob", anon: false, wrong: true, ok: true, call: func(ctx context.Context, conn *grpc.ClientConn, _ string) error {
 			_, err := parpb.NewPeerRepairClient(conn).Status(ctx, &parpb.StatusRequest{})
 			return err

@@ -109,6 +109,13 @@ func (s *Server) registerPARMetrics() {
 		}),
 		c("par_scrub_passes_total", "Completed scrubber passes.", func() float64 { return float64(ls.ScrubStats().Passes) }),
 	)
+	if ss := s.par.Snapshots(); ss != nil { // snapshot protection (par §4.6)
+		s.metrics.reg.MustRegister(
+			c("par_snapshots_quarantined_total", "Snapshots that failed verification and were moved to par-quarantine/.", func() float64 { return float64(ss.Stats().Quarantined) }),
+			c("par_snapshot_repairs_total", "Snapshots repaired from peers (bad chunks or whole).", func() float64 { st := ss.Stats(); return float64(st.ChunkRepairs + st.WholeRepairs) }),
+			c("par_snapshot_meta_repairs_total", "meta.json files rewritten from their checksummed sidecar.", func() float64 { return float64(ss.Stats().MetaRepaired) }),
+		)
+	}
 }
 
 // PAR returns the node's PAR store (nil with PlainStorage).

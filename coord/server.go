@@ -193,6 +193,7 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	s.rep = rep
 	if s.par != nil {
 		s.par.SetCommitFloor(func() uint64 { return rep.Info().CommitIndex })
+		s.par.Snapshots().SetTrigger(rep.TakeSnapshot) // par RequestSnapshot
 	}
 	s.ready.Store(true)
 	s.startScrubber()

@@ -19,7 +19,7 @@ import (
 )
 
 func main() {
-	families := flag.String("family", "A,E,F,G", "families to run (A: targeted entries, E: term/vote copies, F: file-system faults, G: crash states)")
+	families := flag.String("family", "A,E,F,G", "families to run (A: targeted entries, D: snapshots, E: term/vote copies, F: file-system faults, G: crash states)")
 	seed := flag.Uint64("seed", 1, "seed for sampling cases")
 	count := flag.Int("count", 100, "cases per family (0: the whole family)")
 	one := flag.Int("case", -1, "run only this case id (with one --family)")
@@ -53,6 +53,12 @@ func run(families string, seed uint64, count, one int, modes string, verbose boo
 			hs = append(hs, h)
 		}
 		for _, fam := range strings.Split(families, ",") {
+			if fam == "D" { // family_d.go
+				if err := runD(ctx, dir, mode, seed, count, one, verbose, parallel, recoverTimeout); err != nil {
+					return err
+				}
+				continue
+			}
 			if fam == "E" && mode == "plain" {
 				fmt.Printf("%-6s %-6s %s\n", mode, fam, "n/a (plain keeps term/vote inside raft.db)")
 				continue

@@ -40,6 +40,33 @@
 //     (decide_test.go), which also fails when a rule is weakened.
 //   - PeerRepair gRPC service (repair_server.go, proto/par.proto) answering
 //     from the durable identifier view, and the Client (repair_client.go).
+//   - SnapshotStore (snapshot.go): raft's FileSnapshotStore underneath,
+//     unchanged on disk, plus a sidecar per snapshot in par-snapmeta/<id>.a
+//     and .b (raft's whole meta, size, SHA-256 and a CRC32C per 64 KiB
+//     chunk of state.bin, itself CRC32C'd). Start-up verifies every
+//     snapshot (sidecar, meta.json against it, size, every chunk): a
+//     meta.json that does not parse or was edited (Index, Term, Size,
+//     Configuration) is rewritten from the sidecar, a bad sidecar copy from
+//     its twin, a snapshot without any sidecar (crash after raft's Close) is
+//     adopted if raft's CRC64 agrees; anything else is moved to
+//     par-quarantine/snapshots/ and never listed. List/Open compare
+//     meta.json with the sidecar again, and Open's reader checks each chunk
+//     before handing out a byte (*SnapshotError, errors.Is
+//     ErrSnapshotCorrupt, at the first bad one; the snapshot is then
+//     quarantined). par reaps, keeping the newest 2 verified snapshots.
+//   - Snapshot repair (snapshot_repair.go, snapshot_rpc.go): before raft
+//     starts, faulty entries a verified snapshot covers are compacted
+//     locally; then the I4 gap check: the log must start at or before the
+//     newest usable snapshot's index + 1, else a snapshot covering the gap
+//     is obtained from peers (ListSnapshots/FetchSnapshot): only the bad
+//     chunks of a quarantined snapshot when a peer holds a byte-identical
+//     one, else a peer's whole snapshot, every chunk checked against the
+//     checksums we trust and the whole against its SHA-256. After
+//     installing one the log is aligned with it (Raft's Figure 13: a
+//     suffix from a conflicting entry is discarded; the prefix compacted).
+//     Recover never returns nil with a gap (raft would panic in its
+//     configuration scan). Repair rule 3 (COMMITTED_COMPACTED) is acted on
+//     by the same path.
 //   - parfault/: the fault-injection harness behind cmd/coordfault.
 //
 // # Caller's contract
@@ -51,8 +78,9 @@
 //  3. Recover(ctx, client): fixes or discards every faulty entry by rules
 //     1-5 and rebuilds amnesic term/vote; returns ErrUnrecoverable when ctx
 //     ends first (the node stays down: the paper's "wait").
-//  4. Give raft NewLogCache(store.Log) and store.Stable; SetFetcher(client)
-//     for runtime repairs; SetCommitFloor(raft commit index).
+//  4. Give raft NewLogCache(store.Log), store.Stable and store.Snapshots();
+//     SetFetcher(client) for runtime repairs; SetCommitFloor(raft commit
+//     index).
 //
 // # Goroutines
 //
@@ -66,7 +94,8 @@
 //
 // ErrEntryUnavailable (*FaultError), ErrAmnesia, ErrVoteQuarantined,
 // ErrDoubleFault, ErrUnrecoverable, ErrLostLog, ErrBadEnvelope, ErrRecordTooLarge,
-// ErrJournal. Test with errors.Is.
+// ErrJournal; for snapshots ErrSnapshotCorrupt (*SnapshotError),
+// ErrNoSnapshot, ErrSnapshotGap. Test with errors.Is.
 //
 // # Decisions and deviations from the design
 //
@@ -92,7 +121,15 @@
 //   - The journal is preallocated with written zeros but never rewritten:
 //     it grows by 64 bytes per entry and never shrinks (compaction only
 //     records COMPACT_PREFIX).
-//   - Not built yet: the snapshot sidecar store (§4.6), the I4 gap check,
-//     `coordctl par recover` and the par-node identity files (§4.8). See
-//     docs/PAR.md.
+//   - Snapshots: a gap is closed only with a snapshot from a peer, never
+//     with log entries fetched from one (a node in state g whose snapshot
+//     is lost, with only log-only peers, waits); chunk repair needs a
+//     byte-identical peer snapshot, which hashicorp's independent snapshot
+//     indexes give only for snapshots shipped by InstallSnapshot or taken
+//     at the same applied index (no identical checkpoints, design §4.6
+//     phase 2); the scrubber does not re-read snapshot chunks (they are
+//     checked at start-up and on every read); par-quarantine/ is never
+//     emptied.
+//   - Not built yet: `coordctl par recover` and the par-node identity files
+//     (§4.8). See docs/PAR.md.
 package par

@@ -52,6 +52,7 @@ type Config struct {
 type Store struct {
 	Log    *LogStore
 	Stable *StableStore
+	snaps  *SnapshotStore // snapshot_repair.go
 	bolt   *raftboltdb.BoltStore
 	cfg    Config
 	log    *slog.Logger
@@ -132,6 +133,10 @@ func Open(cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.openSnapshots(); err != nil { // snapshot_repair.go
+		s.Close()
+		return nil, err
+	}
 	s.report.Faulty = s.faultyList()
 	if len(s.report.Faulty) > 0 || s.report.Adopted > 0 || s.report.TornDiscarded > 0 || rebuilt || s.report.Amnesic {
 		s.log.Warn("par start-up classification", "checked", s.report.Checked, "faulty", len(s.report.Faulty),
@@ -149,9 +154,9 @@ func (s *Store) SetCommitFloor(f func() uint64) { s.commitFloor.Store(&f) }
 
 func (s *Store) floor() uint64 {
 	if p := s.commitFloor.Load(); p != nil {
-		return (*p)()
+		return max((*p)(), s.snapshotFloor())
 	}
-	return 0
+	return s.snapshotFloor()
 }
 
 // Close closes the journal and bolt. Idempotent.
@@ -406,6 +411,9 @@ func (s *Store) truncateSuffix(from uint64) error {
 // (the node stays down: the paper's "wait").
 func (s *Store) Recover(ctx context.Context, c *Client) error {
 	voters := len(c.peers) + 1
+	if err := s.recoverSnapshots(ctx, c); err != nil { // snapshot_repair.go: I4 before raft
+		return err
+	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			select {
@@ -469,6 +477,10 @@ func (s *Store) Recover(ctx context.Context, c *Client) error {
 					return err
 				}
 				s.log.Warn("par: discarded uncommitted suffix", "from", it.Index)
+			case ActFetchSnapshot: // rule 3 (snapshot_repair.go)
+				if err := s.fetchSnapshotCovering(ctx, c, it.Index); err != nil {
+					s.log.Warn("par: rule 3 snapshot fetch failed", "index", it.Index, "err", err)
+				}
 			}
 			if s.Log.j.view.last < it.Index {
 				break

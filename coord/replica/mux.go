@@ -42,7 +42,7 @@ func NewMux(ln net.Listener) *Mux {
 	return &Mux{
 		ln:   ln,
 		grpc: newChanListener(ln.Addr()),
-		raft: newChanListener(ln.Addr()),
+		raft: newTrackingListener(ln.Addr()),
 	}
 }
 
@@ -112,13 +112,52 @@ type chanListener struct {
 	once sync.Once
 	done chan struct{}
 	err  error
+	// conns, when non-nil, tracks the delivered connections still open;
+	// closing the listener closes them. raft's NetworkTransport never
+	// closes the inbound connections it serves, so without this each
+	// stopped replica leaks their goroutines (and through them itself)
+	// until the peer's side goes away.
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
 }
 
 func newChanListener(addr net.Addr) *chanListener {
 	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
 }
 
+func newTrackingListener(addr net.Addr) *chanListener {
+	l := newChanListener(addr)
+	l.conns = map[*trackedConn]struct{}{}
+	return l
+}
+
+// trackedConn leaves its listener's set when closed.
+type trackedConn struct {
+	net.Conn
+	l    *chanListener
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.l.mu.Lock(); delete(c.l.conns, c); c.l.mu.Unlock() })
+	return c.Conn.Close()
+}
+
 func (l *chanListener) deliver(c net.Conn) {
+	if l.conns != nil {
+		tc := &trackedConn{Conn: c, l: l}
+		l.mu.Lock()
+		select {
+		case <-l.done:
+			l.mu.Unlock()
+			c.Close()
+			return
+		default:
+		}
+		l.conns[tc] = struct{}{}
+		l.mu.Unlock()
+		c = tc
+	}
 	select {
 	case l.ch <- c:
 	case <-l.done:
@@ -137,6 +176,17 @@ func (l *chanListener) Accept() (net.Conn, error) {
 
 func (l *chanListener) closeWith(err error) {
 	l.once.Do(func() { l.err = err; close(l.done) })
+	if l.conns != nil {
+		l.mu.Lock()
+		open := make([]*trackedConn, 0, len(l.conns))
+		for c := range l.conns {
+			open = append(open, c)
+		}
+		l.mu.Unlock()
+		for _, c := range open {
+			c.Close()
+		}
+	}
 }
 
 func (l *chanListener) Close() error   { l.closeWith(net.ErrClosed); return nil }

@@ -84,9 +84,13 @@ func OpenPARStorage(p *par.Store, dir string, logOutput io.Writer) (*Storage, er
 	if err != nil {
 		return nil, err
 	}
-	snaps, err := raft.NewFileSnapshotStore(dir, snapshotsRetained, logOutput)
-	if err != nil {
-		return nil, fmt.Errorf("open snapshot store in %s: %w", dir, err)
+	var snaps raft.SnapshotStore = p.Snapshots() // verified, sidecar-checked (par §4.6)
+	if p.Snapshots() == nil {
+		fs, err := raft.NewFileSnapshotStore(dir, snapshotsRetained, logOutput)
+		if err != nil {
+			return nil, fmt.Errorf("open snapshot store in %s: %w", dir, err)
+		}
+		snaps = fs
 	}
 	return &Storage{Log: cache, Stable: p.Stable, Snaps: snaps, close: p.Close}, nil
 }

@@ -80,6 +80,10 @@ var Rules = map[string]Rule{
 	parpb.PeerRepair_GetEntries_FullMethodName: RulePeer,
 	parpb.PeerRepair_GetTerm_FullMethodName:    RulePeer,
 	parpb.PeerRepair_Status_FullMethodName:     RuleAuthenticated,
+	// PAR snapshot repair: peers list and fetch verified snapshots.
+	parpb.PeerRepair_ListSnapshots_FullMethodName:   RulePeer,
+	parpb.PeerRepair_FetchSnapshot_FullMethodName:   RulePeer,
+	parpb.PeerRepair_RequestSnapshot_FullMethodName: RulePeer,
 }
 
 // Policy is a node's authorization config. The zero Policy is the open

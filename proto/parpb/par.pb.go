@@ -618,6 +618,447 @@ func (x *StatusResponse) GetMetaDegraded() bool {
 	return false
 }
 
+// SnapshotInfo is one verified snapshot and its sidecar.
+type SnapshotInfo struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Id                 string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Index              uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Term               uint64                 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	Size               int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256             []byte                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	ChunkSize          uint32                 `protobuf:"varint,6,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	ChunkCrcs          []uint32               `protobuf:"varint,7,rep,packed,name=chunk_crcs,json=chunkCrcs,proto3" json:"chunk_crcs,omitempty"`
+	Version            uint64                 `protobuf:"varint,8,opt,name=version,proto3" json:"version,omitempty"`
+	ConfigurationIndex uint64                 `protobuf:"varint,9,opt,name=configuration_index,json=configurationIndex,proto3" json:"configuration_index,omitempty"`
+	// raft.EncodeConfiguration bytes.
+	Configuration []byte `protobuf:"bytes,10,opt,name=configuration,proto3" json:"configuration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotInfo) Reset() {
+	*x = SnapshotInfo{}
+	mi := &file_par_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotInfo) ProtoMessage() {}
+
+func (x *SnapshotInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotInfo.ProtoReflect.Descriptor instead.
+func (*SnapshotInfo) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SnapshotInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SnapshotInfo) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *SnapshotInfo) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *SnapshotInfo) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SnapshotInfo) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *SnapshotInfo) GetChunkSize() uint32 {
+	if x != nil {
+		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *SnapshotInfo) GetChunkCrcs() []uint32 {
+	if x != nil {
+		return x.ChunkCrcs
+	}
+	return nil
+}
+
+func (x *SnapshotInfo) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *SnapshotInfo) GetConfigurationIndex() uint64 {
+	if x != nil {
+		return x.ConfigurationIndex
+	}
+	return 0
+}
+
+func (x *SnapshotInfo) GetConfiguration() []byte {
+	if x != nil {
+		return x.Configuration
+	}
+	return nil
+}
+
+type ListSnapshotsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requester     string                 `protobuf:"bytes,1,opt,name=requester,proto3" json:"requester,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSnapshotsRequest) Reset() {
+	*x = ListSnapshotsRequest{}
+	mi := &file_par_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSnapshotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSnapshotsRequest) ProtoMessage() {}
+
+func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
+func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListSnapshotsRequest) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+type ListSnapshotsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Responder     string                 `protobuf:"bytes,1,opt,name=responder,proto3" json:"responder,omitempty"`
+	Snapshots     []*SnapshotInfo        `protobuf:"bytes,2,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSnapshotsResponse) Reset() {
+	*x = ListSnapshotsResponse{}
+	mi := &file_par_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSnapshotsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSnapshotsResponse) ProtoMessage() {}
+
+func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSnapshotsResponse.ProtoReflect.Descriptor instead.
+func (*ListSnapshotsResponse) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListSnapshotsResponse) GetResponder() string {
+	if x != nil {
+		return x.Responder
+	}
+	return ""
+}
+
+func (x *ListSnapshotsResponse) GetSnapshots() []*SnapshotInfo {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
+type FetchSnapshotRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Requester string                 `protobuf:"bytes,1,opt,name=requester,proto3" json:"requester,omitempty"`
+	Id        string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// Chunk numbers to send, in order; empty means every chunk.
+	Chunks        []uint32 `protobuf:"varint,3,rep,packed,name=chunks,proto3" json:"chunks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchSnapshotRequest) Reset() {
+	*x = FetchSnapshotRequest{}
+	mi := &file_par_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchSnapshotRequest) ProtoMessage() {}
+
+func (x *FetchSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*FetchSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *FetchSnapshotRequest) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *FetchSnapshotRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *FetchSnapshotRequest) GetChunks() []uint32 {
+	if x != nil {
+		return x.Chunks
+	}
+	return nil
+}
+
+type SnapshotChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunk         uint32                 `protobuf:"varint,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	Crc32C        uint32                 `protobuf:"varint,3,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_par_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SnapshotChunk) GetChunk() uint32 {
+	if x != nil {
+		return x.Chunk
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetCrc32C() uint32 {
+	if x != nil {
+		return x.Crc32C
+	}
+	return 0
+}
+
+type RequestSnapshotRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Requester string                 `protobuf:"bytes,1,opt,name=requester,proto3" json:"requester,omitempty"`
+	// The index the requester needs covered.
+	MinIndex      uint64 `protobuf:"varint,2,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestSnapshotRequest) Reset() {
+	*x = RequestSnapshotRequest{}
+	mi := &file_par_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestSnapshotRequest) ProtoMessage() {}
+
+func (x *RequestSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*RequestSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RequestSnapshotRequest) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *RequestSnapshotRequest) GetMinIndex() uint64 {
+	if x != nil {
+		return x.MinIndex
+	}
+	return 0
+}
+
+type RequestSnapshotResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Responder string                 `protobuf:"bytes,1,opt,name=responder,proto3" json:"responder,omitempty"`
+	// The newest verified snapshot's index after the request.
+	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestSnapshotResponse) Reset() {
+	*x = RequestSnapshotResponse{}
+	mi := &file_par_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestSnapshotResponse) ProtoMessage() {}
+
+func (x *RequestSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*RequestSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RequestSnapshotResponse) GetResponder() string {
+	if x != nil {
+		return x.Responder
+	}
+	return ""
+}
+
+func (x *RequestSnapshotResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 var File_par_proto protoreflect.FileDescriptor
 
 const file_par_proto_rawDesc = "" +
@@ -665,20 +1106,56 @@ const file_par_proto_rawDesc = "" +
 	"\n" +
 	"scrub_last\x18\r \x01(\x04R\tscrubLast\x12!\n" +
 	"\fscrub_passes\x18\x0e \x01(\x03R\vscrubPasses\x12#\n" +
-	"\rmeta_degraded\x18\x0f \x01(\bR\fmetaDegraded*\xc4\x01\n" +
+	"\rmeta_degraded\x18\x0f \x01(\bR\fmetaDegraded\"\xa3\x02\n" +
+	"\fSnapshotInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\fR\x06sha256\x12\x1d\n" +
+	"\n" +
+	"chunk_size\x18\x06 \x01(\rR\tchunkSize\x12\x1d\n" +
+	"\n" +
+	"chunk_crcs\x18\a \x03(\rR\tchunkCrcs\x12\x18\n" +
+	"\aversion\x18\b \x01(\x04R\aversion\x12/\n" +
+	"\x13configuration_index\x18\t \x01(\x04R\x12configurationIndex\x12$\n" +
+	"\rconfiguration\x18\n" +
+	" \x01(\fR\rconfiguration\"4\n" +
+	"\x14ListSnapshotsRequest\x12\x1c\n" +
+	"\trequester\x18\x01 \x01(\tR\trequester\"o\n" +
+	"\x15ListSnapshotsResponse\x12\x1c\n" +
+	"\tresponder\x18\x01 \x01(\tR\tresponder\x128\n" +
+	"\tsnapshots\x18\x02 \x03(\v2\x1a.coord.par.v1.SnapshotInfoR\tsnapshots\"\\\n" +
+	"\x14FetchSnapshotRequest\x12\x1c\n" +
+	"\trequester\x18\x01 \x01(\tR\trequester\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
+	"\x06chunks\x18\x03 \x03(\rR\x06chunks\"Q\n" +
+	"\rSnapshotChunk\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\rR\x05chunk\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x16\n" +
+	"\x06crc32c\x18\x03 \x01(\rR\x06crc32c\"S\n" +
+	"\x16RequestSnapshotRequest\x12\x1c\n" +
+	"\trequester\x18\x01 \x01(\tR\trequester\x12\x1b\n" +
+	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\"M\n" +
+	"\x17RequestSnapshotResponse\x12\x1c\n" +
+	"\tresponder\x18\x01 \x01(\tR\tresponder\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index*\xc4\x01\n" +
 	"\vEntryStatus\x12\x18\n" +
 	"\x14ENTRY_STATUS_UNKNOWN\x10\x00\x12\x15\n" +
 	"\x11ENTRY_STATUS_HAVE\x10\x01\x12\x1a\n" +
 	"\x16ENTRY_STATUS_DONT_HAVE\x10\x02\x12\x1c\n" +
 	"\x18ENTRY_STATUS_HAVE_FAULTY\x10\x03\x12$\n" +
 	" ENTRY_STATUS_COMMITTED_COMPACTED\x10\x04\x12$\n" +
-	" ENTRY_STATUS_CONFLICTS_COMMITTED\x10\x052\xea\x01\n" +
+	" ENTRY_STATUS_CONFLICTS_COMMITTED\x10\x052\xf8\x03\n" +
 	"\n" +
 	"PeerRepair\x12O\n" +
 	"\n" +
 	"GetEntries\x12\x1f.coord.par.v1.GetEntriesRequest\x1a .coord.par.v1.GetEntriesResponse\x12F\n" +
 	"\aGetTerm\x12\x1c.coord.par.v1.GetTermRequest\x1a\x1d.coord.par.v1.GetTermResponse\x12C\n" +
-	"\x06Status\x12\x1b.coord.par.v1.StatusRequest\x1a\x1c.coord.par.v1.StatusResponseB\x13Z\x11coord/proto/parpbb\x06proto3"
+	"\x06Status\x12\x1b.coord.par.v1.StatusRequest\x1a\x1c.coord.par.v1.StatusResponse\x12X\n" +
+	"\rListSnapshots\x12\".coord.par.v1.ListSnapshotsRequest\x1a#.coord.par.v1.ListSnapshotsResponse\x12R\n" +
+	"\rFetchSnapshot\x12\".coord.par.v1.FetchSnapshotRequest\x1a\x1b.coord.par.v1.SnapshotChunk0\x01\x12^\n" +
+	"\x0fRequestSnapshot\x12$.coord.par.v1.RequestSnapshotRequest\x1a%.coord.par.v1.RequestSnapshotResponseB\x13Z\x11coord/proto/parpbb\x06proto3"
 
 var (
 	file_par_proto_rawDescOnce sync.Once
@@ -693,33 +1170,47 @@ func file_par_proto_rawDescGZIP() []byte {
 }
 
 var file_par_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_par_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_par_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_par_proto_goTypes = []any{
-	(EntryStatus)(0),           // 0: coord.par.v1.EntryStatus
-	(*Item)(nil),               // 1: coord.par.v1.Item
-	(*GetEntriesRequest)(nil),  // 2: coord.par.v1.GetEntriesRequest
-	(*EntryReply)(nil),         // 3: coord.par.v1.EntryReply
-	(*GetEntriesResponse)(nil), // 4: coord.par.v1.GetEntriesResponse
-	(*GetTermRequest)(nil),     // 5: coord.par.v1.GetTermRequest
-	(*GetTermResponse)(nil),    // 6: coord.par.v1.GetTermResponse
-	(*StatusRequest)(nil),      // 7: coord.par.v1.StatusRequest
-	(*StatusResponse)(nil),     // 8: coord.par.v1.StatusResponse
+	(EntryStatus)(0),                // 0: coord.par.v1.EntryStatus
+	(*Item)(nil),                    // 1: coord.par.v1.Item
+	(*GetEntriesRequest)(nil),       // 2: coord.par.v1.GetEntriesRequest
+	(*EntryReply)(nil),              // 3: coord.par.v1.EntryReply
+	(*GetEntriesResponse)(nil),      // 4: coord.par.v1.GetEntriesResponse
+	(*GetTermRequest)(nil),          // 5: coord.par.v1.GetTermRequest
+	(*GetTermResponse)(nil),         // 6: coord.par.v1.GetTermResponse
+	(*StatusRequest)(nil),           // 7: coord.par.v1.StatusRequest
+	(*StatusResponse)(nil),          // 8: coord.par.v1.StatusResponse
+	(*SnapshotInfo)(nil),            // 9: coord.par.v1.SnapshotInfo
+	(*ListSnapshotsRequest)(nil),    // 10: coord.par.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),   // 11: coord.par.v1.ListSnapshotsResponse
+	(*FetchSnapshotRequest)(nil),    // 12: coord.par.v1.FetchSnapshotRequest
+	(*SnapshotChunk)(nil),           // 13: coord.par.v1.SnapshotChunk
+	(*RequestSnapshotRequest)(nil),  // 14: coord.par.v1.RequestSnapshotRequest
+	(*RequestSnapshotResponse)(nil), // 15: coord.par.v1.RequestSnapshotResponse
 }
 var file_par_proto_depIdxs = []int32{
-	1, // 0: coord.par.v1.GetEntriesRequest.items:type_name -> coord.par.v1.Item
-	0, // 1: coord.par.v1.EntryReply.status:type_name -> coord.par.v1.EntryStatus
-	3, // 2: coord.par.v1.GetEntriesResponse.replies:type_name -> coord.par.v1.EntryReply
-	2, // 3: coord.par.v1.PeerRepair.GetEntries:input_type -> coord.par.v1.GetEntriesRequest
-	5, // 4: coord.par.v1.PeerRepair.GetTerm:input_type -> coord.par.v1.GetTermRequest
-	7, // 5: coord.par.v1.PeerRepair.Status:input_type -> coord.par.v1.StatusRequest
-	4, // 6: coord.par.v1.PeerRepair.GetEntries:output_type -> coord.par.v1.GetEntriesResponse
-	6, // 7: coord.par.v1.PeerRepair.GetTerm:output_type -> coord.par.v1.GetTermResponse
-	8, // 8: coord.par.v1.PeerRepair.Status:output_type -> coord.par.v1.StatusResponse
-	6, // [6:9] is the sub-list for method output_type
-	3, // [3:6] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	1,  // 0: coord.par.v1.GetEntriesRequest.items:type_name -> coord.par.v1.Item
+	0,  // 1: coord.par.v1.EntryReply.status:type_name -> coord.par.v1.EntryStatus
+	3,  // 2: coord.par.v1.GetEntriesResponse.replies:type_name -> coord.par.v1.EntryReply
+	9,  // 3: coord.par.v1.ListSnapshotsResponse.snapshots:type_name -> coord.par.v1.SnapshotInfo
+	2,  // 4: coord.par.v1.PeerRepair.GetEntries:input_type -> coord.par.v1.GetEntriesRequest
+	5,  // 5: coord.par.v1.PeerRepair.GetTerm:input_type -> coord.par.v1.GetTermRequest
+	7,  // 6: coord.par.v1.PeerRepair.Status:input_type -> coord.par.v1.StatusRequest
+	10, // 7: coord.par.v1.PeerRepair.ListSnapshots:input_type -> coord.par.v1.ListSnapshotsRequest
+	12, // 8: coord.par.v1.PeerRepair.FetchSnapshot:input_type -> coord.par.v1.FetchSnapshotRequest
+	14, // 9: coord.par.v1.PeerRepair.RequestSnapshot:input_type -> coord.par.v1.RequestSnapshotRequest
+	4,  // 10: coord.par.v1.PeerRepair.GetEntries:output_type -> coord.par.v1.GetEntriesResponse
+	6,  // 11: coord.par.v1.PeerRepair.GetTerm:output_type -> coord.par.v1.GetTermResponse
+	8,  // 12: coord.par.v1.PeerRepair.Status:output_type -> coord.par.v1.StatusResponse
+	11, // 13: coord.par.v1.PeerRepair.ListSnapshots:output_type -> coord.par.v1.ListSnapshotsResponse
+	13, // 14: coord.par.v1.PeerRepair.FetchSnapshot:output_type -> coord.par.v1.SnapshotChunk
+	15, // 15: coord.par.v1.PeerRepair.RequestSnapshot:output_type -> coord.par.v1.RequestSnapshotResponse
+	10, // [10:16] is the sub-list for method output_type
+	4,  // [4:10] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_par_proto_init() }
@@ -733,7 +1224,7 @@ func file_par_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_par_proto_rawDesc), len(file_par_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,9 +27,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PeerRepair_GetEntries_FullMethodName = "/coord.par.v1.PeerRepair/GetEntries"
-	PeerRepair_GetTerm_FullMethodName    = "/coord.par.v1.PeerRepair/GetTerm"
-	PeerRepair_Status_FullMethodName     = "/coord.par.v1.PeerRepair/Status"
+	PeerRepair_GetEntries_FullMethodName      = "/coord.par.v1.PeerRepair/GetEntries"
+	PeerRepair_GetTerm_FullMethodName         = "/coord.par.v1.PeerRepair/GetTerm"
+	PeerRepair_Status_FullMethodName          = "/coord.par.v1.PeerRepair/Status"
+	PeerRepair_ListSnapshots_FullMethodName   = "/coord.par.v1.PeerRepair/ListSnapshots"
+	PeerRepair_FetchSnapshot_FullMethodName   = "/coord.par.v1.PeerRepair/FetchSnapshot"
+	PeerRepair_RequestSnapshot_FullMethodName = "/coord.par.v1.PeerRepair/RequestSnapshot"
 )
 
 // PeerRepairClient is the client API for PeerRepair service.
@@ -43,6 +46,19 @@ type PeerRepairClient interface {
 	GetTerm(ctx context.Context, in *GetTermRequest, opts ...grpc.CallOption) (*GetTermResponse, error)
 	// Status reports the node's PAR counters (coordctl par status).
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// ListSnapshots lists the responder's verified snapshots with their
+	// sidecar checksums (design §4.6), so a requester can find a
+	// byte-identical copy (chunk repair) or a covering one (whole repair).
+	ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*ListSnapshotsResponse, error)
+	// FetchSnapshot streams chunks of one verified snapshot's state.bin;
+	// every chunk is verified against the responder's sidecar before it is
+	// sent (a damaged chunk ends the stream with DataLoss).
+	FetchSnapshot(ctx context.Context, in *FetchSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
+	// RequestSnapshot asks a node whose raft runs to take a snapshot now, so
+	// a node in pre-start recovery whose log has a gap no listed snapshot
+	// covers can fetch one (its peers may hold the entries only in their
+	// logs). A node whose raft is not running answers FailedPrecondition.
+	RequestSnapshot(ctx context.Context, in *RequestSnapshotRequest, opts ...grpc.CallOption) (*RequestSnapshotResponse, error)
 }
 
 type peerRepairClient struct {
@@ -83,6 +99,45 @@ func (c *peerRepairClient) Status(ctx context.Context, in *StatusRequest, opts .
 	return out, nil
 }
 
+func (c *peerRepairClient) ListSnapshots(ctx context.Context, in *ListSnapshotsRequest, opts ...grpc.CallOption) (*ListSnapshotsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSnapshotsResponse)
+	err := c.cc.Invoke(ctx, PeerRepair_ListSnapshots_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerRepairClient) FetchSnapshot(ctx context.Context, in *FetchSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &PeerRepair_ServiceDesc.Streams[0], PeerRepair_FetchSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchSnapshotRequest, SnapshotChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerRepair_FetchSnapshotClient = grpc.ServerStreamingClient[SnapshotChunk]
+
+func (c *peerRepairClient) RequestSnapshot(ctx context.Context, in *RequestSnapshotRequest, opts ...grpc.CallOption) (*RequestSnapshotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestSnapshotResponse)
+	err := c.cc.Invoke(ctx, PeerRepair_RequestSnapshot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerRepairServer is the server API for PeerRepair service.
 // All implementations must embed UnimplementedPeerRepairServer
 // for forward compatibility.
@@ -94,6 +149,19 @@ type PeerRepairServer interface {
 	GetTerm(context.Context, *GetTermRequest) (*GetTermResponse, error)
 	// Status reports the node's PAR counters (coordctl par status).
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// ListSnapshots lists the responder's verified snapshots with their
+	// sidecar checksums (design §4.6), so a requester can find a
+	// byte-identical copy (chunk repair) or a covering one (whole repair).
+	ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error)
+	// FetchSnapshot streams chunks of one verified snapshot's state.bin;
+	// every chunk is verified against the responder's sidecar before it is
+	// sent (a damaged chunk ends the stream with DataLoss).
+	FetchSnapshot(*FetchSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
+	// RequestSnapshot asks a node whose raft runs to take a snapshot now, so
+	// a node in pre-start recovery whose log has a gap no listed snapshot
+	// covers can fetch one (its peers may hold the entries only in their
+	// logs). A node whose raft is not running answers FailedPrecondition.
+	RequestSnapshot(context.Context, *RequestSnapshotRequest) (*RequestSnapshotResponse, error)
 	mustEmbedUnimplementedPeerRepairServer()
 }
 
@@ -112,6 +180,15 @@ func (UnimplementedPeerRepairServer) GetTerm(context.Context, *GetTermRequest) (
 }
 func (UnimplementedPeerRepairServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedPeerRepairServer) ListSnapshots(context.Context, *ListSnapshotsRequest) (*ListSnapshotsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSnapshots not implemented")
+}
+func (UnimplementedPeerRepairServer) FetchSnapshot(*FetchSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error {
+	return status.Error(codes.Unimplemented, "method FetchSnapshot not implemented")
+}
+func (UnimplementedPeerRepairServer) RequestSnapshot(context.Context, *RequestSnapshotRequest) (*RequestSnapshotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestSnapshot not implemented")
 }
 func (UnimplementedPeerRepairServer) mustEmbedUnimplementedPeerRepairServer() {}
 func (UnimplementedPeerRepairServer) testEmbeddedByValue()                    {}
@@ -188,6 +265,53 @@ func _PeerRepair_Status_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PeerRepair_ListSnapshots_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSnapshotsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerRepairServer).ListSnapshots(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PeerRepair_ListSnapshots_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerRepairServer).ListSnapshots(ctx, req.(*ListSnapshotsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PeerRepair_FetchSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchSnapshotRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerRepairServer).FetchSnapshot(m, &grpc.GenericServerStream[FetchSnapshotRequest, SnapshotChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type PeerRepair_FetchSnapshotServer = grpc.ServerStreamingServer[SnapshotChunk]
+
+func _PeerRepair_RequestSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestSnapshotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerRepairServer).RequestSnapshot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PeerRepair_RequestSnapshot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerRepairServer).RequestSnapshot(ctx, req.(*RequestSnapshotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PeerRepair_ServiceDesc is the grpc.ServiceDesc for PeerRepair service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -207,7 +331,21 @@ var PeerRepair_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Status",
 			Handler:    _PeerRepair_Status_Handler,
 		},
+		{
+			MethodName: "ListSnapshots",
+			Handler:    _PeerRepair_ListSnapshots_Handler,
+		},
+		{
+			MethodName: "RequestSnapshot",
+			Handler:    _PeerRepair_RequestSnapshot_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "FetchSnapshot",
+			Handler:       _PeerRepair_FetchSnapshot_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "par.proto",
 }
