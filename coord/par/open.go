@@ -46,6 +46,12 @@ type Config struct {
 	ParallelJournal bool
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Addr is this node's address (needed by lost-node recovery to
+	// re-add itself as a non-voter).
+	Addr string
+	// LostNode runs the lost-node procedure (design §4.8) in Recover: for
+	// a node whose data dir was wiped or replaced (coordd --par-recover).
+	LostNode bool
 }
 
 // Store is one node's PAR-protected raft storage.
@@ -60,6 +66,7 @@ type Store struct {
 	report      Report
 	closeOnce   sync.Once
 	closeErr    error
+	lost        lostState // identity, announcer, promoter (lostnode.go)
 }
 
 // Report is what start-up classification found.
@@ -124,7 +131,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.Stable = st
 	s.report.Amnesic = st.Amnesic()
-	if t, ok := st.DurableTerm(); ok && t > 0 && !hasData {
+	if t, ok := st.DurableTerm(); ok && t > 0 && !hasData && !cfg.LostNode {
 		s.Close()
 		return nil, fmt.Errorf("%s: durable term %d: %w", cfg.Dir, t, ErrLostLog)
 	}
@@ -157,6 +164,7 @@ func (s *Store) floor() uint64 {
 // Close closes the journal and bolt. Idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.lost.stop()
 		var errs []error
 		if s.Log != nil {
 			errs = append(errs, s.Log.Close())
@@ -405,6 +413,10 @@ func (s *Store) truncateSuffix(from uint64) error {
 // rules 2/4. It retries until ctx ends, then fails with ErrUnrecoverable
 // (the node stays down: the paper's "wait").
 func (s *Store) Recover(ctx context.Context, c *Client) error {
+	if err := s.ensureIdentity(ctx, c); err != nil {
+		return err
+	}
+	s.startPromoter(c)
 	voters := len(c.peers) + 1
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {

@@ -80,6 +80,7 @@ var Rules = map[string]Rule{
 	parpb.PeerRepair_GetEntries_FullMethodName: RulePeer,
 	parpb.PeerRepair_GetTerm_FullMethodName:    RulePeer,
 	parpb.PeerRepair_Status_FullMethodName:     RuleAuthenticated,
+	parpb.PeerRepair_Hello_FullMethodName:      RulePeer,
 }
 
 // Policy is a node's authorization config. The zero Policy is the open

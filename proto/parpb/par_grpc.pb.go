@@ -30,6 +30,7 @@ const (
 	PeerRepair_GetEntries_FullMethodName = "/coord.par.v1.PeerRepair/GetEntries"
 	PeerRepair_GetTerm_FullMethodName    = "/coord.par.v1.PeerRepair/GetTerm"
 	PeerRepair_Status_FullMethodName     = "/coord.par.v1.PeerRepair/Status"
+	PeerRepair_Hello_FullMethodName      = "/coord.par.v1.PeerRepair/Hello"
 )
 
 // PeerRepairClient is the client API for PeerRepair service.
@@ -43,6 +44,11 @@ type PeerRepairClient interface {
 	GetTerm(ctx context.Context, in *GetTermRequest, opts ...grpc.CallOption) (*GetTermResponse, error)
 	// Status reports the node's PAR counters (coordctl par status).
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// Hello tells a peer this node's identity (par-node: node id,
+	// incarnation) and asks what the peer knows about the name. A peer
+	// that knows the name refuses to let it start as a fresh node (design
+	// §4.8, the naive-reformat refusal).
+	Hello(ctx context.Context, in *HelloRequest, opts ...grpc.CallOption) (*HelloResponse, error)
 }
 
 type peerRepairClient struct {
@@ -83,6 +89,16 @@ func (c *peerRepairClient) Status(ctx context.Context, in *StatusRequest, opts .
 	return out, nil
 }
 
+func (c *peerRepairClient) Hello(ctx context.Context, in *HelloRequest, opts ...grpc.CallOption) (*HelloResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HelloResponse)
+	err := c.cc.Invoke(ctx, PeerRepair_Hello_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerRepairServer is the server API for PeerRepair service.
 // All implementations must embed UnimplementedPeerRepairServer
 // for forward compatibility.
@@ -94,6 +110,11 @@ type PeerRepairServer interface {
 	GetTerm(context.Context, *GetTermRequest) (*GetTermResponse, error)
 	// Status reports the node's PAR counters (coordctl par status).
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// Hello tells a peer this node's identity (par-node: node id,
+	// incarnation) and asks what the peer knows about the name. A peer
+	// that knows the name refuses to let it start as a fresh node (design
+	// §4.8, the naive-reformat refusal).
+	Hello(context.Context, *HelloRequest) (*HelloResponse, error)
 	mustEmbedUnimplementedPeerRepairServer()
 }
 
@@ -112,6 +133,9 @@ func (UnimplementedPeerRepairServer) GetTerm(context.Context, *GetTermRequest) (
 }
 func (UnimplementedPeerRepairServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedPeerRepairServer) Hello(context.Context, *HelloRequest) (*HelloResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Hello not implemented")
 }
 func (UnimplementedPeerRepairServer) mustEmbedUnimplementedPeerRepairServer() {}
 func (UnimplementedPeerRepairServer) testEmbeddedByValue()                    {}
@@ -188,6 +212,24 @@ func _PeerRepair_Status_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PeerRepair_Hello_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HelloRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerRepairServer).Hello(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PeerRepair_Hello_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerRepairServer).Hello(ctx, req.(*HelloRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PeerRepair_ServiceDesc is the grpc.ServiceDesc for PeerRepair service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -206,6 +248,10 @@ var PeerRepair_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _PeerRepair_Status_Handler,
+		},
+		{
+			MethodName: "Hello",
+			Handler:    _PeerRepair_Hello_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -44,6 +44,8 @@ func Cases(family string, seed uint64, count, entries int) []Case {
 				}
 			}
 		}
+	case "J":
+		all = jCases()
 	case "E":
 		id := 0
 		for a := 0; a < 4; a++ {

@@ -63,6 +63,10 @@ type Case struct {
 	Meta   [Nodes]int
 	FS     [Nodes]int
 	Crash  [Nodes]int
+	// Family J: Wipe is the 1-based node whose whole data dir is removed;
+	// Recover starts it with --par-recover instead of naively.
+	Wipe    int
+	Recover bool
 }
 
 // Family G kinds: the states a kill -9 can leave, built offline.
@@ -94,6 +98,13 @@ func (c Case) String() string {
 	}
 	if c.Family == "G" {
 		return fmt.Sprintf("G/%d crash=%v", c.ID, c.Crash)
+	}
+	if c.Family == "J" {
+		mode := "naive"
+		if c.Recover {
+			mode = "recover"
+		}
+		return fmt.Sprintf("J/%d wipe=n%d %s", c.ID, c.Wipe, mode)
 	}
 	return fmt.Sprintf("A/%d masks=%03b,%03b,%03b", c.ID, c.Mask[0], c.Mask[1], c.Mask[2])
 }
@@ -215,8 +226,9 @@ func (h *Harness) config(dir string, i int) coord.Config {
 }
 
 // start starts every node concurrently (nil listeners: bind the fixed
-// addresses). Nodes that fail to start are nil in the result.
-func (h *Harness) start(dir string, lns []net.Listener) ([]*coord.Server, error) {
+// addresses). Nodes that fail to start are nil in the result. mod, when
+// set, adjusts node i's config.
+func (h *Harness) start(dir string, lns []net.Listener, mod ...func(i int, cfg *coord.Config)) ([]*coord.Server, error) {
 	srvs := make([]*coord.Server, Nodes)
 	errs := make([]error, Nodes)
 	var wg sync.WaitGroup
@@ -240,7 +252,11 @@ func (h *Harness) start(dir string, lns []net.Listener) ([]*coord.Server, error)
 					return
 				}
 			}
-			srvs[i], errs[i] = startRecovering(h.config(dir, i), ln)
+			cfg := h.config(dir, i)
+			for _, m := range mod {
+				m(i, &cfg)
+			}
+			srvs[i], errs[i] = startRecovering(cfg, ln)
 		}()
 	}
 	wg.Wait()
@@ -279,6 +295,8 @@ func (h *Harness) dialLeader(ctx context.Context, srvs []*coord.Server) (*grpc.C
 // Recoverable is the oracle for c.
 func (h *Harness) Recoverable(c Case) bool {
 	switch c.Family {
+	case "J":
+		return true // two intact nodes hold everything
 	case "G":
 		// The last entry is committed (acked by all); it survives if one
 		// node still holds it.
@@ -321,6 +339,11 @@ func (h *Harness) Run(ctx context.Context, c Case) Result {
 	defer os.RemoveAll(dir)
 	if err := copyDir(h.base, dir); err != nil {
 		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
+		return res
+	}
+	if c.Family == "J" {
+		h.runJ(ctx, c, dir, &res)
+		res.Took = time.Since(start)
 		return res
 	}
 	if err := h.inject(dir, c); err != nil {
