@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -296,6 +297,9 @@ func (s *Store) recoverLostNode(ctx context.Context, c *Client, cid [16]byte, ol
 // the pending promotion, which the node completes when it next starts.
 func PrepareLostNode(ctx context.Context, cfg Config, c *Client) (Identity, error) {
 	cfg.LostNode = true
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return Identity{}, fmt.Errorf("par recover: %w", err)
+	}
 	st, err := Open(cfg)
 	if err != nil {
 		return Identity{}, err
@@ -418,4 +422,12 @@ func (m membership) commitIndex(ctx context.Context) (uint64, error) {
 		return err
 	})
 	return idx, err
+}
+
+// promotionPending reports whether dir's identity says a lost-node
+// recovery is waiting for its promotion (the node holds a term but no log
+// yet, which is not ErrLostLog).
+func promotionPending(dir string) bool {
+	id, st, _ := LoadIdentity(dir, true)
+	return st == IdentityValid && id.PromoteAt != 0
 }

@@ -131,7 +131,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.Stable = st
 	s.report.Amnesic = st.Amnesic()
-	if t, ok := st.DurableTerm(); ok && t > 0 && !hasData && !cfg.LostNode {
+	if t, ok := st.DurableTerm(); ok && t > 0 && !hasData && !cfg.LostNode && !promotionPending(cfg.Dir) {
 		s.Close()
 		return nil, fmt.Errorf("%s: durable term %d: %w", cfg.Dir, t, ErrLostLog)
 	}

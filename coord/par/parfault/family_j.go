@@ -27,10 +27,17 @@ import (
 // catch-up) for the wiped node.
 const jRecoverTimeout = 20 * time.Second
 
+// Family J start modes.
+const (
+	JNaive       = iota // start the wiped node as if it were new
+	JRecoverFlag        // coordd --par-recover (coord.Config.PARRecover)
+	JPrepare            // coordctl par recover (par.PrepareLostNode), then a normal start
+)
+
 func jCases() []Case {
 	var all []Case
 	for n := 1; n <= Nodes; n++ {
-		for _, rec := range []bool{false, true} {
+		for _, rec := range []int{JNaive, JRecoverFlag, JPrepare} {
 			all = append(all, Case{Family: "J", ID: len(all), Wipe: n, Recover: rec})
 		}
 	}
@@ -39,18 +46,48 @@ func jCases() []Case {
 
 func (h *Harness) runJ(ctx context.Context, c Case, dir string, res *Result) {
 	victim := c.Wipe - 1
+	prior := map[string][]par.Vote{}
+	prior[h.names[victim]], _ = par.ReadVotes(filepath.Join(dir, h.names[victim]))
+	defer func() {
+		if dv := h.doubleVote(dir, prior); dv != "" {
+			res.Outcome, res.Detail = Unsafe, "double vote: "+dv
+		}
+	}()
 	if err := os.RemoveAll(filepath.Join(dir, h.names[victim])); err != nil {
 		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
 		return
 	}
+	var prepErr error
 	srvs, startErr := h.start(dir, nil, func(i int, cfg *coord.Config) {
-		if i == victim && c.Recover {
+		if i != victim {
+			return
+		}
+		switch c.Recover {
+		case JRecoverFlag:
 			cfg.PARRecover = true
+			cfg.PARRecoverTimeout = jRecoverTimeout
+		case JPrepare:
+			// What `coordctl par recover` does, while the node is down.
+			var peers []par.Peer
+			for k, n := range h.names {
+				if k != victim {
+					peers = append(peers, par.Peer{Name: n, Addr: h.addrs[k]})
+				}
+			}
+			cl := par.NewClient(cfg.Name, peers)
+			defer cl.Close()
+			pctx, cancel := context.WithTimeout(ctx, jRecoverTimeout)
+			defer cancel()
+			_, prepErr = par.PrepareLostNode(pctx, par.Config{Dir: cfg.DataDir, Name: cfg.Name, Addr: h.addrs[victim]}, cl)
 			cfg.PARRecoverTimeout = jRecoverTimeout
 		}
 	})
 	defer closeAll(srvs)
-	if !c.Recover {
+	if prepErr != nil {
+		res.Outcome, res.Detail = Unavailable, "coordctl par recover: "+prepErr.Error()
+		return
+	}
+	if c.Recover == JNaive {
 		if srvs[victim] != nil {
 			res.Outcome, res.Detail = Unsafe, "naive reformat: the wiped node started as a fresh node"
 			return
@@ -175,4 +212,28 @@ func (h *Harness) followUp(ctx context.Context, srvs []*coord.Server, stop int) 
 		}
 	}
 	return Correct, ""
+}
+
+// doubleVote is the two-votes-per-term check of design §5.5: every node's
+// vote trace (par-votes.log), plus prior traces of earlier incarnations,
+// must hold at most one candidate per term. It returns "" when none.
+func (h *Harness) doubleVote(dir string, prior map[string][]par.Vote) string {
+	for _, n := range h.names {
+		votes, err := par.ReadVotes(filepath.Join(dir, n))
+		if err != nil {
+			continue
+		}
+		votes = append(votes, prior[n]...)
+		seen := map[uint64]string{}
+		for _, v := range votes {
+			if v.Candidate == string(par.SentinelCandidate) {
+				continue // a refusal marker (amnesia / lost-node recovery), not a granted vote
+			}
+			if c, ok := seen[v.Term]; ok && c != v.Candidate {
+				return fmt.Sprintf("%s voted for %q and %q in term %d", n, c, v.Candidate, v.Term)
+			}
+			seen[v.Term] = v.Candidate
+		}
+	}
+	return ""
 }

@@ -64,9 +64,9 @@ type Case struct {
 	FS     [Nodes]int
 	Crash  [Nodes]int
 	// Family J: Wipe is the 1-based node whose whole data dir is removed;
-	// Recover starts it with --par-recover instead of naively.
+	// Recover is how it starts again (JNaive, JRecoverFlag, JPrepare).
 	Wipe    int
-	Recover bool
+	Recover int
 }
 
 // Family G kinds: the states a kill -9 can leave, built offline.
@@ -100,10 +100,7 @@ func (c Case) String() string {
 		return fmt.Sprintf("G/%d crash=%v", c.ID, c.Crash)
 	}
 	if c.Family == "J" {
-		mode := "naive"
-		if c.Recover {
-			mode = "recover"
-		}
+		mode := [...]string{"naive", "coordd--par-recover", "coordctl-par-recover"}[c.Recover]
 		return fmt.Sprintf("J/%d wipe=n%d %s", c.ID, c.Wipe, mode)
 	}
 	return fmt.Sprintf("A/%d masks=%03b,%03b,%03b", c.ID, c.Mask[0], c.Mask[1], c.Mask[2])
@@ -353,6 +350,9 @@ func (h *Harness) Run(ctx context.Context, c Case) Result {
 	srvs, startErr := h.start(dir, nil)
 	defer closeAll(srvs)
 	res.Outcome, res.Detail = h.probe(ctx, srvs)
+	if dv := h.doubleVote(dir, nil); dv != "" {
+		res.Outcome, res.Detail = Unsafe, "double vote: "+dv
+	}
 	for _, s := range srvs {
 		if s != nil && s.PAR() != nil {
 			st := s.PAR().Log.Stats()
