@@ -19,7 +19,7 @@ func TestDoubleVoteCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("n1", "2 6131\n3 6131\n3 6131\n")                  // a1 twice in term 3: one vote
+	write("n1", "2 6131\n3 6131\n3 6131\n")               // a1 twice in term 3: one vote
 	write("n2", "2 6132\n2 007061722d73656e74696e656c\n") // sentinel in term 2: not a vote
 	if dv := h.doubleVote(dir, nil); dv != "" {
 		t.Fatalf("false double vote: %s", dv)
