@@ -201,15 +201,17 @@ type journal struct {
 	view *idView
 	// noSync skips fdatasync (tests and the fault tool's fast mode only).
 	noSync bool
+	fault  ReadFault
 }
 
-// openJournal opens (creating) path and replays it.
-func openJournal(path string) (*journal, error) {
+// openJournal opens (creating) path and replays it. fault, when set,
+// injects read errors (ReadFault).
+func openJournal(path string, fault ReadFault) (*journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrJournal, path, err)
 	}
-	j := &journal{f: f, view: newView()}
+	j := &journal{f: f, view: newView(), fault: fault}
 	if err := j.replay(); err != nil {
 		f.Close()
 		return nil, err
@@ -226,10 +228,16 @@ func (j *journal) replay() error {
 		if errors.Is(err, io.EOF) {
 			break // a short final slot is a torn append: ignored, overwritten
 		}
-		if err != nil {
-			return fmt.Errorf("%w: read at %d: %w", ErrJournal, off, err)
+		if err == nil && j.fault != nil {
+			err = j.fault(JournalFile, off, recSize)
 		}
 		r, st := decodeRecord(buf)
+		if err != nil {
+			// A read error (EIO on a bad sector) takes the corrupt-record
+			// path: the slot's identifier is unknown, classification
+			// decides from the entry (adopt, or double fault).
+			st = slotCorrupt
+		}
 		switch st {
 		case slotValid:
 			j.view.apply(r)

@@ -57,6 +57,7 @@ type LogStore struct {
 	adopted       atomic.Int64
 	repairedBytes atomic.Int64
 
+	lastAppend              atomic.Int64 // unix nanos of the last StoreLogs (the scrubber backs off)
 	scrubPos, scrubLast     atomic.Uint64
 	scrubPasses, scrubFound atomic.Int64
 }
@@ -66,8 +67,8 @@ type fetcherBox struct{ f Fetcher }
 var _ raft.LogStore = (*LogStore)(nil)
 
 // newLogStore wraps inner with the journal at path.
-func newLogStore(inner raft.LogStore, journalPath string, noSync bool) (*LogStore, error) {
-	j, err := openJournal(journalPath)
+func newLogStore(inner raft.LogStore, journalPath string, noSync bool, fault ReadFault) (*LogStore, error) {
+	j, err := openJournal(journalPath, fault)
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +232,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
+	s.lastAppend.Store(time.Now().UnixNano())
 	copies := make([]*raft.Log, len(logs))
 	recs := make([]record, len(logs))
 	for i, l := range logs {

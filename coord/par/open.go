@@ -52,6 +52,9 @@ type Config struct {
 	// LostNode runs the lost-node procedure (design §4.8) in Recover: for
 	// a node whose data dir was wiped or replaced (coordd --par-recover).
 	LostNode bool
+	// ReadFault injects read errors into par-owned files (fault tests
+	// only; nil in production). See fsys.go.
+	ReadFault ReadFault
 }
 
 // Store is one node's PAR-protected raft storage.
@@ -113,7 +116,7 @@ func Open(cfg Config) (*Store, error) {
 		}
 	}
 	s.bolt = bolt
-	ls, err := newLogStore(bolt, filepath.Join(cfg.Dir, JournalFile), cfg.NoSync)
+	ls, err := newLogStore(bolt, filepath.Join(cfg.Dir, JournalFile), cfg.NoSync, cfg.ReadFault)
 	if err != nil {
 		bolt.Close()
 		return nil, err
@@ -319,8 +322,8 @@ func (s *Store) classify() error {
 		s.report.Compacted += int(upto - bf + 1)
 	}
 	var prevTerm uint64
-	if v.first != 0 {
-		for i := v.first; i <= v.last; i++ {
+	if lo, hi := classifyRange(v, bf, bl); lo != 0 {
+		for i := lo; i <= hi; i++ {
 			s.report.Checked++
 			if id, ok := v.ids[i]; ok {
 				st, _, _ := s.entryState(i, &id)
@@ -350,6 +353,9 @@ func (s *Store) classify() error {
 	start := v.last + 1
 	if v.last == 0 {
 		start = max(bf, v.compacted+1)
+	}
+	if _, hi := classifyRange(v, bf, bl); hi > v.last {
+		start = hi + 1
 	}
 	for i := start; bl != 0 && i <= bl; i++ {
 		st, l, c := s.entryState(i, nil)
