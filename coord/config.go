@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"coord/coord/auth"
+	"coord/coord/par"
 	"coord/coord/replica"
 	"coord/session"
 )
@@ -105,6 +106,9 @@ type Config struct {
 	// other voter, starts under a new incarnation and asks to be promoted
 	// once it holds the leader's commit index. Use once; docs/PAR.md.
 	PARRecover bool
+	// PARReadFault injects read errors into PAR-owned files (fault tests
+	// only: cmd/coordfault's EIO cases; nil in production).
+	PARReadFault par.ReadFault
 	// InsecureNonLoopback allows listening on a non-loopback address without
 	// TLS (coordd --insecure); Start then logs a warning every time.
 	InsecureNonLoopback bool

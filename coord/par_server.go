@@ -32,7 +32,7 @@ func (s *Server) openPAR(cluster []replica.Peer, peerCreds credentials.Transport
 		}
 		st, err := par.Open(par.Config{Dir: cfg.DataDir, Name: cfg.Name, Logger: s.log,
 			ParallelJournal: len(cluster) > 1 && !cfg.PARSerialJournal,
-			Addr:            selfAddr(cluster, cfg.Name), LostNode: cfg.PARRecover})
+			Addr:            selfAddr(cluster, cfg.Name), LostNode: cfg.PARRecover, ReadFault: cfg.PARReadFault})
 		if err != nil {
 			s.closeListeners()
 			return nil, fmt.Errorf("par: %w", err)

@@ -199,6 +199,9 @@ func checkBolt(path, quarantine string) (rebuilt bool, err error) {
 	}
 	cerr := checkBoltMeta(path, fi.Size())
 	if cerr == nil {
+		cerr = checkBoltPages(path)
+	}
+	if cerr == nil {
 		cerr = guard(func() error {
 			db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
 			if err != nil {

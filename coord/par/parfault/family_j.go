@@ -237,3 +237,36 @@ func (h *Harness) doubleVote(dir string, prior map[string][]par.Vote) string {
 	}
 	return ""
 }
+
+// followUpVictim picks the node the durability follow-up stops: the
+// least damaged one, which most likely served the repairs (every node
+// must be running; otherwise no follow-up).
+func (h *Harness) followUpVictim(c Case, srvs []*coord.Server) (int, bool) {
+	for _, s := range srvs {
+		if s == nil {
+			return 0, false
+		}
+	}
+	best, score := 0, 1<<30
+	for n := 0; n < Nodes; n++ {
+		var d int
+		switch c.Family {
+		case "A":
+			d = Popcount(c.Mask[n])
+		case "B", "I":
+			if c.Dmg[n].Kind != DmgNone {
+				d = 1
+			}
+		case "E":
+			d = Popcount(uint(c.Meta[n]))
+		case "F":
+			d = c.FS[n]
+		case "G":
+			d = c.Crash[n]
+		}
+		if d < score {
+			best, score = n, d
+		}
+	}
+	return best, true
+}

@@ -46,6 +46,12 @@ func Cases(family string, seed uint64, count, entries int) []Case {
 		}
 	case "J":
 		all = jCases()
+	case "I":
+		all = iCases()
+	case "B":
+		for i := 0; i < bCount; i++ {
+			all = append(all, bCase(i))
+		}
 	case "E":
 		id := 0
 		for a := 0; a < 4; a++ {

@@ -67,6 +67,8 @@ type Case struct {
 	// Recover is how it starts again (JNaive, JRecoverFlag, JPrepare).
 	Wipe    int
 	Recover int
+	// Families B and I: per-node damage.
+	Dmg [Nodes]Damage
 }
 
 // Family G kinds: the states a kill -9 can leave, built offline.
@@ -99,6 +101,9 @@ func (c Case) String() string {
 	if c.Family == "G" {
 		return fmt.Sprintf("G/%d crash=%v", c.ID, c.Crash)
 	}
+	if c.Family == "B" || c.Family == "I" {
+		return fmt.Sprintf("%s/%d dmg=%v,%v,%v", c.Family, c.ID, c.Dmg[0], c.Dmg[1], c.Dmg[2])
+	}
 	if c.Family == "J" {
 		mode := [...]string{"naive", "coordd--par-recover", "coordctl-par-recover"}[c.Recover]
 		return fmt.Sprintf("J/%d wipe=n%d %s", c.ID, c.Wipe, mode)
@@ -130,6 +135,8 @@ type Options struct {
 	Avail, RecoverTimeout time.Duration
 	// ScrubRate is coord.Config.PARScrubRate (negative: no scrubber).
 	ScrubRate int
+	// NoFollowUp skips the durability follow-up (design §5.1 step 7).
+	NoFollowUp bool
 }
 
 // Harness holds the built base state.
@@ -292,6 +299,8 @@ func (h *Harness) dialLeader(ctx context.Context, srvs []*coord.Server) (*grpc.C
 // Recoverable is the oracle for c.
 func (h *Harness) Recoverable(c Case) bool {
 	switch c.Family {
+	case "B", "I":
+		return false // decided from the damaged files (damageOracle)
 	case "J":
 		return true // two intact nodes hold everything
 	case "G":
@@ -343,16 +352,22 @@ func (h *Harness) Run(ctx context.Context, c Case) Result {
 		res.Took = time.Since(start)
 		return res
 	}
-	if err := h.inject(dir, c); err != nil {
-		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
-		return res
+	var srvs []*coord.Server
+	if c.Family == "B" || c.Family == "I" {
+		srvs = h.runDamage(func(srvs []*coord.Server) (Outcome, string) { return h.probe(ctx, srvs) }, dir, c, &res)
+	} else {
+		if err := h.inject(dir, c); err != nil {
+			res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
+			return res
+		}
+		var startErr error
+		srvs, startErr = h.start(dir, nil)
+		res.Outcome, res.Detail = h.probe(ctx, srvs)
+		if startErr != nil && res.Detail == "" {
+			res.Detail = startErr.Error()
+		}
 	}
-	srvs, startErr := h.start(dir, nil)
 	defer closeAll(srvs)
-	res.Outcome, res.Detail = h.probe(ctx, srvs)
-	if dv := h.doubleVote(dir, nil); dv != "" {
-		res.Outcome, res.Detail = Unsafe, "double vote: "+dv
-	}
 	for _, s := range srvs {
 		if s != nil && s.PAR() != nil {
 			st := s.PAR().Log.Stats()
@@ -360,8 +375,13 @@ func (h *Harness) Run(ctx context.Context, c Case) Result {
 			res.RepairedBytes += st.RepairedBytes
 		}
 	}
-	if startErr != nil && res.Detail == "" {
-		res.Detail = startErr.Error()
+	if res.Outcome == Correct && !h.opt.NoFollowUp {
+		if v, ok := h.followUpVictim(c, srvs); ok {
+			res.Outcome, res.Detail = h.followUp(ctx, srvs, v)
+		}
+	}
+	if dv := h.doubleVote(dir, nil); dv != "" {
+		res.Outcome, res.Detail = Unsafe, "double vote: "+dv
 	}
 	res.Took = time.Since(start)
 	return res

@@ -31,10 +31,11 @@ func TestMatrixSample(t *testing.T) {
 		hs = append(hs, h)
 	}
 	total := 0
+	recoverable := map[bool]int{}
 	for _, fam := range []struct {
 		name  string
 		count int
-	}{{"A", 90}, {"E", 30}, {"F", 30}, {"G", 24}, {"J", 9}} {
+	}{{"A", 90}, {"E", 30}, {"F", 30}, {"G", 24}, {"J", 9}, {"B", 30}, {"I", 24}} {
 		start := time.Now()
 		tally, results := RunParallel(ctx, hs, Cases(fam.name, 42, fam.count, 4))
 		t.Logf("par %s: %+v (%v)", fam.name, tally, time.Since(start).Round(time.Millisecond))
@@ -51,6 +52,9 @@ func TestMatrixSample(t *testing.T) {
 			case !r.Recoverable && r.Outcome == Correct:
 				t.Errorf("unrecoverable case %s came out correct", r.Case)
 			}
+			if r.Case.Family == "B" || r.Case.Family == "I" {
+				recoverable[r.Recoverable]++
+			}
 			if r.Case.Family == "G" && r.Repairs > 0 {
 				lost := false
 				for _, k := range r.Case.Crash {
@@ -61,6 +65,9 @@ func TestMatrixSample(t *testing.T) {
 				}
 			}
 		}
+	}
+	if recoverable[true] == 0 || recoverable[false] == 0 {
+		t.Errorf("B/I sample oracle: %d recoverable, %d not: the sample must hold both kinds", recoverable[true], recoverable[false])
 	}
 	if total < 150 {
 		t.Fatalf("ran %d cases, want >= 150", total)
