@@ -48,6 +48,10 @@ func Cases(family string, seed uint64, count, entries int) []Case {
 		all = jCases()
 	case "I":
 		all = iCases()
+	case "C":
+		all = cCases()
+	case "H":
+		all = hCases()
 	case "B":
 		for i := 0; i < bCount; i++ {
 			all = append(all, bCase(i))

@@ -104,6 +104,12 @@ func (c Case) String() string {
 	if c.Family == "B" || c.Family == "I" {
 		return fmt.Sprintf("%s/%d dmg=%v,%v,%v", c.Family, c.ID, c.Dmg[0], c.Dmg[1], c.Dmg[2])
 	}
+	if c.Family == "C" {
+		return fmt.Sprintf("C/%d uncommitted-tail corrupt=%v", c.ID, c.Crash[0] == 1)
+	}
+	if c.Family == "H" {
+		return fmt.Sprintf("H/%d leader-replication-read", c.ID)
+	}
 	if c.Family == "J" {
 		mode := [...]string{"naive", "coordd--par-recover", "coordctl-par-recover"}[c.Recover]
 		return fmt.Sprintf("J/%d wipe=n%d %s", c.ID, c.Wipe, mode)
@@ -301,6 +307,8 @@ func (h *Harness) Recoverable(c Case) bool {
 	switch c.Family {
 	case "B", "I":
 		return false // decided from the damaged files (damageOracle)
+	case "C", "H":
+		return true // every acked entry has intact copies
 	case "J":
 		return true // two intact nodes hold everything
 	case "G":
@@ -347,8 +355,12 @@ func (h *Harness) Run(ctx context.Context, c Case) Result {
 		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
 		return res
 	}
-	if c.Family == "J" {
-		h.runJ(ctx, c, dir, &res)
+	switch c.Family {
+	case "J", "C", "H":
+		map[string]func(context.Context, Case, string, *Result){"J": h.runJ, "C": h.runC, "H": h.runH}[c.Family](ctx, c, dir, &res)
+		if dv := h.doubleVote(dir, nil); dv != "" && res.Outcome != Unsafe && c.Family != "J" {
+			res.Outcome, res.Detail = Unsafe, "double vote: "+dv
+		}
 		res.Took = time.Since(start)
 		return res
 	}

@@ -35,7 +35,7 @@ func TestMatrixSample(t *testing.T) {
 	for _, fam := range []struct {
 		name  string
 		count int
-	}{{"A", 90}, {"E", 30}, {"F", 30}, {"G", 24}, {"J", 9}, {"B", 30}, {"I", 24}} {
+	}{{"A", 90}, {"E", 30}, {"F", 30}, {"G", 24}, {"J", 9}, {"B", 30}, {"I", 24}, {"C", 2}, {"H", 1}} {
 		start := time.Now()
 		tally, results := RunParallel(ctx, hs, Cases(fam.name, 42, fam.count, 4))
 		t.Logf("par %s: %+v (%v)", fam.name, tally, time.Since(start).Round(time.Millisecond))
