@@ -19,7 +19,7 @@ import (
 )
 
 func main() {
-	families := flag.String("family", "A,E,F,G", "families to run (A: targeted entries, E: term/vote copies, F: file-system faults, G: crash states, J: lost node)")
+	families := flag.String("family", "A,B,C,E,F,G,H,I,J", "families to run (A: targeted entries, E: term/vote copies, F: file-system faults, G: crash states, B: random blocks, C: uncommitted tails, H: runtime latent faults, I: bbolt structural pages, J: lost node)")
 	seed := flag.Uint64("seed", 1, "seed for sampling cases")
 	count := flag.Int("count", 100, "cases per family (0: the whole family)")
 	one := flag.Int("case", -1, "run only this case id (with one --family)")
@@ -55,6 +55,10 @@ func run(families string, seed uint64, count, one int, modes string, verbose boo
 		for _, fam := range strings.Split(families, ",") {
 			if fam == "E" && mode == "plain" {
 				fmt.Printf("%-6s %-6s %s\n", mode, fam, "n/a (plain keeps term/vote inside raft.db)")
+				continue
+			}
+			if fam == "I" && mode == "plain" {
+				fmt.Printf("%-6s %-6s %s\n", mode, fam, "n/a (plain raft-boltdb loops on a damaged freelist and panics on damaged pages outside any guard)")
 				continue
 			}
 			if fam == "J" && mode == "plain" {

@@ -40,6 +40,22 @@
 //     (decide_test.go), which also fails when a rule is weakened.
 //   - PeerRepair gRPC service (repair_server.go, proto/par.proto) answering
 //     from the durable identifier view, and the Client (repair_client.go).
+//   - Node identity (identity.go, lostnode.go, design §4.8): par-node.a|.b
+//     hold name, random node id, cluster id (from the initial cluster's
+//     names) and incarnation, checksummed, written A then B. A node with no
+//     log, no term/vote and no identity asks its peers (PeerRepair.Hello);
+//     if any peer recorded its name it refuses to start (ErrNaiveReformat).
+//     Config.LostNode (coordd --par-recover) or PrepareLostNode (coordctl par
+//     recover) run the lost-node procedure instead: demote to non-voter,
+//     max durable term of EVERY other voter with the sentinel vote and the
+//     vote quarantine, a new incarnation whose PromoteAt is the leader's
+//     commit index; a promoter goroutine re-adds the node as a voter once
+//     its commit index reaches it, then clears the quarantine.
+//   - Vote trace (votetrace.go): every durable vote is appended to
+//     par-votes.log, a diagnostic the fault harness checks for two votes
+//     in one term.
+//   - ReadFault (fsys.go): injected read errors (EIO) for the identifier
+//     journal; an unreadable record takes the corrupt-record path.
 //   - parfault/: the fault-injection harness behind cmd/coordfault.
 //
 // # Caller's contract
@@ -57,7 +73,10 @@
 // # Goroutines
 //
 // LogStore.Scrub runs on a goroutine its caller owns (coord starts it and
-// stops it through ctx at Close). StoreLogs with ParallelJournal runs the
+// stops it through ctx at Close); it slows to 1/20 of its rate while the
+// node appends. Recover may start two goroutines the Store owns, stopped by
+// Close: the announcer (tells peers this node's identity until each
+// recorded it) and the promoter (a lost node's pending promotion). StoreLogs with ParallelJournal runs the
 // journal write on a goroutine and waits for it. Client.ask runs one
 // goroutine per peer per call and waits for all of them. gRPC runs the
 // server's handlers.
@@ -65,7 +84,8 @@
 // # Errors
 //
 // ErrEntryUnavailable (*FaultError), ErrAmnesia, ErrVoteQuarantined,
-// ErrDoubleFault, ErrUnrecoverable, ErrLostLog, ErrBadEnvelope, ErrRecordTooLarge,
+// ErrDoubleFault, ErrUnrecoverable, ErrLostLog, ErrNaiveReformat,
+// ErrWrongCluster, ErrNotLost, ErrBadEnvelope, ErrRecordTooLarge,
 // ErrJournal. Test with errors.Is.
 //
 // # Decisions and deviations from the design
@@ -92,7 +112,19 @@
 //   - The journal is preallocated with written zeros but never rewritten:
 //     it grows by 64 bytes per entry and never shrinks (compaction only
 //     records COMPACT_PREFIX).
-//   - Not built yet: the snapshot sidecar store (§4.6), the I4 gap check,
-//     `coordctl par recover` and the par-node identity files (§4.8). See
-//     docs/PAR.md.
+//   - Lost-node recovery demotes by RemoveServer + AddNonvoter (raft's
+//     AddNonvoter keeps an existing voter a voter; there is no DemoteVoter
+//     RPC in coord), and learns the leader's commit index through
+//     Peer.ReadIndex. The design's fallback (rejoin under a new server id
+//     when not every voter answers) is not built: the procedure waits.
+//   - A node learns that peers know its name only from their durable
+//     records (PeerRepair.Hello); a new identity waits until Q-1 peers
+//     recorded it, so a naive reformat is caught as long as one of those
+//     peers answers. The responder echoes the requester's cluster id
+//     until it has an identity of its own.
+//   - Start-up also validates bbolt's freelist and root pages (boltcheck.go):
+//     a freelist page with a garbage overflow field made raft-boltdb's open
+//     loop (found by coordfault family I).
+//   - Not built yet: the snapshot sidecar store (§4.6) and the I4 gap
+//     check (another branch). See docs/PAR.md.
 package par
