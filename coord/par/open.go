@@ -44,6 +44,10 @@ type Config struct {
 	// more than one voter: a crash can leave the last batch to be decided
 	// by peers.
 	ParallelJournal bool
+	// FsyncJournal keeps the parallel journal's own fdatasync instead of
+	// piggybacking on bbolt's (direct.go); for file systems where
+	// fdatasync may not flush the device cache.
+	FsyncJournal bool
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Addr is this node's address (needed by lost-node recovery to
@@ -122,6 +126,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	ls.parallel = cfg.ParallelJournal
+	ls.piggyback = cfg.ParallelJournal && enablePiggyback(ls.j, cfg)
 	s.Log = ls
 	hasData := ls.j.next > 0 || hasSnapshots(cfg.Dir)
 	if bl, _ := bolt.LastIndex(); bl > 0 {
