@@ -26,8 +26,9 @@ var (
 	// ErrLostLog: term/vote survive but the log and its identifiers are
 	// gone (a replaced or wiped disk). Starting would forget acknowledged
 	// entries under the same identity (the paper's Figure 2), so the node
-	// refuses; it must rejoin under a new identity (docs/PAR.md).
-	ErrLostLog = errors.New("par: the log and its identifiers are lost but the term/vote survive")
+	// refuses; recover it with coordd --par-recover or coordctl par recover
+	// (docs/PAR.md).
+	ErrLostLog = errors.New("par: the log and its identifiers are lost but the term/vote survive (use coordd --par-recover or coordctl par recover)")
 	// ErrNaiveReformat: the data dir holds no log, no term/vote and no
 	// identity, but a peer knows this node's name: the disk was wiped or
 	// replaced. Starting as a fresh node could forget what the old

@@ -111,3 +111,33 @@ func flipByte(t *testing.T, path string, off int) {
 		t.Fatal(err)
 	}
 }
+
+// A lost log under a surviving term is refused (ErrLostLog) unless the
+// lost-node procedure opens it, or a prepared promotion is pending.
+func TestOpen_LostLogRecoverPaths(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	storeN(t, s, 1, 3, 4)
+	if err := s.Stable.SetUint64([]byte("CurrentTerm"), 4); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	os.Remove(filepath.Join(dir, BoltFile))
+	os.Remove(filepath.Join(dir, JournalFile))
+	s, err := Open(Config{Dir: dir, Name: "n1", NoSync: true, LostNode: true})
+	if err != nil {
+		t.Fatalf("lost-node open: %v", err)
+	}
+	if s.hasLog() {
+		t.Fatal("a lost log reported as present")
+	}
+	s.Close()
+	if err := WriteIdentity(dir, Identity{Name: "n1", Incarnation: 2, PromoteAt: 9}, true); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(Config{Dir: dir, Name: "n1", NoSync: true})
+	if err != nil {
+		t.Fatalf("open with a pending promotion: %v", err)
+	}
+	s.Close()
+}
