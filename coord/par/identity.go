@@ -230,8 +230,25 @@ func (s *StableStore) rememberMember(name string, nodeID []byte, inc uint64) err
 	} else if !errors.Is(err, errKeyNotFound) {
 		return err
 	}
+	s.mu.Lock()
+	used := 16
+	for k, v := range s.rec.kv {
+		if k != string(memberKey(name)) {
+			used += 4 + len(k) + len(v)
+		}
+	}
+	s.mu.Unlock()
+	// Keep room for raft's own keys (a vote candidate address can grow):
+	// a member record must never make raft's Set fail.
+	if used+4+len(memberKey(name))+24 > metaSize-4-memberHeadroom {
+		return fmt.Errorf("%w: no room to record member %s", ErrRecordTooLarge, name)
+	}
 	return s.Set(memberKey(name), encodeMember(nodeID, inc))
 }
+
+// memberHeadroom is the part of the 512-byte meta record member records
+// never use, so raft's keys always fit.
+const memberHeadroom = 160
 
 // knownMember returns what this node recorded about name.
 func (s *StableStore) knownMember(name string) (nodeID []byte, inc uint64, ok bool) {
