@@ -9,8 +9,8 @@
 //   - LogStore (logstore.go, envelope.go): each raft entry is kept in bolt as
 //     a checksummed envelope whose CRC32C covers index and term; its
 //     identifier (index, term, type, checksum) goes to a separate
-//     append-only journal, par-ids.log (idjournal.go), after the bolt commit
-//     and fdatasync'ed before StoreLogs returns. A present identifier
+//     append-only journal, par-ids.log (idjournal.go), durable before
+//     StoreLogs returns (ordering: see Decisions). A present identifier
 //     therefore means "possibly acknowledged". FirstIndex/LastIndex come
 //     from the identifiers, so an entry lost at the tail stays visible to
 //     elections. GetLog verifies envelope and identifier and never hands
@@ -93,10 +93,14 @@
 //   - bbolt's tx.Check walks in its own goroutine, out of SetPanicOnFault's
 //     reach (a SIGBUS there kills the process), so par checks meta pages
 //     and size itself and walks the data in a guarded goroutine.
-//   - In multi-node clusters identifiers are written concurrently with the
-//     bbolt commit (Config.ParallelJournal, the paper's ordering): after a
-//     crash the last batch may hold identifiers without entries; they are
-//     FAULTY and decided by peers. Single-node clusters write serially.
+//   - In multi-node clusters (Config.ParallelJournal) identifiers are
+//     written with O_DIRECT before the bbolt commit, whose fdatasync of
+//     raft.db flushes the device and so makes them durable too (direct.go:
+//     no extra fdatasync; needs O_DIRECT and one device, else they are
+//     fdatasync'ed concurrently with the commit, the paper's ordering).
+//     After a crash the last batch may hold identifiers without entries;
+//     they are FAULTY and decided by peers. Single-node clusters write the
+//     identifiers after the commit, with their own fdatasync.
 //   - Conservative GetLog mode only (raft here is v1.7.3, not v1.8): no
 //     caller-aware header-only reads, so the double-fault stall of §4.4 (C4)
 //     exists. A faulty entry that cannot be repaired at runtime makes
