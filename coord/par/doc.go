@@ -122,9 +122,11 @@
 //     Peer.ReadIndex. The design's fallback (rejoin under a new server id
 //     when not every voter answers) is not built: the procedure waits.
 //   - A node learns that peers know its name only from their durable
-//     records (PeerRepair.Hello); a new identity waits until Q-1 peers
-//     recorded it, so a naive reformat is caught as long as one of those
-//     peers answers. The responder echoes the requester's cluster id
+//     records (PeerRepair.Hello); a new identity waits (at most freshWait,
+//     3 s) until Q-1 peers recorded it, and a node without identity waits
+//     at most freshWait for Q-1 answers before starting as new, so a naive
+//     reformat is caught only when a peer that knows the name answers in
+//     time (a fresh cluster started one node at a time must still start). The responder echoes the requester's cluster id
 //     until it has an identity of its own.
 //   - Start-up also validates bbolt's freelist and root pages (boltcheck.go):
 //     a freelist page with a garbage overflow field made raft-boltdb's open

@@ -157,11 +157,20 @@ func (s *Store) ensureIdentity(ctx context.Context, c *Client) error {
 	return s.announce(ctx, c, id, st != IdentityValid)
 }
 
+// freshWait bounds how long a node without identity waits for peers to
+// answer whether they know it (and to record a new identity) before it
+// starts anyway: a fresh cluster whose nodes start one after another, or
+// whose peers refuse this node's certificate, must still start. The
+// refusal therefore needs one peer that knows the name to answer within
+// this time (docs/PAR.md).
+const freshWait = 3 * time.Second
+
 // refuseIfKnown asks the peers about this node's name until at least
-// Q-1 of them (with this node, a quorum) answered; any peer that knows
-// the name makes the node refuse to start.
+// Q-1 of them (with this node, a quorum) answered, or freshWait passed;
+// any peer that knows the name makes the node refuse to start.
 func (s *Store) refuseIfKnown(ctx context.Context, c *Client, cid [16]byte) error {
 	need := (len(c.peers)+1)/2 + 1 - 1
+	deadline := time.Now().Add(freshWait)
 	for {
 		n := 0
 		for _, r := range c.helloAll(ctx, &parpb.HelloRequest{Name: s.cfg.Name, ClusterId: cid[:]}) {
@@ -174,6 +183,10 @@ func (s *Store) refuseIfKnown(ctx context.Context, c *Client, cid [16]byte) erro
 			n++
 		}
 		if n >= need {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			s.log.Warn("par: starting as a new node although too few peers answered whether they know it", "answered", n, "need", need)
 			return nil
 		}
 		select {
@@ -207,7 +220,8 @@ func (s *Store) announce(ctx context.Context, c *Client, id Identity, wait bool)
 		}
 		return n
 	}
-	for wait && count(ctx) < need {
+	deadline := time.Now().Add(freshWait)
+	for wait && count(ctx) < need && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: fewer than %d peers recorded this node's identity: %w", ErrUnrecoverable, need, ctx.Err())
