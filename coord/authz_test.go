@@ -285,6 +285,10 @@ func TestPermissionMatrix(t *testing.T) {
 			_, err := parpb.NewPeerRepairClient(conn).RequestSnapshot(ctx, &parpb.RequestSnapshotRequest{Requester: "n9"})
 			return err
 		}),
+		"/coord.par.v1.PeerRepair/Hello": peer(func(ctx context.Context, conn *grpc.ClientConn, _ string) error {
+			_, err := parpb.NewPeerRepairClient(conn).Hello(ctx, &parpb.HelloRequest{Name: "n9"})
+			return err
+		}),
 		"/coord.par.v1.PeerRepair/Status": {right: "bob", anon: false, wrong: true, ok: true, call: func(ctx context.Context, conn *grpc.ClientConn, _ string) error {
 			_, err := parpb.NewPeerRepairClient(conn).Status(ctx, &parpb.StatusRequest{})
 			return err

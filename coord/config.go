@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"coord/coord/auth"
+	"coord/coord/par"
 	"coord/coord/replica"
 	"coord/session"
 )
@@ -100,6 +101,16 @@ type Config struct {
 	// PARScrubRate is how many log entries per second the PAR scrubber
 	// re-verifies (0: par.DefaultScrubRate; negative: no scrubber).
 	PARScrubRate int
+	// PARRecover starts this node through PAR's lost-node procedure
+	// (design §4.8): for a node whose data dir was wiped or replaced and
+	// whose name the cluster knows (it otherwise refuses to start). The
+	// node is demoted to a non-voter, takes the max durable term of every
+	// other voter, starts under a new incarnation and asks to be promoted
+	// once it holds the leader's commit index. Use once; docs/PAR.md.
+	PARRecover bool
+	// PARReadFault injects read errors into PAR-owned files (fault tests
+	// only: cmd/coordfault's EIO cases; nil in production).
+	PARReadFault par.ReadFault
 	// InsecureNonLoopback allows listening on a non-loopback address without
 	// TLS (coordd --insecure); Start then logs a warning every time.
 	InsecureNonLoopback bool

@@ -31,7 +31,8 @@ func (s *Server) openPAR(cluster []replica.Peer, peerCreds credentials.Transport
 			return nil, err
 		}
 		st, err := par.Open(par.Config{Dir: cfg.DataDir, Name: cfg.Name, Logger: s.log,
-			ParallelJournal: len(cluster) > 1 && !cfg.PARSerialJournal})
+			ParallelJournal: len(cluster) > 1 && !cfg.PARSerialJournal,
+			Addr:            selfAddr(cluster, cfg.Name), LostNode: cfg.PARRecover, ReadFault: cfg.PARReadFault})
 		if err != nil {
 			s.closeListeners()
 			return nil, fmt.Errorf("par: %w", err)
@@ -71,6 +72,15 @@ func (s *Server) openPAR(cluster []replica.Peer, peerCreds credentials.Transport
 		return nil, err
 	}
 	return storage, nil
+}
+
+func selfAddr(cluster []replica.Peer, name string) string {
+	for _, p := range cluster {
+		if p.Name == name {
+			return p.Address
+		}
+	}
+	return ""
 }
 
 // startScrubber runs the PAR scrubber until Close, which stops it before

@@ -16,8 +16,8 @@ import (
 
 // parCmd is `coordctl par ...`: protocol-aware recovery (docs/PAR.md).
 func (a *app) parCmd() *cobra.Command {
-	c := &cobra.Command{Use: "par", Short: "protocol-aware recovery: status of each node, offline inspection of a data dir"}
-	c.AddCommand(a.parStatusCmd(), a.parInspectCmd())
+	c := &cobra.Command{Use: "par", Short: "protocol-aware recovery: status of each node, offline inspection of a data dir, lost-node recovery"}
+	c.AddCommand(a.parStatusCmd(), a.parInspectCmd(), a.parRecoverCmd())
 	return c
 }
 

@@ -56,6 +56,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.TokenKeyFile, "token-key", "", "file with the cluster's session-token key (enables user/password login; same file on every node)")
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "how long a password login lasts (default 1h)")
 	peerNames := fs.String("peer-names", "", "allowed peer certificate names, comma-separated (default: this node and --initial-cluster names)")
+	fs.BoolVar(&cfg.PARRecover, "par-recover", false, "start a node whose data dir was wiped or replaced through PAR's lost-node procedure: demote, learn every voter's term, rejoin, promote (docs/PAR.md; use once)")
 	fs.BoolVar(&cfg.PlainStorage, "plain-storage", false, "turn protocol-aware recovery off: plain raft-boltdb log and term/vote (docs/PAR.md)")
 	raftTelemetry := fs.Bool("raft-metrics", true, "serve hashicorp/raft's internal timings (commit time, store latency, replication RPCs) on /metrics as raft_* and raft_boltdb_*")
 	level := fs.String("log-level", "info", "debug, info, warn or error")

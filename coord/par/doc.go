@@ -9,8 +9,8 @@
 //   - LogStore (logstore.go, envelope.go): each raft entry is kept in bolt as
 //     a checksummed envelope whose CRC32C covers index and term; its
 //     identifier (index, term, type, checksum) goes to a separate
-//     append-only journal, par-ids.log (idjournal.go), after the bolt commit
-//     and fdatasync'ed before StoreLogs returns. A present identifier
+//     append-only journal, par-ids.log (idjournal.go), durable before
+//     StoreLogs returns (ordering: see Decisions). A present identifier
 //     therefore means "possibly acknowledged". FirstIndex/LastIndex come
 //     from the identifiers, so an entry lost at the tail stays visible to
 //     elections. GetLog verifies envelope and identifier and never hands
@@ -67,6 +67,22 @@
 //     Recover never returns nil with a gap (raft would panic in its
 //     configuration scan). Repair rule 3 (COMMITTED_COMPACTED) is acted on
 //     by the same path.
+//   - Node identity (identity.go, lostnode.go, design §4.8): par-node.a|.b
+//     hold name, random node id, cluster id (from the initial cluster's
+//     names) and incarnation, checksummed, written A then B. A node with no
+//     log, no term/vote and no identity asks its peers (PeerRepair.Hello);
+//     if any peer recorded its name it refuses to start (ErrNaiveReformat).
+//     Config.LostNode (coordd --par-recover) or PrepareLostNode (coordctl par
+//     recover) run the lost-node procedure instead: demote to non-voter,
+//     max durable term of EVERY other voter with the sentinel vote and the
+//     vote quarantine, a new incarnation whose PromoteAt is the leader's
+//     commit index; a promoter goroutine re-adds the node as a voter once
+//     its commit index reaches it, then clears the quarantine.
+//   - Vote trace (votetrace.go): every durable vote is appended to
+//     par-votes.log, a diagnostic the fault harness checks for two votes
+//     in one term.
+//   - ReadFault (fsys.go): injected read errors (EIO) for the identifier
+//     journal; an unreadable record takes the corrupt-record path.
 //   - parfault/: the fault-injection harness behind cmd/coordfault.
 //
 // # Caller's contract
@@ -85,7 +101,10 @@
 // # Goroutines
 //
 // LogStore.Scrub runs on a goroutine its caller owns (coord starts it and
-// stops it through ctx at Close). StoreLogs with ParallelJournal runs the
+// stops it through ctx at Close); it slows to 1/20 of its rate while the
+// node appends. Recover may start two goroutines the Store owns, stopped by
+// Close: the announcer (tells peers this node's identity until each
+// recorded it) and the promoter (a lost node's pending promotion). StoreLogs with ParallelJournal runs the
 // journal write on a goroutine and waits for it. Client.ask runs one
 // goroutine per peer per call and waits for all of them. gRPC runs the
 // server's handlers.
@@ -93,7 +112,8 @@
 // # Errors
 //
 // ErrEntryUnavailable (*FaultError), ErrAmnesia, ErrVoteQuarantined,
-// ErrDoubleFault, ErrUnrecoverable, ErrLostLog, ErrBadEnvelope, ErrRecordTooLarge,
+// ErrDoubleFault, ErrUnrecoverable, ErrLostLog, ErrNaiveReformat,
+// ErrWrongCluster, ErrNotLost, ErrBadEnvelope, ErrRecordTooLarge,
 // ErrJournal; for snapshots ErrSnapshotCorrupt (*SnapshotError),
 // ErrNoSnapshot, ErrSnapshotGap. Test with errors.Is.
 //
@@ -102,10 +122,14 @@
 //   - bbolt's tx.Check walks in its own goroutine, out of SetPanicOnFault's
 //     reach (a SIGBUS there kills the process), so par checks meta pages
 //     and size itself and walks the data in a guarded goroutine.
-//   - In multi-node clusters identifiers are written concurrently with the
-//     bbolt commit (Config.ParallelJournal, the paper's ordering): after a
-//     crash the last batch may hold identifiers without entries; they are
-//     FAULTY and decided by peers. Single-node clusters write serially.
+//   - In multi-node clusters (Config.ParallelJournal) identifiers are
+//     written with O_DIRECT before the bbolt commit, whose fdatasync of
+//     raft.db flushes the device and so makes them durable too (direct.go:
+//     no extra fdatasync; needs O_DIRECT and one device, else they are
+//     fdatasync'ed concurrently with the commit, the paper's ordering).
+//     After a crash the last batch may hold identifiers without entries;
+//     they are FAULTY and decided by peers. Single-node clusters write the
+//     identifiers after the commit, with their own fdatasync.
 //   - Conservative GetLog mode only (raft here is v1.7.3, not v1.8): no
 //     caller-aware header-only reads, so the double-fault stall of §4.4 (C4)
 //     exists. A faulty entry that cannot be repaired at runtime makes
@@ -130,6 +154,19 @@
 //     phase 2); the scrubber does not re-read snapshot chunks (they are
 //     checked at start-up and on every read); par-quarantine/ is never
 //     emptied.
-//   - Not built yet: `coordctl par recover` and the par-node identity files
-//     (§4.8). See docs/PAR.md.
+//   - Lost-node recovery demotes by RemoveServer + AddNonvoter (raft's
+//     AddNonvoter keeps an existing voter a voter; there is no DemoteVoter
+//     RPC in coord), and learns the leader's commit index through
+//     Peer.ReadIndex. The design's fallback (rejoin under a new server id
+//     when not every voter answers) is not built: the procedure waits.
+//   - A node learns that peers know its name only from their durable
+//     records (PeerRepair.Hello); a new identity waits (at most freshWait,
+//     3 s) until Q-1 peers recorded it, and a node without identity waits
+//     at most freshWait for Q-1 answers before starting as new, so a naive
+//     reformat is caught only when a peer that knows the name answers in
+//     time (a fresh cluster started one node at a time must still start). The responder echoes the requester's cluster id
+//     until it has an identity of its own.
+//   - Start-up also validates bbolt's freelist and root pages (boltcheck.go):
+//     a freelist page with a garbage overflow field made raft-boltdb's open
+//     loop (found by coordfault family I).
 package par

@@ -26,8 +26,19 @@ var (
 	// ErrLostLog: term/vote survive but the log and its identifiers are
 	// gone (a replaced or wiped disk). Starting would forget acknowledged
 	// entries under the same identity (the paper's Figure 2), so the node
-	// refuses; it must rejoin under a new identity (docs/PAR.md).
-	ErrLostLog = errors.New("par: the log and its identifiers are lost but the term/vote survive")
+	// refuses; recover it with coordd --par-recover or coordctl par recover
+	// (docs/PAR.md).
+	ErrLostLog = errors.New("par: the log and its identifiers are lost but the term/vote survive (use coordd --par-recover or coordctl par recover)")
+	// ErrNaiveReformat: the data dir holds no log, no term/vote and no
+	// identity, but a peer knows this node's name: the disk was wiped or
+	// replaced. Starting as a fresh node could forget what the old
+	// incarnation acknowledged or voted (design §4.8), so the node refuses;
+	// run `coordctl par recover` or start with `coordd --par-recover`.
+	ErrNaiveReformat = errors.New("par: this node's data dir was wiped but the cluster knows it; refusing to start as a fresh node (use coordd --par-recover or coordctl par recover)")
+	// ErrWrongCluster: the identity files name another cluster or node.
+	ErrWrongCluster = errors.New("par: the data dir belongs to another cluster or node")
+	// ErrNotLost: lost-node recovery was asked for a node whose log exists.
+	ErrNotLost = errors.New("par: the data dir still holds a log; start normally (no lost-node recovery)")
 	// ErrBadEnvelope: bytes that are not a valid par envelope.
 	ErrBadEnvelope = errors.New("par: bad log entry envelope")
 	// ErrRecordTooLarge: the term/vote record exceeds its fixed sector.

@@ -201,15 +201,21 @@ type journal struct {
 	view *idView
 	// noSync skips fdatasync (tests and the fault tool's fast mode only).
 	noSync bool
+	fault  ReadFault
+	// direct, when set, takes every write (direct.go); tail mirrors the
+	// file's partial last sector.
+	direct *os.File
+	tail   []byte
 }
 
-// openJournal opens (creating) path and replays it.
-func openJournal(path string) (*journal, error) {
+// openJournal opens (creating) path and replays it. fault, when set,
+// injects read errors (ReadFault).
+func openJournal(path string, fault ReadFault) (*journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrJournal, path, err)
 	}
-	j := &journal{f: f, view: newView()}
+	j := &journal{f: f, view: newView(), fault: fault}
 	if err := j.replay(); err != nil {
 		f.Close()
 		return nil, err
@@ -226,10 +232,16 @@ func (j *journal) replay() error {
 		if errors.Is(err, io.EOF) {
 			break // a short final slot is a torn append: ignored, overwritten
 		}
-		if err != nil {
-			return fmt.Errorf("%w: read at %d: %w", ErrJournal, off, err)
+		if err == nil && j.fault != nil {
+			err = j.fault(JournalFile, off, recSize)
 		}
 		r, st := decodeRecord(buf)
+		if err != nil {
+			// A read error (EIO on a bad sector) takes the corrupt-record
+			// path: the slot's identifier is unknown, classification
+			// decides from the entry (adopt, or double fault).
+			st = slotCorrupt
+		}
 		switch st {
 		case slotValid:
 			j.view.apply(r)
@@ -262,7 +274,12 @@ func (j *journal) replay() error {
 
 // write puts records at the tail and syncs them, without touching the
 // view (the caller applies them once the entries are durable too).
-func (j *journal) write(recs []record) error {
+func (j *journal) write(recs []record) error { return j.writeRecs(recs, !j.noSync) }
+
+// writeRecs is write with the sync chosen by the caller: without it the
+// records are durable only once a later flush of the device happens (the
+// piggybacked mode, direct.go).
+func (j *journal) writeRecs(recs []record, sync bool) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -277,10 +294,17 @@ func (j *journal) write(recs []record) error {
 	if err := j.preallocate(j.next + int64(len(buf))); err != nil {
 		return err
 	}
+	if j.direct != nil {
+		if err := j.writeDirect(buf, sync); err != nil {
+			return err
+		}
+		j.next += int64(len(buf))
+		return nil
+	}
 	if _, err := j.f.WriteAt(buf, j.next); err != nil {
 		return fmt.Errorf("%w: write at %d: %w", ErrJournal, j.next, err)
 	}
-	if !j.noSync {
+	if sync {
 		if err := fdatasync(j.f); err != nil {
 			return fmt.Errorf("%w: sync: %w", ErrJournal, err)
 		}
@@ -331,4 +355,4 @@ func (j *journal) append(recs ...record) error {
 	return nil
 }
 
-func (j *journal) close() error { return j.f.Close() }
+func (j *journal) close() error { return errors.Join(j.closeDirect(), j.f.Close()) }

@@ -44,6 +44,9 @@ type LogStore struct {
 	// (no added fsync latency; a crash can leave the last batch FAULTY
 	// instead of torn, so it needs peers: multi-node clusters only).
 	parallel bool
+	// piggyback writes the identifiers with O_DIRECT before the bolt
+	// commit, whose fdatasync makes them durable too (direct.go).
+	piggyback bool
 
 	fetcher    atomic.Pointer[fetcherBox]
 	repairWait time.Duration
@@ -57,6 +60,7 @@ type LogStore struct {
 	adopted       atomic.Int64
 	repairedBytes atomic.Int64
 
+	lastAppend              atomic.Int64 // unix nanos of the last StoreLogs (the scrubber backs off)
 	scrubPos, scrubLast     atomic.Uint64
 	scrubPasses, scrubFound atomic.Int64
 }
@@ -66,8 +70,8 @@ type fetcherBox struct{ f Fetcher }
 var _ raft.LogStore = (*LogStore)(nil)
 
 // newLogStore wraps inner with the journal at path.
-func newLogStore(inner raft.LogStore, journalPath string, noSync bool) (*LogStore, error) {
-	j, err := openJournal(journalPath)
+func newLogStore(inner raft.LogStore, journalPath string, noSync bool, fault ReadFault) (*LogStore, error) {
+	j, err := openJournal(journalPath, fault)
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +235,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
+	s.lastAppend.Store(time.Now().UnixNano())
 	copies := make([]*raft.Log, len(logs))
 	recs := make([]record, len(logs))
 	for i, l := range logs {
@@ -238,7 +243,23 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		copies[i] = &raft.Log{Index: l.Index, Term: l.Term, Type: l.Type, Data: env}
 		recs[i] = record{kind: recAppend, typ: byte(l.Type), index: l.Index, term: l.Term, cksum: c}
 	}
-	if s.parallel {
+	if s.piggyback {
+		// Identifiers first (a direct write, no flush), then the bolt
+		// commit, whose fdatasync flushes the device after the journal
+		// write completed: both durable before returning, one flush
+		// sequence. A crash in between leaves identifiers without entries
+		// (FAULTY, decided by peers), as in the parallel mode.
+		if err := s.j.writeRecs(recs, false); err != nil {
+			return err
+		}
+		if err := guard(func() error { return s.inner.StoreLogs(copies) }); err != nil {
+			s.mu.Lock()
+			s.j.applyAll(recs)
+			_ = s.j.append(record{kind: recTruncateSuffix, index: logs[0].Index})
+			s.mu.Unlock()
+			return err
+		}
+	} else if s.parallel {
 		// The paper's ordering: entry and identifier written concurrently,
 		// both durable before returning. A crash between them leaves either
 		// an intact entry without identifier (re-adopted at start-up) or an

@@ -44,8 +44,21 @@ type Config struct {
 	// more than one voter: a crash can leave the last batch to be decided
 	// by peers.
 	ParallelJournal bool
+	// FsyncJournal keeps the parallel journal's own fdatasync instead of
+	// piggybacking on bbolt's (direct.go); for file systems where
+	// fdatasync may not flush the device cache.
+	FsyncJournal bool
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Addr is this node's address (needed by lost-node recovery to
+	// re-add itself as a non-voter).
+	Addr string
+	// LostNode runs the lost-node procedure (design §4.8) in Recover: for
+	// a node whose data dir was wiped or replaced (coordd --par-recover).
+	LostNode bool
+	// ReadFault injects read errors into par-owned files (fault tests
+	// only; nil in production). See fsys.go.
+	ReadFault ReadFault
 }
 
 // Store is one node's PAR-protected raft storage.
@@ -61,6 +74,7 @@ type Store struct {
 	report      Report
 	closeOnce   sync.Once
 	closeErr    error
+	lost        lostState // identity, announcer, promoter (lostnode.go)
 }
 
 // Report is what start-up classification found.
@@ -107,12 +121,13 @@ func Open(cfg Config) (*Store, error) {
 		}
 	}
 	s.bolt = bolt
-	ls, err := newLogStore(bolt, filepath.Join(cfg.Dir, JournalFile), cfg.NoSync)
+	ls, err := newLogStore(bolt, filepath.Join(cfg.Dir, JournalFile), cfg.NoSync, cfg.ReadFault)
 	if err != nil {
 		bolt.Close()
 		return nil, err
 	}
 	ls.parallel = cfg.ParallelJournal
+	ls.piggyback = cfg.ParallelJournal && enablePiggyback(ls.j, cfg)
 	s.Log = ls
 	hasData := ls.j.next > 0 || hasSnapshots(cfg.Dir)
 	if bl, _ := bolt.LastIndex(); bl > 0 {
@@ -125,7 +140,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.Stable = st
 	s.report.Amnesic = st.Amnesic()
-	if t, ok := st.DurableTerm(); ok && t > 0 && !hasData {
+	if t, ok := st.DurableTerm(); ok && t > 0 && !hasData && !cfg.LostNode && !promotionPending(cfg.Dir) {
 		s.Close()
 		return nil, fmt.Errorf("%s: durable term %d: %w", cfg.Dir, t, ErrLostLog)
 	}
@@ -162,6 +177,7 @@ func (s *Store) floor() uint64 {
 // Close closes the journal and bolt. Idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.lost.stop()
 		var errs []error
 		if s.Log != nil {
 			errs = append(errs, s.Log.Close())
@@ -192,6 +208,9 @@ func checkBolt(path, quarantine string) (rebuilt bool, err error) {
 		return false, nil
 	}
 	cerr := checkBoltMeta(path, fi.Size())
+	if cerr == nil {
+		cerr = checkBoltPages(path)
+	}
 	if cerr == nil {
 		cerr = guard(func() error {
 			db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
@@ -316,8 +335,8 @@ func (s *Store) classify() error {
 		s.report.Compacted += int(upto - bf + 1)
 	}
 	var prevTerm uint64
-	if v.first != 0 {
-		for i := v.first; i <= v.last; i++ {
+	if lo, hi := classifyRange(v, bf, bl); lo != 0 {
+		for i := lo; i <= hi; i++ {
 			s.report.Checked++
 			if id, ok := v.ids[i]; ok {
 				st, _, _ := s.entryState(i, &id)
@@ -347,6 +366,9 @@ func (s *Store) classify() error {
 	start := v.last + 1
 	if v.last == 0 {
 		start = max(bf, v.compacted+1)
+	}
+	if _, hi := classifyRange(v, bf, bl); hi > v.last {
+		start = hi + 1
 	}
 	for i := start; bl != 0 && i <= bl; i++ {
 		st, l, c := s.entryState(i, nil)
@@ -410,6 +432,10 @@ func (s *Store) truncateSuffix(from uint64) error {
 // rules 2/4. It retries until ctx ends, then fails with ErrUnrecoverable
 // (the node stays down: the paper's "wait").
 func (s *Store) Recover(ctx context.Context, c *Client) error {
+	if err := s.ensureIdentity(ctx, c); err != nil {
+		return err
+	}
+	s.startPromoter(c)
 	voters := len(c.peers) + 1
 	if err := s.recoverSnapshots(ctx, c); err != nil { // snapshot_repair.go: I4 before raft
 		return err

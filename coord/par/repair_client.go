@@ -56,6 +56,15 @@ func (c *Client) Close() error {
 }
 
 func (c *Client) conn(p Peer) (parpb.PeerRepairClient, error) {
+	cc, err := c.grpcConn(p)
+	if err != nil {
+		return nil, err
+	}
+	return parpb.NewPeerRepairClient(cc), nil
+}
+
+// grpcConn returns the (shared) connection to p.
+func (c *Client) grpcConn(p Peer) (*grpc.ClientConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cc, ok := c.conns[p.Addr]
@@ -77,7 +86,7 @@ func (c *Client) conn(p Peer) (parpb.PeerRepairClient, error) {
 		}
 		c.conns[p.Addr] = cc
 	}
-	return parpb.NewPeerRepairClient(cc), nil
+	return cc, nil
 }
 
 // itemReply is one peer's verified view of one item.

@@ -86,3 +86,26 @@ func (srv *Server) Status(ctx context.Context, _ *parpb.StatusRequest) (*parpb.S
 		ScrubPasses: sc.Passes, MetaDegraded: st.Stable.Degraded(),
 	}, nil
 }
+
+// Hello reports what this node recorded about req.Name and, when the
+// request carries a node id, records it durably (design §4.8).
+func (srv *Server) Hello(ctx context.Context, req *parpb.HelloRequest) (*parpb.HelloResponse, error) {
+	st := srv.s
+	cid := req.ClusterId
+	if id := st.Identity(); id.Incarnation > 0 {
+		cid = id.ClusterID[:]
+	}
+	resp := &parpb.HelloResponse{Responder: st.cfg.Name, ClusterId: cid}
+	if req.Name == "" || req.Name == st.cfg.Name || string(cid) != string(req.ClusterId) {
+		return resp, nil
+	}
+	if nid, inc, ok := st.Stable.knownMember(req.Name); ok {
+		resp.Known, resp.KnownNodeId, resp.KnownIncarnation = true, nid, inc
+	}
+	if len(req.NodeId) == 16 && req.Incarnation > 0 {
+		if err := st.Stable.rememberMember(req.Name, req.NodeId, req.Incarnation); err == nil {
+			resp.Stored = true
+		}
+	}
+	return resp, nil
+}

@@ -11,6 +11,16 @@ import (
 // of a busy node's CPU (raft-boltdb decodes each entry with reflection).
 const DefaultScrubRate = 250
 
+// scrubBusyDivisor is how much the scrubber slows down while the node is
+// appending (a StoreLogs within the last scrubBusyWindow): each bbolt read
+// it makes takes CPU and bbolt's mmap lock from the write path, which on a
+// small machine cost several per cent of write throughput. It never stops
+// (at least one entry per tick), so a pass still completes under load.
+const (
+	scrubBusyDivisor = 20
+	scrubBusyWindow  = 250 * time.Millisecond
+)
+
 // ScrubStats report the scrubber's progress.
 type ScrubStats struct {
 	Position uint64 // next index to verify in the current pass
@@ -40,7 +50,11 @@ func (s *LogStore) Scrub(ctx context.Context, perSecond int) {
 				return
 			case <-tick.C:
 			}
-			for end := min(last, i+uint64(batch)-1); i <= end; i++ {
+			n := batch
+			if time.Since(time.Unix(0, s.lastAppend.Load())) < scrubBusyWindow {
+				n = max(1, batch/scrubBusyDivisor)
+			}
+			for end := min(last, i+uint64(n)-1); i <= end; i++ {
 				s.scrubPos.Store(i)
 				id, ok := s.ident(i)
 				if !ok {

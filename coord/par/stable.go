@@ -279,6 +279,13 @@ func (s *StableStore) Set(key, val []byte) error {
 	if s.amnesic {
 		return ErrAmnesia
 	}
+	if string(key) == "LastVoteCand" { // raft's persistVote writes the term first
+		defer func() {
+			if v := s.rec.kv["LastVoteTerm"]; len(v) == 8 && bytes.Equal(s.rec.kv["LastVoteCand"], val) {
+				s.traceVote(binary.BigEndian.Uint64(v), val)
+			}
+		}()
+	}
 	if old, ok := s.rec.kv[string(key)]; ok && bytes.Equal(old, val) {
 		return nil
 	}
@@ -356,6 +363,7 @@ func (s *StableStore) recoverAmnesia(m uint64) error {
 	if err := s.commit(next); err != nil {
 		return err
 	}
+	s.traceVote(m, SentinelCandidate)
 	s.amnesic = false
 	return nil
 }

@@ -1059,6 +1059,162 @@ func (x *RequestSnapshotResponse) GetIndex() uint64 {
 	return 0
 }
 
+// HelloRequest: node_id empty asks only (a node without identity);
+// otherwise the responder durably records (name, node_id, incarnation).
+type HelloRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	ClusterId     []byte                 `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	NodeId        []byte                 `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Incarnation   uint64                 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HelloRequest) Reset() {
+	*x = HelloRequest{}
+	mi := &file_par_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HelloRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HelloRequest) ProtoMessage() {}
+
+func (x *HelloRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HelloRequest.ProtoReflect.Descriptor instead.
+func (*HelloRequest) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HelloRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HelloRequest) GetClusterId() []byte {
+	if x != nil {
+		return x.ClusterId
+	}
+	return nil
+}
+
+func (x *HelloRequest) GetNodeId() []byte {
+	if x != nil {
+		return x.NodeId
+	}
+	return nil
+}
+
+func (x *HelloRequest) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+type HelloResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Responder string                 `protobuf:"bytes,1,opt,name=responder,proto3" json:"responder,omitempty"`
+	ClusterId []byte                 `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// known: the responder has recorded an identity for the name.
+	Known            bool   `protobuf:"varint,3,opt,name=known,proto3" json:"known,omitempty"`
+	KnownNodeId      []byte `protobuf:"bytes,4,opt,name=known_node_id,json=knownNodeId,proto3" json:"known_node_id,omitempty"`
+	KnownIncarnation uint64 `protobuf:"varint,5,opt,name=known_incarnation,json=knownIncarnation,proto3" json:"known_incarnation,omitempty"`
+	// stored: the request's identity is now durable at the responder.
+	Stored        bool `protobuf:"varint,6,opt,name=stored,proto3" json:"stored,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HelloResponse) Reset() {
+	*x = HelloResponse{}
+	mi := &file_par_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HelloResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HelloResponse) ProtoMessage() {}
+
+func (x *HelloResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HelloResponse.ProtoReflect.Descriptor instead.
+func (*HelloResponse) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HelloResponse) GetResponder() string {
+	if x != nil {
+		return x.Responder
+	}
+	return ""
+}
+
+func (x *HelloResponse) GetClusterId() []byte {
+	if x != nil {
+		return x.ClusterId
+	}
+	return nil
+}
+
+func (x *HelloResponse) GetKnown() bool {
+	if x != nil {
+		return x.Known
+	}
+	return false
+}
+
+func (x *HelloResponse) GetKnownNodeId() []byte {
+	if x != nil {
+		return x.KnownNodeId
+	}
+	return nil
+}
+
+func (x *HelloResponse) GetKnownIncarnation() uint64 {
+	if x != nil {
+		return x.KnownIncarnation
+	}
+	return 0
+}
+
+func (x *HelloResponse) GetStored() bool {
+	if x != nil {
+		return x.Stored
+	}
+	return false
+}
+
 var File_par_proto protoreflect.FileDescriptor
 
 const file_par_proto_rawDesc = "" +
@@ -1139,14 +1295,28 @@ const file_par_proto_rawDesc = "" +
 	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\"M\n" +
 	"\x17RequestSnapshotResponse\x12\x1c\n" +
 	"\tresponder\x18\x01 \x01(\tR\tresponder\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index*\xc4\x01\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"|\n" +
+	"\fHelloRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x02 \x01(\fR\tclusterId\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\fR\x06nodeId\x12 \n" +
+	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\"\xcb\x01\n" +
+	"\rHelloResponse\x12\x1c\n" +
+	"\tresponder\x18\x01 \x01(\tR\tresponder\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x02 \x01(\fR\tclusterId\x12\x14\n" +
+	"\x05known\x18\x03 \x01(\bR\x05known\x12\"\n" +
+	"\rknown_node_id\x18\x04 \x01(\fR\vknownNodeId\x12+\n" +
+	"\x11known_incarnation\x18\x05 \x01(\x04R\x10knownIncarnation\x12\x16\n" +
+	"\x06stored\x18\x06 \x01(\bR\x06stored*\xc4\x01\n" +
 	"\vEntryStatus\x12\x18\n" +
 	"\x14ENTRY_STATUS_UNKNOWN\x10\x00\x12\x15\n" +
 	"\x11ENTRY_STATUS_HAVE\x10\x01\x12\x1a\n" +
 	"\x16ENTRY_STATUS_DONT_HAVE\x10\x02\x12\x1c\n" +
 	"\x18ENTRY_STATUS_HAVE_FAULTY\x10\x03\x12$\n" +
 	" ENTRY_STATUS_COMMITTED_COMPACTED\x10\x04\x12$\n" +
-	" ENTRY_STATUS_CONFLICTS_COMMITTED\x10\x052\xf8\x03\n" +
+	" ENTRY_STATUS_CONFLICTS_COMMITTED\x10\x052\xba\x04\n" +
 	"\n" +
 	"PeerRepair\x12O\n" +
 	"\n" +
@@ -1155,7 +1325,8 @@ const file_par_proto_rawDesc = "" +
 	"\x06Status\x12\x1b.coord.par.v1.StatusRequest\x1a\x1c.coord.par.v1.StatusResponse\x12X\n" +
 	"\rListSnapshots\x12\".coord.par.v1.ListSnapshotsRequest\x1a#.coord.par.v1.ListSnapshotsResponse\x12R\n" +
 	"\rFetchSnapshot\x12\".coord.par.v1.FetchSnapshotRequest\x1a\x1b.coord.par.v1.SnapshotChunk0\x01\x12^\n" +
-	"\x0fRequestSnapshot\x12$.coord.par.v1.RequestSnapshotRequest\x1a%.coord.par.v1.RequestSnapshotResponseB\x13Z\x11coord/proto/parpbb\x06proto3"
+	"\x0fRequestSnapshot\x12$.coord.par.v1.RequestSnapshotRequest\x1a%.coord.par.v1.RequestSnapshotResponse\x12@\n" +
+	"\x05Hello\x12\x1a.coord.par.v1.HelloRequest\x1a\x1b.coord.par.v1.HelloResponseB\x13Z\x11coord/proto/parpbb\x06proto3"
 
 var (
 	file_par_proto_rawDescOnce sync.Once
@@ -1170,7 +1341,7 @@ func file_par_proto_rawDescGZIP() []byte {
 }
 
 var file_par_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_par_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_par_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_par_proto_goTypes = []any{
 	(EntryStatus)(0),                // 0: coord.par.v1.EntryStatus
 	(*Item)(nil),                    // 1: coord.par.v1.Item
@@ -1188,6 +1359,8 @@ var file_par_proto_goTypes = []any{
 	(*SnapshotChunk)(nil),           // 13: coord.par.v1.SnapshotChunk
 	(*RequestSnapshotRequest)(nil),  // 14: coord.par.v1.RequestSnapshotRequest
 	(*RequestSnapshotResponse)(nil), // 15: coord.par.v1.RequestSnapshotResponse
+	(*HelloRequest)(nil),            // 16: coord.par.v1.HelloRequest
+	(*HelloResponse)(nil),           // 17: coord.par.v1.HelloResponse
 }
 var file_par_proto_depIdxs = []int32{
 	1,  // 0: coord.par.v1.GetEntriesRequest.items:type_name -> coord.par.v1.Item
@@ -1200,14 +1373,16 @@ var file_par_proto_depIdxs = []int32{
 	10, // 7: coord.par.v1.PeerRepair.ListSnapshots:input_type -> coord.par.v1.ListSnapshotsRequest
 	12, // 8: coord.par.v1.PeerRepair.FetchSnapshot:input_type -> coord.par.v1.FetchSnapshotRequest
 	14, // 9: coord.par.v1.PeerRepair.RequestSnapshot:input_type -> coord.par.v1.RequestSnapshotRequest
-	4,  // 10: coord.par.v1.PeerRepair.GetEntries:output_type -> coord.par.v1.GetEntriesResponse
-	6,  // 11: coord.par.v1.PeerRepair.GetTerm:output_type -> coord.par.v1.GetTermResponse
-	8,  // 12: coord.par.v1.PeerRepair.Status:output_type -> coord.par.v1.StatusResponse
-	11, // 13: coord.par.v1.PeerRepair.ListSnapshots:output_type -> coord.par.v1.ListSnapshotsResponse
-	13, // 14: coord.par.v1.PeerRepair.FetchSnapshot:output_type -> coord.par.v1.SnapshotChunk
-	15, // 15: coord.par.v1.PeerRepair.RequestSnapshot:output_type -> coord.par.v1.RequestSnapshotResponse
-	10, // [10:16] is the sub-list for method output_type
-	4,  // [4:10] is the sub-list for method input_type
+	16, // 10: coord.par.v1.PeerRepair.Hello:input_type -> coord.par.v1.HelloRequest
+	4,  // 11: coord.par.v1.PeerRepair.GetEntries:output_type -> coord.par.v1.GetEntriesResponse
+	6,  // 12: coord.par.v1.PeerRepair.GetTerm:output_type -> coord.par.v1.GetTermResponse
+	8,  // 13: coord.par.v1.PeerRepair.Status:output_type -> coord.par.v1.StatusResponse
+	11, // 14: coord.par.v1.PeerRepair.ListSnapshots:output_type -> coord.par.v1.ListSnapshotsResponse
+	13, // 15: coord.par.v1.PeerRepair.FetchSnapshot:output_type -> coord.par.v1.SnapshotChunk
+	15, // 16: coord.par.v1.PeerRepair.RequestSnapshot:output_type -> coord.par.v1.RequestSnapshotResponse
+	17, // 17: coord.par.v1.PeerRepair.Hello:output_type -> coord.par.v1.HelloResponse
+	11, // [11:18] is the sub-list for method output_type
+	4,  // [4:11] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -1224,7 +1399,7 @@ func file_par_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_par_proto_rawDesc), len(file_par_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

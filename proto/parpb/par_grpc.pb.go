@@ -33,6 +33,7 @@ const (
 	PeerRepair_ListSnapshots_FullMethodName   = "/coord.par.v1.PeerRepair/ListSnapshots"
 	PeerRepair_FetchSnapshot_FullMethodName   = "/coord.par.v1.PeerRepair/FetchSnapshot"
 	PeerRepair_RequestSnapshot_FullMethodName = "/coord.par.v1.PeerRepair/RequestSnapshot"
+	PeerRepair_Hello_FullMethodName           = "/coord.par.v1.PeerRepair/Hello"
 )
 
 // PeerRepairClient is the client API for PeerRepair service.
@@ -59,6 +60,11 @@ type PeerRepairClient interface {
 	// covers can fetch one (its peers may hold the entries only in their
 	// logs). A node whose raft is not running answers FailedPrecondition.
 	RequestSnapshot(ctx context.Context, in *RequestSnapshotRequest, opts ...grpc.CallOption) (*RequestSnapshotResponse, error)
+	// Hello tells a peer this node's identity (par-node: node id,
+	// incarnation) and asks what the peer knows about the name. A peer
+	// that knows the name refuses to let it start as a fresh node (design
+	// §4.8, the naive-reformat refusal).
+	Hello(ctx context.Context, in *HelloRequest, opts ...grpc.CallOption) (*HelloResponse, error)
 }
 
 type peerRepairClient struct {
@@ -138,6 +144,16 @@ func (c *peerRepairClient) RequestSnapshot(ctx context.Context, in *RequestSnaps
 	return out, nil
 }
 
+func (c *peerRepairClient) Hello(ctx context.Context, in *HelloRequest, opts ...grpc.CallOption) (*HelloResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HelloResponse)
+	err := c.cc.Invoke(ctx, PeerRepair_Hello_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerRepairServer is the server API for PeerRepair service.
 // All implementations must embed UnimplementedPeerRepairServer
 // for forward compatibility.
@@ -162,6 +178,11 @@ type PeerRepairServer interface {
 	// covers can fetch one (its peers may hold the entries only in their
 	// logs). A node whose raft is not running answers FailedPrecondition.
 	RequestSnapshot(context.Context, *RequestSnapshotRequest) (*RequestSnapshotResponse, error)
+	// Hello tells a peer this node's identity (par-node: node id,
+	// incarnation) and asks what the peer knows about the name. A peer
+	// that knows the name refuses to let it start as a fresh node (design
+	// §4.8, the naive-reformat refusal).
+	Hello(context.Context, *HelloRequest) (*HelloResponse, error)
 	mustEmbedUnimplementedPeerRepairServer()
 }
 
@@ -189,6 +210,9 @@ func (UnimplementedPeerRepairServer) FetchSnapshot(*FetchSnapshotRequest, grpc.S
 }
 func (UnimplementedPeerRepairServer) RequestSnapshot(context.Context, *RequestSnapshotRequest) (*RequestSnapshotResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RequestSnapshot not implemented")
+}
+func (UnimplementedPeerRepairServer) Hello(context.Context, *HelloRequest) (*HelloResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Hello not implemented")
 }
 func (UnimplementedPeerRepairServer) mustEmbedUnimplementedPeerRepairServer() {}
 func (UnimplementedPeerRepairServer) testEmbeddedByValue()                    {}
@@ -312,6 +336,24 @@ func _PeerRepair_RequestSnapshot_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PeerRepair_Hello_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HelloRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerRepairServer).Hello(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PeerRepair_Hello_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerRepairServer).Hello(ctx, req.(*HelloRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PeerRepair_ServiceDesc is the grpc.ServiceDesc for PeerRepair service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -338,6 +380,10 @@ var PeerRepair_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RequestSnapshot",
 			Handler:    _PeerRepair_RequestSnapshot_Handler,
+		},
+		{
+			MethodName: "Hello",
+			Handler:    _PeerRepair_Hello_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -44,6 +44,18 @@ func Cases(family string, seed uint64, count, entries int) []Case {
 				}
 			}
 		}
+	case "J":
+		all = jCases()
+	case "I":
+		all = iCases()
+	case "C":
+		all = cCases()
+	case "H":
+		all = hCases()
+	case "B":
+		for i := 0; i < bCount; i++ {
+			all = append(all, bCase(i))
+		}
 	case "E":
 		id := 0
 		for a := 0; a < 4; a++ {

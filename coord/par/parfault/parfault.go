@@ -63,6 +63,12 @@ type Case struct {
 	Meta   [Nodes]int
 	FS     [Nodes]int
 	Crash  [Nodes]int
+	// Family J: Wipe is the 1-based node whose whole data dir is removed;
+	// Recover is how it starts again (JNaive, JRecoverFlag, JPrepare).
+	Wipe    int
+	Recover int
+	// Families B and I: per-node damage.
+	Dmg [Nodes]Damage
 }
 
 // Family G kinds: the states a kill -9 can leave, built offline.
@@ -95,6 +101,19 @@ func (c Case) String() string {
 	if c.Family == "G" {
 		return fmt.Sprintf("G/%d crash=%v", c.ID, c.Crash)
 	}
+	if c.Family == "B" || c.Family == "I" {
+		return fmt.Sprintf("%s/%d dmg=%v,%v,%v", c.Family, c.ID, c.Dmg[0], c.Dmg[1], c.Dmg[2])
+	}
+	if c.Family == "C" {
+		return fmt.Sprintf("C/%d uncommitted-tail corrupt=%v", c.ID, c.Crash[0] == 1)
+	}
+	if c.Family == "H" {
+		return fmt.Sprintf("H/%d leader-replication-read", c.ID)
+	}
+	if c.Family == "J" {
+		mode := [...]string{"naive", "coordd--par-recover", "coordctl-par-recover"}[c.Recover]
+		return fmt.Sprintf("J/%d wipe=n%d %s", c.ID, c.Wipe, mode)
+	}
 	return fmt.Sprintf("A/%d masks=%03b,%03b,%03b", c.ID, c.Mask[0], c.Mask[1], c.Mask[2])
 }
 
@@ -122,6 +141,8 @@ type Options struct {
 	Avail, RecoverTimeout time.Duration
 	// ScrubRate is coord.Config.PARScrubRate (negative: no scrubber).
 	ScrubRate int
+	// NoFollowUp skips the durability follow-up (design §5.1 step 7).
+	NoFollowUp bool
 }
 
 // Harness holds the built base state.
@@ -215,8 +236,9 @@ func (h *Harness) config(dir string, i int) coord.Config {
 }
 
 // start starts every node concurrently (nil listeners: bind the fixed
-// addresses). Nodes that fail to start are nil in the result.
-func (h *Harness) start(dir string, lns []net.Listener) ([]*coord.Server, error) {
+// addresses). Nodes that fail to start are nil in the result. mod, when
+// set, adjusts node i's config.
+func (h *Harness) start(dir string, lns []net.Listener, mod ...func(i int, cfg *coord.Config)) ([]*coord.Server, error) {
 	srvs := make([]*coord.Server, Nodes)
 	errs := make([]error, Nodes)
 	var wg sync.WaitGroup
@@ -240,7 +262,11 @@ func (h *Harness) start(dir string, lns []net.Listener) ([]*coord.Server, error)
 					return
 				}
 			}
-			srvs[i], errs[i] = startRecovering(h.config(dir, i), ln)
+			cfg := h.config(dir, i)
+			for _, m := range mod {
+				m(i, &cfg)
+			}
+			srvs[i], errs[i] = startRecovering(cfg, ln)
 		}()
 	}
 	wg.Wait()
@@ -279,6 +305,12 @@ func (h *Harness) dialLeader(ctx context.Context, srvs []*coord.Server) (*grpc.C
 // Recoverable is the oracle for c.
 func (h *Harness) Recoverable(c Case) bool {
 	switch c.Family {
+	case "B", "I":
+		return false // decided from the damaged files (damageOracle)
+	case "C", "H":
+		return true // every acked entry has intact copies
+	case "J":
+		return true // two intact nodes hold everything
 	case "G":
 		// The last entry is committed (acked by all); it survives if one
 		// node still holds it.
@@ -323,13 +355,31 @@ func (h *Harness) Run(ctx context.Context, c Case) Result {
 		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
 		return res
 	}
-	if err := h.inject(dir, c); err != nil {
-		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
+	switch c.Family {
+	case "J", "C", "H":
+		map[string]func(context.Context, Case, string, *Result){"J": h.runJ, "C": h.runC, "H": h.runH}[c.Family](ctx, c, dir, &res)
+		if dv := h.doubleVote(dir, nil); dv != "" && res.Outcome != Unsafe && c.Family != "J" {
+			res.Outcome, res.Detail = Unsafe, "double vote: "+dv
+		}
+		res.Took = time.Since(start)
 		return res
 	}
-	srvs, startErr := h.start(dir, nil)
+	var srvs []*coord.Server
+	if c.Family == "B" || c.Family == "I" {
+		srvs = h.runDamage(func(srvs []*coord.Server) (Outcome, string) { return h.probe(ctx, srvs) }, dir, c, &res)
+	} else {
+		if err := h.inject(dir, c); err != nil {
+			res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
+			return res
+		}
+		var startErr error
+		srvs, startErr = h.start(dir, nil)
+		res.Outcome, res.Detail = h.probe(ctx, srvs)
+		if startErr != nil && res.Detail == "" {
+			res.Detail = startErr.Error()
+		}
+	}
 	defer closeAll(srvs)
-	res.Outcome, res.Detail = h.probe(ctx, srvs)
 	for _, s := range srvs {
 		if s != nil && s.PAR() != nil {
 			st := s.PAR().Log.Stats()
@@ -337,8 +387,13 @@ func (h *Harness) Run(ctx context.Context, c Case) Result {
 			res.RepairedBytes += st.RepairedBytes
 		}
 	}
-	if startErr != nil && res.Detail == "" {
-		res.Detail = startErr.Error()
+	if res.Outcome == Correct && !h.opt.NoFollowUp {
+		if v, ok := h.followUpVictim(c, srvs); ok {
+			res.Outcome, res.Detail = h.followUp(ctx, srvs, v)
+		}
+	}
+	if dv := h.doubleVote(dir, nil); dv != "" {
+		res.Outcome, res.Detail = Unsafe, "double vote: "+dv
 	}
 	res.Took = time.Since(start)
 	return res

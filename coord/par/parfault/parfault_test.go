@@ -31,11 +31,18 @@ func TestMatrixSample(t *testing.T) {
 		hs = append(hs, h)
 	}
 	total := 0
+	recoverable := map[bool]int{}
 	for _, fam := range []struct {
 		name  string
 		count int
-	}{{"A", 90}, {"E", 30}, {"F", 30}, {"G", 24}} {
+	}{{"A", 90}, {"E", 30}, {"F", 30}, {"G", 24}, {"J", 9}, {"B", 15}, {"I", 12}, {"C", 2}, {"H", 1}} {
 		start := time.Now()
+		for _, h := range hs {
+			// The follow-up is exercised by the other families here (A's
+			// 90 cases would add ~15 s, ~40 s under -race); coordfault
+			// runs it on every family.
+			h.opt.NoFollowUp = fam.name == "A"
+		}
 		tally, results := RunParallel(ctx, hs, Cases(fam.name, 42, fam.count, 4))
 		t.Logf("par %s: %+v (%v)", fam.name, tally, time.Since(start).Round(time.Millisecond))
 		if tally.Total != fam.count {
@@ -51,6 +58,9 @@ func TestMatrixSample(t *testing.T) {
 			case !r.Recoverable && r.Outcome == Correct:
 				t.Errorf("unrecoverable case %s came out correct", r.Case)
 			}
+			if r.Case.Family == "B" || r.Case.Family == "I" {
+				recoverable[r.Recoverable]++
+			}
 			if r.Case.Family == "G" && r.Repairs > 0 {
 				lost := false
 				for _, k := range r.Case.Crash {
@@ -61,6 +71,9 @@ func TestMatrixSample(t *testing.T) {
 				}
 			}
 		}
+	}
+	if recoverable[true] == 0 || recoverable[false] == 0 {
+		t.Errorf("B/I sample oracle: %d recoverable, %d not: the sample must hold both kinds", recoverable[true], recoverable[false])
 	}
 	if total < 150 {
 		t.Fatalf("ran %d cases, want >= 150", total)

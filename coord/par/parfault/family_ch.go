@@ -1,0 +1,210 @@
+package parfault
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"coord/coord"
+	"coord/proto/coordpb"
+)
+
+// Families C and H (design §5.4), built online on the running cluster.
+//
+// C1: the leader appends an entry its followers never receive (both are
+// stopped), so it is uncommitted and never acknowledged to a client; then
+// every node stops and the entry is corrupted on the leader's disk. PAR
+// must discard it by rule 4 once the other two moved to a newer term
+// (never keep, never serve it) and the cluster must stay correct.
+// C1b: the same uncommitted tail left intact: it may be kept or dropped,
+// but nothing acknowledged may be lost.
+//
+// H: a runtime latent fault at the leader's replication GetLog call site:
+// with one follower stopped, the leader commits more entries than raft's
+// LogCache holds, the first of them is then corrupted under the running
+// leader, and the follower restarts: the leader must read that entry from
+// disk to replicate it, find it faulty, repair it from the other follower
+// while running, and the lagging node must end with the acked value.
+//
+// Not built: C2-C4 (uncommitted tails held by several nodes, an old
+// leader alive at t_last, the conservative-mode double-fault stall) and H
+// on the follower-side call sites.
+
+func cCases() []Case {
+	return []Case{{Family: "C", ID: 0, Crash: [Nodes]int{1}}, {Family: "C", ID: 1}}
+}
+
+func hCases() []Case { return []Case{{Family: "H", ID: 0}} }
+
+// cluster starts every node on dir and returns them with a client of the
+// leader.
+func (h *Harness) cluster(ctx context.Context, dir string) ([]*coord.Server, int, *grpc.ClientConn, error) {
+	srvs, err := h.start(dir, nil)
+	if err != nil {
+		closeAll(srvs)
+		return nil, 0, nil, err
+	}
+	cc, err := h.dialLeader(ctx, srvs)
+	if err != nil {
+		closeAll(srvs)
+		return nil, 0, nil, err
+	}
+	for i, s := range srvs {
+		if s.Replica().IsLeader() {
+			return srvs, i, cc, nil
+		}
+	}
+	cc.Close()
+	closeAll(srvs)
+	return nil, 0, nil, fmt.Errorf("leader lost")
+}
+
+func (h *Harness) runC(ctx context.Context, c Case, dir string, res *Result) {
+	res.Recoverable = true
+	srvs, leader, cc, err := h.cluster(ctx, dir)
+	if err != nil {
+		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
+		return
+	}
+	cc.Close()
+	for i := range srvs {
+		if i != leader {
+			_ = srvs[i].Close()
+			srvs[i] = nil
+		}
+	}
+	// An entry the followers never get: the write cannot commit.
+	marker := []byte(fmt.Sprintf("PARMARK-uncommitted-%d-PARMARK", time.Now().UnixNano()))
+	cc2, err := grpc.NewClient(srvs[leader].Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err == nil {
+		wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, err = coordpb.NewCoordClient(cc2).Create(wctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/uncommitted", Data: marker}})
+		cancel()
+		cc2.Close()
+	}
+	if err == nil {
+		closeAll(srvs)
+		res.Outcome, res.Detail = Unsafe, "a write without a quorum was acknowledged"
+		return
+	}
+	_ = srvs[leader].Close()
+	if c.Crash[0] == 1 {
+		if n, err := flipEvery(filepath.Join(dir, h.names[leader], "raft.db"), marker); err != nil || n == 0 {
+			res.Outcome, res.Detail = Unavailable, fmt.Sprintf("harness: uncommitted entry not found on the leader (%d, %v)", n, err)
+			return
+		}
+	}
+	srvs, err = h.start(dir, nil)
+	defer closeAll(srvs)
+	res.Outcome, res.Detail = h.probe(ctx, srvs)
+	if res.Outcome == Correct {
+		for i, s := range srvs {
+			if s == nil {
+				continue
+			}
+			t, _ := s.Replica().State()
+			if v, _, err := t.Get("/uncommitted"); err == nil && !bytes.Equal(v, marker) {
+				res.Outcome, res.Detail = Unsafe, fmt.Sprintf("%s serves a damaged uncommitted entry", h.names[i])
+			}
+		}
+	}
+	if res.Outcome == Correct && srvs[leader] != nil && srvs[leader].PAR() != nil {
+		res.Detail = fmt.Sprintf("old leader: %d suffix discards", srvs[leader].PAR().Log.Stats().Truncations)
+	}
+}
+
+func (h *Harness) runH(ctx context.Context, c Case, dir string, res *Result) {
+	res.Recoverable = true
+	srvs, leader, cc, err := h.cluster(ctx, dir)
+	if err != nil {
+		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
+		return
+	}
+	defer func() { closeAll(srvs) }()
+	defer cc.Close()
+	lag := (leader + 1) % Nodes
+	_ = srvs[lag].Close()
+	srvs[lag] = nil
+	cl := coordpb.NewCoordClient(cc)
+	marker := []byte(fmt.Sprintf("PARMARK-latent-%d-PARMARK", time.Now().UnixNano()))
+	if _, err := cl.Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/latent", Data: marker}}); err != nil {
+		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
+		return
+	}
+	// Push the marker entry out of the leader's LogCache (1024 entries).
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < 75; k++ {
+				if _, err := cl.Set(ctx, &coordpb.SetRequest{Op: &coordpb.SetOp{Path: "/k0", Data: h.values[0], Version: -1}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		res.Outcome, res.Detail = Unavailable, "harness: filler writes: "+err.Error()
+		return
+	}
+	if n, err := flipEvery(filepath.Join(dir, h.names[leader], "raft.db"), marker); err != nil || n == 0 {
+		res.Outcome, res.Detail = Unavailable, fmt.Sprintf("harness: marker not found (%d, %v)", n, err)
+		return
+	}
+	// The lagging node comes back: the leader must read the marker entry
+	// from disk to replicate it.
+	s, err := h.startOne(dir, lag)
+	if err != nil {
+		res.Outcome, res.Detail = Unavailable, "lagging node did not start: "+err.Error()
+		return
+	}
+	srvs[lag] = s
+	last := srvs[leader].Replica().Info().LastIndex
+	wctx, cancel := context.WithTimeout(ctx, h.opt.Avail+10*time.Second)
+	defer cancel()
+	if err := s.Replica().WaitApplied(wctx, last); err != nil {
+		res.Outcome, res.Detail = Unavailable, "lagging node did not catch up: "+err.Error()
+		return
+	}
+	t, _ := s.Replica().State()
+	if v, _, err := t.Get("/latent"); err != nil || !bytes.Equal(v, marker) {
+		res.Outcome, res.Detail = Unsafe, fmt.Sprintf("lagging node holds %q for the acked /latent (%v)", v, err)
+		return
+	}
+	if p := srvs[leader].PAR(); p != nil {
+		res.Repairs, res.RepairedBytes = p.Log.Stats().Repairs, p.Log.Stats().RepairedBytes
+		if res.Repairs == 0 {
+			res.Outcome, res.Detail = Unavailable, "harness: the leader read no damaged entry (the fault did not reach a GetLog)"
+			return
+		}
+	}
+	res.Outcome, res.Detail = h.probe(ctx, srvs)
+}
+
+// startOne (re)starts node i alone.
+func (h *Harness) startOne(dir string, i int) (*coord.Server, error) {
+	var ln net.Listener
+	var err error
+	for try := 0; try < 50; try++ {
+		if ln, err = net.Listen("tcp", h.addrs[i]); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return startRecovering(h.config(dir, i), ln)
+}
