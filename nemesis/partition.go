@@ -477,6 +477,9 @@ func RunPartition(ctx context.Context, cfg PartitionConfig) (PartitionResult, er
 	wg.Wait()
 	<-termsDone
 
+	if r, f := cl.OwnerLookups(); r > 0 {
+		logf("peer connections whose dialer needed a second look: %d (never found: %d)", r, f)
+	}
 	res.Elections, res.LeaderChanges = terms.between(start, end)
 	res.ElectionsPerMin = float64(res.Elections) / end.Sub(start).Minutes()
 	var all []time.Time
