@@ -44,6 +44,9 @@ type ClusterConfig struct {
 	ClientGroups int
 	// Metrics serves each node's /metrics on a loopback port (Node.HTTP).
 	Metrics bool
+	// Election, Heartbeat and Lease override the harness's short raft
+	// timing (ElectionTimeout, HeartbeatTimeout, LeaderLease) when set.
+	Election, Heartbeat, Lease time.Duration
 	// NonVoters: the last NonVoters of the Nodes start empty (--join) and
 	// are added as non-voting replicas once the voters have a leader.
 	NonVoters int
@@ -212,9 +215,9 @@ func (c *Cluster) start(i int, peers string) error {
 	args := []string{
 		"--name", n.Name, "--data-dir", n.data, "--listen", n.Listen,
 		"--advertise", n.Peer.Addr(), "--http", n.HTTP,
-		"--heartbeat-timeout", HeartbeatTimeout.String(),
-		"--election-timeout", ElectionTimeout.String(),
-		"--leader-lease", LeaderLease.String(),
+		"--heartbeat-timeout", orDefault(c.cfg.Heartbeat, HeartbeatTimeout).String(),
+		"--election-timeout", orDefault(c.cfg.Election, ElectionTimeout).String(),
+		"--leader-lease", orDefault(c.cfg.Lease, LeaderLease).String(),
 		"--session-min-timeout", "500ms",
 		"--log-level", "warn",
 	}
@@ -268,6 +271,13 @@ func (c *Cluster) Kill(i int) {
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	<-exited
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // addNonVoters adds nodes voters.. as non-voting replicas.

@@ -72,7 +72,8 @@ func (r FailoverResult) String() string {
 
 const failoverDir = "/failover"
 
-var debugFailover = true
+// debugFailover logs every failed write of the load (for diagnosis).
+var debugFailover = false
 
 // scrapeRequests sums a node's coord_grpc_requests_total over the client
 // API's methods (/coord.v1.Coord/...; peer RPCs are not client load).
@@ -169,6 +170,25 @@ func (s *rateSampler) window(from, to time.Time) (mean, peak float64) {
 	return mean / float64(n), peak
 }
 
+// createRetry creates path (ErrNodeExists counts as done) and retries
+// other errors for up to limit: on a loaded machine a commit can outlast
+// the server's own wait. An ephemeral create is exactly-once (it carries
+// the session), so a retry after it was applied finds the node.
+func createRetry(ctx context.Context, c *client.Client, path string, opts *client.CreateOptions, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		_, _, err := c.Create(ctx, path, nil, opts)
+		if err == nil || errors.Is(err, client.ErrNodeExists) {
+			return nil
+		}
+		if ctx.Err() != nil || errors.Is(err, client.ErrSessionExpired) {
+			return fmt.Errorf("create %s: %w", path, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // RunFailover opens the sessions, runs the write load, measures the
 // steady request rate, kills the leader, and measures what followed.
 func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error) {
@@ -196,7 +216,11 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 		logf = func(string, ...any) {}
 	}
 	res := FailoverResult{Sessions: cfg.Sessions, Killed: -1}
-	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, Metrics: true})
+	// coordd's default raft timing (1 s election and heartbeat timeouts,
+	// 500 ms lease), not the harness's 250 ms: this run is about what a
+	// deployment sees after its leader dies.
+	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, Metrics: true,
+		Election: time.Second, Heartbeat: time.Second, Lease: 500 * time.Millisecond})
 	if err != nil {
 		return res, err
 	}
@@ -207,8 +231,8 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	}
 	defer admin.Close(context.Background())
 	for _, p := range []string{failoverDir, failoverDir + "/e", failoverDir + "/w"} {
-		if _, _, err := admin.Create(ctx, p, nil, nil); err != nil && !errors.Is(err, client.ErrNodeExists) {
-			return res, fmt.Errorf("setup %s: %w", p, err)
+		if err := createRetry(ctx, admin, p, nil, 30*time.Second); err != nil {
+			return res, err
 		}
 	}
 
@@ -239,7 +263,7 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	var openErr atomic.Pointer[error]
 	{
 		var wg sync.WaitGroup
-		sem := make(chan struct{}, 128)
+		sem := make(chan struct{}, 32)
 		for k := range clients {
 			eps := make([]string, len(direct))
 			for j := range direct {
@@ -255,28 +279,17 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				octx, cancel := context.WithTimeout(ctx, time.Minute)
 				defer cancel()
-				// Retried: on a loaded machine a commit can outlast the
-				// server's wait (an exactly-once create; a retry after it
-				// was applied finds the node).
-				for {
-					_, _, err := c.Create(octx, fmt.Sprintf("%s/e/s%05d", failoverDir, k), nil, &client.CreateOptions{Ephemeral: true})
-					if err == nil || errors.Is(err, client.ErrNodeExists) {
-						return
-					}
-					if octx.Err() != nil {
-						err = fmt.Errorf("session %d: %w", k, err)
-						openErr.CompareAndSwap(nil, &err)
-						return
-					}
-					time.Sleep(100 * time.Millisecond)
+				if err := createRetry(octx, c, fmt.Sprintf("%s/e/s%05d", failoverDir, k), &client.CreateOptions{Ephemeral: true}, time.Minute); err != nil {
+					openErr.CompareAndSwap(nil, &err)
 				}
 			}()
 		}
 		wg.Wait()
 	}
 	if p := openErr.Load(); p != nil {
+		logf("open failed; logs:\n%s", cl.Logs(3000))
 		return res, *p
 	}
 	res.Open = time.Since(start)
@@ -310,8 +323,8 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 		}
 		defer c.Close(context.Background())
 		path := fmt.Sprintf("%s/w/%d", failoverDir, w)
-		if _, _, err := c.Create(ctx, path, nil, nil); err != nil && !errors.Is(err, client.ErrNodeExists) {
-			return res, fmt.Errorf("setup %s: %w", path, err)
+		if err := createRetry(ctx, c, path, nil, 30*time.Second); err != nil {
+			return res, err
 		}
 		wg.Add(1)
 		go func() {
