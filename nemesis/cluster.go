@@ -47,6 +47,10 @@ type ClusterConfig struct {
 	// Election, Heartbeat and Lease override the harness's short raft
 	// timing (ElectionTimeout, HeartbeatTimeout, LeaderLease) when set.
 	Election, Heartbeat, Lease time.Duration
+	// DirectPeers: nodes advertise their real addresses, so peer traffic
+	// bypasses the proxies (no link faults or delays; for load runs whose
+	// harness process is too busy to proxy raft in time).
+	DirectPeers bool
 	// NonVoters: the last NonVoters of the Nodes start empty (--join) and
 	// are added as non-voting replicas once the voters have a leader.
 	NonVoters int
@@ -142,7 +146,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		c.nodesMu.Lock()
 		c.Nodes = append(c.Nodes, n)
 		c.nodesMu.Unlock()
-		peers = append(peers, n.Name+"="+n.Peer.Addr())
+		peers = append(peers, n.Name+"="+c.advertise(n))
 	}
 	for g := 0; g < cfg.ClientGroups; g++ {
 		var row []*Proxy
@@ -214,7 +218,7 @@ func (c *Cluster) start(i int, peers string) error {
 	}
 	args := []string{
 		"--name", n.Name, "--data-dir", n.data, "--listen", n.Listen,
-		"--advertise", n.Peer.Addr(), "--http", n.HTTP,
+		"--advertise", c.advertise(n), "--http", n.HTTP,
 		"--heartbeat-timeout", orDefault(c.cfg.Heartbeat, HeartbeatTimeout).String(),
 		"--election-timeout", orDefault(c.cfg.Election, ElectionTimeout).String(),
 		"--leader-lease", orDefault(c.cfg.Lease, LeaderLease).String(),
@@ -273,6 +277,14 @@ func (c *Cluster) Kill(i int) {
 	<-exited
 }
 
+// advertise is the address node n's peers dial.
+func (c *Cluster) advertise(n *Node) string {
+	if c.cfg.DirectPeers {
+		return n.Listen
+	}
+	return n.Peer.Addr()
+}
+
 func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d
@@ -292,7 +304,7 @@ func (c *Cluster) addNonVoters(ctx context.Context, voters int) error {
 	defer cl.Close(context.Background())
 	for _, n := range c.Nodes[voters:] {
 		actx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		_, err := cl.AddMember(actx, n.Name, n.Peer.Addr(), true)
+		_, err := cl.AddMember(actx, n.Name, c.advertise(n), true)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("add non-voter %s: %w", n.Name, err)
@@ -314,7 +326,7 @@ func (c *Cluster) Restart(i int) error {
 	}
 	var peers []string
 	for _, m := range c.Nodes {
-		peers = append(peers, m.Name+"="+m.Peer.Addr())
+		peers = append(peers, m.Name+"="+c.advertise(m))
 	}
 	return c.start(i, strings.Join(peers, ","))
 }

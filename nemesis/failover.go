@@ -23,7 +23,8 @@ type FailoverConfig struct {
 	Dir    string
 	// Nodes (default 3) and Sessions (default 10,000).
 	Nodes, Sessions int
-	// SessionTimeout each session asks for (default 6 s).
+	// SessionTimeout each session asks for (default 10 s, coord's
+	// default).
 	SessionTimeout time.Duration
 	// WriteRate is the offered write load in writes per second, spread
 	// over 4 writers (default 200).
@@ -199,7 +200,7 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 		cfg.Sessions = 10000
 	}
 	if cfg.SessionTimeout == 0 {
-		cfg.SessionTimeout = 6 * time.Second
+		cfg.SessionTimeout = 10 * time.Second
 	}
 	if cfg.WriteRate == 0 {
 		cfg.WriteRate = 200
@@ -219,7 +220,7 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	// coordd's default raft timing (1 s election and heartbeat timeouts,
 	// 500 ms lease), not the harness's 250 ms: this run is about what a
 	// deployment sees after its leader dies.
-	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, Metrics: true,
+	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, Metrics: true, DirectPeers: true,
 		Election: time.Second, Heartbeat: time.Second, Lease: 500 * time.Millisecond})
 	if err != nil {
 		return res, err
@@ -242,7 +243,7 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	clients := make([]*client.Client, cfg.Sessions)
 	defer func() {
 		var wg sync.WaitGroup
-		sem := make(chan struct{}, 64)
+		sem := make(chan struct{}, 512)
 		for _, c := range clients {
 			if c == nil {
 				continue
@@ -251,7 +252,7 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 			sem <- struct{}{}
 			go func() {
 				defer wg.Done()
-				cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				cctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 				_ = c.Close(cctx)
 				cancel()
 				<-sem
@@ -265,6 +266,9 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, 32)
 		for k := range clients {
+			if ctx.Err() != nil {
+				break
+			}
 			eps := make([]string, len(direct))
 			for j := range direct {
 				eps[j] = direct[(k+j)%len(direct)]

@@ -42,7 +42,7 @@ func addScenarioFlags(fs *flag.FlagSet) *scenarios {
 		repeat:         fs.Int("repeat", 1, "runs per shape (--partitions) or per size (--quorum)"),
 
 		failoverSessions: fs.Int("failover-sessions", 0, "kill the leader under load with this many live sessions (instead of random schedules)"),
-		sessionTimeout:   fs.Duration("failover-session-timeout", 6*time.Second, "session timeout for --failover-sessions"),
+		sessionTimeout:   fs.Duration("failover-session-timeout", 10*time.Second, "session timeout for --failover-sessions"),
 		writeRate:        fs.Int("failover-write-rate", 200, "offered writes/s for --failover-sessions"),
 
 		quorum:         fs.String("quorum", "", "voter counts to run under jittered peer delay, e.g. 5,7 (instead of random schedules)"),
