@@ -106,6 +106,32 @@ func scrapeRequests(ctx context.Context, hc *http.Client, addr string) (float64,
 	return sum, sc.Err()
 }
 
+// keepAliveCodes returns a node's KeepAlive answers by status code and
+// the relays it served (Peer/KeepAlives), as one line (diagnostics).
+func keepAliveCodes(ctx context.Context, addr string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return err.Error()
+	}
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "coord_grpc_requests_total{") && strings.Contains(line, "KeepAlive") {
+			line = strings.TrimPrefix(line, "coord_grpc_requests_total")
+			line = strings.ReplaceAll(line, "/coord.v1.", "")
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
 // rateSampler scrapes every node once a second and keeps the per-second
 // client request rate summed over the nodes answering both scrapes.
 type rateSampler struct {
@@ -293,6 +319,9 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 		wg.Wait()
 	}
 	if p := openErr.Load(); p != nil {
+		for _, n := range cl.Nodes {
+			logf("%s keepalives: %s", n.Name, keepAliveCodes(ctx, n.HTTP))
+		}
 		logf("open failed; logs:\n%s", cl.Logs(3000))
 		return res, *p
 	}
@@ -407,6 +436,11 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	}
 	rates.mu.Unlock()
 	logf("client requests/s by second (relative to the kill):%s", line.String())
+	for i, n := range cl.Nodes {
+		if i != res.Killed {
+			logf("%s keepalives: %s", n.Name, keepAliveCodes(ctx, n.HTTP))
+		}
+	}
 	lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
 	kids, _, err := admin.Children(lctx, failoverDir+"/e", nil)
 	lcancel()

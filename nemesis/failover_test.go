@@ -26,7 +26,7 @@ func TestFailoverSessions(t *testing.T) {
 	for _, v := range res.Violations {
 		t.Error(v)
 	}
-	if res.Recover > 2*time.Second {
-		t.Errorf("writes recovered %v after the kill (want <= 2s)", res.Recover)
+	if res.Recover > 5*time.Second {
+		t.Errorf("writes recovered %v after the kill (want <= 5s: 1 s heartbeat timeout drawn up to 2 s, an election, the clients finding the leader)", res.Recover)
 	}
 }
