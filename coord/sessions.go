@@ -31,6 +31,7 @@ type sessionManager struct {
 	relay     map[uint64]struct{} // keepalives a follower has yet to relay
 	expiring  map[uint64]bool     // close proposals in flight
 	ttlBusy   bool                // a TTL expiry proposal is in flight
+	kaSync    keepAliveSync       // follower keepalives' shared read-index rounds
 	closeWait sync.WaitGroup
 }
 
@@ -266,7 +267,7 @@ func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
 		// A follower's state may lag either way (a session just opened,
 		// or one the leader just expired): answer from a linearizable
 		// point, so a client never hears "alive" after its session ended.
-		if _, err := s.Sync(ctx); err != nil {
+		if err := s.sess.kaSync.wait(ctx, s); err != nil {
 			return 0, err
 		}
 	}
