@@ -392,7 +392,13 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	case <-ctx.Done():
 		return res, ctx.Err()
 	}
-	res.Killed = cl.Leader(ctx)
+	// Status answers can be slow under this load: look a few times.
+	for try := 0; try < 50; try++ {
+		if res.Killed = cl.Leader(ctx); res.Killed >= 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if res.Killed < 0 {
 		return res, errors.New("failover: no leader to kill")
 	}
