@@ -326,6 +326,14 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 			// The deadline hit while retrying: report why we retried.
 			return &unavailableError{last: last, ctx: ctx.Err()}
 		}
+		if ctx.Err() != nil || errors.Is(mapped, ErrConnectionLoss) {
+			// No verdict in time (a server cut off from the cluster, or a
+			// connection whose bytes go nowhere, answers nothing) or the
+			// request was lost: the next call tries another endpoint, so
+			// a half-partitioned server cannot hold a client for longer
+			// than one call's deadline (docs/RELIABILITY.md, partitions).
+			c.cur.CompareAndSwap(int32(i), int32((i+1)%len(c.rpcs)))
+		}
 		if !retry {
 			return mapped
 		}

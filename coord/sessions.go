@@ -32,6 +32,7 @@ type sessionManager struct {
 	relay     map[uint64]struct{} // keepalives a follower has yet to relay
 	expiring  map[uint64]bool     // close proposals in flight
 	ttlBusy   bool                // a TTL expiry proposal is in flight
+	kaSync    keepAliveSync       // follower keepalives' shared read-index rounds
 	closeWait sync.WaitGroup
 }
 
@@ -74,8 +75,16 @@ func (m *sessionManager) tick(stop <-chan struct{}) {
 		}
 		clear(m.relay)
 		m.mu.Unlock()
-		if len(ids) > 0 {
-			m.relayKeepAlives(ids)
+		if len(ids) > 0 && !m.relayKeepAlives(ids) {
+			// This node already told those clients "alive": a relay that
+			// failed (no leader yet, a slow or new leader) is retried on
+			// the next tick, or their sessions would expire while their
+			// keepalives succeed.
+			m.mu.Lock()
+			for _, id := range ids {
+				m.relay[id] = struct{}{}
+			}
+			m.mu.Unlock()
 		}
 		return
 	}
@@ -172,20 +181,27 @@ func (m *sessionManager) expire(id uint64, stop <-chan struct{}) {
 	}
 }
 
-func (m *sessionManager) relayKeepAlives(ids []uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), sessionTick*5)
+// relayTimeout bounds one relay of keepalives to the leader.
+const relayTimeout = 10 * sessionTick
+
+// relayKeepAlives sends the keepalives a follower answered to the leader;
+// false if they did not arrive (the caller keeps them for the next tick).
+func (m *sessionManager) relayKeepAlives(ids []uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
 	defer cancel()
 	_, addr := m.s.rep.Leader()
 	if addr == "" {
-		return
+		return false
 	}
 	c, err := m.s.peers.get(addr)
 	if err != nil {
-		return
+		return false
 	}
 	if _, err := c.KeepAlives(ctx, &coordpb.KeepAlivesRequest{SessionIds: ids}); err != nil {
 		m.s.log.Debug("relay keepalives", "err", err)
+		return false
 	}
+	return true
 }
 
 // touch records a keepalive on the leader.
@@ -254,7 +270,7 @@ func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
 		// A follower's state may lag either way (a session just opened,
 		// or one the leader just expired): answer from a linearizable
 		// point, so a client never hears "alive" after its session ended.
-		if _, err := s.Sync(ctx); err != nil {
+		if err := s.sess.kaSync.wait(ctx, s); err != nil {
 			return 0, err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,18 @@ type ClusterConfig struct {
 	// group g's clients reach node i through ClientAddr(g, i), so the
 	// schedule can cut one group off (a paused or partitioned client).
 	ClientGroups int
+	// Metrics serves each node's /metrics on a loopback port (Node.HTTP).
+	Metrics bool
+	// Election, Heartbeat and Lease override the harness's short raft
+	// timing (ElectionTimeout, HeartbeatTimeout, LeaderLease) when set.
+	Election, Heartbeat, Lease time.Duration
+	// DirectPeers: nodes advertise their real addresses, so peer traffic
+	// bypasses the proxies (no link faults or delays; for load runs whose
+	// harness process is too busy to proxy raft in time).
+	DirectPeers bool
+	// NonVoters: the last NonVoters of the Nodes start empty (--join) and
+	// are added as non-voting replicas once the voters have a leader.
+	NonVoters int
 }
 
 // Node is one coordd process and the proxies in front of it.
@@ -48,6 +61,7 @@ type Node struct {
 	Name   string
 	Listen string // real address
 	Peer   *Proxy // advertised to peers
+	HTTP   string // /metrics address ("" unless ClusterConfig.Metrics)
 	data   string
 	log    *os.File
 
@@ -68,6 +82,15 @@ type Cluster struct {
 	Nodes   []*Node
 	Links   *Links
 	clients [][]*Proxy // [group][node]
+	// Peer connections whose dialer was not found at the first look,
+	// and those never found (counted as clients).
+	ownerRetried, ownerFailed atomic.Int64
+}
+
+// OwnerLookups reports how many accepted connections needed a second
+// look to find their dialing node, and how many were never found.
+func (c *Cluster) OwnerLookups() (retried, failed int64) {
+	return c.ownerRetried.Load(), c.ownerFailed.Load()
 }
 
 // ClientID is the Links id of client group g.
@@ -81,11 +104,24 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg, Links: NewLinks()}
 	owner := func(a net.Addr) int {
-		n, err := socketOwner(a, c.pids())
-		if err != nil {
-			return Client
+		// /proc/net/tcp is not read atomically: a socket created while
+		// it is read can be missed, so look again before calling the
+		// dialer a client (a peer link taken for a client link would
+		// escape the cuts and delays).
+		for try := 0; ; try++ {
+			n, err := socketOwner(a, c.pids())
+			if err == nil {
+				return n
+			}
+			if try == 0 {
+				c.ownerRetried.Add(1)
+			}
+			if try == 20 {
+				c.ownerFailed.Add(1)
+				return Client
+			}
+			time.Sleep(2 * time.Millisecond)
 		}
-		return n
 	}
 	var peers []string
 	for i := 0; i < cfg.Nodes; i++ {
@@ -95,6 +131,12 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			return nil, err
 		}
 		n := &Node{Name: fmt.Sprintf("n%d", i+1), Listen: port, data: filepath.Join(cfg.Dir, fmt.Sprintf("n%d", i+1))}
+		if cfg.Metrics {
+			if n.HTTP, err = freePort(); err != nil {
+				c.Close()
+				return nil, err
+			}
+		}
 		listen := n.Listen
 		n.Peer, err = NewProxy(i, func() string { return listen }, c.Links, owner)
 		if err != nil {
@@ -104,7 +146,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		c.nodesMu.Lock()
 		c.Nodes = append(c.Nodes, n)
 		c.nodesMu.Unlock()
-		peers = append(peers, n.Name+"="+n.Peer.Addr())
+		peers = append(peers, n.Name+"="+c.advertise(n))
 	}
 	for g := 0; g < cfg.ClientGroups; g++ {
 		var row []*Proxy
@@ -119,13 +161,26 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		}
 		c.clients = append(c.clients, row)
 	}
+	voters := cfg.Nodes - cfg.NonVoters
+	if voters < 1 {
+		c.Close()
+		return nil, fmt.Errorf("cluster: %d nodes with %d non-voters", cfg.Nodes, cfg.NonVoters)
+	}
 	for i := range c.Nodes {
-		if err := c.start(i, strings.Join(peers, ",")); err != nil {
+		p := strings.Join(peers[:voters], ",")
+		if i >= voters {
+			p = "" // --join
+		}
+		if err := c.start(i, p); err != nil {
 			c.Close()
 			return nil, err
 		}
 	}
 	if err := c.WaitWritable(ctx, 20*time.Second); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := c.addNonVoters(ctx, voters); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -163,15 +218,17 @@ func (c *Cluster) start(i int, peers string) error {
 	}
 	args := []string{
 		"--name", n.Name, "--data-dir", n.data, "--listen", n.Listen,
-		"--advertise", n.Peer.Addr(), "--http", "",
-		"--heartbeat-timeout", HeartbeatTimeout.String(),
-		"--election-timeout", ElectionTimeout.String(),
-		"--leader-lease", LeaderLease.String(),
+		"--advertise", c.advertise(n), "--http", n.HTTP,
+		"--heartbeat-timeout", orDefault(c.cfg.Heartbeat, HeartbeatTimeout).String(),
+		"--election-timeout", orDefault(c.cfg.Election, ElectionTimeout).String(),
+		"--leader-lease", orDefault(c.cfg.Lease, LeaderLease).String(),
 		"--session-min-timeout", "500ms",
 		"--log-level", "warn",
 	}
 	if peers != "" {
 		args = append(args, "--initial-cluster", peers)
+	} else if i >= c.cfg.Nodes-c.cfg.NonVoters {
+		args = append(args, "--join")
 	}
 	if c.cfg.UnsafeLocalReads {
 		args = append(args, "--unsafe-local-reads")
@@ -220,6 +277,42 @@ func (c *Cluster) Kill(i int) {
 	<-exited
 }
 
+// advertise is the address node n's peers dial.
+func (c *Cluster) advertise(n *Node) string {
+	if c.cfg.DirectPeers {
+		return n.Listen
+	}
+	return n.Peer.Addr()
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// addNonVoters adds nodes voters.. as non-voting replicas.
+func (c *Cluster) addNonVoters(ctx context.Context, voters int) error {
+	if voters == len(c.Nodes) {
+		return nil
+	}
+	cl, err := client.New(ctx, client.Config{Endpoints: c.Direct()[:voters], DialTimeout: 300 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	defer cl.Close(context.Background())
+	for _, n := range c.Nodes[voters:] {
+		actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := cl.AddMember(actx, n.Name, c.advertise(n), true)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("add non-voter %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
 // Restart starts a killed node again on its data (the bootstrap config
 // is already in its log, so no --initial-cluster is needed; passing it
 // again is harmless and keeps one code path).
@@ -233,7 +326,7 @@ func (c *Cluster) Restart(i int) error {
 	}
 	var peers []string
 	for _, m := range c.Nodes {
-		peers = append(peers, m.Name+"="+m.Peer.Addr())
+		peers = append(peers, m.Name+"="+c.advertise(m))
 	}
 	return c.start(i, strings.Join(peers, ","))
 }

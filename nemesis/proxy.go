@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -25,6 +26,13 @@ type Links struct {
 	mu    sync.Mutex
 	cut   map[[2]int]bool
 	conns map[*pipe]struct{}
+	delay linkDelay
+}
+
+// linkDelay is a one-way latency applied to the links it matches.
+type linkDelay struct {
+	match        func(from, to int) bool
+	base, jitter time.Duration
 }
 
 // NewLinks returns a network with every link up.
@@ -37,6 +45,38 @@ func (l *Links) Cut(from, to int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.cut[[2]int{from, to}] = true
+}
+
+// SetDelay delays every byte sent on a matching link (from, to) by base
+// plus a uniform draw in [-jitter, +jitter] (at least 0), drawn per chunk
+// read from the socket. Bytes keep their order: a chunk is never
+// delivered before the one read before it, so a jittered link delays
+// streams as a real network with in-order TCP does. A nil match or a zero
+// base and jitter removes the delay. Connections already open pick the
+// change up with their next chunk.
+func (l *Links) SetDelay(match func(from, to int) bool, base, jitter time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if match == nil || (base <= 0 && jitter <= 0) {
+		l.delay = linkDelay{}
+		return
+	}
+	l.delay = linkDelay{match: match, base: base, jitter: jitter}
+}
+
+// delayOf draws the delay of one chunk on from -> to.
+func (l *Links) delayOf(from, to int) time.Duration {
+	l.mu.Lock()
+	d := l.delay
+	l.mu.Unlock()
+	if d.match == nil || !d.match(from, to) {
+		return 0
+	}
+	out := d.base
+	if d.jitter > 0 {
+		out += time.Duration(rand.Int64N(int64(2*d.jitter)+1)) - d.jitter
+	}
+	return max(out, 0)
 }
 
 // Blocked reports whether from -> to is cut.
@@ -170,24 +210,63 @@ func (p *Proxy) serve(a net.Conn) {
 	<-done
 }
 
-// copy moves bytes read from r (sent by node from) to w (toward node to),
-// waiting while the link is cut.
+// chunk is what one Read returned, stamped with when.
+type chunk struct {
+	b  []byte
+	at time.Time
+}
+
+// copy moves bytes read from r (sent by node from) to w (toward node to):
+// a reader goroutine stamps each chunk, and this goroutine delivers it
+// once its link delay has passed and while the link is not cut. It
+// returns when either side fails, closing the pipe, after the reader has
+// ended.
 func (p *Proxy) copy(pp *pipe, w io.Writer, r io.Reader, from, to int) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			for p.links.Blocked(from, to) {
-				if p.isClosed() {
+	ch := make(chan chunk, 256)
+	stop := make(chan struct{})
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer close(ch)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := r.Read(buf)
+			if n > 0 {
+				select {
+				case ch <- chunk{b: buf[:n], at: time.Now()}:
+				case <-stop:
 					return
 				}
-				time.Sleep(5 * time.Millisecond)
 			}
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			if err != nil {
 				return
 			}
 		}
-		if err != nil {
+	}()
+	defer func() {
+		close(stop)
+		pp.close()
+		<-readerDone
+	}()
+	var last time.Time // delivery time of the previous chunk
+	for c := range ch {
+		if d := p.links.delayOf(from, to); d > 0 {
+			due := c.at.Add(d)
+			if due.Before(last) {
+				due = last
+			}
+			last = due
+			if wait := time.Until(due); wait > 0 {
+				time.Sleep(wait)
+			}
+		}
+		for p.links.Blocked(from, to) {
+			if p.isClosed() {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if _, werr := w.Write(c.b); werr != nil {
 			return
 		}
 	}

@@ -109,3 +109,68 @@ func TestSocketOwner(t *testing.T) {
 		t.Fatalf("owner among other pids: %d", got)
 	}
 }
+
+// A delayed link adds its latency each way, keeps the byte order under
+// jitter, and is lifted by SetDelay(nil, 0, 0).
+func TestProxy_DelayJitter(t *testing.T) {
+	target := echo(t)
+	links := NewLinks()
+	p, err := NewProxy(0, func() string { return target }, links, func(net.Addr) int { return 7 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	rtt := func(msg string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte(msg + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.ReadString('\n')
+		if err != nil || got != msg+"\n" {
+			t.Fatalf("echo %q: %q %v", msg, got, err)
+		}
+		return time.Since(start)
+	}
+	if d := rtt("warm"); d > 40*time.Millisecond {
+		t.Logf("undelayed round trip %v (loaded machine)", d)
+	}
+	links.SetDelay(func(from, to int) bool { return true }, 30*time.Millisecond, 10*time.Millisecond)
+	// Both directions delayed: a round trip takes at least 2 × 20 ms.
+	if d := rtt("slow"); d < 40*time.Millisecond {
+		t.Fatalf("delayed round trip %v, want >= 40ms", d)
+	}
+	// Many small writes under jitter still arrive in order.
+	var want string
+	for i := 0; i < 50; i++ {
+		line := string(rune('a'+i%26)) + "\n"
+		want += line
+		if _, err := c.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	var got string
+	for len(got) < len(want) {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		got += line
+	}
+	if got != want {
+		t.Fatalf("reordered under jitter:\n got %q\nwant %q", got, want)
+	}
+	links.SetDelay(nil, 0, 0)
+	if d := rtt("fast"); d >= 40*time.Millisecond {
+		t.Logf("round trip after lifting the delay %v (loaded machine?)", d)
+	}
+}

@@ -39,6 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	unfenced := fs.Bool("unfenced", false, "lock workload ignores fencing tokens (teeth check)")
 	dir := fs.String("dir", "", "work directory (default: a temp dir)")
 	verbose := fs.Bool("v", false, "print each fault as it is applied")
+	sc := addScenarioFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -61,6 +62,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if sc.active() {
+		return sc.run(ctx, abs, *dir, *seed, *verbose, stdout, stderr)
+	}
 	var ops, unknown, events, probes, sections, rejected, failed int
 	var worstRecovery time.Duration
 	for i := 0; i < *n && ctx.Err() == nil; i++ {

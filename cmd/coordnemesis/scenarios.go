@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"coord/nemesis"
+)
+
+// scenarios are the measured runs beside the random schedules:
+// partial partitions, failover with many sessions, larger quorums under
+// jittered delay (docs/RELIABILITY.md, "Partitions, failover and quorum
+// size").
+type scenarios struct {
+	partitions     *bool
+	partitionNodes *string
+	partitionHold  *time.Duration
+	repeat         *int
+
+	failoverSessions *int
+	sessionTimeout   *time.Duration
+	writeRate        *int
+
+	quorum         *string
+	quorumDuration *time.Duration
+	quorumDelay    *time.Duration
+	quorumJitter   *time.Duration
+	nonVoters      *int
+}
+
+func addScenarioFlags(fs *flag.FlagSet) *scenarios {
+	return &scenarios{
+		partitions:     fs.Bool("partitions", false, "run every partial-partition shape (instead of random schedules)"),
+		partitionNodes: fs.String("partition-nodes", "3,5", "cluster sizes for --partitions"),
+		partitionHold:  fs.Duration("partition-hold", 4*time.Second, "how long each partition is held"),
+		repeat:         fs.Int("repeat", 1, "runs per shape (--partitions) or per size (--quorum)"),
+
+		failoverSessions: fs.Int("failover-sessions", 0, "kill the leader under load with this many live sessions (instead of random schedules)"),
+		sessionTimeout:   fs.Duration("failover-session-timeout", 10*time.Second, "session timeout for --failover-sessions"),
+		writeRate:        fs.Int("failover-write-rate", 200, "offered writes/s for --failover-sessions"),
+
+		quorum:         fs.String("quorum", "", "voter counts to run under jittered peer delay, e.g. 5,7 (instead of random schedules)"),
+		quorumDuration: fs.Duration("quorum-duration", 3*time.Minute, "window per --quorum run"),
+		quorumDelay:    fs.Duration("quorum-delay", 20*time.Millisecond, "one-way peer delay for --quorum"),
+		quorumJitter:   fs.Duration("quorum-jitter", 10*time.Millisecond, "± jitter on the delay for --quorum"),
+		nonVoters:      fs.Int("quorum-nonvoters", 1, "non-voting replicas added in --quorum runs"),
+	}
+}
+
+func (s *scenarios) active() bool {
+	return *s.partitions || *s.failoverSessions > 0 || *s.quorum != ""
+}
+
+func ints(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad count %q in %q", f, list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// run runs the chosen scenarios and returns the exit code.
+func (s *scenarios) run(ctx context.Context, coordd, dir string, seed uint64, verbose bool, stdout, stderr io.Writer) int {
+	logf := func(string, ...any) {}
+	if verbose {
+		logf = func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }
+	}
+	failed := 0
+	if *s.partitions {
+		sizes, err := ints(*s.partitionNodes)
+		if err != nil {
+			fmt.Fprintf(stderr, "coordnemesis: --partition-nodes: %v\n", err)
+			return 2
+		}
+		for _, n := range sizes {
+			for _, shape := range nemesis.Shapes() {
+				for r := 0; r < *s.repeat && ctx.Err() == nil; r++ {
+					res, err := nemesis.RunPartition(ctx, nemesis.PartitionConfig{
+						Coordd: coordd, Dir: filepath.Join(dir, fmt.Sprintf("%v-%d-%d", shape, n, r)), Nodes: n, Shape: shape,
+						Seed: seed + uint64(r), Hold: *s.partitionHold, Log: logf,
+					})
+					if err != nil {
+						fmt.Fprintf(stderr, "%v on %d nodes: %v\n", shape, n, err)
+						return 1
+					}
+					fmt.Fprintln(stdout, res)
+					if res.Failed() {
+						failed++
+						for _, v := range res.Violations {
+							fmt.Fprintf(stdout, "  violation: %s\n", v)
+						}
+					}
+				}
+			}
+		}
+	}
+	if *s.failoverSessions > 0 && ctx.Err() == nil {
+		res, err := nemesis.RunFailover(ctx, nemesis.FailoverConfig{
+			Coordd: coordd, Dir: filepath.Join(dir, "failover"), Sessions: *s.failoverSessions,
+			SessionTimeout: *s.sessionTimeout, WriteRate: *s.writeRate, Log: logf,
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "failover: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, res)
+		if res.Failed() {
+			failed++
+			for _, v := range res.Violations {
+				fmt.Fprintf(stdout, "  violation: %s\n", v)
+			}
+		}
+	}
+	if *s.quorum != "" {
+		sizes, err := ints(*s.quorum)
+		if err != nil {
+			fmt.Fprintf(stderr, "coordnemesis: --quorum: %v\n", err)
+			return 2
+		}
+		for _, n := range sizes {
+			for r := 0; r < *s.repeat && ctx.Err() == nil; r++ {
+				res, err := nemesis.RunQuorum(ctx, nemesis.QuorumConfig{
+					Coordd: coordd, Dir: filepath.Join(dir, fmt.Sprintf("quorum-%d-%d", n, r)), Voters: n, NonVoters: *s.nonVoters,
+					Delay: *s.quorumDelay, Jitter: *s.quorumJitter, Duration: *s.quorumDuration, Log: logf,
+				})
+				if err != nil {
+					fmt.Fprintf(stderr, "quorum %d: %v\n", n, err)
+					return 1
+				}
+				fmt.Fprintln(stdout, res)
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "total: %d scenario runs failed\n", failed)
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,472 @@
+package nemesis
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"coord/client"
+)
+
+// FailoverConfig configures a failover-under-load run: many live sessions
+// (each a client.Client with its own jittered keepalives and one
+// ephemeral), a steady write load, and a SIGKILL of the leader.
+type FailoverConfig struct {
+	Coordd string
+	Dir    string
+	// Nodes (default 3) and Sessions (default 10,000).
+	Nodes, Sessions int
+	// SessionTimeout each session asks for (default 10 s, coord's
+	// default).
+	SessionTimeout time.Duration
+	// WriteRate is the offered write load in writes per second, spread
+	// over 4 writers (default 200).
+	WriteRate int
+	// Before is the steady window measured before the kill (default 10
+	// s); After the window after it (default 10 s, and at least two
+	// session timeouts, so an expiry storm would be seen).
+	Before, After time.Duration
+	Log           func(format string, args ...any)
+}
+
+// FailoverResult is what a failover run measured.
+type FailoverResult struct {
+	Sessions int
+	// Open is how long opening every session (and its ephemeral) took.
+	Open time.Duration
+	// Expired counts sessions whose client was told its session expired
+	// (every client stays alive: each one is spurious); EphemeralsLost
+	// the ephemerals missing at the end.
+	Expired, EphemeralsLost int
+	// OfferedRate is the client requests per second the servers saw in
+	// the steady window (keepalives plus writes); AfterRate the mean over
+	// the 10 s after the kill, PeakRate the highest one-second rate in
+	// them, both on the surviving servers.
+	OfferedRate, AfterRate, PeakRate float64
+	// Recover: from the kill to the first acknowledged write; WriteGap
+	// the longest time without one around the kill.
+	Recover time.Duration
+	// Killed is the leader that was killed (index).
+	Killed     int
+	Violations []string
+}
+
+func (r *FailoverResult) violate(format string, args ...any) {
+	r.Violations = append(r.Violations, fmt.Sprintf(format, args...))
+}
+
+// Failed reports whether a check failed.
+func (r FailoverResult) Failed() bool { return len(r.Violations) > 0 }
+
+func (r FailoverResult) String() string {
+	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v; spurious expirations %d, ephemerals lost %d; client requests/s offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×); violations %d",
+		r.Sessions, r.Open.Round(time.Millisecond), r.Killed+1, r.Recover.Round(time.Millisecond), r.Expired, r.EphemeralsLost,
+		r.OfferedRate, r.AfterRate, r.AfterRate/max(r.OfferedRate, 1), r.PeakRate, r.PeakRate/max(r.OfferedRate, 1), len(r.Violations))
+}
+
+const failoverDir = "/failover"
+
+// debugFailover logs every failed write of the load (for diagnosis).
+var debugFailover = false
+
+// scrapeRequests sums a node's coord_grpc_requests_total over the client
+// API's methods (/coord.v1.Coord/...; peer RPCs are not client load).
+func scrapeRequests(ctx context.Context, hc *http.Client, addr string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "coord_grpc_requests_total{") || !strings.Contains(line, ".Coord/") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metrics %s: %q: %w", addr, line, err)
+		}
+		sum += v
+	}
+	return sum, sc.Err()
+}
+
+// keepAliveCodes returns a node's KeepAlive answers by status code and
+// the relays it served (Peer/KeepAlives), as one line (diagnostics).
+func keepAliveCodes(ctx context.Context, addr string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return err.Error()
+	}
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "coord_grpc_requests_total{") && strings.Contains(line, "KeepAlive") {
+			line = strings.TrimPrefix(line, "coord_grpc_requests_total")
+			line = strings.ReplaceAll(line, "/coord.v1.", "")
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// rateSampler scrapes every node once a second and keeps the per-second
+// client request rate summed over the nodes answering both scrapes.
+type rateSampler struct {
+	mu    sync.Mutex
+	rates []rateSample
+}
+
+type rateSample struct {
+	at   time.Time
+	rate float64
+}
+
+func (s *rateSampler) run(ctx context.Context, addrs []string) {
+	hc := &http.Client{Timeout: 800 * time.Millisecond}
+	prev := make([]float64, len(addrs))
+	ok := make([]bool, len(addrs))
+	prevAt := time.Now()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for first := true; ; first = false {
+		var sum float64
+		now := time.Now()
+		for i, a := range addrs {
+			v, err := scrapeRequests(ctx, hc, a)
+			if err != nil {
+				ok[i] = false
+				continue
+			}
+			if ok[i] && v >= prev[i] {
+				sum += v - prev[i]
+			}
+			prev[i], ok[i] = v, true
+		}
+		if !first {
+			s.mu.Lock()
+			s.rates = append(s.rates, rateSample{at: now, rate: sum / now.Sub(prevAt).Seconds()})
+			s.mu.Unlock()
+		}
+		prevAt = now
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// window returns the mean and peak rate of the samples taken in (from, to].
+func (s *rateSampler) window(from, to time.Time) (mean, peak float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.rates {
+		if r.at.After(from) && !r.at.After(to) {
+			mean += r.rate
+			peak = max(peak, r.rate)
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return mean / float64(n), peak
+}
+
+// createRetry creates path (ErrNodeExists counts as done) and retries
+// other errors for up to limit: on a loaded machine a commit can outlast
+// the server's own wait. An ephemeral create is exactly-once (it carries
+// the session), so a retry after it was applied finds the node.
+func createRetry(ctx context.Context, c *client.Client, path string, opts *client.CreateOptions, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		_, _, err := c.Create(ctx, path, nil, opts)
+		if err == nil || errors.Is(err, client.ErrNodeExists) {
+			return nil
+		}
+		if ctx.Err() != nil || errors.Is(err, client.ErrSessionExpired) {
+			return fmt.Errorf("create %s: %w", path, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// RunFailover opens the sessions, runs the write load, measures the
+// steady request rate, kills the leader, and measures what followed.
+func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error) {
+	if cfg.Nodes == 0 {
+		cfg.Nodes = 3
+	}
+	if cfg.Sessions == 0 {
+		cfg.Sessions = 10000
+	}
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout = 10 * time.Second
+	}
+	if cfg.WriteRate == 0 {
+		cfg.WriteRate = 200
+	}
+	if cfg.Before == 0 {
+		cfg.Before = 10 * time.Second
+	}
+	if cfg.After == 0 {
+		cfg.After = 10 * time.Second
+	}
+	cfg.After = max(cfg.After, 2*cfg.SessionTimeout+2*time.Second)
+	logf := cfg.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	res := FailoverResult{Sessions: cfg.Sessions, Killed: -1}
+	// coordd's default raft timing (1 s election and heartbeat timeouts,
+	// 500 ms lease), not the harness's 250 ms: this run is about what a
+	// deployment sees after its leader dies.
+	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, Metrics: true, DirectPeers: true,
+		Election: time.Second, Heartbeat: time.Second, Lease: 500 * time.Millisecond})
+	if err != nil {
+		return res, err
+	}
+	defer cl.Close()
+	admin, err := client.New(ctx, client.Config{Endpoints: cl.Direct(), DialTimeout: 300 * time.Millisecond})
+	if err != nil {
+		return res, err
+	}
+	defer admin.Close(context.Background())
+	for _, p := range []string{failoverDir, failoverDir + "/e", failoverDir + "/w"} {
+		if err := createRetry(ctx, admin, p, nil, 30*time.Second); err != nil {
+			return res, err
+		}
+	}
+
+	// The sessions: client k starts on node k mod n (direct addresses:
+	// this run is about the leader's death, not the network).
+	start := time.Now()
+	clients := make([]*client.Client, cfg.Sessions)
+	defer func() {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 512)
+		for _, c := range clients {
+			if c == nil {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				cctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				_ = c.Close(cctx)
+				cancel()
+				<-sem
+			}()
+		}
+		wg.Wait()
+	}()
+	direct := cl.Direct()
+	var openErr atomic.Pointer[error]
+	{
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 32)
+		for k := range clients {
+			if ctx.Err() != nil {
+				break
+			}
+			eps := make([]string, len(direct))
+			for j := range direct {
+				eps[j] = direct[(k+j)%len(direct)]
+			}
+			c, err := client.New(ctx, client.Config{Endpoints: eps, DialTimeout: time.Second, SessionTimeout: cfg.SessionTimeout})
+			if err != nil {
+				return res, err
+			}
+			clients[k] = c
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				octx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				if err := createRetry(octx, c, fmt.Sprintf("%s/e/s%05d", failoverDir, k), &client.CreateOptions{Ephemeral: true}, time.Minute); err != nil {
+					openErr.CompareAndSwap(nil, &err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if p := openErr.Load(); p != nil {
+		for _, n := range cl.Nodes {
+			logf("%s keepalives: %s", n.Name, keepAliveCodes(ctx, n.HTTP))
+		}
+		logf("open failed; logs:\n%s", cl.Logs(3000))
+		return res, *p
+	}
+	res.Open = time.Since(start)
+	logf("%d sessions and ephemerals in %v", cfg.Sessions, res.Open.Round(time.Millisecond))
+
+	workCtx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	var httpAddrs []string
+	for _, n := range cl.Nodes {
+		httpAddrs = append(httpAddrs, n.HTTP)
+	}
+	rates := &rateSampler{}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); rates.run(workCtx, httpAddrs) }()
+	// The write load: 4 writers with sessions (exactly-once writes), each
+	// paced at WriteRate/4.
+	const writers = 4
+	var acks struct {
+		mu sync.Mutex
+		at []time.Time
+	}
+	for w := 0; w < writers; w++ {
+		eps := make([]string, len(direct))
+		for j := range direct {
+			eps[j] = direct[(w+j)%len(direct)]
+		}
+		c, err := client.New(ctx, client.Config{Endpoints: eps, DialTimeout: time.Second, SessionTimeout: cfg.SessionTimeout})
+		if err != nil {
+			return res, err
+		}
+		defer c.Close(context.Background())
+		path := fmt.Sprintf("%s/w/%d", failoverDir, w)
+		if err := createRetry(ctx, c, path, nil, 30*time.Second); err != nil {
+			return res, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			every := time.Second * writers / time.Duration(cfg.WriteRate)
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-workCtx.Done():
+					return
+				case <-t.C:
+				}
+				octx, cancel := context.WithTimeout(workCtx, 2*time.Second)
+				t0 := time.Now()
+				_, err := c.Set(octx, path, []byte("x"), -1)
+				cancel()
+				if err != nil && debugFailover {
+					logf("writer %d: %v after %v (endpoint %s)", w, err, time.Since(t0).Round(time.Millisecond), c.Endpoint())
+				}
+				if err == nil {
+					acks.mu.Lock()
+					acks.at = append(acks.at, time.Now())
+					acks.mu.Unlock()
+				}
+			}
+		}()
+	}
+
+	select {
+	case <-time.After(cfg.Before + time.Second):
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	// Status answers can be slow under this load: look a few times.
+	for try := 0; try < 50; try++ {
+		if res.Killed = cl.Leader(ctx); res.Killed >= 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if res.Killed < 0 {
+		return res, errors.New("failover: no leader to kill")
+	}
+	kill := time.Now()
+	res.OfferedRate, _ = rates.window(kill.Add(-cfg.Before), kill)
+	cl.Kill(res.Killed)
+	logf("killed leader n%d; offered %.0f client requests/s", res.Killed+1, res.OfferedRate)
+	select {
+	case <-time.After(cfg.After):
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	res.AfterRate, res.PeakRate = rates.window(kill, kill.Add(10*time.Second))
+	acks.mu.Lock()
+	for _, t := range acks.at {
+		if t.After(kill) {
+			res.Recover = t.Sub(kill)
+			break
+		}
+	}
+	acks.mu.Unlock()
+	if res.Recover == 0 {
+		res.violate("no write acknowledged in the %v after the kill", cfg.After)
+	}
+	for k, c := range clients {
+		select {
+		case <-c.SessionDone():
+			if errors.Is(c.SessionErr(), client.ErrSessionExpired) {
+				res.Expired++
+				if res.Expired <= 3 {
+					logf("session %d (%#x) expired", k, c.SessionID())
+				}
+			}
+		default:
+		}
+	}
+	rates.mu.Lock()
+	var line strings.Builder
+	for _, r := range rates.rates {
+		fmt.Fprintf(&line, " %+.0fs:%.0f", r.at.Sub(kill).Seconds(), r.rate)
+	}
+	rates.mu.Unlock()
+	logf("client requests/s by second (relative to the kill):%s", line.String())
+	for i, n := range cl.Nodes {
+		if i != res.Killed {
+			logf("%s keepalives: %s", n.Name, keepAliveCodes(ctx, n.HTTP))
+		}
+	}
+	lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
+	kids, _, err := admin.Children(lctx, failoverDir+"/e", nil)
+	lcancel()
+	logf("listed ephemerals: %d, %v", len(kids), err)
+	if err != nil {
+		res.violate("list ephemerals: %v", err)
+	} else {
+		res.EphemeralsLost = cfg.Sessions - len(kids)
+	}
+	stopWork()
+	wg.Wait()
+	logf("work stopped")
+	if res.Expired > 0 {
+		res.violate("%d sessions expired while their clients were alive", res.Expired)
+	}
+	if res.EphemeralsLost > 0 {
+		res.violate("%d ephemerals of live sessions deleted", res.EphemeralsLost)
+	}
+	if res.OfferedRate > 0 && res.AfterRate > 2*res.OfferedRate {
+		res.violate("retry storm: %.0f requests/s in the 10 s after the kill, %.1f× the offered %.0f", res.AfterRate, res.AfterRate/res.OfferedRate, res.OfferedRate)
+	}
+	return res, nil
+}

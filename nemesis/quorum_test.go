@@ -1,0 +1,43 @@
+package nemesis
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestQuorumStability: 5 voters plus a non-voter under 20 ms ± 10 ms peer
+// delay keep one leader for the window, and the non-voter serves local
+// reads. NEMESIS_QUORUM_SECONDS lengthens the window; the reported runs
+// (5 and 7 voters, minutes each) are coordnemesis --quorum.
+func TestQuorumStability(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 6 coordd processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := RunQuorum(ctx, QuorumConfig{
+		Coordd: coorddBin, Dir: t.TempDir(), Voters: 5, NonVoters: 1,
+		Duration: time.Duration(envInt("NEMESIS_QUORUM_SECONDS", 6)) * time.Second,
+		Log:      func(f string, a ...any) { t.Logf(f, a...) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One election is tolerated (a heartbeat starved by a loaded 2-core
+	// machine); a flapping leader shows as several.
+	if res.Elections > 1 {
+		t.Errorf("%d elections in %v under jittered delay", res.Elections, res.Duration)
+	}
+	if res.Writes == 0 {
+		t.Error("no write completed")
+	}
+	if !res.NonVoterReadsOK {
+		t.Errorf("a non-voter served no local reads: %v", res.LocalReads)
+	}
+	// Each write needs a quorum round trip over delayed links: at least
+	// one delay each way to the slowest of the quorum.
+	if res.WriteP50 < 2*(20-10)*time.Millisecond {
+		t.Errorf("write p50 %v is below one delayed round trip: the delay is not applied", res.WriteP50)
+	}
+}
