@@ -305,7 +305,7 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 		if c.closed.Load() {
 			return ErrClosed
 		}
-		retry := false
+		retry, overloaded := false, false
 		switch {
 		case transport:
 			// This endpoint is down: the next call goes elsewhere.
@@ -317,6 +317,10 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 			// applied; an idempotent call (OpenSession, CloseSession) may
 			// simply run again.
 			retry = true
+		case errors.Is(mapped, ErrOverloaded):
+			// Shed before anything ran: any kind may retry, after the
+			// server's hint (retry.go: overloadPause).
+			retry, overloaded = true, true
 		case errors.Is(mapped, ErrUnavailable):
 			// The server said no leader: nothing was applied. Another
 			// server may know a leader.
@@ -336,6 +340,19 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 		c.log.Debug("retrying", keyEndpoint, c.eps[i], keyAttempt, attempt, keyErr, mapped)
 		if ctx.Err() != nil {
 			return &unavailableError{last: last, ctx: ctx.Err()}
+		}
+		if overloaded {
+			// Wait out the hint; do not hop endpoints (every node shares
+			// the leader's load).
+			t := time.NewTimer(overloadPause(mapped, pause))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return &unavailableError{last: last, ctx: ctx.Err()}
+			case <-t.C:
+			}
+			pause = min(2*pause, retryBackoffMax)
+			continue
 		}
 		// Go round every endpoint once at once, then pause between rounds.
 		if attempt%len(c.rpcs) == 0 {

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -124,4 +125,16 @@ func (b *retryBudget) tryRetry() bool {
 // restart) do not keep sending their keepalives together.
 func jitterTick(d time.Duration) time.Duration {
 	return d - rand.N(d/4+1)
+}
+
+// overloadPause is the wait before retrying a request the server shed:
+// its retry-after hint plus full jitter over as much again (uniform in
+// [hint, 2×hint]), so clients shed together come back spread out; without
+// a hint, full jitter over the current backoff.
+func overloadPause(err error, backoff time.Duration) time.Duration {
+	var e *Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		return e.RetryAfter + fullJitter(e.RetryAfter)
+	}
+	return fullJitter(backoff)
 }

@@ -124,6 +124,9 @@ type Config struct {
 	TokenKeyFile string
 	// TokenTTL is how long a password login lasts (0: one hour).
 	TokenTTL time.Duration
+	// Admission bounds each class of client request (admission.go);
+	// Admission.Disabled (coordd --no-admission) turns it off.
+	Admission AdmissionConfig
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -173,6 +176,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max request bytes %d must exceed max data bytes %d by at least 64 KiB", c.MaxRequestBytes, c.MaxDataBytes))
 	}
 	if err := c.Sessions.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Admission.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	for _, p := range c.InitialCluster {
