@@ -39,15 +39,17 @@ import (
 
 // Admission defaults.
 const (
-	DefaultMaxWrites      = 256
-	DefaultMaxLinearReads = 512
-	DefaultMaxLocalReads  = 1024
+	DefaultMaxWrites      = 64
+	DefaultMaxLinearReads = 128
+	DefaultMaxLocalReads  = 256
 	// DefaultAdmissionTarget is the longest a request waits for a slot
 	// under a standing queue.
 	DefaultAdmissionTarget = 5 * time.Millisecond
 	// DefaultAdmissionInterval is the longest a request waits for a slot
 	// when the queue has recently been empty (a burst).
-	DefaultAdmissionInterval = 100 * time.Millisecond
+	DefaultAdmissionInterval = 500 * time.Millisecond
+	// DefaultQueueFactor sizes each class's queue from its in-flight bound.
+	DefaultQueueFactor = 8
 	// DefaultRetryAfter is the retry-after hint sent with a shed request.
 	DefaultRetryAfter = 50 * time.Millisecond
 )
@@ -67,7 +69,8 @@ type AdmissionConfig struct {
 	// MaxLocalReads bounds local reads in flight (0: DefaultMaxLocalReads).
 	MaxLocalReads int
 	// MaxQueue bounds the requests of one class waiting for a slot
-	// (0: the class's in-flight bound).
+	// (0: DefaultQueueFactor × the class's in-flight bound). The CoDel
+	// timeouts bound how long they wait; this bounds how many.
 	MaxQueue int
 	// Target and Interval: the CoDel queue timeouts (see above;
 	// 0: DefaultAdmissionTarget, DefaultAdmissionInterval).
@@ -154,7 +157,7 @@ func newAdmission(cfg AdmissionConfig, reg prometheus.Registerer, log *slog.Logg
 	for class, n := range map[string]int{classWrite: cfg.MaxWrites, classLinearRead: cfg.MaxLinearReads, classLocalRead: cfg.MaxLocalReads} {
 		q := cfg.MaxQueue
 		if q == 0 {
-			q = n
+			q = DefaultQueueFactor * n
 		}
 		l := &limiter{class: class, sem: semaphore.NewWeighted(int64(n)), maxQueue: int64(q)}
 		l.lastEmpty.Store(a.now().UnixNano())

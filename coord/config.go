@@ -124,6 +124,11 @@ type Config struct {
 	TokenKeyFile string
 	// TokenTTL is how long a password login lasts (0: one hour).
 	TokenTTL time.Duration
+	// WatchBuffer bounds the responses queued for one watch stream
+	// (0: DefaultWatchBuffer); when it stays full for WatchSlowTimeout
+	// (0: DefaultWatchSlowTimeout) the stream is ended as too slow.
+	WatchBuffer      int
+	WatchSlowTimeout time.Duration
 	// Admission bounds each class of client request (admission.go);
 	// Admission.Disabled (coordd --no-admission) turns it off.
 	Admission AdmissionConfig

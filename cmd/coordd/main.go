@@ -58,8 +58,8 @@ func run(args []string, stderr io.Writer) int {
 	peerNames := fs.String("peer-names", "", "allowed peer certificate names, comma-separated (default: this node and --initial-cluster names)")
 	fs.BoolVar(&cfg.PlainStorage, "plain-storage", false, "turn protocol-aware recovery off: plain raft-boltdb log and term/vote (docs/PAR.md)")
 	fs.BoolVar(&cfg.Admission.Disabled, "no-admission", false, "turn admission control off: no request is ever shed (overload tests only)")
-	fs.IntVar(&cfg.Admission.MaxWrites, "admission-max-writes", 0, "writes in flight to raft before new ones queue, then are shed (default 256)")
-	fs.IntVar(&cfg.Admission.MaxLinearReads, "admission-max-reads", 0, "linearizable reads in flight before new ones queue, then are shed (default 512)")
+	fs.IntVar(&cfg.Admission.MaxWrites, "admission-max-writes", 0, "writes in flight to raft before new ones queue, then are shed (default 64)")
+	fs.IntVar(&cfg.Admission.MaxLinearReads, "admission-max-reads", 0, "linearizable reads in flight before new ones queue, then are shed (default 128)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Lookup("unsafe-local-reads").Usage = "BROKEN ON PURPOSE (tests only): serve linearizable reads from local state"
 	if err := fs.Parse(args); err != nil {
