@@ -9,7 +9,7 @@ NORACE_RE := ^coord/(lease/sim|coord/tree/internal/radix)(/|$$)
 RACE_PKGS = $(shell $(GO) list ./... | grep -E '$(RACE_RE)' | grep -vE '$(NORACE_RE)')
 PLAIN_PKGS = $(shell $(GO) list ./... | grep -vE '$(RACE_RE)'; $(GO) list ./... | grep -E '$(NORACE_RE)')
 
-.PHONY: build test test-short race-pkgs proto verify lint fuzz nemesis nemesis-locks bench clean
+.PHONY: build test test-short race-pkgs proto verify lint fuzz nemesis nemesis-locks overload bench clean
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -59,6 +59,12 @@ NEMESIS_SCHEDULES ?= 300
 NEMESIS_SEED ?= 1
 nemesis: build
 	$(GO) run ./cmd/coordnemesis --coordd $(BIN)/coordd --seed $(NEMESIS_SEED) --schedules $(NEMESIS_SCHEDULES)
+
+# The overload proof (docs/RELIABILITY.md, Overload): saturation, then 2x
+# for 30 s and 0.5x after, protected and with --no-admission (must fail).
+OVERLOAD_SEED ?= 1
+overload: build
+	$(BIN)/coordnemesis --coordd $(BIN)/coordd --overload --seed $(OVERLOAD_SEED) --timeline
 
 # Fenced lock: NEMESIS_LOCK_SECTIONS critical sections under holder pauses,
 # 0 lost updates; then unfenced must lose some.

@@ -13,9 +13,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"coord/proto/coordpb"
 )
@@ -138,7 +140,9 @@ type Client struct {
 	cur   atomic.Int32  // index of the endpoint in use (the last good one)
 	// budget caps retries at a share of requests (retry.go).
 	budget *retryBudget
-	seen   atomic.Uint64 // highest zxid seen in any response header
+	// throttle rejects requests locally while the servers shed (retry.go).
+	throttle *throttle
+	seen     atomic.Uint64 // highest zxid seen in any response header
 
 	closed atomic.Bool
 	token  atomic.Pointer[string] // login session token (Login)
@@ -166,7 +170,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
 	}
-	c := &Client{cfg: cfg, log: log, watches: map[*Watch]struct{}{}, budget: newRetryBudget(time.Now)}
+	c := &Client{cfg: cfg, log: log, watches: map[*Watch]struct{}{}, budget: newRetryBudget(time.Now), throttle: newThrottle(time.Now)}
 	c.sess.open = make(chan struct{}, 1)
 	for _, ep := range cfg.Endpoints {
 		ep = strings.TrimSpace(ep)
@@ -253,6 +257,9 @@ const (
 	// deduplicates, so they are retried like idempotent calls, also after
 	// the server reported an unknown outcome.
 	exactlyOnce
+	// sessionCall is an idempotent call that is never throttled locally
+	// (OpenSession, KeepAlive): overload must not expire sessions.
+	sessionCall
 )
 
 // noRetry marks an error that call returns as is (a partial snapshot).
@@ -287,10 +294,16 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 	c.budget.request()
 	for attempt := 1; ; attempt++ {
 		i := int(c.cur.Load()) % len(c.rpcs)
+		if kind != sessionCall {
+			if ok, p := c.throttle.admit(); !ok {
+				return &Error{Message: fmt.Sprintf("overloaded: rejected by the client without sending (the servers shed recent requests; local rejection rate %.0f%%)", 100*p), failedOp: -1, err: ErrOverloaded}
+			}
+		}
 		err := c.ready(ctx, i)
 		if err == nil {
 			err = fn(ctx, c.rpcs[i])
 			if err == nil {
+				c.throttle.record(true)
 				return nil
 			}
 		}
@@ -299,13 +312,16 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 			return nr.err
 		}
 		mapped, transport := mapError(err)
+		if verdict(err, transport) {
+			c.throttle.record(!errors.Is(mapped, ErrOverloaded))
+		}
 		if nc := (*notConnectedError)(nil); errors.As(err, &nc) {
 			mapped, transport = &Error{Message: err.Error(), failedOp: -1, err: ErrConnectionLoss}, true
 		}
 		if c.closed.Load() {
 			return ErrClosed
 		}
-		retry := false
+		retry, overloaded := false, false
 		switch {
 		case transport:
 			// This endpoint is down: the next call goes elsewhere.
@@ -317,6 +333,10 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 			// applied; an idempotent call (OpenSession, CloseSession) may
 			// simply run again.
 			retry = true
+		case errors.Is(mapped, ErrOverloaded):
+			// Shed before anything ran: any kind may retry, after the
+			// server's hint (retry.go: overloadPause).
+			retry, overloaded = true, true
 		case errors.Is(mapped, ErrUnavailable):
 			// The server said no leader: nothing was applied. Another
 			// server may know a leader.
@@ -345,6 +365,19 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 		if ctx.Err() != nil {
 			return &unavailableError{last: last, ctx: ctx.Err()}
 		}
+		if overloaded {
+			// Wait out the hint; do not hop endpoints (every node shares
+			// the leader's load).
+			t := time.NewTimer(overloadPause(mapped, pause))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return &unavailableError{last: last, ctx: ctx.Err()}
+			case <-t.C:
+			}
+			pause = min(2*pause, retryBackoffMax)
+			continue
+		}
 		// Go round every endpoint once at once, then pause between rounds.
 		if attempt%len(c.rpcs) == 0 {
 			// Full jitter: clients that failed together do not retry
@@ -359,6 +392,19 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 			pause = min(2*pause, retryBackoffMax)
 		}
 	}
+}
+
+// verdict reports whether err is a server's answer (not a transport
+// failure or the caller's deadline): what the throttle counts.
+func verdict(err error, transport bool) bool {
+	if transport {
+		return false
+	}
+	switch status.Code(err) {
+	case codes.OK, codes.DeadlineExceeded, codes.Canceled, codes.Unknown:
+		return false
+	}
+	return true
 }
 
 // ready waits until endpoint i's connection is up, at most DialTimeout. A

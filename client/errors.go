@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -62,6 +63,15 @@ var (
 	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrInvalidACL: a malformed ACL entry.
 	ErrInvalidACL = errors.New("invalid ACL")
+	// ErrOverloaded: the server shed the request before doing anything
+	// (admission control): nothing was applied. The client retries it
+	// after the server's retry-after hint (with jitter) while its retry
+	// budget lasts; Error.RetryAfter carries the hint.
+	ErrOverloaded = errors.New("server overloaded")
+	// ErrWatchTooSlow: the server ended a watch stream whose consumer fell
+	// too far behind. A Watch resumes by itself after the last event it
+	// received; the error is seen only by raw stream users.
+	ErrWatchTooSlow = errors.New("watch consumer too slow")
 )
 
 // codeSentinels maps the server's machine-readable reason to a sentinel.
@@ -86,6 +96,8 @@ var codeSentinels = map[coordpb.ErrorCode]error{
 	coordpb.ErrorCode_NO_AUTH:                    ErrNoAuth,
 	coordpb.ErrorCode_UNAUTHENTICATED:            ErrUnauthenticated,
 	coordpb.ErrorCode_INVALID_ACL:                ErrInvalidACL,
+	coordpb.ErrorCode_OVERLOADED:                 ErrOverloaded,
+	coordpb.ErrorCode_WATCH_TOO_SLOW:             ErrWatchTooSlow,
 }
 
 // Error is an error reported by the server or the transport. Its text is
@@ -95,6 +107,10 @@ type Error struct {
 	Message string
 	// Path the error is about, when the server named one.
 	Path string
+	// RetryAfter is the server's hint for ErrOverloaded (0 otherwise).
+	RetryAfter time.Duration
+	// ResumeZxid, for ErrWatchTooSlow: every event up to it was sent.
+	ResumeZxid uint64
 
 	failedOp int // index of the failed multi op, -1 if none
 	err      error
@@ -170,7 +186,8 @@ func mapError(err error) (out error, transport bool) {
 		if !ok {
 			sentinel = ErrInternal
 		}
-		return &Error{Message: st.Message(), Path: detail.Path, failedOp: int(detail.FailedOp), err: sentinel}, false
+		return &Error{Message: st.Message(), Path: detail.Path, failedOp: int(detail.FailedOp), err: sentinel,
+			RetryAfter: time.Duration(detail.RetryAfterMs) * time.Millisecond, ResumeZxid: detail.ResumeZxid}, false
 	}
 	// No detail: not from a coord handler.
 	switch st.Code() {

@@ -4,6 +4,11 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"coord/proto/coordpb"
 )
 
 type fakeClock struct{ t time.Time }
@@ -88,5 +93,33 @@ func TestCall_RetryBudgetSpentFailsFast(t *testing.T) {
 	}
 	if el := time.Since(start); el > 2*time.Second {
 		t.Fatalf("took %v: the call should not have kept retrying", el)
+	}
+}
+
+// A shed request maps to ErrOverloaded with the server's hint, and the
+// pause before its retry honours the hint with full jitter over as much
+// again.
+func TestOverloaded_RetryAfter(t *testing.T) {
+	st, err := status.New(codes.ResourceExhausted, "overloaded: write requests shed (queue full)").
+		WithDetails(&coordpb.ErrorDetail{Code: coordpb.ErrorCode_OVERLOADED, FailedOp: -1, RetryAfterMs: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapped, transport := mapError(st.Err())
+	var e *Error
+	if transport || !errors.Is(mapped, ErrOverloaded) || !errors.As(mapped, &e) || e.RetryAfter != 40*time.Millisecond {
+		t.Fatalf("mapped %v (transport %v)", mapped, transport)
+	}
+	lo, hi := time.Hour, time.Duration(0)
+	for range 2000 {
+		p := overloadPause(mapped, time.Second)
+		lo, hi = min(lo, p), max(hi, p)
+	}
+	if lo < 40*time.Millisecond || hi > 80*time.Millisecond || hi-lo < 30*time.Millisecond {
+		t.Fatalf("pauses in [%v, %v], want spread over [40ms, 80ms]", lo, hi)
+	}
+	// No hint: full jitter over the backoff.
+	if p := overloadPause(&Error{err: ErrOverloaded}, 10*time.Millisecond); p > 10*time.Millisecond {
+		t.Fatalf("pause %v without a hint", p)
 	}
 }

@@ -45,7 +45,7 @@ func (c *Client) Session(ctx context.Context) (uint64, error) {
 	// OpenSession is safe to retry: a session opened by a lost attempt
 	// owns nothing and simply expires.
 	var resp *coordpb.OpenSessionResponse
-	err := c.call(ctx, idempotent, func(ctx context.Context, r coordpb.CoordClient) (err error) {
+	err := c.call(ctx, sessionCall, func(ctx context.Context, r coordpb.CoordClient) (err error) {
 		resp, err = r.OpenSession(ctx, &coordpb.OpenSessionRequest{TimeoutMs: c.cfg.SessionTimeout.Milliseconds()})
 		return err
 	})
@@ -169,7 +169,7 @@ func (c *Client) keepAlive(id uint64, timeout time.Duration, stop, loopDone chan
 			case <-ctx.Done():
 			}
 		}()
-		err := c.call(ctx, idempotent, func(ctx context.Context, r coordpb.CoordClient) error {
+		err := c.call(ctx, sessionCall, func(ctx context.Context, r coordpb.CoordClient) error {
 			resp, err := r.KeepAlive(ctx, &coordpb.KeepAliveRequest{SessionId: id})
 			if err == nil {
 				c.observe(resp.Header)

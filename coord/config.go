@@ -140,6 +140,14 @@ type Config struct {
 	TokenKeyFile string
 	// TokenTTL is how long a password login lasts (0: one hour).
 	TokenTTL time.Duration
+	// WatchBuffer bounds the responses queued for one watch stream
+	// (0: DefaultWatchBuffer); when it stays full for WatchSlowTimeout
+	// (0: DefaultWatchSlowTimeout) the stream is ended as too slow.
+	WatchBuffer      int
+	WatchSlowTimeout time.Duration
+	// Admission bounds each class of client request (admission.go);
+	// Admission.Disabled (coordd --no-admission) turns it off.
+	Admission AdmissionConfig
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -189,6 +197,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max request bytes %d must exceed max data bytes %d by at least 64 KiB", c.MaxRequestBytes, c.MaxDataBytes))
 	}
 	if err := c.Sessions.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Admission.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	for _, p := range c.InitialCluster {

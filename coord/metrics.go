@@ -19,6 +19,8 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	events   prometheus.Counter
+	// slowWatchers counts watch streams ended as too slow.
+	slowWatchers prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -33,6 +35,10 @@ func newMetrics(s *Server) *metrics {
 	m.events = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "coord_watch_events_total", Help: "Watch events produced by applied changes.",
 	})
+	m.slowWatchers = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "coord_watch_too_slow_total", Help: "Watch streams ended because their consumer fell too far behind.",
+	})
+	m.reg.MustRegister(m.slowWatchers)
 	gauges := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_raft_term", Help: "Current raft term."},
 			func() float64 { return float64(s.rep.Info().Term) }),

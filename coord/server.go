@@ -43,6 +43,7 @@ type Server struct {
 	peers   *peerConns
 	fwd     forwarders
 	metrics *metrics
+	admit   *admission
 	sess    *sessionManager
 	watches *watchHub
 	// watchStreams counts open watch streams; a follower with any pulls
@@ -140,6 +141,7 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	s.watches = newWatchHub(cfg.WatchHistory)
 	// Metrics exist before the replica: replaying the log feeds them.
 	s.metrics = newMetrics(s)
+	s.admit = newAdmission(cfg.Admission, s.metrics.reg, s.log)
 	policy := rpc.Policy{TLS: sec != nil, Peers: sec.peerList(), Superusers: cfg.Superusers, TokenTTL: cfg.TokenTTL, Users: s}
 	if cfg.TokenKeyFile != "" {
 		var err error
@@ -153,12 +155,12 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	// recovery); every other call waits for ready (readyUnary/readyStream).
 	s.grpc = grpc.NewServer(append(sec.serverOptions(),
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
-		grpc.ChainUnaryInterceptor(s.readyUnary, authz.Unary, s.metrics.unaryInterceptor),
+		grpc.ChainUnaryInterceptor(s.readyUnary, authz.Unary, s.admit.unary, s.metrics.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.readyStream, authz.Stream),
 	)...)
 	svc := rpc.NewService(s, s.log).WithTokenKey(policy.TokenKey, cfg.TokenTTL)
 	// Requests on a Call stream run through the same unary chain.
-	svc.Interceptor = chainUnary(s.readyUnary, authz.Unary, s.metrics.unaryInterceptor)
+	svc.Interceptor = chainUnary(s.readyUnary, authz.Unary, s.admit.unary, s.metrics.unaryInterceptor)
 	if cfg.MaxSessionsPerAddress != 0 {
 		svc.MaxSessionsPerAddress = cfg.MaxSessionsPerAddress
 	}

@@ -1,6 +1,7 @@
 package coord
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -198,11 +199,18 @@ func (s *Server) Watch(stream coordpb.Coord_WatchServer) error {
 	}()
 	s.watchStreams.Add(1)
 	defer s.watchStreams.Add(-1)
-	ws := &watchStream{s: s, send: stream.Send, watches: map[int64]*watch{}, caller: rpc.CallerFrom(ctx)}
+	// A bounded buffer between this loop and the stream (admission_watch.go).
+	sender := newWatchSender(stream.Send, s.cfg.WatchBuffer, s.cfg.WatchSlowTimeout)
+	defer sender.close()
+	ws := &watchStream{s: s, send: sender.send, watches: map[int64]*watch{}, caller: rpc.CallerFrom(ctx)}
 	for {
 		changed := ws.deliver()
 		ws.answerProgress()
 		if ws.err != nil {
+			if errors.Is(ws.err, rpc.ErrWatchTooSlow) {
+				s.metrics.slowWatchers.Inc()
+				return rpc.ToStatus(s.log, ws.err)
+			}
 			return ws.err
 		}
 		select {

@@ -38,6 +38,9 @@ type ClusterConfig struct {
 	// UnsafeLocalReads starts every node with the deliberately broken
 	// --unsafe-local-reads (the teeth check).
 	UnsafeLocalReads bool
+	// Args are extra coordd flags for every node (the overload harness:
+	// --no-admission).
+	Args []string
 	// ClientGroups is how many independent client proxy sets to make;
 	// group g's clients reach node i through ClientAddr(g, i), so the
 	// schedule can cut one group off (a paused or partitioned client).
@@ -233,6 +236,7 @@ func (c *Cluster) start(i int, peers string) error {
 	if c.cfg.UnsafeLocalReads {
 		args = append(args, "--unsafe-local-reads")
 	}
+	args = append(args, c.cfg.Args...)
 	if n.log == nil {
 		f, err := os.OpenFile(filepath.Join(c.cfg.Dir, n.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {

@@ -40,6 +40,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "work directory (default: a temp dir)")
 	verbose := fs.Bool("v", false, "print each fault as it is applied")
 	sc := addScenarioFlags(fs)
+	var ov overloadFlags
+	fs.BoolVar(&ov.on, "overload", false, "run the overload proof instead of fault schedules (docs/RELIABILITY.md, Overload)")
+	fs.DurationVar(&ov.length, "overload-length", 30*time.Second, "--overload: how long 2x the saturation rate is offered")
+	fs.DurationVar(&ov.after, "overload-after", 10*time.Second, "--overload: how long 0.5x is offered after the overload")
+	fs.IntVar(&ov.sessions, "overload-sessions", 30, "--overload: live sessions alongside the load")
+	fs.BoolVar(&ov.teeth, "teeth", true, "--overload: also run with --no-admission at the same offered load; it must fail")
+	fs.Float64Var(&ov.peak, "overload-peak", 0, "--overload: use this saturation (ops/s) instead of measuring it")
+	fs.BoolVar(&ov.timeline, "timeline", false, "--overload: print every 500 ms window")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -62,6 +70,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if ov.on {
+		return runOverload(ctx, ov, abs, *dir, *seed, stdout, stderr, func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) })
+	}
 	if sc.active() {
 		return sc.run(ctx, abs, *dir, *seed, *verbose, stdout, stderr)
 	}

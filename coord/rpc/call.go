@@ -91,11 +91,17 @@ func (s *Service) Call(stream coordpb.Coord_CallServer) error {
 		}
 		inflight[id] = cancel
 		mu.Unlock()
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			cancel()
-			return nil // the stream is gone; nobody waits for an answer
+		// Session traffic never waits behind data requests: a keepalive
+		// takes no slot, so a stream full of queued writes cannot expire
+		// its session (admission control sheds the data requests).
+		_, session := req.GetOp().(*coordpb.CallRequest_KeepAlive)
+		if !session {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				cancel()
+				return nil // the stream is gone; nobody waits for an answer
+			}
 		}
 		wg.Add(1)
 		go func() {
@@ -105,7 +111,9 @@ func (s *Service) Call(stream coordpb.Coord_CallServer) error {
 			mu.Lock()
 			delete(inflight, id)
 			mu.Unlock()
-			<-slots
+			if !session {
+				<-slots
+			}
 			out <- resp
 		}()
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -23,7 +24,40 @@ var (
 	ErrDataTooLarge = errors.New("data too large")
 	// ErrInvalidArgument: a malformed request.
 	ErrInvalidArgument = tree.ErrInvalidArgument
+	// ErrOverloaded: admission control shed the request before it did
+	// anything (see OverloadError for the retry-after hint).
+	ErrOverloaded = errors.New("overloaded")
+	// ErrWatchTooSlow: a watch stream's consumer fell too far behind and
+	// the server ended the stream (see TooSlowError for where to resume).
+	ErrWatchTooSlow = errors.New("watch consumer too slow")
 )
+
+// OverloadError is ErrOverloaded with the class that shed the request and
+// how long the client should wait before trying again.
+type OverloadError struct {
+	Class      string
+	RetryAfter time.Duration
+	Reason     string // "queue full" or "queued too long"
+}
+
+func (e *OverloadError) Error() string {
+	return fmt.Sprintf("overloaded: %s requests shed (%s); nothing was applied, retry after %v", e.Class, e.Reason, e.RetryAfter)
+}
+
+func (e *OverloadError) Unwrap() error { return ErrOverloaded }
+
+// TooSlowError is ErrWatchTooSlow with the zxid every event up to which
+// was sent: the consumer resumes (re-watches) after it.
+type TooSlowError struct {
+	ResumeZxid uint64
+	Buffered   int // responses waiting when the stream was ended
+}
+
+func (e *TooSlowError) Error() string {
+	return fmt.Sprintf("watch consumer too slow (%d responses waiting): stream ended, resync from zxid %d", e.Buffered, e.ResumeZxid)
+}
+
+func (e *TooSlowError) Unwrap() error { return ErrWatchTooSlow }
 
 // errorTable is THE mapping from server errors to (gRPC code, ErrorCode).
 // Order matters only where sentinels wrap each other.
@@ -52,6 +86,8 @@ var errorTable = []struct {
 	{tree.ErrInvalidACL, codes.InvalidArgument, coordpb.ErrorCode_INVALID_ACL},
 	{auth.ErrPermissionDenied, codes.PermissionDenied, coordpb.ErrorCode_NO_AUTH},
 	{auth.ErrUnauthenticated, codes.Unauthenticated, coordpb.ErrorCode_UNAUTHENTICATED},
+	{ErrOverloaded, codes.ResourceExhausted, coordpb.ErrorCode_OVERLOADED},
+	{ErrWatchTooSlow, codes.ResourceExhausted, coordpb.ErrorCode_WATCH_TOO_SLOW},
 }
 
 // opError carries the index of a failed multi op and the path.
@@ -80,6 +116,14 @@ func ToStatus(log *slog.Logger, err error) error {
 	if errors.As(err, &oe) {
 		detail.FailedOp = oe.failedOp
 		detail.Path = oe.path
+	}
+	var ov *OverloadError
+	if errors.As(err, &ov) {
+		detail.RetryAfterMs = max(1, ov.RetryAfter.Milliseconds())
+	}
+	var ts *TooSlowError
+	if errors.As(err, &ts) {
+		detail.ResumeZxid = ts.ResumeZxid
 	}
 	code := codes.Internal
 	detail.Code = coordpb.ErrorCode_INTERNAL

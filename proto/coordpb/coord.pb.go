@@ -57,6 +57,12 @@ const (
 	ErrorCode_NO_AUTH         ErrorCode = 18 // the caller lacks the permission (ACL or role)
 	ErrorCode_UNAUTHENTICATED ErrorCode = 19 // the call needs an identity the caller lacks
 	ErrorCode_INVALID_ACL     ErrorCode = 20 // a malformed ACL entry
+	// The node shed the request before doing anything (admission control):
+	// nothing was applied; retry after ErrorDetail.retry_after_ms.
+	ErrorCode_OVERLOADED ErrorCode = 50
+	// A watch stream's consumer fell too far behind; the server ended the
+	// stream: resume after ErrorDetail.resume_zxid (or the last zxid seen).
+	ErrorCode_WATCH_TOO_SLOW ErrorCode = 51
 )
 
 // Enum value maps for ErrorCode.
@@ -83,6 +89,8 @@ var (
 		18: "NO_AUTH",
 		19: "UNAUTHENTICATED",
 		20: "INVALID_ACL",
+		50: "OVERLOADED",
+		51: "WATCH_TOO_SLOW",
 	}
 	ErrorCode_value = map[string]int32{
 		"OK":                         0,
@@ -106,6 +114,8 @@ var (
 		"NO_AUTH":                    18,
 		"UNAUTHENTICATED":            19,
 		"INVALID_ACL":                20,
+		"OVERLOADED":                 50,
+		"WATCH_TOO_SLOW":             51,
 	}
 )
 
@@ -411,7 +421,11 @@ type ErrorDetail struct {
 	// For a failed multi: the index of the op that failed, else -1.
 	FailedOp int32 `protobuf:"varint,2,opt,name=failed_op,json=failedOp,proto3" json:"failed_op,omitempty"`
 	// The path the error is about, when there is one.
-	Path          string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	Path string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	// OVERLOADED: how long the client should wait before retrying.
+	RetryAfterMs int64 `protobuf:"varint,50,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	// WATCH_TOO_SLOW: every event up to this zxid was sent on the stream.
+	ResumeZxid    uint64 `protobuf:"varint,51,opt,name=resume_zxid,json=resumeZxid,proto3" json:"resume_zxid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -465,6 +479,20 @@ func (x *ErrorDetail) GetPath() string {
 		return x.Path
 	}
 	return ""
+}
+
+func (x *ErrorDetail) GetRetryAfterMs() int64 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
+}
+
+func (x *ErrorDetail) GetResumeZxid() uint64 {
+	if x != nil {
+		return x.ResumeZxid
+	}
+	return 0
 }
 
 // Stat is a znode's metadata (ZooKeeper's Stat, with 64-bit counters).
@@ -6656,11 +6684,14 @@ var File_coord_proto protoreflect.FileDescriptor
 
 const file_coord_proto_rawDesc = "" +
 	"\n" +
-	"\vcoord.proto\x12\bcoord.v1\"g\n" +
+	"\vcoord.proto\x12\bcoord.v1\"\xae\x01\n" +
 	"\vErrorDetail\x12'\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x13.coord.v1.ErrorCodeR\x04code\x12\x1b\n" +
 	"\tfailed_op\x18\x02 \x01(\x05R\bfailedOp\x12\x12\n" +
-	"\x04path\x18\x03 \x01(\tR\x04path\"\x92\x03\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12$\n" +
+	"\x0eretry_after_ms\x182 \x01(\x03R\fretryAfterMs\x12\x1f\n" +
+	"\vresume_zxid\x183 \x01(\x04R\n" +
+	"resumeZxid\"\x92\x03\n" +
 	"\x04Stat\x12\x14\n" +
 	"\x05czxid\x18\x01 \x01(\x04R\x05czxid\x12\x14\n" +
 	"\x05mzxid\x18\x02 \x01(\x04R\x05mzxid\x12\x14\n" +
@@ -7073,7 +7104,7 @@ const file_coord_proto_rawDesc = "" +
 	"\x04sync\x18\x11 \x01(\v2\x16.coord.v1.SyncResponseH\x00R\x04sync\x12<\n" +
 	"\n" +
 	"keep_alive\x18\x12 \x01(\v2\x1b.coord.v1.KeepAliveResponseH\x00R\tkeepAliveB\b\n" +
-	"\x06result*\xf4\x02\n" +
+	"\x06result*\x98\x03\n" +
 	"\tErrorCode\x12\x06\n" +
 	"\x02OK\x10\x00\x12\v\n" +
 	"\aNO_NODE\x10\x01\x12\x0f\n" +
@@ -7098,7 +7129,10 @@ const file_coord_proto_rawDesc = "" +
 	"\x0fUNKNOWN_OUTCOME\x10\x11\x12\v\n" +
 	"\aNO_AUTH\x10\x12\x12\x13\n" +
 	"\x0fUNAUTHENTICATED\x10\x13\x12\x0f\n" +
-	"\vINVALID_ACL\x10\x14*M\n" +
+	"\vINVALID_ACL\x10\x14\x12\x0e\n" +
+	"\n" +
+	"OVERLOADED\x102\x12\x12\n" +
+	"\x0eWATCH_TOO_SLOW\x103*M\n" +
 	"\x04Perm\x12\r\n" +
 	"\tPERM_NONE\x10\x00\x12\b\n" +
 	"\x04READ\x10\x01\x12\t\n" +

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"coord/nemesis"
+)
+
+// overloadFlags are the --overload mode's settings.
+type overloadFlags struct {
+	on       bool
+	length   time.Duration
+	after    time.Duration
+	sessions int
+	teeth    bool
+	peak     float64
+	timeline bool
+}
+
+// runOverload runs the overload proof: protected, then (with --teeth) the
+// same offered load with --no-admission. It returns the exit code: 1 if
+// the protected run fails a criterion, or the teeth run passes them all.
+func runOverload(ctx context.Context, f overloadFlags, coordd, dir string, seed uint64, stdout, stderr io.Writer, logf func(string, ...any)) int {
+	run := func(noAdmission bool, peak float64) (nemesis.OverloadResult, error) {
+		name := "protected"
+		if noAdmission {
+			name = "no-admission"
+		}
+		return nemesis.RunOverload(ctx, nemesis.OverloadConfig{
+			Coordd: coordd, Dir: filepath.Join(dir, fmt.Sprintf("overload-%s-%d", name, seed)), Seed: seed,
+			NoAdmission: noAdmission, Peak: peak, Overload: f.length, After: f.after, Sessions: f.sessions, Log: logf,
+		})
+	}
+	show := func(r nemesis.OverloadResult) {
+		fmt.Fprint(stdout, r.Summary())
+		if f.timeline {
+			fmt.Fprint(stdout, r.Timeline())
+		}
+	}
+	prot, err := run(false, f.peak)
+	if err != nil {
+		fmt.Fprintf(stderr, "overload: %v\n", err)
+		return 1
+	}
+	show(prot)
+	code := 0
+	if prot.Failed() {
+		code = 1
+	}
+	if !f.teeth {
+		return code
+	}
+	bare, err := run(true, prot.Peak)
+	if err != nil {
+		fmt.Fprintf(stderr, "overload (no admission): %v\n", err)
+		return 1
+	}
+	show(bare)
+	if !bare.Failed() {
+		fmt.Fprintln(stdout, "teeth: the run without admission control met every criterion: the proof has no teeth on this machine")
+		code = 1
+	} else {
+		fmt.Fprintf(stdout, "teeth: without admission control %d criteria failed\n", len(bare.Violations))
+	}
+	if code == 0 {
+		os.RemoveAll(dir)
+	}
+	return code
+}

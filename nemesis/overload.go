@@ -1,0 +1,580 @@
+package nemesis
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"coord/client"
+)
+
+// The overload proof (issue 10, docs/RELIABILITY.md "Overload"): measure
+// the cluster's saturation goodput with a closed loop, then offer an open
+// loop of 0.5× that rate (baseline), 2× for Overload, and 0.5× again,
+// with live sessions alongside. Protected, goodput during overload stays
+// near the peak, no live session expires, memory stays bounded and p99
+// returns to its baseline soon after the drop; with --no-admission the
+// same run shows what collapses.
+
+// OverloadConfig configures one overload run.
+type OverloadConfig struct {
+	Coordd string
+	Dir    string // a fresh directory for the cluster
+	// Seed draws the operation mix and keys (the offered load is fixed by
+	// the phases; OS timing still differs between runs).
+	Seed uint64
+	// NoAdmission starts every node with --no-admission (the teeth run).
+	NoAdmission bool
+	// Peak, when > 0, is used instead of measuring saturation (so a teeth
+	// run offers exactly what the protected run did).
+	Peak float64
+	// Phases (defaults 4 s, 5 s, 30 s, 10 s).
+	Measure, Baseline, Overload, After time.Duration
+	// Sessions live alongside the load, each its own client with its own
+	// connection (default 30), with SessionTimeout (default 2 s).
+	Sessions       int
+	SessionTimeout time.Duration
+	// RequestTimeout: an answer later than this is not goodput (default 1 s).
+	RequestTimeout time.Duration
+	// LoadClients share the load (default 12); Workers run the closed
+	// loop (default 128).
+	LoadClients, Workers int
+	// Log receives progress lines (may be nil).
+	Log func(format string, args ...any)
+}
+
+func (c *OverloadConfig) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Measure, 4*time.Second)
+	def(&c.Baseline, 5*time.Second)
+	def(&c.Overload, 30*time.Second)
+	def(&c.After, 10*time.Second)
+	def(&c.SessionTimeout, 2*time.Second)
+	def(&c.RequestTimeout, time.Second)
+	if c.Sessions == 0 {
+		c.Sessions = 30
+	}
+	if c.LoadClients == 0 {
+		c.LoadClients = 12
+	}
+	if c.Workers == 0 {
+		c.Workers = 128
+	}
+	if c.Log == nil {
+		c.Log = func(string, ...any) {}
+	}
+}
+
+// Request outcomes.
+const (
+	outOK = iota
+	outShed
+	outTimeout
+	outOther
+	outDropped // the harness's own in-flight cap: never sent
+	nOutcomes
+)
+
+var outcomeNames = [nOutcomes]string{"ok", "shed", "timeout", "error", "dropped"}
+
+// OverloadWindow is one slice of the open-loop run (requests by start).
+type OverloadWindow struct {
+	Start    time.Duration // since the open loop began
+	Phase    string
+	Counts   [nOutcomes]int
+	P50, P99 time.Duration // of the successful requests
+}
+
+// OverloadResult is what one run measured.
+type OverloadResult struct {
+	NoAdmission bool
+	Peak        float64 // closed-loop goodput, ops/s
+	Windows     []OverloadWindow
+	Window      time.Duration
+	// Goodput during overload (ok/s) and its ratio to Peak.
+	OverloadGoodput, GoodputRatio float64
+	// BaselineP99 over the baseline phase; AfterP99 over the last half of
+	// the after phase; Recovery: from the drop until every later window's
+	// p99 is within RecoveryBound; -1 if never.
+	BaselineP99, AfterP99, RecoveryBound, Recovery time.Duration
+	// Outcomes per phase.
+	Phases map[string][nOutcomes]int
+	// SessionsExpired among Sessions whose clients stayed alive.
+	Sessions, SessionsExpired int
+	// RSS per node: at the end of the baseline, and the maximum during
+	// overload and after (bytes).
+	RSSBaseline, RSSMax []int64
+	// Violations of the protected criteria (a teeth run is expected to
+	// have some).
+	Violations []string
+}
+
+// Failed reports whether any criterion failed.
+func (r OverloadResult) Failed() bool { return len(r.Violations) > 0 }
+
+// Summary is a few lines for people.
+func (r OverloadResult) Summary() string {
+	var b strings.Builder
+	mode := "admission on"
+	if r.NoAdmission {
+		mode = "admission OFF (--no-admission)"
+	}
+	fmt.Fprintf(&b, "%s: peak %.0f ops/s; overload goodput %.0f ops/s = %.0f%% of peak\n", mode, r.Peak, r.OverloadGoodput, 100*r.GoodputRatio)
+	for _, ph := range []string{"baseline", "overload", "after"} {
+		c := r.Phases[ph]
+		fmt.Fprintf(&b, "  %-8s", ph)
+		for i, n := range c {
+			fmt.Fprintf(&b, " %s %d", outcomeNames[i], n)
+		}
+		b.WriteByte('\n')
+	}
+	rec := "never"
+	if r.Recovery >= 0 {
+		rec = r.Recovery.String()
+	}
+	fmt.Fprintf(&b, "  p99 baseline %v, after the drop %v (bound %v), back within bound after %s\n", r.BaselineP99.Round(time.Millisecond), r.AfterP99.Round(time.Millisecond), r.RecoveryBound.Round(time.Millisecond), rec)
+	fmt.Fprintf(&b, "  sessions expired %d of %d\n", r.SessionsExpired, r.Sessions)
+	for i := range r.RSSMax {
+		fmt.Fprintf(&b, "  n%d RSS baseline %d MiB, max %d MiB\n", i+1, r.RSSBaseline[i]>>20, r.RSSMax[i]>>20)
+	}
+	for _, v := range r.Violations {
+		fmt.Fprintf(&b, "  violation: %s\n", v)
+	}
+	return b.String()
+}
+
+// Timeline prints every window (ok/s, shed/s, timeouts/s, p99).
+func (r OverloadResult) Timeline() string {
+	var b strings.Builder
+	per := float64(time.Second) / float64(r.Window)
+	fmt.Fprintf(&b, "%8s %-8s %8s %8s %8s %8s %9s\n", "t", "phase", "ok/s", "shed/s", "tmo/s", "err/s", "p99")
+	for _, w := range r.Windows {
+		fmt.Fprintf(&b, "%8s %-8s %8.0f %8.0f %8.0f %8.0f %9s\n", w.Start.Round(time.Millisecond), w.Phase,
+			float64(w.Counts[outOK])*per, float64(w.Counts[outShed])*per, float64(w.Counts[outTimeout])*per,
+			float64(w.Counts[outOther]+w.Counts[outDropped])*per, w.P99.Round(100*time.Microsecond))
+	}
+	return b.String()
+}
+
+const (
+	overloadKeys   = 256
+	overloadWindow = 500 * time.Millisecond
+	// maxHarnessInFlight caps the open loop's own goroutines; beyond it a
+	// request is counted as dropped (never sent).
+	maxHarnessInFlight = 60_000
+)
+
+// overloadRecorder collects outcomes and latencies per window.
+type overloadRecorder struct {
+	start time.Time
+	mu    sync.Mutex
+	wins  map[int]*windowData
+}
+
+type windowData struct {
+	counts [nOutcomes]int
+	lats   []time.Duration
+}
+
+func (r *overloadRecorder) add(started time.Time, lat time.Duration, out int) {
+	i := int(started.Sub(r.start) / overloadWindow)
+	r.mu.Lock()
+	w := r.wins[i]
+	if w == nil {
+		w = &windowData{}
+		r.wins[i] = w
+	}
+	w.counts[out]++
+	if out == outOK {
+		w.lats = append(w.lats, lat)
+	}
+	r.mu.Unlock()
+}
+
+func classifyOutcome(err error) int {
+	switch {
+	case err == nil:
+		return outOK
+	case errors.Is(err, client.ErrOverloaded):
+		return outShed
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, client.ErrTimeout):
+		return outTimeout
+	}
+	return outOther
+}
+
+// overloadOp runs one operation of the seeded mix: half linearizable
+// gets, half sets, on overloadKeys keys.
+func overloadOp(ctx context.Context, c *client.Client, op, k int, data []byte) error {
+	p := fmt.Sprintf("/ov/k%d", k)
+	if op == 0 {
+		_, _, err := c.Get(ctx, p, nil)
+		return err
+	}
+	_, err := c.Set(ctx, p, data, -1)
+	return err
+}
+
+// RunOverload runs the proof once on a fresh 3-node cluster.
+func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error) {
+	cfg.defaults()
+	res := OverloadResult{NoAdmission: cfg.NoAdmission, Window: overloadWindow, Phases: map[string][nOutcomes]int{}}
+	// coordd's default raft timing, not the fault schedules' short one:
+	// overload is about queues, not about elections on a starved CPU.
+	args := []string{"--heartbeat-timeout", "1s", "--election-timeout", "1s", "--leader-lease", "500ms"}
+	if cfg.NoAdmission {
+		args = append(args, "--no-admission")
+	}
+	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: 3, Dir: cfg.Dir, Args: args})
+	if err != nil {
+		return res, err
+	}
+	defer cl.Close()
+	direct := cl.Direct()
+	rotate := func(i int) []string {
+		out := make([]string, len(direct))
+		for k := range direct {
+			out[k] = direct[(i+k)%len(direct)]
+		}
+		return out
+	}
+	admin, err := client.New(ctx, client.Config{Endpoints: direct})
+	if err != nil {
+		return res, err
+	}
+	defer admin.Close(context.Background())
+	for _, p := range []string{"/ov"} {
+		if _, _, err := admin.Create(ctx, p, nil, nil); err != nil && !errors.Is(err, client.ErrNodeExists) {
+			return res, fmt.Errorf("setup %s: %w", p, err)
+		}
+	}
+	for k := 0; k < overloadKeys; k++ {
+		if _, _, err := admin.Create(ctx, fmt.Sprintf("/ov/k%d", k), nil, nil); err != nil && !errors.Is(err, client.ErrNodeExists) {
+			return res, fmt.Errorf("setup: %w", err)
+		}
+	}
+
+	// Live sessions, each its own client: they must all survive.
+	var sessions []*client.Client
+	defer func() {
+		for _, s := range sessions {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = s.Close(cctx)
+			cancel()
+		}
+	}()
+	for i := 0; i < cfg.Sessions; i++ {
+		s, err := client.New(ctx, client.Config{Endpoints: rotate(i), SessionTimeout: cfg.SessionTimeout})
+		if err != nil {
+			return res, err
+		}
+		sessions = append(sessions, s)
+		if _, err := s.Session(ctx); err != nil {
+			return res, fmt.Errorf("open session %d: %w", i, err)
+		}
+	}
+	res.Sessions = len(sessions)
+
+	loads := make([]*client.Client, cfg.LoadClients)
+	for i := range loads {
+		if loads[i], err = client.New(ctx, client.Config{Endpoints: rotate(i), RequestTimeout: cfg.RequestTimeout}); err != nil {
+			return res, err
+		}
+		defer loads[i].Close(context.Background())
+	}
+	data := make([]byte, 100)
+
+	// RSS sampler.
+	pids := make([]int, len(cl.Nodes))
+	for i, n := range cl.Nodes {
+		n.mu.Lock()
+		pids[i] = n.cmd.Process.Pid
+		n.mu.Unlock()
+	}
+	var rssMu sync.Mutex
+	rssNow := make([]int64, len(pids))
+	res.RSSMax = make([]int64, len(pids))
+	trackMax := atomic.Bool{}
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var samplerWG sync.WaitGroup
+	samplerWG.Add(1)
+	go func() {
+		defer samplerWG.Done()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			rssMu.Lock()
+			for i, pid := range pids {
+				if v, err := readRSS(pid); err == nil {
+					rssNow[i] = v
+					if trackMax.Load() && v > res.RSSMax[i] {
+						res.RSSMax[i] = v
+					}
+				}
+			}
+			rssMu.Unlock()
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	defer func() { stopSampling(); samplerWG.Wait() }()
+
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x0f10ad))
+	var rngMu sync.Mutex
+	draw := func() (int, int) {
+		rngMu.Lock()
+		defer rngMu.Unlock()
+		return rng.IntN(2), rng.IntN(overloadKeys)
+	}
+
+	// 1. Saturation: a closed loop of Workers; count the last Measure.
+	if cfg.Peak > 0 {
+		res.Peak = cfg.Peak
+	} else {
+		var okCount atomic.Int64
+		counting := atomic.Bool{}
+		mctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for w := 0; w < cfg.Workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := loads[w%len(loads)]
+				for mctx.Err() == nil {
+					op, k := draw()
+					rctx, cancel := context.WithTimeout(mctx, cfg.RequestTimeout)
+					err := overloadOp(rctx, c, op, k, data)
+					cancel()
+					if err == nil && counting.Load() {
+						okCount.Add(1)
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Second) // warm up
+		counting.Store(true)
+		t0 := time.Now()
+		time.Sleep(cfg.Measure)
+		counting.Store(false)
+		el := time.Since(t0)
+		stop()
+		wg.Wait()
+		res.Peak = float64(okCount.Load()) / el.Seconds()
+	}
+	cfg.Log("peak (closed loop, %d workers): %.0f ops/s", cfg.Workers, res.Peak)
+	if res.Peak < 10 {
+		return res, fmt.Errorf("saturation measured at %.1f ops/s: the cluster is not serving", res.Peak)
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	// 2. The open loop: 0.5×, 2×, 0.5× of the peak.
+	rec := &overloadRecorder{start: time.Now(), wins: map[int]*windowData{}}
+	var inflight atomic.Int64
+	var reqWG sync.WaitGroup
+	phases := []struct {
+		name string
+		rate float64
+		d    time.Duration
+	}{{"baseline", 0.5 * res.Peak, cfg.Baseline}, {"overload", 2 * res.Peak, cfg.Overload}, {"after", 0.5 * res.Peak, cfg.After}}
+	phaseAt := func(d time.Duration) string {
+		for _, p := range phases {
+			if d < p.d {
+				return p.name
+			}
+			d -= p.d
+		}
+		return "drain"
+	}
+	var dropAt time.Duration
+	n := 0
+	for pi, ph := range phases {
+		if pi == 1 {
+			rssMu.Lock()
+			res.RSSBaseline = append([]int64(nil), rssNow...)
+			rssMu.Unlock()
+			trackMax.Store(true)
+		}
+		if pi == 2 {
+			dropAt = time.Since(rec.start)
+		}
+		cfg.Log("phase %s: %.0f ops/s for %v", ph.name, ph.rate, ph.d)
+		pstart := time.Now()
+		sent := 0
+		tick := time.NewTicker(time.Millisecond)
+		for {
+			el := time.Since(pstart)
+			if el >= ph.d || ctx.Err() != nil {
+				break
+			}
+			due := int(ph.rate * el.Seconds())
+			for ; sent < due; sent++ {
+				op, k := draw()
+				n++
+				started := time.Now()
+				if inflight.Load() >= maxHarnessInFlight {
+					rec.add(started, 0, outDropped)
+					continue
+				}
+				inflight.Add(1)
+				reqWG.Add(1)
+				c := loads[n%len(loads)]
+				go func() {
+					defer reqWG.Done()
+					defer inflight.Add(-1)
+					rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+					err := overloadOp(rctx, c, op, k, data)
+					cancel()
+					lat := time.Since(started)
+					out := classifyOutcome(err)
+					if out == outOK && lat > cfg.RequestTimeout {
+						out = outTimeout
+					}
+					rec.add(started, lat, out)
+				}()
+			}
+			<-tick.C
+		}
+		tick.Stop()
+	}
+	reqWG.Wait()
+	trackMax.Store(false)
+
+	// 3. Sessions: every one must still be alive.
+	for i, s := range sessions {
+		select {
+		case <-s.SessionDone():
+			res.SessionsExpired++
+			cfg.Log("session %d ended: %v", i, s.SessionErr())
+		default:
+		}
+	}
+
+	// 4. Windows, phases, goodput, p99 recovery.
+	rec.mu.Lock()
+	var idx []int
+	for i := range rec.wins {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	var baseLats, afterLats []time.Duration
+	var overloadOK int
+	var overloadTime time.Duration
+	for _, i := range idx {
+		wd := rec.wins[i]
+		start := time.Duration(i) * overloadWindow
+		ph := phaseAt(start)
+		w := OverloadWindow{Start: start, Phase: ph, Counts: wd.counts, P50: quantile(wd.lats, 0.5), P99: quantile(wd.lats, 0.99)}
+		res.Windows = append(res.Windows, w)
+		c := res.Phases[ph]
+		for o := range c {
+			c[o] += wd.counts[o]
+		}
+		res.Phases[ph] = c
+		switch ph {
+		case "baseline":
+			if start >= time.Second { // the loop's first second warms up
+				baseLats = append(baseLats, wd.lats...)
+			}
+		case "overload":
+			overloadOK += wd.counts[outOK]
+			overloadTime += overloadWindow
+		case "after":
+			if start >= dropAt+cfg.After/2 {
+				afterLats = append(afterLats, wd.lats...)
+			}
+		}
+	}
+	rec.mu.Unlock()
+	if overloadTime > 0 {
+		res.OverloadGoodput = float64(overloadOK) / overloadTime.Seconds()
+	}
+	res.GoodputRatio = res.OverloadGoodput / res.Peak
+	res.BaselineP99 = quantile(baseLats, 0.99)
+	res.AfterP99 = quantile(afterLats, 0.99)
+	res.RecoveryBound = max(2*res.BaselineP99, res.BaselineP99+20*time.Millisecond)
+	res.Recovery = -1
+	for k, w := range res.Windows {
+		if w.Phase != "after" {
+			continue
+		}
+		good := true
+		for _, v := range res.Windows[k:] {
+			if v.Phase == "after" && (v.P99 > res.RecoveryBound || v.Counts[outOK] == 0) {
+				good = false
+				break
+			}
+		}
+		if good {
+			res.Recovery = max(0, w.Start-dropAt)
+			break
+		}
+	}
+
+	// 5. The protected criteria.
+	if res.GoodputRatio < 0.7 {
+		res.violate("goodput during overload %.0f ops/s is %.0f%% of the peak %.0f (want >= 70%%)", res.OverloadGoodput, 100*res.GoodputRatio, res.Peak)
+	}
+	if res.SessionsExpired > 0 {
+		res.violate("%d of %d live sessions expired", res.SessionsExpired, res.Sessions)
+	}
+	if res.Recovery < 0 || res.Recovery > 5*time.Second {
+		res.violate("p99 not back within %v of the drop (recovery %v, bound %v)", 5*time.Second, res.Recovery, res.RecoveryBound)
+	}
+	for i := range res.RSSMax {
+		if bound := max(2*res.RSSBaseline[i], res.RSSBaseline[i]+256<<20); res.RSSMax[i] > bound {
+			res.violate("n%d RSS grew to %d MiB under overload (baseline %d MiB, bound %d MiB)", i+1, res.RSSMax[i]>>20, res.RSSBaseline[i]>>20, bound>>20)
+		}
+	}
+	return res, nil
+}
+
+func (r *OverloadResult) violate(format string, args ...any) {
+	r.Violations = append(r.Violations, fmt.Sprintf(format, args...))
+}
+
+// quantile of lats (sorted in place); 0 when empty.
+func quantile(lats []time.Duration, q float64) time.Duration {
+	if len(lats) == 0 {
+		return 0
+	}
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	i := int(math.Ceil(q*float64(len(lats)))) - 1
+	return lats[max(0, min(i, len(lats)-1))]
+}
+
+// readRSS reads a process's resident set size from /proc (Linux).
+func readRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmRSS %q: %w", rest, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("pid %d: no VmRSS", pid)
+}
