@@ -154,6 +154,19 @@ type Client struct {
 	watches map[*Watch]struct{} // live watches, for read ordering
 }
 
+// reconnectMaxDelay caps gRPC's reconnect backoff: 3 s, or a quarter of
+// the session timeout when that is shorter. A server restarted after its
+// clients' backoff grew past the timeout would otherwise see their first
+// keepalive only after the grace period it gave their sessions had run
+// out (seen: a 2 s session expired across a 1-node restart).
+func reconnectMaxDelay(sessionTimeout time.Duration) time.Duration {
+	d := 3 * time.Second
+	if q := sessionTimeout / 4; q > 0 && q < d {
+		d = max(q, 100*time.Millisecond)
+	}
+	return d
+}
+
 // New makes a client. Connections are made lazily, on the first call, so
 // New fails only on a bad config; ctx is for future use (name resolution).
 func New(ctx context.Context, cfg Config) (*Client, error) {
@@ -181,8 +194,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			grpc.WithConnectParams(grpc.ConnectParams{
 				MinConnectTimeout: cfg.DialTimeout,
 				// Reconnect to a restarted server within seconds, not
-				// gRPC's default two minutes.
-				Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
+				// gRPC's default two minutes, and well within the grace
+				// period a new leader gives sessions (one timeout).
+				Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay(cfg.SessionTimeout)},
 			}))
 		if err != nil {
 			c.closeConns()

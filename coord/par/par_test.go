@@ -162,7 +162,14 @@ func TestStableStore_TwoCopiesAndAmnesia(t *testing.T) {
 
 func openTestStore(t *testing.T, dir string) *Store {
 	t.Helper()
-	s, err := Open(Config{Dir: dir, Name: "n1", NoSync: true})
+	return openNamedStore(t, dir, "n1")
+}
+
+// openNamedStore opens a store under another node name (a peer must not
+// share the requester's: Hello ignores a request naming the responder).
+func openNamedStore(t *testing.T, dir, name string) *Store {
+	t.Helper()
+	s, err := Open(Config{Dir: dir, Name: name, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -318,7 +318,7 @@ func serve(t *testing.T, st *Store) string {
 // and the same snapshot at 10; the requester's log is compacted to 10.
 func twoStores(t *testing.T) (holder, req *Store, c *Client, data []byte) {
 	t.Helper()
-	holder, req = openTestStore(t, t.TempDir()), openTestStore(t, t.TempDir())
+	holder, req = openNamedStore(t, t.TempDir(), "n2"), openTestStore(t, t.TempDir())
 	t.Cleanup(func() { holder.Close(); req.Close() })
 	data = snapBytes(7)
 	for _, s := range []*Store{holder, req} {
@@ -342,7 +342,7 @@ func reopen(t *testing.T, s *Store) *Store {
 	t.Helper()
 	dir := s.cfg.Dir
 	s.Close()
-	n := openTestStore(t, dir)
+	n := openNamedStore(t, dir, s.cfg.Name)
 	t.Cleanup(func() { n.Close() })
 	return n
 }
