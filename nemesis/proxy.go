@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -133,10 +134,11 @@ type pipe struct {
 	src, dst int
 	a, b     net.Conn
 	once     sync.Once
+	closed   atomic.Bool
 }
 
 func (p *pipe) close() {
-	p.once.Do(func() { p.a.Close(); p.b.Close() })
+	p.once.Do(func() { p.closed.Store(true); p.a.Close(); p.b.Close() })
 }
 
 // Proxy forwards one loopback address to a node's real address, holding
@@ -216,57 +218,70 @@ type chunk struct {
 	at time.Time
 }
 
-// copy moves bytes read from r (sent by node from) to w (toward node to):
-// a reader goroutine stamps each chunk, and this goroutine delivers it
-// once its link delay has passed and while the link is not cut. It
-// returns when either side fails, closing the pipe, after the reader has
-// ended.
+// copy moves bytes read from r (sent by node from) to w (toward node to).
+// While the link has no delay and is not cut, and nothing is queued, the
+// reader writes each chunk itself (one goroutine hop, one buffer: the
+// harness's own latency stays far below raft's 125 ms leader lease on a
+// loaded machine). Otherwise the chunk is stamped and queued, and a
+// deliverer goroutine writes it once its link delay has passed and while
+// the link is not cut. Bytes keep their order: the reader writes directly
+// only when no queued chunk is pending (pending counts chunks queued but
+// not yet written). It returns when either side fails, closing the pipe,
+// after the deliverer has ended.
 func (p *Proxy) copy(pp *pipe, w io.Writer, r io.Reader, from, to int) {
 	ch := make(chan chunk, 256)
-	stop := make(chan struct{})
-	readerDone := make(chan struct{})
+	var pending atomic.Int64
+	deliverDone := make(chan struct{})
 	go func() {
-		defer close(readerDone)
-		defer close(ch)
-		for {
-			buf := make([]byte, 32<<10)
-			n, err := r.Read(buf)
-			if n > 0 {
-				select {
-				case ch <- chunk{b: buf[:n], at: time.Now()}:
-				case <-stop:
-					return
+		defer close(deliverDone)
+		var last time.Time // delivery time of the previous chunk
+	deliver:
+		for c := range ch {
+			if d := p.links.delayOf(from, to); d > 0 {
+				due := c.at.Add(d)
+				if due.Before(last) {
+					due = last
+				}
+				last = due
+				if wait := time.Until(due); wait > 0 {
+					time.Sleep(wait)
 				}
 			}
-			if err != nil {
-				return
+			for p.links.Blocked(from, to) {
+				if p.isClosed() || pp.closed.Load() {
+					pp.close()
+					pending.Add(-1)
+					continue deliver
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
+			if _, werr := w.Write(c.b); werr != nil {
+				pp.close()
+			}
+			pending.Add(-1)
 		}
 	}()
 	defer func() {
-		close(stop)
+		close(ch)
 		pp.close()
-		<-readerDone
+		<-deliverDone
 	}()
-	var last time.Time // delivery time of the previous chunk
-	for c := range ch {
-		if d := p.links.delayOf(from, to); d > 0 {
-			due := c.at.Add(d)
-			if due.Before(last) {
-				due = last
-			}
-			last = due
-			if wait := time.Until(due); wait > 0 {
-				time.Sleep(wait)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if pending.Load() == 0 && !p.links.Blocked(from, to) && p.links.delayOf(from, to) == 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					return
+				}
+			} else {
+				b := make([]byte, n)
+				copy(b, buf[:n])
+				pending.Add(1)
+				ch <- chunk{b: b, at: time.Now()}
 			}
 		}
-		for p.links.Blocked(from, to) {
-			if p.isClosed() {
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		if _, werr := w.Write(c.b); werr != nil {
+		if err != nil {
 			return
 		}
 	}
