@@ -84,7 +84,7 @@ var Rules = map[string]Rule{
 	parpb.PeerRepair_ListSnapshots_FullMethodName:   RulePeer,
 	parpb.PeerRepair_FetchSnapshot_FullMethodName:   RulePeer,
 	parpb.PeerRepair_RequestSnapshot_FullMethodName: RulePeer,
-	parpb.PeerRepair_Hello_FullMethodName:      RulePeer,
+	parpb.PeerRepair_Hello_FullMethodName:           RulePeer,
 }
 
 // Policy is a node's authorization config. The zero Policy is the open

@@ -32,6 +32,7 @@ func TestMatrixSample(t *testing.T) {
 	}
 	total := 0
 	recoverable := map[bool]int{}
+	var slow *Harness // reruns with a longer pre-start budget (below)
 	for _, fam := range []struct {
 		name  string
 		count int
@@ -54,7 +55,23 @@ func TestMatrixSample(t *testing.T) {
 			case r.Outcome == Unsafe:
 				t.Errorf("UNSAFE %s: %s", r.Case, r.Detail)
 			case r.Recoverable && r.Outcome != Correct:
-				t.Errorf("recoverable case %s was %s: %s", r.Case, r.Outcome, r.Detail)
+				// The 1.5 s pre-start budget keeps unrecoverable cases
+				// short; on a starved machine a node whose repair source is
+				// itself still starting can miss it. Such a case must come
+				// out Correct when rerun once with 8 s (production: 60 s).
+				if slow == nil {
+					var err error
+					if slow, err = New(ctx, Options{Dir: t.TempDir(), RecoverTimeout: 8 * time.Second, Avail: 10 * time.Second}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				slow.opt.NoFollowUp = fam.name == "A"
+				r2 := slow.Run(ctx, r.Case)
+				if !r2.Recoverable || r2.Outcome != Correct {
+					t.Errorf("recoverable case %s was %s: %s (rerun with an 8 s budget: %s: %s)", r.Case, r.Outcome, r.Detail, r2.Outcome, r2.Detail)
+				} else {
+					t.Logf("recoverable case %s was %s with the 1.5 s budget (%s), Correct with 8 s", r.Case, r.Outcome, r.Detail)
+				}
 			case !r.Recoverable && r.Outcome == Correct:
 				t.Errorf("unrecoverable case %s came out correct", r.Case)
 			}
