@@ -146,7 +146,17 @@ func (h *Harness) runH(ctx context.Context, c Case, dir string, res *Result) {
 		go func() {
 			defer wg.Done()
 			for k := 0; k < 75; k++ {
-				if _, err := cl.Set(ctx, &coordpb.SetRequest{Op: &coordpb.SetOp{Path: "/k0", Data: h.values[0], Version: -1}}); err != nil {
+				// An unconditional set of the same value may be retried:
+				// on a loaded machine the two-node cluster's short lease
+				// can lapse and move the leadership under the fill.
+				var err error
+				for try := 0; try < 20; try++ {
+					if _, err = cl.Set(ctx, &coordpb.SetRequest{Op: &coordpb.SetOp{Path: "/k0", Data: h.values[0], Version: -1}}); err == nil {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				if err != nil {
 					errs <- err
 					return
 				}
@@ -158,6 +168,11 @@ func (h *Harness) runH(ctx context.Context, c Case, dir string, res *Result) {
 	if err := <-errs; err != nil {
 		res.Outcome, res.Detail = Unavailable, "harness: filler writes: "+err.Error()
 		return
+	}
+	for i, s := range srvs { // the leader may have moved during the fill
+		if s != nil && s.Replica().IsLeader() {
+			leader = i
+		}
 	}
 	if n, err := flipEvery(filepath.Join(dir, h.names[leader], "raft.db"), marker); err != nil || n == 0 {
 		res.Outcome, res.Detail = Unavailable, fmt.Sprintf("harness: marker not found (%d, %v)", n, err)
