@@ -58,7 +58,10 @@ type options struct {
 	unary     bool
 	plain     bool
 	parSerial bool
-	pids      []int // --server-pids: CPU accounting of the servers
+	// noAdmission: with --start, servers run without admission control
+	// (coordd --no-admission), to check it costs nothing under load.
+	noAdmission bool
+	pids        []int // --server-pids: CPU accounting of the servers
 }
 
 // Result is one workload's measurement.
@@ -110,6 +113,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.unary, "unary", false, "one unary gRPC call per operation instead of the client's Call stream (for comparison)")
 	fs.BoolVar(&o.plain, "plain-storage", false, "with --start: servers use plain raft-boltdb instead of PAR (docs/PAR.md)")
 	fs.BoolVar(&o.parSerial, "par-serial-journal", false, "with --start: PAR writes identifiers after each bbolt commit (coord.Config.PARSerialJournal)")
+	fs.BoolVar(&o.noAdmission, "no-admission", false, "with --start: servers run without admission control (coordd --no-admission)")
 	fs.BoolVar(&o.nudge, "nudge", false, "with --start: servers nudge followers after sparse writes (coordd --nudge-followers)")
 	pids := fs.String("server-pids", "", "comma-separated pids of the server processes: report their CPU time per operation (works for coordd, ZooKeeper, etcd)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (servers included with --start) to this file")
@@ -153,7 +157,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return a, e
 	}
 	if o.start > 0 {
-		addrs, srvs, cleanup, err := startCluster(o.start, o.nudge, o.plain, o.parSerial)
+		addrs, srvs, cleanup, err := startCluster(o.start, o.nudge, o.plain, o.parSerial, o.noAdmission)
 		if err != nil {
 			fmt.Fprintf(stderr, "coordbench: start cluster: %v\n", err)
 			return 1
@@ -208,7 +212,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // startCluster runs n in-process servers on loopback with data on disk.
-func startCluster(n int, nudge, plain, parSerial bool) ([]string, []*coord.Server, func(), error) {
+func startCluster(n int, nudge, plain, parSerial, noAdmission bool) ([]string, []*coord.Server, func(), error) {
 	dir, err := os.MkdirTemp("", "coordbench")
 	if err != nil {
 		return nil, nil, nil, err
@@ -242,6 +246,7 @@ func startCluster(n int, nudge, plain, parSerial bool) ([]string, []*coord.Serve
 		cfg.NudgeFollowers = nudge
 		cfg.PlainStorage = plain
 		cfg.PARSerialJournal = parSerial
+		cfg.Admission.Disabled = noAdmission
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		wg.Add(1)
 		go func(i int, cfg coord.Config) {
