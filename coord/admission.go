@@ -139,6 +139,30 @@ type admission struct {
 	admitted *prometheus.CounterVec
 	shed     *prometheus.CounterVec
 	delay    *prometheus.HistogramVec
+
+	// For AdmissionStats: totals, and the data requests in the server
+	// now (admitted or waiting) with their high-water mark, counted also
+	// when admission is disabled.
+	nAdmitted, nShed     atomic.Int64
+	inServer, maxInServe atomic.Int64
+}
+
+// AdmissionStats is a snapshot of a node's admission control.
+type AdmissionStats struct {
+	// Admitted and Shed count client data requests since start (all
+	// classes; both 0 with admission disabled).
+	Admitted, Shed int64
+	// InServer is the number of data requests in the server now,
+	// running or waiting for a slot; MaxInServer is the most there were
+	// at once since start. Both are counted also with admission
+	// disabled: they show the queue admission bounds.
+	InServer, MaxInServer int64
+}
+
+// AdmissionStats reports this node's admission counters.
+func (s *Server) AdmissionStats() AdmissionStats {
+	a := s.admit
+	return AdmissionStats{Admitted: a.nAdmitted.Load(), Shed: a.nShed.Load(), InServer: a.inServer.Load(), MaxInServer: a.maxInServe.Load()}
 }
 
 func newAdmission(cfg AdmissionConfig, reg prometheus.Registerer, log *slog.Logger) *admission {
@@ -193,6 +217,7 @@ func (a *admission) acquire(ctx context.Context, l *limiter) (release func(), er
 	rel := func() { l.sem.Release(1) }
 	if l.sem.TryAcquire(1) {
 		l.lastEmpty.Store(a.now().UnixNano())
+		a.nAdmitted.Add(1)
 		a.admitted.WithLabelValues(l.class).Inc()
 		a.delay.WithLabelValues(l.class).Observe(0)
 		return rel, nil
@@ -218,12 +243,14 @@ func (a *admission) acquire(ctx context.Context, l *limiter) (release func(), er
 		}
 		return nil, a.shedErr(l, "queued too long")
 	}
+	a.nAdmitted.Add(1)
 	a.admitted.WithLabelValues(l.class).Inc()
 	a.delay.WithLabelValues(l.class).Observe(a.now().Sub(start).Seconds())
 	return rel, nil
 }
 
 func (a *admission) shedErr(l *limiter, reason string) error {
+	a.nShed.Add(1)
 	a.shed.WithLabelValues(l.class, reason).Inc()
 	return &rpc.OverloadError{Class: l.class, RetryAfter: a.cfg.RetryAfter, Reason: reason}
 }
@@ -253,13 +280,21 @@ func classify(method string, req any) string {
 // unary is the admission interceptor: it runs for unary calls and for
 // every request on a Call stream (per request, not per stream).
 func (a *admission) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if a == nil || a.cfg.Disabled {
+	if a == nil {
 		return h(ctx, req)
 	}
-	l := a.classes[classify(info.FullMethod, req)]
-	if l == nil {
+	class := classify(info.FullMethod, req)
+	if class == "" {
 		return h(ctx, req)
 	}
+	n := a.inServer.Add(1)
+	defer a.inServer.Add(-1)
+	for m := a.maxInServe.Load(); n > m && !a.maxInServe.CompareAndSwap(m, n); m = a.maxInServe.Load() {
+	}
+	if a.cfg.Disabled {
+		return h(ctx, req)
+	}
+	l := a.classes[class]
 	release, err := a.acquire(ctx, l)
 	if err != nil {
 		return nil, rpc.ToStatus(a.log, err)

@@ -80,6 +80,13 @@ type Result struct {
 	// append over the workload (warm-up included), summed over all nodes:
 	// how many writes group commit puts behind each bbolt commit.
 	EntriesPerAppend float64 `json:"entries_per_append,omitempty"`
+	// Shed (--start only): client requests the servers' admission
+	// control shed with OVERLOADED during the workload (warm-up
+	// included); the client retries them, so they need not be errors.
+	Shed int64 `json:"shed"`
+	// MaxInServer (--start only): the most client data requests one
+	// server held at once (running or waiting for admission) since start.
+	MaxInServer int64 `json:"max_in_server,omitempty"`
 	// ClientCPUus is this process's CPU time (user + system) per operation
 	// in the window, in microseconds; with --start the in-process servers
 	// are included. ServerCPUus is that of the --server-pids processes.
@@ -169,6 +176,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var results []Result
 	for _, w := range strings.Split(o.workload, ",") {
 		a0, e0 := logAppends()
+		shed0 := shedTotal(servers)
 		r, err := bench(ctx, o, strings.TrimSpace(w), stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "coordbench: %s: %v\n", w, err)
@@ -176,6 +184,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if a1, e1 := logAppends(); a1 > a0 {
 			r.EntriesPerAppend = float64(e1-e0) / float64(a1-a0)
+		}
+		r.Shed = shedTotal(servers) - shed0
+		for _, s := range servers {
+			r.MaxInServer = max(r.MaxInServer, s.AdmissionStats().MaxInServer)
 		}
 		r.Nodes = o.start
 		results = append(results, r)
@@ -189,7 +201,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "workload\tclients\tops\terrors\tops/s\tp50 ms\tp99 ms\tp99.9 ms\t")
 	if len(servers) > 0 {
-		fmt.Fprint(tw, "entries/append\t")
+		fmt.Fprint(tw, "entries/append\tshed\tmax in server\t")
 	}
 	fmt.Fprint(tw, "cpu us/op (this process)\t")
 	if len(o.pids) > 0 {
@@ -199,7 +211,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, r := range results {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t", r.Workload, r.Clients, r.Ops, r.Errors, r.OpsPerS, r.P50ms, r.P99ms, r.P999ms)
 		if len(servers) > 0 {
-			fmt.Fprintf(tw, "%.1f\t", r.EntriesPerAppend)
+			fmt.Fprintf(tw, "%.1f\t%d\t%d\t", r.EntriesPerAppend, r.Shed, r.MaxInServer)
 		}
 		fmt.Fprintf(tw, "%.0f\t", r.ClientCPUus)
 		if len(o.pids) > 0 {
@@ -209,6 +221,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	return 0
+}
+
+// shedTotal sums the requests the servers' admission control shed.
+func shedTotal(servers []*coord.Server) int64 {
+	var n int64
+	for _, s := range servers {
+		n += s.AdmissionStats().Shed
+	}
+	return n
 }
 
 // startCluster runs n in-process servers on loopback with data on disk.
