@@ -141,8 +141,8 @@ type admission struct {
 	delay    *prometheus.HistogramVec
 
 	// For AdmissionStats: totals, and the data requests in the server
-	// now (admitted or waiting) with their high-water mark, counted also
-	// when admission is disabled.
+	// now (holding a slot or a place in a queue; with admission disabled,
+	// every one running) with their high-water mark.
 	nAdmitted, nShed     atomic.Int64
 	inServer, maxInServe atomic.Int64
 }
@@ -153,9 +153,11 @@ type AdmissionStats struct {
 	// classes; both 0 with admission disabled).
 	Admitted, Shed int64
 	// InServer is the number of data requests in the server now,
-	// running or waiting for a slot; MaxInServer is the most there were
-	// at once since start. Both are counted also with admission
-	// disabled: they show the queue admission bounds.
+	// holding a slot or waiting in a queue for one (a request shed at
+	// once is not counted); MaxInServer is the most there were at once
+	// since start. With admission enabled they never exceed the sum of
+	// the classes' slots and queues. With it disabled every running
+	// request counts: they show the queue admission bounds.
 	InServer, MaxInServer int64
 }
 
@@ -214,8 +216,12 @@ type limiter struct {
 // acquire takes a slot for one request or sheds it; release gives the
 // slot back.
 func (a *admission) acquire(ctx context.Context, l *limiter) (release func(), err error) {
-	rel := func() { l.sem.Release(1) }
+	// enter/leave keep the in-server count to requests holding a slot or
+	// a place in the queue; leave runs before the slot or place is given
+	// back, so the high-water mark never exceeds the bounds.
+	rel := func() { a.leave(); l.sem.Release(1) }
 	if l.sem.TryAcquire(1) {
+		a.enter()
 		l.lastEmpty.Store(a.now().UnixNano())
 		a.nAdmitted.Add(1)
 		a.admitted.WithLabelValues(l.class).Inc()
@@ -226,6 +232,7 @@ func (a *admission) acquire(ctx context.Context, l *limiter) (release func(), er
 		l.waiting.Add(-1)
 		return nil, a.shedErr(l, "queue full")
 	}
+	a.enter()
 	start := a.now()
 	wait := a.cfg.Interval
 	if start.UnixNano()-l.lastEmpty.Load() > int64(a.cfg.Interval) {
@@ -234,6 +241,9 @@ func (a *admission) acquire(ctx context.Context, l *limiter) (release func(), er
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	err = l.sem.Acquire(wctx, 1)
 	cancel()
+	if err != nil {
+		a.leave()
+	}
 	if l.waiting.Add(-1) == 0 {
 		l.lastEmpty.Store(a.now().UnixNano())
 	}
@@ -248,6 +258,16 @@ func (a *admission) acquire(ctx context.Context, l *limiter) (release func(), er
 	a.delay.WithLabelValues(l.class).Observe(a.now().Sub(start).Seconds())
 	return rel, nil
 }
+
+// enter counts a data request into the server (and its high-water mark);
+// leave counts it out.
+func (a *admission) enter() {
+	n := a.inServer.Add(1)
+	for m := a.maxInServe.Load(); n > m && !a.maxInServe.CompareAndSwap(m, n); m = a.maxInServe.Load() {
+	}
+}
+
+func (a *admission) leave() { a.inServer.Add(-1) }
 
 func (a *admission) shedErr(l *limiter, reason string) error {
 	a.nShed.Add(1)
@@ -287,11 +307,9 @@ func (a *admission) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 	if class == "" {
 		return h(ctx, req)
 	}
-	n := a.inServer.Add(1)
-	defer a.inServer.Add(-1)
-	for m := a.maxInServe.Load(); n > m && !a.maxInServe.CompareAndSwap(m, n); m = a.maxInServe.Load() {
-	}
 	if a.cfg.Disabled {
+		a.enter()
+		defer a.leave()
 		return h(ctx, req)
 	}
 	l := a.classes[class]

@@ -102,6 +102,11 @@ func TestAdmission_Limiter(t *testing.T) {
 	if l.waiting.Load() != 0 {
 		t.Fatalf("waiting = %d after all left", l.waiting.Load())
 	}
+	// The in-server count: slots plus queue at most (2 + 1), shed
+	// requests not counted, 0 when all left.
+	if n, m := a.inServer.Load(), a.maxInServe.Load(); n != 0 || m != 3 {
+		t.Fatalf("in server %d, high-water mark %d; want 0 and 3", n, m)
+	}
 }
 
 func TestAdmissionConfig_Validate(t *testing.T) {
