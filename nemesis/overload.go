@@ -35,6 +35,9 @@ type OverloadConfig struct {
 	Seed uint64
 	// NoAdmission starts every node with --no-admission (the teeth run).
 	NoAdmission bool
+	// ServerArgs are added to every coordd's command line (e.g. other
+	// admission bounds: --admission-max-writes 16).
+	ServerArgs []string
 	// Peak, when > 0, is used instead of measuring saturation (so a teeth
 	// run offers exactly what the protected run did).
 	Peak float64
@@ -254,6 +257,7 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 	if cfg.NoAdmission {
 		args = append(args, "--no-admission")
 	}
+	args = append(args, cfg.ServerArgs...)
 	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: 3, Dir: cfg.Dir, Args: args})
 	if err != nil {
 		return res, err

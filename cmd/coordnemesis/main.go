@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&ov.teeth, "teeth", true, "--overload: also run with --no-admission at the same offered load; it must fail")
 	fs.Float64Var(&ov.peak, "overload-peak", 0, "--overload: use this saturation (ops/s) instead of measuring it")
 	fs.BoolVar(&ov.timeline, "timeline", false, "--overload: print every 500 ms window")
+	fs.StringVar(&ov.serverArgs, "overload-server-args", "", "--overload: extra coordd arguments for every node, space-separated (e.g. \"--admission-max-writes 16\")")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"coord/nemesis"
@@ -20,6 +21,8 @@ type overloadFlags struct {
 	teeth    bool
 	peak     float64
 	timeline bool
+	// serverArgs: extra coordd arguments, space-separated.
+	serverArgs string
 }
 
 // runOverload runs the overload proof: protected, then (with --teeth) the
@@ -33,7 +36,7 @@ func runOverload(ctx context.Context, f overloadFlags, coordd, dir string, seed 
 		}
 		return nemesis.RunOverload(ctx, nemesis.OverloadConfig{
 			Coordd: coordd, Dir: filepath.Join(dir, fmt.Sprintf("overload-%s-%d", name, seed)), Seed: seed,
-			NoAdmission: noAdmission, Peak: peak, Overload: f.length, After: f.after, Sessions: f.sessions, Log: logf,
+			NoAdmission: noAdmission, ServerArgs: strings.Fields(f.serverArgs), Peak: peak, Overload: f.length, After: f.after, Sessions: f.sessions, Log: logf,
 		})
 	}
 	show := func(r nemesis.OverloadResult) {
