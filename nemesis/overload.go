@@ -385,7 +385,9 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 	if res.Peak < 10 {
 		return res, fmt.Errorf("saturation measured at %.1f ops/s: the cluster is not serving", res.Peak)
 	}
-	time.Sleep(time.Second)
+	// The ramp's last steps were past saturation: let the cluster settle
+	// before the baseline.
+	time.Sleep(3 * time.Second)
 
 	// 2. The open loop: 0.5×, 2×, 0.5× of the peak.
 	rec := newRecorder()
