@@ -47,6 +47,11 @@ type OverloadConfig struct {
 	// connection (default 30), with SessionTimeout (default 2 s).
 	Sessions       int
 	SessionTimeout time.Duration
+	// SessionHolder, when set, is the command (argv) of a process that
+	// holds the sessions (overload_sessions.go; coordnemesis
+	// --session-holder), so the load generator cannot starve their
+	// keepalives; unset, they live in this process.
+	SessionHolder []string
 	// RequestTimeout: an answer later than this is not goodput (default 1 s).
 	RequestTimeout time.Duration
 	// LoadClients share the load (default 12); Workers run the short
@@ -296,17 +301,29 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 			cancel()
 		}
 	}()
-	for i := 0; i < cfg.Sessions; i++ {
-		s, err := client.New(ctx, client.Config{Endpoints: rotate(i), SessionTimeout: cfg.SessionTimeout})
-		if err != nil {
+	var holder *sessionHolder
+	if len(cfg.SessionHolder) > 0 {
+		if holder, err = startSessionHolder(ctx, cfg.SessionHolder, direct, cfg.Sessions, cfg.SessionTimeout); err != nil {
 			return res, err
 		}
-		sessions = append(sessions, s)
-		if _, err := s.Session(ctx); err != nil {
-			return res, fmt.Errorf("open session %d: %w", i, err)
+		defer func() {
+			if holder != nil {
+				holder.kill()
+			}
+		}()
+	} else {
+		for i := 0; i < cfg.Sessions; i++ {
+			s, err := client.New(ctx, client.Config{Endpoints: rotate(i), SessionTimeout: cfg.SessionTimeout})
+			if err != nil {
+				return res, err
+			}
+			sessions = append(sessions, s)
+			if _, err := s.Session(ctx); err != nil {
+				return res, fmt.Errorf("open session %d: %w", i, err)
+			}
 		}
 	}
-	res.Sessions = len(sessions)
+	res.Sessions = cfg.Sessions
 
 	loads := make([]*client.Client, cfg.LoadClients)
 	for i := range loads {
@@ -429,6 +446,17 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 	trackMax.Store(false)
 
 	// 3. Sessions: every one must still be alive.
+	if holder != nil {
+		expired, ended, err := holder.finish()
+		holder = nil
+		if err != nil {
+			return res, err
+		}
+		res.SessionsExpired = expired
+		for _, e := range ended {
+			cfg.Log("session %s", e)
+		}
+	}
 	for i, s := range sessions {
 		select {
 		case <-s.SessionDone():
