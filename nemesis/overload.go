@@ -41,7 +41,8 @@ type OverloadConfig struct {
 	// Peak, when > 0, is used instead of measuring saturation (so a teeth
 	// run offers exactly what the protected run did).
 	Peak float64
-	// Phases (defaults 4 s, 5 s, 30 s, 10 s).
+	// Phases (defaults 2 s, 5 s, 30 s, 10 s); Measure is the closed loop
+	// that seeds the ramp.
 	Measure, Baseline, Overload, After time.Duration
 	// Sessions live alongside the load, each its own client with its own
 	// connection (default 30), with SessionTimeout (default 2 s).
