@@ -60,8 +60,9 @@ NEMESIS_SEED ?= 1
 nemesis: build
 	$(GO) run ./cmd/coordnemesis --coordd $(BIN)/coordd --seed $(NEMESIS_SEED) --schedules $(NEMESIS_SCHEDULES)
 
-# The overload proof (docs/RELIABILITY.md, Overload): saturation, then 2x
-# for 30 s and 0.5x after, protected and with --no-admission (must fail).
+# The overload proof (docs/RELIABILITY.md, Overload): saturation by an
+# open-loop ramp, then 2x for 30 s and 0.5x after, live sessions in a
+# child process, protected and with --no-admission (must fail).
 OVERLOAD_SEED ?= 1
 overload: build
 	$(BIN)/coordnemesis --coordd $(BIN)/coordd --overload --seed $(OVERLOAD_SEED) --timeline

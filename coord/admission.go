@@ -139,6 +139,32 @@ type admission struct {
 	admitted *prometheus.CounterVec
 	shed     *prometheus.CounterVec
 	delay    *prometheus.HistogramVec
+
+	// For AdmissionStats: totals, and the data requests in the server
+	// now (holding a slot or a place in a queue; with admission disabled,
+	// every one running) with their high-water mark.
+	nAdmitted, nShed     atomic.Int64
+	inServer, maxInServe atomic.Int64
+}
+
+// AdmissionStats is a snapshot of a node's admission control.
+type AdmissionStats struct {
+	// Admitted and Shed count client data requests since start (all
+	// classes; both 0 with admission disabled).
+	Admitted, Shed int64
+	// InServer is the number of data requests in the server now,
+	// holding a slot or waiting in a queue for one (a request shed at
+	// once is not counted); MaxInServer is the most there were at once
+	// since start. With admission enabled they never exceed the sum of
+	// the classes' slots and queues. With it disabled every running
+	// request counts: they show the queue admission bounds.
+	InServer, MaxInServer int64
+}
+
+// AdmissionStats reports this node's admission counters.
+func (s *Server) AdmissionStats() AdmissionStats {
+	a := s.admit
+	return AdmissionStats{Admitted: a.nAdmitted.Load(), Shed: a.nShed.Load(), InServer: a.inServer.Load(), MaxInServer: a.maxInServe.Load()}
 }
 
 func newAdmission(cfg AdmissionConfig, reg prometheus.Registerer, log *slog.Logger) *admission {
@@ -190,9 +216,14 @@ type limiter struct {
 // acquire takes a slot for one request or sheds it; release gives the
 // slot back.
 func (a *admission) acquire(ctx context.Context, l *limiter) (release func(), err error) {
-	rel := func() { l.sem.Release(1) }
+	// enter/leave keep the in-server count to requests holding a slot or
+	// a place in the queue; leave runs before the slot or place is given
+	// back, so the high-water mark never exceeds the bounds.
+	rel := func() { a.leave(); l.sem.Release(1) }
 	if l.sem.TryAcquire(1) {
+		a.enter()
 		l.lastEmpty.Store(a.now().UnixNano())
+		a.nAdmitted.Add(1)
 		a.admitted.WithLabelValues(l.class).Inc()
 		a.delay.WithLabelValues(l.class).Observe(0)
 		return rel, nil
@@ -201,6 +232,7 @@ func (a *admission) acquire(ctx context.Context, l *limiter) (release func(), er
 		l.waiting.Add(-1)
 		return nil, a.shedErr(l, "queue full")
 	}
+	a.enter()
 	start := a.now()
 	wait := a.cfg.Interval
 	if start.UnixNano()-l.lastEmpty.Load() > int64(a.cfg.Interval) {
@@ -209,6 +241,9 @@ func (a *admission) acquire(ctx context.Context, l *limiter) (release func(), er
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	err = l.sem.Acquire(wctx, 1)
 	cancel()
+	if err != nil {
+		a.leave()
+	}
 	if l.waiting.Add(-1) == 0 {
 		l.lastEmpty.Store(a.now().UnixNano())
 	}
@@ -218,12 +253,24 @@ func (a *admission) acquire(ctx context.Context, l *limiter) (release func(), er
 		}
 		return nil, a.shedErr(l, "queued too long")
 	}
+	a.nAdmitted.Add(1)
 	a.admitted.WithLabelValues(l.class).Inc()
 	a.delay.WithLabelValues(l.class).Observe(a.now().Sub(start).Seconds())
 	return rel, nil
 }
 
+// enter counts a data request into the server (and its high-water mark);
+// leave counts it out.
+func (a *admission) enter() {
+	n := a.inServer.Add(1)
+	for m := a.maxInServe.Load(); n > m && !a.maxInServe.CompareAndSwap(m, n); m = a.maxInServe.Load() {
+	}
+}
+
+func (a *admission) leave() { a.inServer.Add(-1) }
+
 func (a *admission) shedErr(l *limiter, reason string) error {
+	a.nShed.Add(1)
 	a.shed.WithLabelValues(l.class, reason).Inc()
 	return &rpc.OverloadError{Class: l.class, RetryAfter: a.cfg.RetryAfter, Reason: reason}
 }
@@ -253,13 +300,19 @@ func classify(method string, req any) string {
 // unary is the admission interceptor: it runs for unary calls and for
 // every request on a Call stream (per request, not per stream).
 func (a *admission) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if a == nil || a.cfg.Disabled {
+	if a == nil {
 		return h(ctx, req)
 	}
-	l := a.classes[classify(info.FullMethod, req)]
-	if l == nil {
+	class := classify(info.FullMethod, req)
+	if class == "" {
 		return h(ctx, req)
 	}
+	if a.cfg.Disabled {
+		a.enter()
+		defer a.leave()
+		return h(ctx, req)
+	}
+	l := a.classes[class]
 	release, err := a.acquire(ctx, l)
 	if err != nil {
 		return nil, rpc.ToStatus(a.log, err)

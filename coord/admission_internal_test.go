@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"coord/coord/rpc"
 	"coord/proto/coordpb"
 )
@@ -102,6 +104,11 @@ func TestAdmission_Limiter(t *testing.T) {
 	if l.waiting.Load() != 0 {
 		t.Fatalf("waiting = %d after all left", l.waiting.Load())
 	}
+	// The in-server count: slots plus queue at most (2 + 1), shed
+	// requests not counted, 0 when all left.
+	if n, m := a.inServer.Load(), a.maxInServe.Load(); n != 0 || m != 3 {
+		t.Fatalf("in server %d, high-water mark %d; want 0 and 3", n, m)
+	}
 }
 
 func TestAdmissionConfig_Validate(t *testing.T) {
@@ -116,5 +123,31 @@ func TestAdmissionConfig_Validate(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q missing %q", err, want)
 		}
+	}
+}
+
+// The limiter's cost per admitted request when there is no queue (the
+// normal heavy-load case): compare with coordbench's CPU per operation
+// (hundreds of µs).
+func BenchmarkAdmission_Unary(b *testing.B) {
+	info := &grpc.UnaryServerInfo{FullMethod: coordpb.Coord_Set_FullMethodName}
+	req := &coordpb.SetRequest{}
+	h := func(context.Context, any) (any, error) { return nil, nil }
+	for _, disabled := range []bool{false, true} {
+		name := "enabled"
+		if disabled {
+			name = "disabled"
+		}
+		b.Run(name, func(b *testing.B) {
+			a := newAdmission(AdmissionConfig{Disabled: disabled}, nil, nil)
+			ctx := context.Background()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := a.unary(ctx, req, info, h); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
 	}
 }

@@ -58,7 +58,10 @@ type options struct {
 	unary     bool
 	plain     bool
 	parSerial bool
-	pids      []int // --server-pids: CPU accounting of the servers
+	// noAdmission: with --start, servers run without admission control
+	// (coordd --no-admission), to check it costs nothing under load.
+	noAdmission bool
+	pids        []int // --server-pids: CPU accounting of the servers
 }
 
 // Result is one workload's measurement.
@@ -77,6 +80,13 @@ type Result struct {
 	// append over the workload (warm-up included), summed over all nodes:
 	// how many writes group commit puts behind each bbolt commit.
 	EntriesPerAppend float64 `json:"entries_per_append,omitempty"`
+	// Shed (--start only): client requests the servers' admission
+	// control shed with OVERLOADED during the workload (warm-up
+	// included); the client retries them, so they need not be errors.
+	Shed int64 `json:"shed"`
+	// MaxInServer (--start only): the most client data requests one
+	// server held at once (running or waiting for admission) since start.
+	MaxInServer int64 `json:"max_in_server,omitempty"`
 	// ClientCPUus is this process's CPU time (user + system) per operation
 	// in the window, in microseconds; with --start the in-process servers
 	// are included. ServerCPUus is that of the --server-pids processes.
@@ -110,6 +120,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.unary, "unary", false, "one unary gRPC call per operation instead of the client's Call stream (for comparison)")
 	fs.BoolVar(&o.plain, "plain-storage", false, "with --start: servers use plain raft-boltdb instead of PAR (docs/PAR.md)")
 	fs.BoolVar(&o.parSerial, "par-serial-journal", false, "with --start: PAR writes identifiers after each bbolt commit (coord.Config.PARSerialJournal)")
+	fs.BoolVar(&o.noAdmission, "no-admission", false, "with --start: servers run without admission control (coordd --no-admission)")
 	fs.BoolVar(&o.nudge, "nudge", false, "with --start: servers nudge followers after sparse writes (coordd --nudge-followers)")
 	pids := fs.String("server-pids", "", "comma-separated pids of the server processes: report their CPU time per operation (works for coordd, ZooKeeper, etcd)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (servers included with --start) to this file")
@@ -153,7 +164,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return a, e
 	}
 	if o.start > 0 {
-		addrs, srvs, cleanup, err := startCluster(o.start, o.nudge, o.plain, o.parSerial)
+		addrs, srvs, cleanup, err := startCluster(o.start, o.nudge, o.plain, o.parSerial, o.noAdmission)
 		if err != nil {
 			fmt.Fprintf(stderr, "coordbench: start cluster: %v\n", err)
 			return 1
@@ -165,6 +176,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var results []Result
 	for _, w := range strings.Split(o.workload, ",") {
 		a0, e0 := logAppends()
+		shed0 := shedTotal(servers)
 		r, err := bench(ctx, o, strings.TrimSpace(w), stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "coordbench: %s: %v\n", w, err)
@@ -172,6 +184,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if a1, e1 := logAppends(); a1 > a0 {
 			r.EntriesPerAppend = float64(e1-e0) / float64(a1-a0)
+		}
+		r.Shed = shedTotal(servers) - shed0
+		for _, s := range servers {
+			r.MaxInServer = max(r.MaxInServer, s.AdmissionStats().MaxInServer)
 		}
 		r.Nodes = o.start
 		results = append(results, r)
@@ -185,7 +201,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "workload\tclients\tops\terrors\tops/s\tp50 ms\tp99 ms\tp99.9 ms\t")
 	if len(servers) > 0 {
-		fmt.Fprint(tw, "entries/append\t")
+		fmt.Fprint(tw, "entries/append\tshed\tmax in server\t")
 	}
 	fmt.Fprint(tw, "cpu us/op (this process)\t")
 	if len(o.pids) > 0 {
@@ -195,7 +211,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, r := range results {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t", r.Workload, r.Clients, r.Ops, r.Errors, r.OpsPerS, r.P50ms, r.P99ms, r.P999ms)
 		if len(servers) > 0 {
-			fmt.Fprintf(tw, "%.1f\t", r.EntriesPerAppend)
+			fmt.Fprintf(tw, "%.1f\t%d\t%d\t", r.EntriesPerAppend, r.Shed, r.MaxInServer)
 		}
 		fmt.Fprintf(tw, "%.0f\t", r.ClientCPUus)
 		if len(o.pids) > 0 {
@@ -207,8 +223,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// shedTotal sums the requests the servers' admission control shed.
+func shedTotal(servers []*coord.Server) int64 {
+	var n int64
+	for _, s := range servers {
+		n += s.AdmissionStats().Shed
+	}
+	return n
+}
+
 // startCluster runs n in-process servers on loopback with data on disk.
-func startCluster(n int, nudge, plain, parSerial bool) ([]string, []*coord.Server, func(), error) {
+func startCluster(n int, nudge, plain, parSerial, noAdmission bool) ([]string, []*coord.Server, func(), error) {
 	dir, err := os.MkdirTemp("", "coordbench")
 	if err != nil {
 		return nil, nil, nil, err
@@ -242,6 +267,7 @@ func startCluster(n int, nudge, plain, parSerial bool) ([]string, []*coord.Serve
 		cfg.NudgeFollowers = nudge
 		cfg.PlainStorage = plain
 		cfg.PARSerialJournal = parSerial
+		cfg.Admission.Disabled = noAdmission
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		wg.Add(1)
 		go func(i int, cfg coord.Config) {

@@ -74,7 +74,7 @@ func TestRun_BadFlags(t *testing.T) {
 
 func TestRun_Scale(t *testing.T) {
 	// scale drives a running server: start one with --start's helper.
-	addrs, _, cleanup, err := startCluster(1, false, false, false)
+	addrs, _, cleanup, err := startCluster(1, false, false, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,8 +49,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&ov.teeth, "teeth", true, "--overload: also run with --no-admission at the same offered load; it must fail")
 	fs.Float64Var(&ov.peak, "overload-peak", 0, "--overload: use this saturation (ops/s) instead of measuring it")
 	fs.BoolVar(&ov.timeline, "timeline", false, "--overload: print every 500 ms window")
+	fs.StringVar(&ov.serverArgs, "overload-server-args", "", "--overload: extra coordd arguments for every node, space-separated (e.g. \"--admission-max-writes 16\")")
+	holder := fs.Bool("session-holder", false, "internal (--overload): hold the live sessions in this process; stdin EOF ends it")
+	holderEps := fs.String("holder-endpoints", "", "--session-holder: comma-separated endpoints")
+	holderN := fs.Int("holder-sessions", 30, "--session-holder: sessions to hold")
+	holderTimeout := fs.Duration("holder-timeout", 2*time.Second, "--session-holder: session timeout")
+	ov.inProcessSessions = fs.Bool("overload-in-process-sessions", false, "--overload: hold the live sessions in the load generator's process (their keepalives then compete with it for CPU)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *holder {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := nemesis.RunSessionHolder(ctx, strings.Split(*holderEps, ","), *holderN, *holderTimeout, os.Stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "coordnemesis --session-holder: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if *n < 1 || *length < time.Second {
 		fmt.Fprintln(stderr, "coordnemesis: --schedules must be >= 1 and --length >= 1s")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"coord/nemesis"
@@ -20,12 +21,26 @@ type overloadFlags struct {
 	teeth    bool
 	peak     float64
 	timeline bool
+	// serverArgs: extra coordd arguments, space-separated.
+	serverArgs string
+	// inProcessSessions: hold the sessions in this process, not in a
+	// --session-holder child.
+	inProcessSessions *bool
 }
 
 // runOverload runs the overload proof: protected, then (with --teeth) the
 // same offered load with --no-admission. It returns the exit code: 1 if
 // the protected run fails a criterion, or the teeth run passes them all.
 func runOverload(ctx context.Context, f overloadFlags, coordd, dir string, seed uint64, stdout, stderr io.Writer, logf func(string, ...any)) int {
+	var holder []string
+	if f.inProcessSessions == nil || !*f.inProcessSessions {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(stderr, "overload: %v\n", err)
+			return 1
+		}
+		holder = []string{exe, "--session-holder"}
+	}
 	run := func(noAdmission bool, peak float64) (nemesis.OverloadResult, error) {
 		name := "protected"
 		if noAdmission {
@@ -33,7 +48,7 @@ func runOverload(ctx context.Context, f overloadFlags, coordd, dir string, seed 
 		}
 		return nemesis.RunOverload(ctx, nemesis.OverloadConfig{
 			Coordd: coordd, Dir: filepath.Join(dir, fmt.Sprintf("overload-%s-%d", name, seed)), Seed: seed,
-			NoAdmission: noAdmission, Peak: peak, Overload: f.length, After: f.after, Sessions: f.sessions, Log: logf,
+			NoAdmission: noAdmission, ServerArgs: strings.Fields(f.serverArgs), Peak: peak, Overload: f.length, After: f.after, Sessions: f.sessions, SessionHolder: holder, Log: logf,
 		})
 	}
 	show := func(r nemesis.OverloadResult) {

@@ -1,0 +1,43 @@
+package nemesis
+
+import (
+	"testing"
+	"time"
+)
+
+// The p99 recovery rule forgives one noisy window in any 2 s, not two,
+// and not a window that served nothing twice.
+func TestRecoveryAt(t *testing.T) {
+	const bound = 100 * time.Millisecond
+	win := func(p99s ...int) []OverloadWindow {
+		var ws []OverloadWindow
+		for i, ms := range p99s {
+			w := OverloadWindow{Start: time.Duration(i) * overloadWindow, P99: time.Duration(ms) * time.Millisecond}
+			if ms >= 0 {
+				w.Counts[outOK] = 10
+			}
+			ws = append(ws, w)
+		}
+		return ws
+	}
+	for _, tc := range []struct {
+		name string
+		p99s []int
+		want int
+	}{
+		{"all good", []int{10, 10, 10, 10, 10}, 0},
+		{"backlog then good", []int{900, 800, 500, 10, 10, 10, 10, 10}, 3},
+		{"one noisy window late", []int{900, 10, 10, 10, 10, 187, 10, 10, 10, 10}, 1},
+		{"noisy window at the end", []int{10, 10, 10, 10, 10, 10, 187}, 0},
+		{"two noisy windows in 2 s", []int{10, 10, 10, 10, 187, 10, 187, 10, 10}, 5},
+		{"two noisy windows 2 s apart", []int{10, 10, 187, 10, 10, 10, 187, 10}, 0},
+		{"never", []int{900, 900, 900, 900, 900, 900}, -1},
+		{"good only at the very end", []int{900, 900, 900, 900, 10}, 4},
+		{"nothing served twice", []int{10, 10, 10, -1, -1, 10, 10}, 5},
+		{"empty", nil, -1},
+	} {
+		if got := recoveryAt(win(tc.p99s...), bound); got != tc.want {
+			t.Errorf("%s: recoveryAt = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
