@@ -17,7 +17,10 @@ func TestFailoverSessions(t *testing.T) {
 	defer cancel()
 	res, err := RunFailover(ctx, FailoverConfig{
 		Coordd: coorddBin, Dir: t.TempDir(), Sessions: n, SessionTimeout: 2 * time.Second,
-		Before: 4 * time.Second, Log: func(f string, a ...any) { t.Logf(f, a...) },
+		// Two session processes (as coordnemesis does for 10,000), so
+		// the worker path is exercised on every make test.
+		Workers: 2,
+		Before:  4 * time.Second, Log: func(f string, a ...any) { t.Logf(f, a...) },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,7 +112,10 @@ type PartitionConfig struct {
 	Calm, Hold, After time.Duration
 	// CheckTimeout bounds porcupine (default 1 min).
 	CheckTimeout time.Duration
-	Log          func(format string, args ...any)
+	// Election, Heartbeat and Lease override the harness's raft timing
+	// (ClusterConfig) when set.
+	Election, Heartbeat, Lease time.Duration
+	Log                        func(format string, args ...any)
 }
 
 // PartitionResult is what one scenario measured.
@@ -204,6 +208,19 @@ type termSample struct {
 
 // watchTerms polls addrs (the nodes' direct addresses) every interval
 // until ctx ends; wait for the returned channel before reading.
+// leaderAfter returns the first leader other than old seen after from,
+// and when (diagnostics).
+func (w *termWatch) leaderAfter(from time.Time, old string) (string, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.samples {
+		if s.at.After(from) && s.leader != "" && s.leader != old {
+			return s.leader, s.at.Sub(from)
+		}
+	}
+	return "", 0
+}
+
 func watchTerms(ctx context.Context, addrs []string, every time.Duration) (*termWatch, <-chan struct{}) {
 	w := &termWatch{}
 	done := make(chan struct{})
@@ -290,6 +307,13 @@ func (w *termWatch) between(from, to time.Time) (terms, changes int) {
 type probe struct {
 	mu  sync.Mutex
 	oks []time.Time
+	// fails: the failed writes (diagnostics: where a gap went).
+	fails []probeFail
+}
+
+type probeFail struct {
+	at, end time.Time
+	err     string
 }
 
 func (p *probe) run(ctx context.Context, eps []string, path string, opTimeout time.Duration) {
@@ -300,6 +324,7 @@ func (p *probe) run(ctx context.Context, eps []string, path string, opTimeout ti
 	defer c.Close(context.Background())
 	for ctx.Err() == nil {
 		octx, cancel := context.WithTimeout(ctx, opTimeout)
+		t0 := time.Now()
 		_, err := c.Set(octx, path, []byte("p"), -1)
 		if errors.Is(err, client.ErrNoNode) {
 			if _, _, err = c.Create(octx, path, nil, nil); errors.Is(err, client.ErrNodeExists) {
@@ -313,9 +338,47 @@ func (p *probe) run(ctx context.Context, eps []string, path string, opTimeout ti
 			p.mu.Unlock()
 			time.Sleep(5 * time.Millisecond)
 		} else if ctx.Err() == nil {
+			p.mu.Lock()
+			if len(p.fails) < 1000 {
+				p.fails = append(p.fails, probeFail{at: t0, end: time.Now(), err: err.Error()})
+			}
+			p.mu.Unlock()
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+}
+
+// describe is one line on the probe's writes around the fault (from):
+// when the first one after it completed, and the failures in between.
+func (p *probe) describe(from, to time.Time) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first := "none"
+	for _, t := range p.oks {
+		if t.After(from) && !t.After(to) {
+			first = "+" + t.Sub(from).Round(time.Millisecond).String()
+			break
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "first write after the fault %s", first)
+	n := 0
+	for _, f := range p.fails {
+		if f.end.Before(from) || f.at.After(to) {
+			continue
+		}
+		if n++; n <= 3 {
+			e := f.err
+			if len(e) > 120 {
+				e = e[:120]
+			}
+			fmt.Fprintf(&b, "; failed +%v..+%v: %s", f.at.Sub(from).Round(time.Millisecond), f.end.Sub(from).Round(time.Millisecond), e)
+		}
+	}
+	if n > 3 {
+		fmt.Fprintf(&b, "; %d more failures", n-3)
+	}
+	return b.String()
 }
 
 // gap is the longest time in [from, to] without a completed write in
@@ -388,7 +451,8 @@ func RunPartition(ctx context.Context, cfg PartitionConfig) (PartitionResult, er
 	if cfg.Nodes < 3 {
 		return res, fmt.Errorf("partition %v: needs >= 3 nodes, have %d", cfg.Shape, cfg.Nodes)
 	}
-	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, ClientGroups: 2})
+	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, ClientGroups: 2,
+		Election: cfg.Election, Heartbeat: cfg.Heartbeat, Lease: cfg.Lease})
 	if err != nil {
 		return res, err
 	}
@@ -482,8 +546,12 @@ func RunPartition(ctx context.Context, cfg PartitionConfig) (PartitionResult, er
 	}
 	res.Elections, res.LeaderChanges = terms.between(start, end)
 	res.ElectionsPerMin = float64(res.Elections) / end.Sub(start).Minutes()
+	if name, at := terms.leaderAfter(start, cl.Nodes[l].Name); name != "" {
+		logf("new leader %s seen at +%v (status polled every 50 ms)", name, at.Round(time.Millisecond))
+	}
 	var all []time.Time
-	for _, p := range probes {
+	for i, p := range probes {
+		logf("probe n%d: %s", i+1, p.describe(start, end))
 		ts := p.times()
 		g, n := gap(ts, start, end)
 		res.ClientGap = max(res.ClientGap, g)
