@@ -19,9 +19,11 @@ import (
 )
 
 // Timing of the clusters the harness runs: short, so that a schedule of a
-// few seconds sees several elections and session expiries.
+// few seconds sees several elections and session expiries. The heartbeat
+// timeout is half the election timeout, as in coordd's defaults
+// (replica.DefaultHeartbeatTimeout says why).
 const (
-	HeartbeatTimeout = 250 * time.Millisecond
+	HeartbeatTimeout = 125 * time.Millisecond
 	ElectionTimeout  = 250 * time.Millisecond
 	LeaderLease      = 125 * time.Millisecond
 	SessionTimeout   = 1 * time.Second

@@ -87,8 +87,18 @@ type Config struct {
 }
 
 // Defaults for Config.
+//
+// The heartbeat timeout is half the election timeout: in hashicorp/raft a
+// follower checks for its leader on a timer drawn in [HeartbeatTimeout,
+// 2×HeartbeatTimeout) that is not reset by contact, so noticing a dead or
+// cut-off leader takes between one and three heartbeat timeouts; with
+// both at 1 s an election-needing partition resumed writes after ~4
+// election timeouts. At half, detection is at most 1.5 election timeouts
+// (docs/RELIABILITY.md, "Partitions, failover and quorum size"). Pre-vote
+// keeps one starved follower from deposing a healthy leader; the lease
+// (check-quorum) stays at 500 ms, the most a lease may be (<= heartbeat).
 const (
-	DefaultHeartbeatTimeout  = 1000 * time.Millisecond
+	DefaultHeartbeatTimeout  = 500 * time.Millisecond
 	DefaultElectionTimeout   = 1000 * time.Millisecond
 	DefaultLeaderLease       = 500 * time.Millisecond
 	DefaultCommitTimeout     = 5 * time.Millisecond
