@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,19 @@ type Cluster struct {
 	// Peer connections whose dialer was not found at the first look,
 	// and those never found (counted as clients).
 	ownerRetried, ownerFailed atomic.Int64
+	// Connections already closed by their dialer when looked up (no
+	// traffic: harmless, not counted as failed).
+	ownerClosed atomic.Int64
+	ownerMu     sync.Mutex
+	ownerMisses []string // the first few lookups that failed
+}
+
+// OwnerMisses describes the first few connections whose dialing node was
+// never found (counted as clients: cuts and delays did not apply).
+func (c *Cluster) OwnerMisses() []string {
+	c.ownerMu.Lock()
+	defer c.ownerMu.Unlock()
+	return slices.Clone(c.ownerMisses)
 }
 
 // OwnerLookups reports how many accepted connections needed a second
@@ -97,6 +111,10 @@ type Cluster struct {
 func (c *Cluster) OwnerLookups() (retried, failed int64) {
 	return c.ownerRetried.Load(), c.ownerFailed.Load()
 }
+
+// OwnerClosed reports how many accepted connections had been closed by
+// their dialer before the lookup (no traffic flowed on them).
+func (c *Cluster) OwnerClosed() int64 { return c.ownerClosed.Load() }
 
 // ClientID is the Links id of client group g.
 func ClientID(g int) int { return 100 + g }
@@ -118,11 +136,20 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			if err == nil {
 				return n
 			}
+			if errors.Is(err, errSocketClosed) {
+				c.ownerClosed.Add(1)
+				return Client
+			}
 			if try == 0 {
 				c.ownerRetried.Add(1)
 			}
 			if try == 20 {
 				c.ownerFailed.Add(1)
+				c.ownerMu.Lock()
+				if len(c.ownerMisses) < 5 {
+					c.ownerMisses = append(c.ownerMisses, err.Error())
+				}
+				c.ownerMu.Unlock()
 				return Client
 			}
 			time.Sleep(2 * time.Millisecond)

@@ -288,6 +288,10 @@ func (w *termWatch) between(from, to time.Time) (terms, changes int) {
 		if s.at.After(to) {
 			break
 		}
+		if first == 0 {
+			// No sample before the window: count from its first one.
+			first = s.term
+		}
 		last = max(last, s.term)
 		if s.leader != "" && s.leader != lastLeader {
 			if lastLeader != "" {
@@ -541,8 +545,8 @@ func RunPartition(ctx context.Context, cfg PartitionConfig) (PartitionResult, er
 	wg.Wait()
 	<-termsDone
 
-	if r, f := cl.OwnerLookups(); r > 0 {
-		logf("peer connections whose dialer needed a second look: %d (never found: %d)", r, f)
+	if r, f := cl.OwnerLookups(); r > 0 || cl.OwnerClosed() > 0 {
+		logf("peer connections whose dialer needed a second look: %d (never found: %d) %v; closed before the look: %d", r, f, cl.OwnerMisses(), cl.OwnerClosed())
 	}
 	res.Elections, res.LeaderChanges = terms.between(start, end)
 	res.ElectionsPerMin = float64(res.Elections) / end.Sub(start).Minutes()

@@ -153,8 +153,8 @@ func RunQuorum(ctx context.Context, cfg QuorumConfig) (QuorumResult, error) {
 	stopWork()
 	wg.Wait()
 	<-termsDone
-	if r, f := cl.OwnerLookups(); r > 0 {
-		logf("peer connections whose dialer needed a second look: %d (never found: %d)", r, f)
+	if r, f := cl.OwnerLookups(); r > 0 || cl.OwnerClosed() > 0 {
+		logf("peer connections whose dialer needed a second look: %d (never found: %d) %v; closed before the look: %d", r, f, cl.OwnerMisses(), cl.OwnerClosed())
 	}
 	res.Duration = end.Sub(start)
 	res.Elections, res.LeaderChanges = terms.between(start, end)
