@@ -12,6 +12,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"coord/client"
+	"coord/coord/replica"
 )
 
 // Shape is one partial-partition scenario (the shapes of Alfatafta et
@@ -112,8 +113,11 @@ type PartitionConfig struct {
 	Calm, Hold, After time.Duration
 	// CheckTimeout bounds porcupine (default 1 min).
 	CheckTimeout time.Duration
-	// Election, Heartbeat and Lease override the harness's raft timing
-	// (ClusterConfig) when set.
+	// Election, Heartbeat and Lease are the raft timing; default coordd's
+	// (replica.DefaultElectionTimeout...): "writes resume within two
+	// election timeouts" is a claim about a deployment's timing, and the
+	// harness's short one (ElectionTimeout) is below the probes' own 1 s
+	// deadline, which then dominates every gap.
 	Election, Heartbeat, Lease time.Duration
 	Log                        func(format string, args ...any)
 }
@@ -122,6 +126,8 @@ type PartitionConfig struct {
 type PartitionResult struct {
 	Shape Shape
 	Nodes int
+	// Election and Heartbeat are the raft timeouts the cluster ran with.
+	Election, Heartbeat time.Duration
 	// Elections is how far the highest raft term moved while the fault
 	// was held (each election, won or not, takes a new term; a failed
 	// pre-vote does not); LeaderChanges how often the observed leader
@@ -455,6 +461,16 @@ func RunPartition(ctx context.Context, cfg PartitionConfig) (PartitionResult, er
 	if cfg.Nodes < 3 {
 		return res, fmt.Errorf("partition %v: needs >= 3 nodes, have %d", cfg.Shape, cfg.Nodes)
 	}
+	if cfg.Election == 0 {
+		cfg.Election = replica.DefaultElectionTimeout
+	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = min(replica.DefaultHeartbeatTimeout, cfg.Election)
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = min(replica.DefaultLeaderLease, cfg.Heartbeat)
+	}
+	res.Election, res.Heartbeat = cfg.Election, cfg.Heartbeat
 	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, ClientGroups: 2,
 		Election: cfg.Election, Heartbeat: cfg.Heartbeat, Lease: cfg.Lease})
 	if err != nil {
@@ -538,7 +554,7 @@ func RunPartition(ctx context.Context, cfg PartitionConfig) (PartitionResult, er
 	case <-time.After(cfg.After):
 	case <-ctx.Done():
 	}
-	if _, err := cl.TimeToWrite(ctx, 2*ElectionTimeout+5*time.Second); err != nil {
+	if _, err := cl.TimeToWrite(ctx, 2*cfg.Election+5*time.Second); err != nil {
 		res.violate("recovery after heal: %v", err)
 	}
 	stopWork()
@@ -594,7 +610,7 @@ func RunPartition(ctx context.Context, cfg PartitionConfig) (PartitionResult, er
 func (r PartitionResult) Failed() bool { return len(r.Violations) > 0 }
 
 func (r PartitionResult) String() string {
-	return fmt.Sprintf("%-26s nodes %d: elections %d (%.1f/min), leader changes %d, step-down %v, writes resumed: cluster gap %v, worst client gap %v, %d probe writes; %d register ops (%d unknown) %s, violations %d",
-		r.Shape, r.Nodes, r.Elections, r.ElectionsPerMin, r.LeaderChanges, r.StepDown.Round(time.Millisecond),
+	return fmt.Sprintf("%-26s nodes %d (election/heartbeat %v/%v): elections %d (%.1f/min), leader changes %d, step-down %v, writes resumed: cluster gap %v, worst client gap %v, %d probe writes; %d register ops (%d unknown) %s, violations %d",
+		r.Shape, r.Nodes, r.Election, r.Heartbeat, r.Elections, r.ElectionsPerMin, r.LeaderChanges, r.StepDown.Round(time.Millisecond),
 		r.ClusterGap.Round(time.Millisecond), r.ClientGap.Round(time.Millisecond), r.ProbeWrites, r.Ops, r.Unknown, r.Linearizable, len(r.Violations))
 }

@@ -321,13 +321,20 @@ func socketOwner(remote net.Addr, pids map[int]int) (int, error) {
 		return Client, fmt.Errorf("socket owner: %w", err)
 	}
 	defer f.Close()
+	// The dialer's port may also name an older socket of this machine in
+	// TIME_WAIT (inode 0; loopback reuses ports for other destinations):
+	// a live socket wins over it, whichever /proc lists first (taking the
+	// first match counted live peer links as clients, so cuts and delays
+	// missed them).
 	inode, state := "", ""
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())
 		if len(fs) > 9 && fs[1] == want {
 			inode, state = fs[9], fs[3]
-			break
+			if inode != "0" {
+				break
+			}
 		}
 	}
 	if inode == "" {
