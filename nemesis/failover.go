@@ -35,6 +35,9 @@ type FailoverConfig struct {
 	// s); After the window after it (default 10 s, and at least two
 	// session timeouts, so an expiry storm would be seen).
 	Before, After time.Duration
+	// Election, Heartbeat and Lease override the raft timing (default
+	// coordd's).
+	Election, Heartbeat, Lease time.Duration
 	// Workers > 0 holds the sessions in that many child processes (this
 	// executable again; its main must call MaybeSessionWorker) instead of
 	// this one: see sessions.go.
@@ -303,7 +306,8 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	// coordd's default raft timing, not the harness's short one: this run
 	// is about what a deployment sees after its leader dies.
 	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, Metrics: true, DirectPeers: true,
-		Election: replica.DefaultElectionTimeout, Heartbeat: replica.DefaultHeartbeatTimeout, Lease: replica.DefaultLeaderLease})
+		Election: orDefault(cfg.Election, replica.DefaultElectionTimeout), Heartbeat: orDefault(cfg.Heartbeat, replica.DefaultHeartbeatTimeout),
+		Lease: orDefault(cfg.Lease, replica.DefaultLeaderLease)})
 	if err != nil {
 		return res, err
 	}

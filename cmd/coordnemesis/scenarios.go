@@ -46,9 +46,9 @@ func addScenarioFlags(fs *flag.FlagSet) *scenarios {
 		repeat:         fs.Int("repeat", 1, "runs per shape (--partitions) or per size (--quorum)"),
 		shapes:         fs.String("partition-shapes", "", "comma-separated shapes for --partitions (default: all)"),
 
-		election:  fs.Duration("raft-election", 0, "--partitions, --quorum: raft election timeout (default: the harness's)"),
-		heartbeat: fs.Duration("raft-heartbeat", 0, "--partitions, --quorum: raft heartbeat timeout (default: the harness's)"),
-		lease:     fs.Duration("raft-lease", 0, "--partitions, --quorum: raft leader lease (default: the harness's)"),
+		election:  fs.Duration("raft-election", 0, "--partitions, --quorum, --failover-sessions: raft election timeout (default: coordd's for --partitions and --failover-sessions, the harness's for --quorum)"),
+		heartbeat: fs.Duration("raft-heartbeat", 0, "--partitions, --quorum, --failover-sessions: raft heartbeat timeout (defaults as --raft-election)"),
+		lease:     fs.Duration("raft-lease", 0, "--partitions, --quorum, --failover-sessions: raft leader lease (defaults as --raft-election)"),
 
 		failoverSessions: fs.Int("failover-sessions", 0, "kill the leader under load with this many live sessions (instead of random schedules)"),
 		sessionTimeout:   fs.Duration("failover-session-timeout", 10*time.Second, "session timeout for --failover-sessions"),
@@ -138,6 +138,7 @@ func (s *scenarios) run(ctx context.Context, coordd, dir string, seed uint64, ve
 		res, err := nemesis.RunFailover(ctx, nemesis.FailoverConfig{
 			Coordd: coordd, Dir: filepath.Join(dir, "failover"), Sessions: *s.failoverSessions,
 			SessionTimeout: *s.sessionTimeout, WriteRate: *s.writeRate, Workers: workers, Log: logf,
+			Election: *s.election, Heartbeat: *s.heartbeat, Lease: *s.lease,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "failover: %v\n", err)
