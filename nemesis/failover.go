@@ -473,6 +473,12 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	stopWork()
 	wg.Wait()
 	logf("work stopped")
+	// Every worker is asked at once (each counts its expired sessions
+	// when its stdin closes), so none keeps its sessions alive past the
+	// window while another one closes its own.
+	for _, w := range workers {
+		w.stdin.Close()
+	}
 	for i, w := range workers {
 		ks, err := w.finish()
 		if err != nil {

@@ -274,10 +274,10 @@ func (w *sessionWorker) line() (string, error) {
 	return "", io.ErrUnexpectedEOF
 }
 
-// finish closes the worker's stdin and returns the sessions it saw
-// expire; the worker then closes them and exits.
+// finish closes the worker's stdin (if the caller has not) and returns
+// the sessions it saw expire; the worker then closes them and exits.
 func (w *sessionWorker) finish() ([]int, error) {
-	w.stdin.Close()
+	_ = w.stdin.Close()
 	line, err := w.line()
 	if err != nil {
 		w.stop()
