@@ -20,10 +20,10 @@ import (
 )
 
 // Timing of the clusters the harness runs: short, so that a schedule of a
-// few seconds sees several elections and session expiries. (coordd's
-// defaults have the heartbeat timeout at half the election timeout; the
-// harness keeps 250 ms: 125 ms deposed healthy leaders on this loaded
-// 2-core machine. The partition runs use coordd's timing.)
+// few seconds sees several elections and session expiries. (A heartbeat
+// timeout of half the election timeout, 125 ms, deposed healthy leaders
+// on this loaded 2-core machine; the partition runs use their own, longer
+// timing: PartitionConfig.)
 const (
 	HeartbeatTimeout = 250 * time.Millisecond
 	ElectionTimeout  = 250 * time.Millisecond

@@ -255,7 +255,7 @@ func raiseFileLimit(need uint64) (uint64, error) {
 	if lim.Max < need {
 		return lim.Max, fmt.Errorf("open-file limit %d, need %d (ulimit -n, or fewer sessions)", lim.Max, need)
 	}
-	return need, nil
+	return lim.Max, nil
 }
 
 // openFiles counts this process's open file descriptors (-1 if unknown).
