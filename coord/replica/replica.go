@@ -97,7 +97,7 @@ type Config struct {
 // two (docs/RELIABILITY.md, "Partitions, failover and quorum size"). The
 // default stays at 1 s: at half, the 1,000-session failover test on a
 // starved 2-core machine (load 17-30) expired sessions in 7 of 10 runs
-// against 1 of 4 at 1 s. The lease (check-quorum) may not exceed the
+// (interleaved with runs at 1 s: 2 of 4 against 1 of 4). The lease (check-quorum) may not exceed the
 // heartbeat timeout.
 const (
 	DefaultHeartbeatTimeout  = 1000 * time.Millisecond
