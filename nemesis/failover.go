@@ -6,13 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"coord/client"
+	"coord/coord/replica"
 )
 
 // FailoverConfig configures a failover-under-load run: many live sessions
@@ -33,7 +35,14 @@ type FailoverConfig struct {
 	// s); After the window after it (default 10 s, and at least two
 	// session timeouts, so an expiry storm would be seen).
 	Before, After time.Duration
-	Log           func(format string, args ...any)
+	// Election, Heartbeat and Lease override the raft timing (default
+	// coordd's).
+	Election, Heartbeat, Lease time.Duration
+	// Workers > 0 holds the sessions in that many child processes (this
+	// executable again; its main must call MaybeSessionWorker) instead of
+	// this one: see sessions.go.
+	Workers int
+	Log     func(format string, args ...any)
 }
 
 // FailoverResult is what a failover run measured.
@@ -216,6 +225,48 @@ func createRetry(ctx context.Context, c *client.Client, path string, opts *clien
 	}
 }
 
+// raiseFileLimit makes sure this process (and the coordd processes it
+// starts, which inherit the limit) may hold need open files: each session
+// is a client.Client with its own connection to every endpoint it has
+// used, so after a failover a client may hold one per node. It raises the
+// hard limit when privileged and fails with the numbers otherwise (at
+// 10,000 sessions the 20,000 limit of this machine ran out 3 s after the
+// kill: clients could not dial the survivors and their sessions expired,
+// the harness's failure, not the service's).
+func raiseFileLimit(need uint64) (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("getrlimit: %w", err)
+	}
+	if lim.Cur >= need {
+		return lim.Cur, nil
+	}
+	want := lim
+	want.Cur = need
+	want.Max = max(lim.Max, need)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err == nil {
+		return need, nil
+	}
+	// Unprivileged: the soft limit up to the hard one is all there is.
+	want.Cur, want.Max = lim.Max, lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		return lim.Cur, fmt.Errorf("setrlimit: %w", err)
+	}
+	if lim.Max < need {
+		return lim.Max, fmt.Errorf("open-file limit %d, need %d (ulimit -n, or fewer sessions)", lim.Max, need)
+	}
+	return lim.Max, nil
+}
+
+// openFiles counts this process's open file descriptors (-1 if unknown).
+func openFiles() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
 // RunFailover opens the sessions, runs the write load, measures the
 // steady request rate, kills the leader, and measures what followed.
 func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error) {
@@ -243,11 +294,20 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 		logf = func(string, ...any) {}
 	}
 	res := FailoverResult{Sessions: cfg.Sessions, Killed: -1}
-	// coordd's default raft timing (1 s election and heartbeat timeouts,
-	// 500 ms lease), not the harness's 250 ms: this run is about what a
-	// deployment sees after its leader dies.
+	perProcess := cfg.Sessions
+	if cfg.Workers > 0 {
+		perProcess = (cfg.Sessions + cfg.Workers - 1) / cfg.Workers
+	}
+	fdLimit, err := raiseFileLimit(uint64(perProcess*cfg.Nodes + 4096))
+	if err != nil {
+		return res, fmt.Errorf("failover with %d sessions: %w", cfg.Sessions, err)
+	}
+	logf("open-file limit %d", fdLimit)
+	// coordd's default raft timing, not the harness's short one: this run
+	// is about what a deployment sees after its leader dies.
 	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, Metrics: true, DirectPeers: true,
-		Election: time.Second, Heartbeat: time.Second, Lease: 500 * time.Millisecond})
+		Election: orDefault(cfg.Election, replica.DefaultElectionTimeout), Heartbeat: orDefault(cfg.Heartbeat, replica.DefaultHeartbeatTimeout),
+		Lease: orDefault(cfg.Lease, replica.DefaultLeaderLease)})
 	if err != nil {
 		return res, err
 	}
@@ -264,66 +324,29 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	}
 
 	// The sessions: client k starts on node k mod n (direct addresses:
-	// this run is about the leader's death, not the network).
+	// this run is about the leader's death, not the network), in this
+	// process or in Workers child processes.
 	start := time.Now()
-	clients := make([]*client.Client, cfg.Sessions)
-	defer func() {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 512)
-		for _, c := range clients {
-			if c == nil {
-				continue
-			}
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				cctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-				_ = c.Close(cctx)
-				cancel()
-				<-sem
-			}()
-		}
-		wg.Wait()
-	}()
 	direct := cl.Direct()
-	var openErr atomic.Pointer[error]
-	{
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 32)
-		for k := range clients {
-			if ctx.Err() != nil {
-				break
-			}
-			eps := make([]string, len(direct))
-			for j := range direct {
-				eps[j] = direct[(k+j)%len(direct)]
-			}
-			c, err := client.New(ctx, client.Config{Endpoints: eps, DialTimeout: time.Second, SessionTimeout: cfg.SessionTimeout})
-			if err != nil {
-				return res, err
-			}
-			clients[k] = c
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				octx, cancel := context.WithTimeout(ctx, time.Minute)
-				defer cancel()
-				if err := createRetry(octx, c, fmt.Sprintf("%s/e/s%05d", failoverDir, k), &client.CreateOptions{Ephemeral: true}, time.Minute); err != nil {
-					openErr.CompareAndSwap(nil, &err)
-				}
-			}()
+	var clients []*client.Client
+	var workers []*sessionWorker
+	defer func() {
+		for _, w := range workers {
+			w.stop()
 		}
-		wg.Wait()
+	}()
+	defer func() { closeSessions(clients) }()
+	if cfg.Workers > 0 {
+		workers, err = startWorkers(ctx, cfg.Workers, cfg.Sessions, direct, cfg.SessionTimeout, os.Stderr)
+	} else {
+		clients, err = openSessions(ctx, direct, 0, cfg.Sessions, cfg.SessionTimeout, 32)
 	}
-	if p := openErr.Load(); p != nil {
+	if err != nil {
 		for _, n := range cl.Nodes {
 			logf("%s keepalives: %s", n.Name, keepAliveCodes(ctx, n.HTTP))
 		}
 		logf("open failed; logs:\n%s", cl.Logs(3000))
-		return res, *p
+		return res, err
 	}
 	res.Open = time.Since(start)
 	logf("%d sessions and ephemerals in %v", cfg.Sessions, res.Open.Round(time.Millisecond))
@@ -404,8 +427,9 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	}
 	kill := time.Now()
 	res.OfferedRate, _ = rates.window(kill.Add(-cfg.Before), kill)
+	fdsBefore := openFiles()
 	cl.Kill(res.Killed)
-	logf("killed leader n%d; offered %.0f client requests/s", res.Killed+1, res.OfferedRate)
+	logf("killed leader n%d; offered %.0f client requests/s; harness open files %d", res.Killed+1, res.OfferedRate, fdsBefore)
 	select {
 	case <-time.After(cfg.After):
 	case <-ctx.Done():
@@ -423,18 +447,7 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	if res.Recover == 0 {
 		res.violate("no write acknowledged in the %v after the kill", cfg.After)
 	}
-	for k, c := range clients {
-		select {
-		case <-c.SessionDone():
-			if errors.Is(c.SessionErr(), client.ErrSessionExpired) {
-				res.Expired++
-				if res.Expired <= 3 {
-					logf("session %d (%#x) expired", k, c.SessionID())
-				}
-			}
-		default:
-		}
-	}
+	expired := expiredSessions(clients, 0)
 	rates.mu.Lock()
 	var line strings.Builder
 	for _, r := range rates.rates {
@@ -442,6 +455,7 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	}
 	rates.mu.Unlock()
 	logf("client requests/s by second (relative to the kill):%s", line.String())
+	logf("harness open files after the kill window: %d", openFiles())
 	for i, n := range cl.Nodes {
 		if i != res.Killed {
 			logf("%s keepalives: %s", n.Name, keepAliveCodes(ctx, n.HTTP))
@@ -459,6 +473,24 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	stopWork()
 	wg.Wait()
 	logf("work stopped")
+	// Every worker is asked at once (each counts its expired sessions
+	// when its stdin closes), so none keeps its sessions alive past the
+	// window while another one closes its own.
+	for _, w := range workers {
+		w.stdin.Close()
+	}
+	for i, w := range workers {
+		ks, err := w.finish()
+		if err != nil {
+			res.violate("session worker %d: %v", i, err)
+		}
+		expired = append(expired, ks...)
+	}
+	workers = nil
+	res.Expired = len(expired)
+	for i, k := range expired[:min(3, len(expired))] {
+		logf("session %d expired (%d of %d)", k, i+1, len(expired))
+	}
 	if res.Expired > 0 {
 		res.violate("%d sessions expired while their clients were alive", res.Expired)
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 // TestFailoverSessions kills the leader under a write load while 1,000
-// sessions keep alive (NEMESIS_FAILOVER_SESSIONS raises the count; the
+// sessions (4 s timeout) keep alive (NEMESIS_FAILOVER_SESSIONS raises the count; the
 // 10,000-session run is coordnemesis --failover-sessions 10000): no
 // session may expire, no ephemeral may go, and the client request rate
 // in the 10 s after the kill stays within 2× the offered rate.
@@ -16,8 +16,17 @@ func TestFailoverSessions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := RunFailover(ctx, FailoverConfig{
-		Coordd: coorddBin, Dir: t.TempDir(), Sessions: n, SessionTimeout: 2 * time.Second,
-		Before: 4 * time.Second, Log: func(f string, a ...any) { t.Logf(f, a...) },
+		// 4 s sessions: with 2 s, on this loaded 2-core machine, sessions
+		// expired in 1 of 4 runs even at coordd's default timing (an
+		// election takes 1-3 s to start, the new leader's grace is one
+		// session timeout); coord's default is 10 s.
+		Coordd: coorddBin, Dir: t.TempDir(), Sessions: n, SessionTimeout: 4 * time.Second,
+		// Two session processes (as coordnemesis does for 10,000), so
+		// the worker path is exercised on every make test.
+		Workers: 2,
+		Before:  4 * time.Second, Log: func(f string, a ...any) { t.Logf(f, a...) },
+		// NEMESIS_FAILOVER_HEARTBEAT_MS compares raft timings locally.
+		Heartbeat: time.Duration(envInt("NEMESIS_FAILOVER_HEARTBEAT_MS", 0)) * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 var coorddBin string
 
 func TestMain(m *testing.M) {
+	MaybeSessionWorker() // TestFailoverSessions's session workers
 	dir, err := os.MkdirTemp("", "nemesis-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

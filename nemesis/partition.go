@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 
 	"coord/client"
+	"coord/coord/replica"
 )
 
 // Shape is one partial-partition scenario (the shapes of Alfatafta et
@@ -111,13 +113,23 @@ type PartitionConfig struct {
 	Calm, Hold, After time.Duration
 	// CheckTimeout bounds porcupine (default 1 min).
 	CheckTimeout time.Duration
-	Log          func(format string, args ...any)
+	// Election, Heartbeat and Lease are the raft timing: by default
+	// coordd's election timeout (1 s) and lease (500 ms) with the
+	// heartbeat timeout at half the election timeout, the setting under
+	// which writes resume within two election timeouts (coordd's default
+	// heartbeat equals the election timeout: ~2-4; replica.Default*
+	// says why it stays). The harness's short timing (ElectionTimeout)
+	// is below the probes' own 1 s deadline, which then dominates.
+	Election, Heartbeat, Lease time.Duration
+	Log                        func(format string, args ...any)
 }
 
 // PartitionResult is what one scenario measured.
 type PartitionResult struct {
 	Shape Shape
 	Nodes int
+	// Election and Heartbeat are the raft timeouts the cluster ran with.
+	Election, Heartbeat time.Duration
 	// Elections is how far the highest raft term moved while the fault
 	// was held (each election, won or not, takes a new term; a failed
 	// pre-vote does not); LeaderChanges how often the observed leader
@@ -204,6 +216,19 @@ type termSample struct {
 
 // watchTerms polls addrs (the nodes' direct addresses) every interval
 // until ctx ends; wait for the returned channel before reading.
+// leaderAfter returns the first leader other than old seen after from,
+// and when (diagnostics).
+func (w *termWatch) leaderAfter(from time.Time, old string) (string, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.samples {
+		if s.at.After(from) && s.leader != "" && s.leader != old {
+			return s.leader, s.at.Sub(from)
+		}
+	}
+	return "", 0
+}
+
 func watchTerms(ctx context.Context, addrs []string, every time.Duration) (*termWatch, <-chan struct{}) {
 	w := &termWatch{}
 	done := make(chan struct{})
@@ -271,6 +296,10 @@ func (w *termWatch) between(from, to time.Time) (terms, changes int) {
 		if s.at.After(to) {
 			break
 		}
+		if first == 0 {
+			// No sample before the window: count from its first one.
+			first = s.term
+		}
 		last = max(last, s.term)
 		if s.leader != "" && s.leader != lastLeader {
 			if lastLeader != "" {
@@ -290,6 +319,13 @@ func (w *termWatch) between(from, to time.Time) (terms, changes int) {
 type probe struct {
 	mu  sync.Mutex
 	oks []time.Time
+	// fails: the failed writes (diagnostics: where a gap went).
+	fails []probeFail
+}
+
+type probeFail struct {
+	at, end time.Time
+	err     string
 }
 
 func (p *probe) run(ctx context.Context, eps []string, path string, opTimeout time.Duration) {
@@ -300,6 +336,7 @@ func (p *probe) run(ctx context.Context, eps []string, path string, opTimeout ti
 	defer c.Close(context.Background())
 	for ctx.Err() == nil {
 		octx, cancel := context.WithTimeout(ctx, opTimeout)
+		t0 := time.Now()
 		_, err := c.Set(octx, path, []byte("p"), -1)
 		if errors.Is(err, client.ErrNoNode) {
 			if _, _, err = c.Create(octx, path, nil, nil); errors.Is(err, client.ErrNodeExists) {
@@ -313,9 +350,47 @@ func (p *probe) run(ctx context.Context, eps []string, path string, opTimeout ti
 			p.mu.Unlock()
 			time.Sleep(5 * time.Millisecond)
 		} else if ctx.Err() == nil {
+			p.mu.Lock()
+			if len(p.fails) < 1000 {
+				p.fails = append(p.fails, probeFail{at: t0, end: time.Now(), err: err.Error()})
+			}
+			p.mu.Unlock()
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+}
+
+// describe is one line on the probe's writes around the fault (from):
+// when the first one after it completed, and the failures in between.
+func (p *probe) describe(from, to time.Time) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first := "none"
+	for _, t := range p.oks {
+		if t.After(from) && !t.After(to) {
+			first = "+" + t.Sub(from).Round(time.Millisecond).String()
+			break
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "first write after the fault %s", first)
+	n := 0
+	for _, f := range p.fails {
+		if f.end.Before(from) || f.at.After(to) {
+			continue
+		}
+		if n++; n <= 3 {
+			e := f.err
+			if len(e) > 120 {
+				e = e[:120]
+			}
+			fmt.Fprintf(&b, "; failed +%v..+%v: %s", f.at.Sub(from).Round(time.Millisecond), f.end.Sub(from).Round(time.Millisecond), e)
+		}
+	}
+	if n > 3 {
+		fmt.Fprintf(&b, "; %d more failures", n-3)
+	}
+	return b.String()
 }
 
 // gap is the longest time in [from, to] without a completed write in
@@ -388,7 +463,18 @@ func RunPartition(ctx context.Context, cfg PartitionConfig) (PartitionResult, er
 	if cfg.Nodes < 3 {
 		return res, fmt.Errorf("partition %v: needs >= 3 nodes, have %d", cfg.Shape, cfg.Nodes)
 	}
-	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, ClientGroups: 2})
+	if cfg.Election == 0 {
+		cfg.Election = replica.DefaultElectionTimeout
+	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = cfg.Election / 2
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = min(replica.DefaultLeaderLease, cfg.Heartbeat)
+	}
+	res.Election, res.Heartbeat = cfg.Election, cfg.Heartbeat
+	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, ClientGroups: 2,
+		Election: cfg.Election, Heartbeat: cfg.Heartbeat, Lease: cfg.Lease})
 	if err != nil {
 		return res, err
 	}
@@ -470,20 +556,24 @@ func RunPartition(ctx context.Context, cfg PartitionConfig) (PartitionResult, er
 	case <-time.After(cfg.After):
 	case <-ctx.Done():
 	}
-	if _, err := cl.TimeToWrite(ctx, 2*ElectionTimeout+5*time.Second); err != nil {
+	if _, err := cl.TimeToWrite(ctx, 2*cfg.Election+5*time.Second); err != nil {
 		res.violate("recovery after heal: %v", err)
 	}
 	stopWork()
 	wg.Wait()
 	<-termsDone
 
-	if r, f := cl.OwnerLookups(); r > 0 {
-		logf("peer connections whose dialer needed a second look: %d (never found: %d)", r, f)
+	if r, f := cl.OwnerLookups(); r > 0 || cl.OwnerClosed() > 0 {
+		logf("peer connections whose dialer needed a second look: %d (never found: %d) %v; closed before the look: %d", r, f, cl.OwnerMisses(), cl.OwnerClosed())
 	}
 	res.Elections, res.LeaderChanges = terms.between(start, end)
 	res.ElectionsPerMin = float64(res.Elections) / end.Sub(start).Minutes()
+	if name, at := terms.leaderAfter(start, cl.Nodes[l].Name); name != "" {
+		logf("new leader %s seen at +%v (status polled every 50 ms)", name, at.Round(time.Millisecond))
+	}
 	var all []time.Time
-	for _, p := range probes {
+	for i, p := range probes {
+		logf("probe n%d: %s", i+1, p.describe(start, end))
 		ts := p.times()
 		g, n := gap(ts, start, end)
 		res.ClientGap = max(res.ClientGap, g)
@@ -522,7 +612,7 @@ func RunPartition(ctx context.Context, cfg PartitionConfig) (PartitionResult, er
 func (r PartitionResult) Failed() bool { return len(r.Violations) > 0 }
 
 func (r PartitionResult) String() string {
-	return fmt.Sprintf("%-26s nodes %d: elections %d (%.1f/min), leader changes %d, step-down %v, writes resumed: cluster gap %v, worst client gap %v, %d probe writes; %d register ops (%d unknown) %s, violations %d",
-		r.Shape, r.Nodes, r.Elections, r.ElectionsPerMin, r.LeaderChanges, r.StepDown.Round(time.Millisecond),
+	return fmt.Sprintf("%-26s nodes %d (election/heartbeat %v/%v): elections %d (%.1f/min), leader changes %d, step-down %v, writes resumed: cluster gap %v, worst client gap %v, %d probe writes; %d register ops (%d unknown) %s, violations %d",
+		r.Shape, r.Nodes, r.Election, r.Heartbeat, r.Elections, r.ElectionsPerMin, r.LeaderChanges, r.StepDown.Round(time.Millisecond),
 		r.ClusterGap.Round(time.Millisecond), r.ClientGap.Round(time.Millisecond), r.ProbeWrites, r.Ops, r.Unknown, r.Linearizable, len(r.Violations))
 }

@@ -26,21 +26,21 @@ func checkPartition(t *testing.T, res PartitionResult) {
 	if res.Elections > maxElections {
 		t.Errorf("%v on %d nodes: %d elections while the fault was held (want <= %d): the leader flaps", res.Shape, res.Nodes, res.Elections, maxElections)
 	}
-	// With the leader keeping its majority writes never stop; with an
-	// election (5-node leader-reaches-one) they resume after up to about
-	// 1 s on a quiet machine, ~4 election timeouts, NOT the 2 the issue
-	// asks for (docs/RELIABILITY.md): the bound below records that.
-	limit := 2*ElectionTimeout + 250*time.Millisecond
-	if !res.Shape.MajorityKeepsLeader(res.Nodes) {
-		limit = 5 * ElectionTimeout
-	}
-	if res.ClusterGap > limit {
-		t.Errorf("%v on %d nodes: no write for %v (want <= %v)", res.Shape, res.Nodes, res.ClusterGap, limit)
+	// Writes resume within two election timeouts whether or not an
+	// election is needed (plus slack for a loaded 2-core machine), with
+	// the heartbeat timeout at half the election timeout (RunPartition's
+	// default: election 1 s, heartbeat 500 ms): the election shape
+	// resumed after 0.9-1.5 s. With coordd's default heartbeat (= the
+	// election timeout) it took 1.7-2.0 s here and up to ~4 election
+	// timeouts before (docs/RELIABILITY.md).
+	et := res.Election
+	if limit := 2*et + 250*time.Millisecond; res.ClusterGap > limit {
+		t.Errorf("%v on %d nodes: no write for %v (want <= %v: two election timeouts)", res.Shape, res.Nodes, res.ClusterGap, limit)
 	}
 	// A client held by a half-partitioned server moves on after its call's
 	// deadline (the probe's is ProbeTimeout): two calls at most, plus an
 	// election.
-	if limit := 2*ProbeTimeout + 2*ElectionTimeout; res.ClientGap > limit {
+	if limit := 2*ProbeTimeout + 2*et; res.ClientGap > limit {
 		t.Errorf("%v on %d nodes: a client wrote nothing for %v (want <= %v): not redirected", res.Shape, res.Nodes, res.ClientGap, limit)
 	}
 	if !res.Shape.MajorityKeepsLeader(res.Nodes) && res.StepDown == 0 {
@@ -73,7 +73,9 @@ func TestPartitionShapes(t *testing.T) {
 		nodes int
 	}
 	cases := []tc{{ShapeFollowerCut, 3}, {ShapeOneWayToLeader, 3}, {ShapeIsolatedServing, 3}, {ShapeLeaderReachesOne, 5}}
-	hold := 2 * time.Second
+	// Longer than two election timeouts (coordd's 1 s), so that a gap
+	// the bound would catch fits inside the hold.
+	hold := 3 * time.Second
 	if os.Getenv("NEMESIS_PARTITIONS") != "" {
 		cases = nil
 		for _, n := range []int{3, 5} {

@@ -316,6 +316,10 @@ func (p *Proxy) Close() {
 // errNoOwner: no listed process owns the socket.
 var errNoOwner = errors.New("no process owns the socket")
 
+// errSocketClosed: the dialer closed the connection before it was looked
+// up (seen in TIME_WAIT); nothing flows on it, so it needs no link rules.
+var errSocketClosed = errors.New("the dialer already closed the connection")
+
 // socketOwner finds which of pids owns the TCP socket whose local address
 // is remote (the dialing side of a connection accepted by a proxy), by
 // reading /proc/net/tcp and each pid's fd table. Linux only; that is how
@@ -332,19 +336,34 @@ func socketOwner(remote net.Addr, pids map[int]int) (int, error) {
 		return Client, fmt.Errorf("socket owner: %w", err)
 	}
 	defer f.Close()
-	inode := ""
+	// The dialer's port may also name an older socket of this machine in
+	// TIME_WAIT (inode 0; loopback reuses ports for other destinations):
+	// a live socket wins over it, whichever /proc lists first (taking the
+	// first match counted live peer links as clients, so cuts and delays
+	// missed them).
+	inode, state := "", ""
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())
 		if len(fs) > 9 && fs[1] == want {
-			inode = fs[9]
-			break
+			inode, state = fs[9], fs[3]
+			if inode != "0" {
+				break
+			}
 		}
 	}
-	if inode == "" || inode == "0" {
-		return Client, fmt.Errorf("socket owner of %v: %w", remote, errNoOwner)
+	if inode == "" {
+		return Client, fmt.Errorf("socket owner of %v: not in /proc/net/tcp: %w", remote, errNoOwner)
+	}
+	if inode == "0" {
+		// Already closed by the dialer (state 06 TIME_WAIT, 07 CLOSE):
+		// nothing will flow on it.
+		return Client, fmt.Errorf("socket owner of %v: no inode, tcp state %s: %w", remote, state, errSocketClosed)
 	}
 	link := "socket:[" + inode + "]"
+	if len(pids) == 0 {
+		return Client, fmt.Errorf("socket owner of %v (%s): no node process listed: %w", remote, link, errNoOwner)
+	}
 	for pid, node := range pids {
 		dir := "/proc/" + strconv.Itoa(pid) + "/fd"
 		ents, err := os.ReadDir(dir)
@@ -357,5 +376,30 @@ func socketOwner(remote net.Addr, pids map[int]int) (int, error) {
 			}
 		}
 	}
-	return Client, fmt.Errorf("socket owner of %v: %w", remote, errNoOwner)
+	return Client, fmt.Errorf("socket owner of %v (%s): %s: %w", remote, link, holder(link), errNoOwner)
+}
+
+// holder names the processes holding the socket link (diagnostics for a
+// connection no node owns), or "held by no process".
+func holder(link string) string {
+	procs, _ := os.ReadDir("/proc")
+	var out []string
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		dir := "/proc/" + p.Name() + "/fd"
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if l, err := os.Readlink(dir + "/" + e.Name()); err == nil && l == link {
+				comm, _ := os.ReadFile("/proc/" + p.Name() + "/comm")
+				out = append(out, p.Name()+" "+strings.TrimSpace(string(comm)))
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		return "held by no process"
+	}
+	return "held by " + strings.Join(out, ", ")
 }

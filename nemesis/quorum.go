@@ -25,7 +25,10 @@ type QuorumConfig struct {
 	Delay, Jitter time.Duration
 	// Duration is the measured window (default 1 min).
 	Duration time.Duration
-	Log      func(format string, args ...any)
+	// Election, Heartbeat and Lease override the harness's raft timing
+	// (ClusterConfig) when set.
+	Election, Heartbeat, Lease time.Duration
+	Log                        func(format string, args ...any)
 }
 
 // QuorumResult is what a stability run measured.
@@ -73,7 +76,8 @@ func RunQuorum(ctx context.Context, cfg QuorumConfig) (QuorumResult, error) {
 	}
 	res := QuorumResult{Voters: cfg.Voters, NonVoters: cfg.NonVoters, Delay: cfg.Delay, Jitter: cfg.Jitter}
 	n := cfg.Voters + cfg.NonVoters
-	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: n, NonVoters: cfg.NonVoters, Dir: cfg.Dir})
+	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: n, NonVoters: cfg.NonVoters, Dir: cfg.Dir,
+		Election: cfg.Election, Heartbeat: cfg.Heartbeat, Lease: cfg.Lease})
 	if err != nil {
 		return res, err
 	}
@@ -149,8 +153,8 @@ func RunQuorum(ctx context.Context, cfg QuorumConfig) (QuorumResult, error) {
 	stopWork()
 	wg.Wait()
 	<-termsDone
-	if r, f := cl.OwnerLookups(); r > 0 {
-		logf("peer connections whose dialer needed a second look: %d (never found: %d)", r, f)
+	if r, f := cl.OwnerLookups(); r > 0 || cl.OwnerClosed() > 0 {
+		logf("peer connections whose dialer needed a second look: %d (never found: %d) %v; closed before the look: %d", r, f, cl.OwnerMisses(), cl.OwnerClosed())
 	}
 	res.Duration = end.Sub(start)
 	res.Elections, res.LeaderChanges = terms.between(start, end)

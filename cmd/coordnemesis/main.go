@@ -25,6 +25,9 @@ import (
 )
 
 func main() {
+	// --failover-sessions runs its sessions in child processes of this
+	// executable (one process may not hold 10,000 clients' connections).
+	nemesis.MaybeSessionWorker()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -22,10 +22,14 @@ type scenarios struct {
 	partitionNodes *string
 	partitionHold  *time.Duration
 	repeat         *int
+	shapes         *string
+
+	election, heartbeat, lease *time.Duration
 
 	failoverSessions *int
 	sessionTimeout   *time.Duration
 	writeRate        *int
+	failoverWorkers  *int
 
 	quorum         *string
 	quorumDuration *time.Duration
@@ -40,10 +44,16 @@ func addScenarioFlags(fs *flag.FlagSet) *scenarios {
 		partitionNodes: fs.String("partition-nodes", "3,5", "cluster sizes for --partitions"),
 		partitionHold:  fs.Duration("partition-hold", 4*time.Second, "how long each partition is held"),
 		repeat:         fs.Int("repeat", 1, "runs per shape (--partitions) or per size (--quorum)"),
+		shapes:         fs.String("partition-shapes", "", "comma-separated shapes for --partitions (default: all)"),
+
+		election:  fs.Duration("raft-election", 0, "--partitions, --quorum, --failover-sessions: raft election timeout (default: coordd's for --partitions and --failover-sessions, the harness's for --quorum)"),
+		heartbeat: fs.Duration("raft-heartbeat", 0, "--partitions, --quorum, --failover-sessions: raft heartbeat timeout (defaults as --raft-election)"),
+		lease:     fs.Duration("raft-lease", 0, "--partitions, --quorum, --failover-sessions: raft leader lease (defaults as --raft-election)"),
 
 		failoverSessions: fs.Int("failover-sessions", 0, "kill the leader under load with this many live sessions (instead of random schedules)"),
 		sessionTimeout:   fs.Duration("failover-session-timeout", 10*time.Second, "session timeout for --failover-sessions"),
 		writeRate:        fs.Int("failover-write-rate", 200, "offered writes/s for --failover-sessions"),
+		failoverWorkers:  fs.Int("failover-workers", -1, "child processes holding the --failover-sessions clients (0: this process; -1: one per 2,500 sessions above 2,500)"),
 
 		quorum:         fs.String("quorum", "", "voter counts to run under jittered peer delay, e.g. 5,7 (instead of random schedules)"),
 		quorumDuration: fs.Duration("quorum-duration", 3*time.Minute, "window per --quorum run"),
@@ -82,12 +92,25 @@ func (s *scenarios) run(ctx context.Context, coordd, dir string, seed uint64, ve
 			fmt.Fprintf(stderr, "coordnemesis: --partition-nodes: %v\n", err)
 			return 2
 		}
+		shapes := nemesis.Shapes()
+		if *s.shapes != "" {
+			shapes = nil
+			for _, name := range strings.Split(*s.shapes, ",") {
+				sh, err := nemesis.ParseShape(strings.TrimSpace(name))
+				if err != nil {
+					fmt.Fprintf(stderr, "coordnemesis: --partition-shapes: %v\n", err)
+					return 2
+				}
+				shapes = append(shapes, sh)
+			}
+		}
 		for _, n := range sizes {
-			for _, shape := range nemesis.Shapes() {
+			for _, shape := range shapes {
 				for r := 0; r < *s.repeat && ctx.Err() == nil; r++ {
 					res, err := nemesis.RunPartition(ctx, nemesis.PartitionConfig{
 						Coordd: coordd, Dir: filepath.Join(dir, fmt.Sprintf("%v-%d-%d", shape, n, r)), Nodes: n, Shape: shape,
 						Seed: seed + uint64(r), Hold: *s.partitionHold, Log: logf,
+						Election: *s.election, Heartbeat: *s.heartbeat, Lease: *s.lease,
 					})
 					if err != nil {
 						fmt.Fprintf(stderr, "%v on %d nodes: %v\n", shape, n, err)
@@ -105,9 +128,17 @@ func (s *scenarios) run(ctx context.Context, coordd, dir string, seed uint64, ve
 		}
 	}
 	if *s.failoverSessions > 0 && ctx.Err() == nil {
+		workers := *s.failoverWorkers
+		if workers < 0 {
+			workers = 0
+			if *s.failoverSessions > 2500 {
+				workers = (*s.failoverSessions + 2499) / 2500
+			}
+		}
 		res, err := nemesis.RunFailover(ctx, nemesis.FailoverConfig{
 			Coordd: coordd, Dir: filepath.Join(dir, "failover"), Sessions: *s.failoverSessions,
-			SessionTimeout: *s.sessionTimeout, WriteRate: *s.writeRate, Log: logf,
+			SessionTimeout: *s.sessionTimeout, WriteRate: *s.writeRate, Workers: workers, Log: logf,
+			Election: *s.election, Heartbeat: *s.heartbeat, Lease: *s.lease,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "failover: %v\n", err)
@@ -132,6 +163,7 @@ func (s *scenarios) run(ctx context.Context, coordd, dir string, seed uint64, ve
 				res, err := nemesis.RunQuorum(ctx, nemesis.QuorumConfig{
 					Coordd: coordd, Dir: filepath.Join(dir, fmt.Sprintf("quorum-%d-%d", n, r)), Voters: n, NonVoters: *s.nonVoters,
 					Delay: *s.quorumDelay, Jitter: *s.quorumJitter, Duration: *s.quorumDuration, Log: logf,
+					Election: *s.election, Heartbeat: *s.heartbeat, Lease: *s.lease,
 				})
 				if err != nil {
 					fmt.Fprintf(stderr, "quorum %d: %v\n", n, err)

@@ -1,0 +1,309 @@
+package nemesis
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"coord/client"
+)
+
+// Sessions for the failover run: each one is a client.Client (its own
+// connections, its own jittered keepalives, one ephemeral). A client keeps
+// a connection to every endpoint it has used, so 10,000 of them need more
+// open files than one process may hold here (20,000, hard; at 10,000
+// sessions the harness ran out 3 s after the kill, clients could not dial
+// the survivors and their sessions expired, the harness's failure). With
+// FailoverConfig.Workers the sessions live in that many child processes
+// (this same executable, started with SessionWorkerEnv set), each with its
+// own limit.
+
+// SessionWorkerEnv, set in a process's environment, makes
+// MaybeSessionWorker run the session worker it describes (JSON
+// workerSpec) instead of returning.
+const SessionWorkerEnv = "NEMESIS_SESSION_WORKER"
+
+type workerSpec struct {
+	Endpoints      []string
+	First, Count   int
+	SessionTimeout time.Duration
+	Parallel       int
+}
+
+// sessionPath is session k's ephemeral.
+func sessionPath(k int) string { return fmt.Sprintf("%s/e/s%05d", failoverDir, k) }
+
+// openSessions opens count sessions, k = first..first+count-1, client k
+// starting on endpoint k mod n, and creates each one's ephemeral. It
+// returns the clients made so far also on error (the caller closes them).
+func openSessions(ctx context.Context, endpoints []string, first, count int, timeout time.Duration, parallel int) ([]*client.Client, error) {
+	clients := make([]*client.Client, 0, count)
+	var openErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(parallel, 1))
+	for k := first; k < first+count && ctx.Err() == nil && openErr.Load() == nil; k++ {
+		eps := make([]string, len(endpoints))
+		for j := range endpoints {
+			eps[j] = endpoints[(k+j)%len(endpoints)]
+		}
+		c, err := client.New(ctx, client.Config{Endpoints: eps, DialTimeout: time.Second, SessionTimeout: timeout})
+		if err != nil {
+			wg.Wait()
+			return clients, err
+		}
+		clients = append(clients, c)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := createRetry(ctx, c, sessionPath(k), &client.CreateOptions{Ephemeral: true}, time.Minute); err != nil {
+				openErr.CompareAndSwap(nil, &err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := openErr.Load(); p != nil {
+		return clients, *p
+	}
+	return clients, ctx.Err()
+}
+
+// closeSessions closes every client, 512 at a time.
+func closeSessions(clients []*client.Client) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 512)
+	for _, c := range clients {
+		if c == nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			_ = c.Close(cctx)
+			cancel()
+			<-sem
+		}()
+	}
+	wg.Wait()
+}
+
+// expiredSessions returns the indexes (first + position) of the clients
+// told that their session expired.
+func expiredSessions(clients []*client.Client, first int) []int {
+	var out []int
+	for i, c := range clients {
+		select {
+		case <-c.SessionDone():
+			if errors.Is(c.SessionErr(), client.ErrSessionExpired) {
+				out = append(out, first+i)
+			}
+		default:
+		}
+	}
+	return out
+}
+
+// MaybeSessionWorker returns at once unless SessionWorkerEnv is set; then
+// it runs the session worker and exits. Call it first in the main (or
+// TestMain) of any program that runs RunFailover with Workers > 0.
+//
+// The worker opens its sessions, writes "open" (or "error <text>") on
+// stdout, keeps them alive until its stdin closes (the parent is done, or
+// died), writes "expired <n> <k>..." and exits after closing them.
+func MaybeSessionWorker() {
+	v := os.Getenv(SessionWorkerEnv)
+	if v == "" {
+		return
+	}
+	var spec workerSpec
+	if err := json.Unmarshal([]byte(v), &spec); err != nil {
+		fmt.Printf("error %s: %v\n", SessionWorkerEnv, err)
+		os.Exit(2)
+	}
+	os.Exit(runSessionWorker(spec, os.Stdin, os.Stdout))
+}
+
+func runSessionWorker(spec workerSpec, in io.Reader, out io.Writer) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clients, err := openSessions(ctx, spec.Endpoints, spec.First, spec.Count, spec.SessionTimeout, spec.Parallel)
+	defer closeSessions(clients)
+	if err != nil {
+		fmt.Fprintf(out, "error %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		return 1
+	}
+	fmt.Fprintln(out, "open")
+	// Every 2 s, the sessions by client state on stderr (diagnostics:
+	// which share of the clients' keepalives are failing, and when).
+	go func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				var conn, disc, exp int
+				for _, c := range clients {
+					switch c.SessionState() {
+					case client.StateConnected:
+						conn++
+					case client.StateDisconnected:
+						disc++
+					case client.StateExpired:
+						exp++
+					}
+				}
+				fmt.Fprintf(os.Stderr, "%s worker %d-%d: connected %d disconnected %d expired %d\n",
+					now.UTC().Format("15:04:05.000"), spec.First, spec.First+spec.Count-1, conn, disc, exp)
+			}
+		}
+	}()
+	_, _ = io.Copy(io.Discard, in)
+	cancel()
+	exp := expiredSessions(clients, spec.First)
+	var line strings.Builder
+	fmt.Fprintf(&line, "expired %d", len(exp))
+	for _, k := range exp {
+		fmt.Fprintf(&line, " %d", k)
+	}
+	fmt.Fprintln(out, line.String())
+	return 0
+}
+
+// sessionWorker is a child process holding some of the sessions.
+type sessionWorker struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines *bufio.Scanner
+
+	waitOnce sync.Once
+	waitErr  error
+}
+
+// wait reaps the process once (stop and finish may both ask).
+func (w *sessionWorker) wait() error {
+	w.waitOnce.Do(func() { w.waitErr = w.cmd.Wait() })
+	return w.waitErr
+}
+
+// startWorkers starts one child per share of the sessions (this same
+// executable; its main must call MaybeSessionWorker) and waits until each
+// has opened its sessions. On error the started ones are stopped.
+func startWorkers(ctx context.Context, workers, sessions int, endpoints []string, timeout time.Duration, stderr io.Writer) ([]*sessionWorker, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("session workers: %w", err)
+	}
+	var ws []*sessionWorker
+	stopAll := func() {
+		for _, w := range ws {
+			w.stop()
+		}
+	}
+	for i := 0; i < workers; i++ {
+		first := sessions * i / workers
+		spec := workerSpec{Endpoints: endpoints, First: first, Count: sessions*(i+1)/workers - first,
+			SessionTimeout: timeout, Parallel: max(32/workers, 8)}
+		js, _ := json.Marshal(spec)
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), SessionWorkerEnv+"="+string(js))
+		cmd.Stderr = stderr
+		// A worker outliving the harness (killed -9) would keep its
+		// sessions: it dies with its parent.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		w := &sessionWorker{cmd: cmd}
+		if w.stdin, err = cmd.StdinPipe(); err != nil {
+			stopAll()
+			return nil, fmt.Errorf("session worker %d: %w", i, err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			stopAll()
+			return nil, fmt.Errorf("session worker %d: %w", i, err)
+		}
+		if err := cmd.Start(); err != nil {
+			stopAll()
+			return nil, fmt.Errorf("session worker %d: %w", i, err)
+		}
+		w.lines = bufio.NewScanner(stdout)
+		w.lines.Buffer(make([]byte, 64<<10), 4<<20)
+		ws = append(ws, w)
+	}
+	// Wait for every "open" line (ctx bounds it: a worker killed by it
+	// closes its stdout).
+	stopCtx := context.AfterFunc(ctx, stopAll)
+	defer stopCtx()
+	for i, w := range ws {
+		line, err := w.line()
+		if err == nil && line != "open" {
+			err = errors.New(strings.TrimPrefix(line, "error "))
+		}
+		if err != nil {
+			stopAll()
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return nil, fmt.Errorf("session worker %d: %w", i, err)
+		}
+	}
+	return ws, nil
+}
+
+func (w *sessionWorker) line() (string, error) {
+	if w.lines.Scan() {
+		return w.lines.Text(), nil
+	}
+	if err := w.lines.Err(); err != nil {
+		return "", err
+	}
+	return "", io.ErrUnexpectedEOF
+}
+
+// finish closes the worker's stdin (if the caller has not) and returns
+// the sessions it saw expire; the worker then closes them and exits.
+func (w *sessionWorker) finish() ([]int, error) {
+	_ = w.stdin.Close()
+	line, err := w.line()
+	if err != nil {
+		w.stop()
+		return nil, err
+	}
+	f := strings.Fields(line)
+	if len(f) < 2 || f[0] != "expired" {
+		w.stop()
+		return nil, fmt.Errorf("session worker: unexpected %q", line)
+	}
+	var ks []int
+	for _, s := range f[2:] {
+		k, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, fmt.Errorf("session worker: %q: %w", line, err)
+		}
+		ks = append(ks, k)
+	}
+	if err := w.wait(); err != nil {
+		return ks, fmt.Errorf("session worker: %w", err)
+	}
+	return ks, nil
+}
+
+// stop kills the worker (its sessions then expire on the servers).
+func (w *sessionWorker) stop() {
+	_ = w.cmd.Process.Kill()
+	_ = w.wait()
+}
