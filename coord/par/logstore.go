@@ -236,11 +236,23 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		return nil
 	}
 	s.lastAppend.Store(time.Now().UnixNano())
+	// One allocation each for the envelopes, the copies and the records
+	// (the inner store encodes the values into its own buffers).
+	n := 0
+	for _, l := range logs {
+		n += envelopeLen(l)
+	}
+	envs := make([]byte, n)
 	copies := make([]*raft.Log, len(logs))
+	backing := make([]raft.Log, len(logs))
 	recs := make([]record, len(logs))
 	for i, l := range logs {
-		env, c := encodeEnvelope(l)
-		copies[i] = &raft.Log{Index: l.Index, Term: l.Term, Type: l.Type, Data: env}
+		m := envelopeLen(l)
+		env := envs[:m:m]
+		envs = envs[m:]
+		c := encodeEnvelopeTo(env, l)
+		backing[i] = raft.Log{Index: l.Index, Term: l.Term, Type: l.Type, Data: env}
+		copies[i] = &backing[i]
 		recs[i] = record{kind: recAppend, typ: byte(l.Type), index: l.Index, term: l.Term, cksum: c}
 	}
 	if s.piggyback {

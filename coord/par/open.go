@@ -105,7 +105,7 @@ func Open(cfg Config) (*Store, error) {
 	var bolt *raftboltdb.BoltStore
 	openBolt := func() error {
 		return guard(func() (err error) {
-			bolt, err = raftboltdb.New(raftboltdb.Options{Path: boltPath})
+			bolt, err = raftboltdb.New(raftboltdb.Options{Path: boltPath, BoltOptions: BoltOptions()})
 			return err
 		})
 	}
