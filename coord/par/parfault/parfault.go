@@ -110,6 +110,9 @@ func (c Case) String() string {
 	if c.Family == "H" {
 		return fmt.Sprintf("H/%d leader-replication-read", c.ID)
 	}
+	if c.Family == "K" {
+		return fmt.Sprintf("K/%d %s n%d", c.ID, kindName(c.Recover), c.Wipe+1)
+	}
 	if c.Family == "J" {
 		mode := [...]string{"naive", "coordd--par-recover", "coordctl-par-recover"}[c.Recover]
 		return fmt.Sprintf("J/%d wipe=n%d %s", c.ID, c.Wipe, mode)
@@ -307,7 +310,7 @@ func (h *Harness) Recoverable(c Case) bool {
 	switch c.Family {
 	case "B", "I":
 		return false // decided from the damaged files (damageOracle)
-	case "C", "H":
+	case "C", "H", "K":
 		return true // every acked entry has intact copies
 	case "J":
 		return true // two intact nodes hold everything
@@ -356,8 +359,8 @@ func (h *Harness) Run(ctx context.Context, c Case) Result {
 		return res
 	}
 	switch c.Family {
-	case "J", "C", "H":
-		map[string]func(context.Context, Case, string, *Result){"J": h.runJ, "C": h.runC, "H": h.runH}[c.Family](ctx, c, dir, &res)
+	case "J", "C", "H", "K":
+		map[string]func(context.Context, Case, string, *Result){"J": h.runJ, "C": h.runC, "H": h.runH, "K": h.runK}[c.Family](ctx, c, dir, &res)
 		if dv := h.doubleVote(dir, nil); dv != "" && res.Outcome != Unsafe && c.Family != "J" {
 			res.Outcome, res.Detail = Unsafe, "double vote: "+dv
 		}
