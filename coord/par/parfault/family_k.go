@@ -150,6 +150,7 @@ func (h *Harness) runK(ctx context.Context, c Case, dir string, res *Result) {
 		return
 	}
 	v := c.Wipe
+	running := ""
 	if c.Recover == KRunPage {
 		if _, err := h.armK(mounts[v], backs[v], KStartPage); err != nil {
 			res.Outcome, res.Detail = Unavailable, "harness: arm: "+err.Error()
@@ -169,6 +170,8 @@ func (h *Harness) runK(ctx context.Context, c Case, dir string, res *Result) {
 			res.Detail = "with the fault under a running node: " + res.Detail
 			return
 		}
+		st := srvs[v].PAR().Log.Stats()
+		running = fmt.Sprintf("; while running: faulty %d, repaired %d, failed repairs %d, EIO reads %d", st.Faulty, st.Repairs, st.RepairFails, mounts[v].hits())
 		// The process restarts (in production: processLogs' panic on an
 		// entry it cannot read, or the operator).
 		_ = srvs[v].Close()
@@ -208,6 +211,7 @@ func (h *Harness) runK(ctx context.Context, c Case, dir string, res *Result) {
 			return
 		}
 		res.Repairs += s.PAR().Log.Stats().Repairs
+		res.RepairedBytes += s.PAR().Log.Stats().RepairedBytes
 		t, _ := s.Replica().State()
 		for e, k := range h.keys {
 			got, _, err := t.Get(k)
@@ -221,5 +225,5 @@ func (h *Harness) runK(ctx context.Context, c Case, dir string, res *Result) {
 			}
 		}
 	}
-	res.Detail = fmt.Sprintf("%s: raft.db quarantined and rebuilt on %v", kindName(c.Recover), kVictims(c))
+	res.Detail = fmt.Sprintf("%s: raft.db quarantined and rebuilt on %v%s", kindName(c.Recover), kVictims(c), running)
 }
