@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 )
 
 // BenchmarkStoreLogs measures one durable append of a 1 KiB entry: plain
@@ -68,7 +69,9 @@ func BenchmarkStoreLogsBatch(b *testing.B) {
 	// Alternating, twice each: ratios within one run only.
 	for round := 0; round < 2; round++ {
 		b.Run("plain", func(b *testing.B) {
-			bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(b.TempDir(), "raft.db"), BoltOptions: BoltOptions()})
+			// Plain storage's options (coord/replica: etcd's, free list not synced).
+			opts := &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}
+			bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(b.TempDir(), "raft.db"), BoltOptions: opts})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -9,17 +9,19 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// BoltOptions are the bbolt options of raft.db, with PAR and with plain
-// storage alike (etcd's choices for a log-shaped file): the free list is
-// not written at every commit (rebuilt by a scan at open) and is kept as
-// a hash map, so a commit after log compaction does not walk a long free
-// array. The scan at open panics in a goroutine of its own on a damaged
-// tree, so par checks the tree first (walkBoltTree).
+// BoltOptions are par's bbolt options for raft.db: the free list is kept
+// as a hash map (a commit after log compaction does not walk a long free
+// array) but, unlike plain storage (replica's etcd options), it is synced
+// at every commit. Without a synced free list bbolt rebuilds it by walking
+// the whole tree at open and after every rolled-back write transaction,
+// and that walk panics in a goroutine of its own on a damaged page, out
+// of guard's reach: a page damaged while the node runs, then a failed
+// write (a repair's rewrite, say), killed the process (found by the
+// parfault sample). The cost is one free-list page written per commit.
 func BoltOptions() *bbolt.Options {
 	return &bbolt.Options{
-		Timeout:        time.Second,
-		NoFreelistSync: true,
-		FreelistType:   bbolt.FreelistMapType,
+		Timeout:      time.Second,
+		FreelistType: bbolt.FreelistMapType,
 	}
 }
 
@@ -123,13 +125,12 @@ func checkBoltPages(path string) error {
 }
 
 // walkBoltTree reads every page reachable from the root bucket's root
-// page with pread (so a read error is an error, not a SIGBUS on bbolt's
-// mmap) and checks what bbolt's freepages scan would otherwise report by
-// panicking in a goroutine of its own, out of guard's reach, when it
-// rebuilds the free list at open (BoltOptions: NoFreelistSync): every page
-// id inside [2, hwm), no page referenced twice, only branch and leaf pages,
-// and element offsets inside their page. Sub-buckets are followed, inline
-// ones included.
+// page with pread, so that an unreadable page (EIO) is an error here
+// rather than a SIGBUS later under bbolt's mmap, and checks what bbolt's
+// own free-page scan would report by panicking in a goroutine of its own:
+// every page id inside [2, hwm), no page referenced twice, only branch and
+// leaf pages, and element offsets inside their page. Sub-buckets are
+// followed, inline ones included.
 func walkBoltTree(f *os.File, ps int64, root, hwm uint64) error {
 	const hdrSize, elemSize = 16, 16
 	seen := map[uint64]bool{}

@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"coord/coord/par"
 )
@@ -44,7 +46,7 @@ func OpenStorage(dir string, logOutput io.Writer) (*Storage, error) {
 	if err := checkDataDir(dir); err != nil {
 		return nil, err
 	}
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: par.BoltOptions()})
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: boltOptions()})
 	if err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", filepath.Join(dir, "raft.db"), err)
 	}
@@ -59,6 +61,18 @@ func OpenStorage(dir string, logOutput io.Writer) (*Storage, error) {
 		return nil, fmt.Errorf("open snapshot store in %s: %w", dir, err)
 	}
 	return &Storage{Log: cache, Stable: bolt, Snaps: snaps, close: bolt.Close}, nil
+}
+
+// boltOptions are etcd's choices for a log-shaped bbolt file: the free
+// list is not written at every commit (rebuilt by a scan at open) and is
+// kept as a hash map, so a commit after log compaction does not walk a
+// long free array.
+func boltOptions() *bbolt.Options {
+	return &bbolt.Options{
+		Timeout:        time.Second,
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+	}
 }
 
 // OpenPARStorage builds the replica's stores over an opened (and

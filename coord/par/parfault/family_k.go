@@ -11,6 +11,7 @@ import (
 
 	"coord/coord"
 	"coord/coord/par"
+	"coord/proto/coordpb"
 )
 
 // Family K: EIO on raft.db (design §5.3 "read error"), through a FUSE
@@ -186,12 +187,17 @@ func (h *Harness) runK(ctx context.Context, c Case, dir string, res *Result) {
 			return
 		}
 	}
-	// Every victim rebuilt raft.db and holds every acked value again.
-	var last uint64
-	for _, s := range srvs {
-		if s != nil && s.Replica().IsLeader() {
-			last = s.Replica().Info().LastIndex
+	// Every victim rebuilt raft.db and holds every acked value again,
+	// once it applied a write made after the rebuild.
+	var barrier uint64
+	if cc, err := h.dialLeader(ctx, srvs); err == nil {
+		r, err := coordpb.NewCoordClient(cc).Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/k-barrier", Data: []byte("b")}})
+		cc.Close()
+		if err != nil {
+			res.Outcome, res.Detail = Unavailable, "barrier write: "+err.Error()
+			return
 		}
+		barrier = r.Header.GetZxid()
 	}
 	for _, v := range kVictims(c) {
 		s := srvs[v]
@@ -200,10 +206,10 @@ func (h *Harness) runK(ctx context.Context, c Case, dir string, res *Result) {
 			return
 		}
 		wctx, cancel := context.WithTimeout(ctx, h.opt.Avail)
-		err := s.Replica().WaitApplied(wctx, last)
+		err := s.Replica().WaitApplied(wctx, barrier)
 		cancel()
 		if err != nil {
-			res.Outcome, res.Detail = Unavailable, fmt.Sprintf("%s did not catch up to %d: %v", h.names[v], last, err)
+			res.Outcome, res.Detail = Unavailable, fmt.Sprintf("%s did not catch up to %d: %v", h.names[v], barrier, err)
 			return
 		}
 		if !s.PAR().Report().BoltRebuilt {

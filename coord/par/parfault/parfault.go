@@ -512,9 +512,18 @@ func injectFS(nd string, kind int) error {
 }
 
 // flipEvery flips one bit inside every occurrence of marker in path (bbolt
-// is copy-on-write, so stale page copies may hold it too).
+// is copy-on-write, so stale page copies may hold it too). It writes only
+// the flipped bytes in place: families H and the scrubber test damage the
+// file under a running node, and rewriting it whole (truncate, then write)
+// let bbolt's mmap read past the end of the empty file in between — a
+// SIGBUS inside bbolt's beginTx, caught by par's guard with bbolt's meta
+// lock still held, hung the node.
 func flipEvery(path string, marker []byte) (int, error) {
 	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -524,14 +533,15 @@ func flipEvery(path string, marker []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		b[off+i+len(marker)/2] ^= 0x04
+		at := off + i + len(marker)/2
+		if _, err := f.WriteAt([]byte{b[at] ^ 0x04}, int64(at)); err != nil {
+			f.Close()
+			return n, err
+		}
 		off += i + len(marker)
 		n++
 	}
-	if n == 0 {
-		return 0, nil
-	}
-	return n, os.WriteFile(path, b, 0o600)
+	return n, f.Close()
 }
 
 // probe classifies: a leader, a committed probe write, and every acked
