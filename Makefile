@@ -95,4 +95,4 @@ clean:
 # raft-boltdb. CI runs a fixed-seed 150-case sample in coord/par/parfault.
 .PHONY: par-matrix
 par-matrix:
-	$(GO) run ./cmd/coordfault --family A,B,C,D,E,F,G,H,I,J --count 0 --modes par,plain
+	$(GO) run ./cmd/coordfault --family A,B,C,D,E,F,G,H,I,J,K --count 0 --modes par,plain

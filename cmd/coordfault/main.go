@@ -19,7 +19,8 @@ import (
 )
 
 func main() {
-	families := flag.String("family", "A,B,C,D,E,F,G,H,I,J", "families to run (A: targeted entries, B: random blocks, C: uncommitted tails, D: snapshots, E: term/vote copies, F: file-system faults, G: crash states, H: runtime latent faults, I: bbolt structural pages, J: lost node)")
+	parfault.ServeEIOFSIfChild() // family K's FUSE server runs as a child of this binary
+	families := flag.String("family", "A,B,C,D,E,F,G,H,I,J,K", "families to run (A: targeted entries, B: random blocks, C: uncommitted tails, D: snapshots, E: term/vote copies, F: file-system faults, G: crash states, H: runtime latent faults, I: bbolt structural pages, J: lost node, K: EIO on raft.db, needs FUSE)")
 	seed := flag.Uint64("seed", 1, "seed for sampling cases")
 	count := flag.Int("count", 100, "cases per family (0: the whole family)")
 	one := flag.Int("case", -1, "run only this case id (with one --family)")
@@ -74,6 +75,16 @@ func run(families string, seed uint64, count, one int, modes string, verbose boo
 			if fam == "J" && mode == "plain" {
 				fmt.Printf("%-6s %-6s %s\n", mode, fam, "n/a (plain has no identity: a wiped node always starts fresh)")
 				continue
+			}
+			if fam == "K" && mode == "plain" {
+				fmt.Printf("%-6s %-6s %s\n", mode, fam, "n/a (an EIO under plain bbolt's mmap is a SIGBUS outside any guard: it kills the in-process harness)")
+				continue
+			}
+			if fam == "K" {
+				if err := parfault.EIOAvailable(); err != nil {
+					fmt.Printf("%-6s %-6s skipped: %v\n", mode, fam, err)
+					continue
+				}
 			}
 			if fam == "G" && mode == "plain" {
 				fmt.Printf("%-6s %-6s %s\n", mode, fam, "n/a (the crash states are defined on par's journal)")

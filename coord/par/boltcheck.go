@@ -4,7 +4,26 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"time"
+
+	"go.etcd.io/bbolt"
 )
+
+// BoltOptions are par's bbolt options for raft.db: the free list is kept
+// as a hash map (a commit after log compaction does not walk a long free
+// array) but, unlike plain storage (replica's etcd options), it is synced
+// at every commit. Without a synced free list bbolt rebuilds it by walking
+// the whole tree at open and after every rolled-back write transaction,
+// and that walk panics in a goroutine of its own on a damaged page, out
+// of guard's reach: a page damaged while the node runs, then a failed
+// write (a repair's rewrite, say), killed the process (found by the
+// parfault sample). The cost is one free-list page written per commit.
+func BoltOptions() *bbolt.Options {
+	return &bbolt.Options{
+		Timeout:      time.Second,
+		FreelistType: bbolt.FreelistMapType,
+	}
+}
 
 // checkBoltPages validates the bbolt pages that raft-boltdb touches
 // before any walk is possible, against the newer valid meta page: the
@@ -72,6 +91,9 @@ func checkBoltPages(path string) error {
 	if _, err := page(root, 0x01|0x02); err != nil { // branch or leaf
 		return fmt.Errorf("root: %w", err)
 	}
+	if err := walkBoltTree(f, ps, root, hwm); err != nil {
+		return err
+	}
 	if free == ^uint64(0) { // freelist not synced
 		return nil
 	}
@@ -100,6 +122,100 @@ func checkBoltPages(path string) error {
 		}
 	}
 	return nil
+}
+
+// walkBoltTree reads every page reachable from the root bucket's root
+// page with pread, so that an unreadable page (EIO) is an error here
+// rather than a SIGBUS later under bbolt's mmap, and checks what bbolt's
+// own free-page scan would report by panicking in a goroutine of its own:
+// every page id inside [2, hwm), no page referenced twice, only branch and
+// leaf pages, and element offsets inside their page. Sub-buckets are
+// followed, inline ones included.
+func walkBoltTree(f *os.File, ps int64, root, hwm uint64) error {
+	const hdrSize, elemSize = 16, 16
+	seen := map[uint64]bool{}
+	var walkPage func(id uint64, depth int) error
+	var walkNodes func(p []byte, what string, depth int) error
+	walkPage = func(id uint64, depth int) error {
+		if depth > 64 {
+			return fmt.Errorf("bbolt: tree deeper than 64 at page %d", id)
+		}
+		if id < 2 || id >= hwm {
+			return fmt.Errorf("bbolt: page id %d outside [2,%d)", id, hwm)
+		}
+		hdr := make([]byte, hdrSize)
+		if _, err := f.ReadAt(hdr, int64(id)*ps); err != nil {
+			return fmt.Errorf("bbolt: read page %d: %w", id, err)
+		}
+		if got := binary.LittleEndian.Uint64(hdr); got != id {
+			return fmt.Errorf("bbolt: page %d says it is page %d", id, got)
+		}
+		ov := uint64(binary.LittleEndian.Uint32(hdr[12:]))
+		if id+ov >= hwm {
+			return fmt.Errorf("bbolt: page %d overflows %d pages past the high-water mark %d", id, ov, hwm)
+		}
+		for i := uint64(0); i <= ov; i++ {
+			if seen[id+i] {
+				return fmt.Errorf("bbolt: page %d: multiple references", id+i)
+			}
+			seen[id+i] = true
+		}
+		p := make([]byte, int64(ov+1)*ps)
+		if _, err := f.ReadAt(p, int64(id)*ps); err != nil {
+			return fmt.Errorf("bbolt: read page %d: %w", id, err)
+		}
+		return walkNodes(p, fmt.Sprintf("page %d", id), depth)
+	}
+	walkNodes = func(p []byte, what string, depth int) error {
+		if len(p) < hdrSize {
+			return fmt.Errorf("bbolt: %s: %d bytes", what, len(p))
+		}
+		flags := binary.LittleEndian.Uint16(p[8:])
+		count := int(binary.LittleEndian.Uint16(p[10:]))
+		if flags&0x03 == 0 {
+			return fmt.Errorf("bbolt: %s has flags %#x, want a branch or leaf", what, flags)
+		}
+		if hdrSize+count*elemSize > len(p) {
+			return fmt.Errorf("bbolt: %s: %d elements do not fit", what, count)
+		}
+		for i := 0; i < count; i++ {
+			e := hdrSize + i*elemSize
+			switch {
+			case flags&0x01 != 0: // branch: pos, ksize, pgid
+				pos, ks := int(binary.LittleEndian.Uint32(p[e:])), int(binary.LittleEndian.Uint32(p[e+4:]))
+				if e+pos+ks > len(p) {
+					return fmt.Errorf("bbolt: %s: branch element %d out of the page", what, i)
+				}
+				if err := walkPage(binary.LittleEndian.Uint64(p[e+8:]), depth+1); err != nil {
+					return err
+				}
+			case flags&0x02 != 0: // leaf: flags, pos, ksize, vsize
+				lf := binary.LittleEndian.Uint32(p[e:])
+				pos, ks, vs := int(binary.LittleEndian.Uint32(p[e+4:])), int(binary.LittleEndian.Uint32(p[e+8:])), int(binary.LittleEndian.Uint32(p[e+12:]))
+				if pos < 0 || ks < 0 || vs < 0 || e+pos+ks+vs > len(p) {
+					return fmt.Errorf("bbolt: %s: leaf element %d out of the page", what, i)
+				}
+				if lf&0x01 == 0 { // a key/value, not a sub-bucket
+					continue
+				}
+				v := p[e+pos+ks : e+pos+ks+vs]
+				if len(v) < 16 {
+					return fmt.Errorf("bbolt: %s: bucket header of %d bytes", what, len(v))
+				}
+				var err error
+				if r := binary.LittleEndian.Uint64(v); r == 0 {
+					err = walkNodes(v[16:], what+" (inline bucket)", depth+1)
+				} else {
+					err = walkPage(r, depth+1)
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walkPage(root, 0)
 }
 
 // metaChecksumOK checks a meta page body's FNV-64a checksum.

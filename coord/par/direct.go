@@ -60,9 +60,14 @@ func (j *journal) enableDirect(path string) bool {
 func (j *journal) writeDirect(buf []byte, sync bool) error {
 	start := j.next &^ (sectorSize - 1)
 	end := (j.next + int64(len(buf)) + sectorSize - 1) &^ (sectorSize - 1)
-	region := alignedBuf(int(end - start))
+	n := int(end - start)
+	if cap(j.dbuf) < n {
+		j.dbuf = alignedBuf(max(n, 8*sectorSize))
+	}
+	region := j.dbuf[:n]
 	copy(region, j.tail[:j.next-start])
 	copy(region[j.next-start:], buf)
+	clear(region[j.next-start+int64(len(buf)):]) // the rest of the last sector: empty slots
 	if _, err := j.direct.WriteAt(region, start); err != nil {
 		return fmt.Errorf("%w: direct write at %d: %w", ErrJournal, start, err)
 	}

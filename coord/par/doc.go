@@ -83,6 +83,13 @@
 //     in one term.
 //   - ReadFault (fsys.go): injected read errors (EIO) for the identifier
 //     journal; an unreadable record takes the corrupt-record path.
+//   - raft.db itself (boltlog.go): raft-boltdb v2's on-disk format, opened
+//     and written by par with BoltOptions (map free list, synced), so that StoreLogs can overlap the identifiers' direct write
+//     with the encoding of the batch. An EIO on raft.db is a SIGBUS under
+//     bbolt's mmap (guard turns it into an error: the entry is FAULTY; a
+//     rewrite into the same page fails too) or an error from the pread
+//     walk at open (boltcheck.go), which quarantines raft.db so that it is
+//     rebuilt from peers through the identifiers (parfault family K).
 //   - parfault/: the fault-injection harness behind cmd/coordfault.
 //
 // # Caller's contract
@@ -122,6 +129,11 @@
 //   - bbolt's tx.Check walks in its own goroutine, out of SetPanicOnFault's
 //     reach (a SIGBUS there kills the process), so par checks meta pages
 //     and size itself and walks the data in a guarded goroutine.
+//   - raft.db's free list stays synced (plain storage does not sync it):
+//     without it bbolt rebuilds the list by a walk, at open and after
+//     every rolled-back write, that panics in its own goroutine on a
+//     damaged page (BoltOptions). par's own pread walk (walkBoltTree)
+//     checks the same conditions at open.
 //   - In multi-node clusters (Config.ParallelJournal) identifiers are
 //     written with O_DIRECT before the bbolt commit, whose fdatasync of
 //     raft.db flushes the device and so makes them durable too (direct.go:

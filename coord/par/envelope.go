@@ -27,10 +27,18 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
+// envelopeLen is the length of l's envelope.
+func envelopeLen(l *raft.Log) int { return envMinLen + len(l.Data) + len(l.Extensions) }
+
 // encodeEnvelope returns the canonical bytes of l and their checksum.
 func encodeEnvelope(l *raft.Log) ([]byte, uint32) {
-	n := envMinLen + len(l.Data) + len(l.Extensions)
-	b := make([]byte, n)
+	b := make([]byte, envelopeLen(l))
+	return b, encodeEnvelopeTo(b, l)
+}
+
+// encodeEnvelopeTo writes l's envelope into b, exactly envelopeLen(l)
+// bytes, and returns its checksum.
+func encodeEnvelopeTo(b []byte, l *raft.Log) uint32 {
 	binary.BigEndian.PutUint32(b[0:], envMagic)
 	b[4] = envVersion
 	binary.BigEndian.PutUint64(b[5:], l.Index)
@@ -50,7 +58,7 @@ func encodeEnvelope(l *raft.Log) ([]byte, uint32) {
 	p += copy(b[p:], l.Extensions)
 	c := crc(b[:p])
 	binary.BigEndian.PutUint32(b[p:], c)
-	return b, c
+	return c
 }
 
 // decodeEnvelope parses and verifies b. It returns the entry and the

@@ -10,8 +10,9 @@ import (
 // par consults it after every read of the identifier journal: a non-nil
 // error is handled exactly as a failed read(2) would be. file is the base
 // name (JournalFile); off and n the byte range read. Production leaves it
-// nil. raft.db is read through bbolt's mmap, out of this layer's reach
-// (the design's dm-dust target is not built).
+// nil. raft.db is read through bbolt's mmap, out of this layer's reach;
+// its EIO is injected below the process instead, by a FUSE loopback mount
+// (parfault family K, eiofs.go; the design's dm-dust target is not built).
 type ReadFault func(file string, off int64, n int) error
 
 // EIOSectors returns a ReadFault failing every read of file that touches

@@ -37,6 +37,12 @@ type record struct {
 
 func (r record) encode() []byte {
 	b := make([]byte, recSize)
+	r.encodeTo(b)
+	return b
+}
+
+// encodeTo writes the record into b[:recSize], which must be zeroed.
+func (r record) encodeTo(b []byte) {
 	b[0] = byte(r.kind)
 	b[1] = r.typ
 	binary.BigEndian.PutUint64(b[2:], r.seq)
@@ -44,7 +50,6 @@ func (r record) encode() []byte {
 	binary.BigEndian.PutUint64(b[18:], r.term)
 	binary.BigEndian.PutUint32(b[26:], r.cksum)
 	binary.BigEndian.PutUint32(b[60:], crc(b[:60]))
-	return b
 }
 
 // slotState is what a 64-byte slot holds.
@@ -206,6 +211,7 @@ type journal struct {
 	// file's partial last sector.
 	direct *os.File
 	tail   []byte
+	dbuf   []byte // reused aligned buffer of direct writes (under wmu)
 }
 
 // openJournal opens (creating) path and replays it. fault, when set,
@@ -285,11 +291,11 @@ func (j *journal) writeRecs(recs []record, sync bool) error {
 	}
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
-	buf := make([]byte, 0, len(recs)*recSize)
+	buf := make([]byte, len(recs)*recSize)
 	for i := range recs {
 		recs[i].seq = j.seq
 		j.seq++
-		buf = append(buf, recs[i].encode()...)
+		recs[i].encodeTo(buf[i*recSize:])
 	}
 	if err := j.preallocate(j.next + int64(len(buf))); err != nil {
 		return err

@@ -37,6 +37,7 @@ type Stats struct {
 // journal, and never hands raft bytes that do not verify.
 type LogStore struct {
 	inner raft.LogStore
+	bolt  *boltLog // inner, when par opened raft.db itself (the write hook)
 	j     *journal
 	mu    sync.RWMutex // guards j (and its view)
 
@@ -61,6 +62,7 @@ type LogStore struct {
 	repairedBytes atomic.Int64
 
 	lastAppend              atomic.Int64 // unix nanos of the last StoreLogs (the scrubber backs off)
+	journalWait             atomic.Int64 // nanoseconds StoreLogs waited for the overlapped journal write (bench)
 	scrubPos, scrubLast     atomic.Uint64
 	scrubPasses, scrubFound atomic.Int64
 }
@@ -236,14 +238,62 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		return nil
 	}
 	s.lastAppend.Store(time.Now().UnixNano())
+	// One allocation each for the envelopes, the copies and the records
+	// (the inner store encodes the values into its own buffers).
+	n := 0
+	for _, l := range logs {
+		n += envelopeLen(l)
+	}
+	envs := make([]byte, n)
 	copies := make([]*raft.Log, len(logs))
+	backing := make([]raft.Log, len(logs))
 	recs := make([]record, len(logs))
 	for i, l := range logs {
-		env, c := encodeEnvelope(l)
-		copies[i] = &raft.Log{Index: l.Index, Term: l.Term, Type: l.Type, Data: env}
+		m := envelopeLen(l)
+		env := envs[:m:m]
+		envs = envs[m:]
+		c := encodeEnvelopeTo(env, l)
+		backing[i] = raft.Log{Index: l.Index, Term: l.Term, Type: l.Type, Data: env}
+		copies[i] = &backing[i]
 		recs[i] = record{kind: recAppend, typ: byte(l.Type), index: l.Index, term: l.Term, cksum: c}
 	}
-	if s.piggyback {
+	if s.piggyback && s.bolt != nil {
+		// The identifiers' direct write runs while the entries are
+		// encoded into the bolt transaction; the commit starts only once
+		// it completed, so bbolt's fdatasync of raft.db flushes it too.
+		// Same durability as below, without the write's latency on top.
+		jerrc := make(chan error, 1)
+		go func() { jerrc <- s.j.writeRecs(recs, false) }()
+		var jerr error
+		waited := false
+		berr := guard(func() error {
+			return s.bolt.storeLogs(copies, func() error {
+				waited = true
+				t0 := time.Now()
+				jerr = <-jerrc
+				s.journalWait.Add(int64(time.Since(t0)))
+				return jerr
+			})
+		})
+		if !waited {
+			jerr = <-jerrc
+		}
+		if jerr != nil { // nothing committed: the hook aborted the commit, or bolt failed first
+			if berr != nil && !errors.Is(berr, jerr) {
+				return errors.Join(berr, jerr)
+			}
+			return jerr
+		}
+		if berr != nil {
+			// Identifiers written for entries bolt does not hold:
+			// retract them before raft retries.
+			s.mu.Lock()
+			s.j.applyAll(recs)
+			_ = s.j.append(record{kind: recTruncateSuffix, index: logs[0].Index})
+			s.mu.Unlock()
+			return berr
+		}
+	} else if s.piggyback {
 		// Identifiers first (a direct write, no flush), then the bolt
 		// commit, whose fdatasync flushes the device after the journal
 		// write completed: both durable before returning, one flush

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 )
 
@@ -66,7 +65,7 @@ type Store struct {
 	Log    *LogStore
 	Stable *StableStore
 	snaps  *SnapshotStore // snapshot_repair.go
-	bolt   *raftboltdb.BoltStore
+	bolt   *boltLog
 	cfg    Config
 	log    *slog.Logger
 
@@ -102,10 +101,10 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.report.BoltRebuilt = rebuilt
-	var bolt *raftboltdb.BoltStore
+	var bolt *boltLog
 	openBolt := func() error {
 		return guard(func() (err error) {
-			bolt, err = raftboltdb.New(raftboltdb.Options{Path: boltPath})
+			bolt, err = openBoltLog(boltPath)
 			return err
 		})
 	}
@@ -126,6 +125,7 @@ func Open(cfg Config) (*Store, error) {
 		bolt.Close()
 		return nil, err
 	}
+	ls.bolt = bolt
 	ls.parallel = cfg.ParallelJournal
 	ls.piggyback = cfg.ParallelJournal && enablePiggyback(ls.j, cfg)
 	s.Log = ls

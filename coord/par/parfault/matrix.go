@@ -52,6 +52,8 @@ func Cases(family string, seed uint64, count, entries int) []Case {
 		all = cCases()
 	case "H":
 		all = hCases()
+	case "K":
+		all = kCases()
 	case "B":
 		for i := 0; i < bCount; i++ {
 			all = append(all, bCase(i))

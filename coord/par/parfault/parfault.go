@@ -110,6 +110,9 @@ func (c Case) String() string {
 	if c.Family == "H" {
 		return fmt.Sprintf("H/%d leader-replication-read", c.ID)
 	}
+	if c.Family == "K" {
+		return fmt.Sprintf("K/%d %s n%d", c.ID, kindName(c.Recover), c.Wipe+1)
+	}
 	if c.Family == "J" {
 		mode := [...]string{"naive", "coordd--par-recover", "coordctl-par-recover"}[c.Recover]
 		return fmt.Sprintf("J/%d wipe=n%d %s", c.ID, c.Wipe, mode)
@@ -307,7 +310,7 @@ func (h *Harness) Recoverable(c Case) bool {
 	switch c.Family {
 	case "B", "I":
 		return false // decided from the damaged files (damageOracle)
-	case "C", "H":
+	case "C", "H", "K":
 		return true // every acked entry has intact copies
 	case "J":
 		return true // two intact nodes hold everything
@@ -356,8 +359,8 @@ func (h *Harness) Run(ctx context.Context, c Case) Result {
 		return res
 	}
 	switch c.Family {
-	case "J", "C", "H":
-		map[string]func(context.Context, Case, string, *Result){"J": h.runJ, "C": h.runC, "H": h.runH}[c.Family](ctx, c, dir, &res)
+	case "J", "C", "H", "K":
+		map[string]func(context.Context, Case, string, *Result){"J": h.runJ, "C": h.runC, "H": h.runH, "K": h.runK}[c.Family](ctx, c, dir, &res)
 		if dv := h.doubleVote(dir, nil); dv != "" && res.Outcome != Unsafe && c.Family != "J" {
 			res.Outcome, res.Detail = Unsafe, "double vote: "+dv
 		}
@@ -509,9 +512,18 @@ func injectFS(nd string, kind int) error {
 }
 
 // flipEvery flips one bit inside every occurrence of marker in path (bbolt
-// is copy-on-write, so stale page copies may hold it too).
+// is copy-on-write, so stale page copies may hold it too). It writes only
+// the flipped bytes in place: families H and the scrubber test damage the
+// file under a running node, and rewriting it whole (truncate, then write)
+// let bbolt's mmap read past the end of the empty file in between — a
+// SIGBUS inside bbolt's beginTx, caught by par's guard with bbolt's meta
+// lock still held, hung the node.
 func flipEvery(path string, marker []byte) (int, error) {
 	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -521,14 +533,15 @@ func flipEvery(path string, marker []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		b[off+i+len(marker)/2] ^= 0x04
+		at := off + i + len(marker)/2
+		if _, err := f.WriteAt([]byte{b[at] ^ 0x04}, int64(at)); err != nil {
+			f.Close()
+			return n, err
+		}
 		off += i + len(marker)
 		n++
 	}
-	if n == 0 {
-		return 0, nil
-	}
-	return n, os.WriteFile(path, b, 0o600)
+	return n, f.Close()
 }
 
 // probe classifies: a leader, a committed probe write, and every acked

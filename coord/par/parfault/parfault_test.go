@@ -8,6 +8,7 @@ import (
 
 	"context"
 	"coord/coord/par"
+	"coord/proto/coordpb"
 	"testing"
 	"time"
 )
@@ -190,6 +191,21 @@ func TestScrubberFindsLatentFault(t *testing.T) {
 	srvs, err := h.start(dir, nil)
 	defer closeAll(srvs)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Raft replays every committed entry through GetLog after a restart:
+	// damage injected before node 1 replayed would be found by that read
+	// instead of the scrubber (a flake on a loaded machine).
+	cc, err := h.dialLeader(ctx, srvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := coordpb.NewCoordClient(cc).Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/barrier", Data: []byte("b")}})
+	cc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srvs[1].Replica().WaitApplied(ctx, r.Header.GetZxid()); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := flipEvery(filepath.Join(dir, h.names[1], par.BoltFile), h.values[0]); err != nil || n == 0 {
