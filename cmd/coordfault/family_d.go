@@ -37,9 +37,9 @@ func runD(ctx context.Context, dir, mode string, seed uint64, count, one int, ve
 			gapEntries++
 		}
 		if verbose {
-			fmt.Printf("case %-52s recoverable=%-5v %-11s %6dms chunk=%d whole=%d meta=%d quarantined=%d entries=%d bytes=%d %s\n",
+			fmt.Printf("case %-52s recoverable=%-5v %-11s %6dms chunk=%d whole=%d meta=%d quarantined=%d entries=%d gapfill=%d bytes=%d %s\n",
 				r.Case, r.Recoverable, r.Outcome, r.Took.Milliseconds(), r.ChunkRepairs, r.WholeRepairs, r.MetaRepaired,
-				r.Quarantined, r.EntryRepairs, r.SnapshotBytes, r.Detail)
+				r.Quarantined, r.EntryRepairs, r.GapFilled, r.SnapshotBytes, r.Detail)
 		}
 	}
 	fmt.Printf("%-6s %-6s %6d %8d %12d %7d %28d   (%s; %d of the unavailable-but-recoverable need log entries to close a gap)\n",
