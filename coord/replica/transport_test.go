@@ -67,7 +67,10 @@ func TestClose_WaitsForHeartbeatInRaft(t *testing.T) {
 	stable := &holdStable{InmemStore: raft.NewInmemStore(), entered: make(chan struct{}, 1), closed: make(chan struct{})}
 	var closeOnce sync.Once
 	storage := &Storage{Log: raft.NewInmemStore(), Stable: stable, Snaps: raft.NewInmemSnapshotStore(),
-		close: func() error { closeOnce.Do(func() { stable.mu.Lock(); close(stable.closed); stable.mu.Unlock() }); return nil }}
+		close: func() error {
+			closeOnce.Do(func() { stable.mu.Lock(); close(stable.closed); stable.mu.Unlock() })
+			return nil
+		}}
 	r, err := New(Config{Name: "n1", Address: addr, Join: true, Storage: storage}, mux)
 	if err != nil {
 		t.Fatal(err)
