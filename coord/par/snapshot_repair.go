@@ -87,6 +87,9 @@ func (s *Store) recoverSnapshots(ctx context.Context, c *Client) error {
 			// hold the entries (gapfill.go).
 			ferr := s.fillGapFromLogs(ctx, c)
 			if ferr == nil {
+				if _, gap := s.Gap(); !gap {
+					return nil // not after the retry wait: ctx may end in it
+				}
 				continue
 			}
 			err = errors.Join(err, ferr)
