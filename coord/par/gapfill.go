@@ -116,8 +116,10 @@ func (s *Store) fillGapFromLogs(ctx context.Context, c *Client) error {
 	}
 	if first == 0 || !ok {
 		// The whole log was compacted: no identifier of ours can anchor a
-		// peer's log (our term table alone cannot rule out a stale entry
-		// with the same term on a lagging peer).
+		// peer's log. The term table alone is not enough: a lost journal
+		// record could make it name a wrong term for the last compacted
+		// index, and a lagging peer's stale entry under that term would
+		// then pass.
 		return fmt.Errorf("%w: the log is empty after compaction, nothing anchors a peer's log", ErrSnapshotGap)
 	}
 	var errs []error
