@@ -110,6 +110,7 @@ func (s *Server) registerPARMetrics() {
 		c("par_repair_failures_total", "Runtime repairs that found no intact copy in time.", func() float64 { return float64(ls.Stats().RepairFails) }),
 		c("par_repaired_bytes_total", "Envelope bytes received in repairs.", func() float64 { return float64(ls.Stats().RepairedBytes) }),
 		c("par_truncations_total", "Suffixes discarded (repair rules 2/4, torn tails).", func() float64 { return float64(ls.Stats().Truncations) }),
+		c("par_gap_filled_entries_total", "Log entries fetched from a peer's log to close a gap below a lost snapshot.", func() float64 { return float64(ls.Stats().GapFilled) }),
 		g("par_scrub_progress", "Scrubber position in the current pass (0..1).", func() float64 {
 			st := ls.ScrubStats()
 			if st.Last == 0 {

@@ -9,6 +9,10 @@ import (
 	"coord/coord/par/parfault"
 )
 
+// dGapOnly (--gap-only) keeps only the family D cases that need a gap
+// filled from a peer's log.
+var dGapOnly bool
+
 // runD runs family D (snapshots), which has its own base state (a
 // multi-chunk snapshot at the same index on every node) and harness.
 func runD(ctx context.Context, dir, mode string, seed uint64, count, one int, verbose bool, parallel int, recoverTimeout time.Duration) error {
@@ -22,6 +26,15 @@ func runD(ctx context.Context, dir, mode string, seed uint64, count, one int, ve
 		ds = append(ds, d)
 	}
 	cases := parfault.DCases(seed, count)
+	if dGapOnly {
+		var keep []parfault.DCase
+		for _, c := range cases {
+			if c.GapNeedsEntries() {
+				keep = append(keep, c)
+			}
+		}
+		cases = keep
+	}
 	if one >= 0 {
 		c, ok := parfault.DCaseByID(one)
 		if !ok {
@@ -37,9 +50,9 @@ func runD(ctx context.Context, dir, mode string, seed uint64, count, one int, ve
 			gapEntries++
 		}
 		if verbose {
-			fmt.Printf("case %-52s recoverable=%-5v %-11s %6dms chunk=%d whole=%d meta=%d quarantined=%d entries=%d bytes=%d %s\n",
+			fmt.Printf("case %-52s recoverable=%-5v %-11s %6dms chunk=%d whole=%d meta=%d quarantined=%d entries=%d gapfill=%d bytes=%d %s\n",
 				r.Case, r.Recoverable, r.Outcome, r.Took.Milliseconds(), r.ChunkRepairs, r.WholeRepairs, r.MetaRepaired,
-				r.Quarantined, r.EntryRepairs, r.SnapshotBytes, r.Detail)
+				r.Quarantined, r.EntryRepairs, r.GapFilled, r.SnapshotBytes, r.Detail)
 		}
 	}
 	fmt.Printf("%-6s %-6s %6d %8d %12d %7d %28d   (%s; %d of the unavailable-but-recoverable need log entries to close a gap)\n",

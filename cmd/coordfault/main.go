@@ -28,6 +28,7 @@ func main() {
 	verbose := flag.Bool("v", false, "print every case")
 	parallel := flag.Int("parallel", 3, "clusters running cases at once")
 	recoverTimeout := flag.Duration("recover-timeout", 1500*time.Millisecond, "PAR pre-start recovery bound per node")
+	flag.BoolVar(&dGapOnly, "gap-only", false, "family D: run only the cases that need a gap filled from a peer's log (parfault.DCase.GapNeedsEntries)")
 	flag.Parse()
 	if err := run(*families, *seed, *count, *one, *modes, *verbose, *parallel, *recoverTimeout); err != nil {
 		fmt.Fprintln(os.Stderr, "coordfault:", err)

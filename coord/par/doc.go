@@ -64,9 +64,17 @@
 //     checksums we trust and the whole against its SHA-256. After
 //     installing one the log is aligned with it (Raft's Figure 13: a
 //     suffix from a conflicting entry is discarded; the prefix compacted).
-//     Recover never returns nil with a gap (raft would panic in its
-//     configuration scan). Repair rule 3 (COMMITTED_COMPACTED) is acted on
-//     by the same path.
+//     When no peer has or can take such a snapshot, the gap is filled
+//     from a peer's log (gapfill.go, PeerRepair.GetLogRange): the peer's
+//     entry at our first index must equal our identifier there (term and
+//     checksum), so by Log Matching its entries below it are the committed
+//     ones we compacted; each is envelope-checked, written to bolt below
+//     the first index, then made visible by one journal write (recBackfill
+//     records + recBackfillDone; an unfinished fill is deleted at start-up
+//     as an unfinished compaction). raft then replays from the snapshot
+//     (or index 1). Recover never returns nil with a gap (raft would panic
+//     in its configuration scan). Repair rule 3 (COMMITTED_COMPACTED) is
+//     acted on by the snapshot path.
 //   - Node identity (identity.go, lostnode.go, design §4.8): par-node.a|.b
 //     hold name, random node id, cluster id (from the initial cluster's
 //     names) and incarnation, checksummed, written A then B. A node with no
@@ -157,9 +165,13 @@
 //   - The journal is preallocated with written zeros but never rewritten:
 //     it grows by 64 bytes per entry and never shrinks (compaction only
 //     records COMPACT_PREFIX).
-//   - Snapshots: a gap is closed only with a snapshot from a peer, never
-//     with log entries fetched from one (a node in state g whose snapshot
-//     is lost, with only log-only peers, waits); chunk repair needs a
+//   - Snapshots: a gap is closed with a peer's snapshot, else with
+//     entries from a peer's log anchored at our first identifier; a node
+//     whose log is empty after compaction (nothing to anchor on) can only
+//     use a snapshot, and waits. Fetched entries below the first index are
+//     trusted through that anchor (Log Matching), not through identifiers
+//     of their own (the node no longer has them), and the decision is not
+//     part of the model check. Chunk repair needs a
 //     byte-identical peer snapshot, which hashicorp's independent snapshot
 //     indexes give only for snapshots shipped by InstallSnapshot or taken
 //     at the same applied index (no identical checkpoints, design §4.6

@@ -17,6 +17,15 @@ const (
 	recTruncateSuffix recKind = 2 // entries >= index are being deleted (raft conflict / repair discard)
 	recCompactPrefix  recKind = 3 // entries <= index are being deleted (compaction)
 	recAdopt          recKind = 4 // identifier re-derived from a verified entry at start-up
+	// recBackfill is the identifier of an entry fetched from a peer's log
+	// to close a gap below the first index (gapfill.go). It is pending:
+	// it takes effect only with the recBackfillDone that follows it.
+	recBackfill recKind = 5
+	// recBackfillDone commits the pending backfill [index, term] (the term
+	// field holds the last backfilled index): when every index of the
+	// range is pending and the range ends right below the first index, the
+	// entries join the view and the log starts at index.
+	recBackfillDone recKind = 6
 )
 
 // recSize is the fixed record size: 8 records per 512-byte sector, so no
@@ -83,7 +92,7 @@ func decodeRecord(b []byte) (record, slotState) {
 		term:  binary.BigEndian.Uint64(b[18:]),
 		cksum: binary.BigEndian.Uint32(b[26:]),
 	}
-	if r.kind < recAppend || r.kind > recAdopt {
+	if r.kind < recAppend || r.kind > recBackfillDone {
 		return record{}, slotCorrupt
 	}
 	return r, slotValid
@@ -110,6 +119,8 @@ type idView struct {
 	// a torn tail).
 	corrupt      int
 	corruptSlots []int64
+	// pending holds recBackfill identifiers until their recBackfillDone.
+	pending map[uint64]ident
 }
 
 type termRange struct{ start, term uint64 }
@@ -148,6 +159,14 @@ func (v *idView) apply(r record) {
 		}
 	case recTruncateSuffix:
 		v.truncateFrom(r.index)
+	case recBackfill:
+		if v.pending == nil {
+			v.pending = map[uint64]ident{}
+		}
+		v.pending[r.index] = ident{term: r.term, typ: r.typ, cksum: r.cksum}
+	case recBackfillDone:
+		v.commitBackfill(r.index, r.term)
+		v.pending = nil
 	case recCompactPrefix:
 		for i := v.first; i <= r.index && i <= v.last && i != 0; i++ {
 			delete(v.ids, i)
@@ -161,6 +180,46 @@ func (v *idView) apply(r record) {
 			v.first = r.index + 1
 		}
 	}
+}
+
+// commitBackfill makes the pending identifiers lo..hi part of the log when
+// they are all there and hi+1 is the first index (else nothing changes: a
+// torn backfill is ignored, and start-up deletes its entries from bolt as
+// an unfinished compaction). Indexes below lo stay compacted (they are in
+// the snapshot the backfill was aligned to).
+func (v *idView) commitBackfill(lo, hi uint64) {
+	if lo == 0 || lo > hi || v.first != hi+1 {
+		return
+	}
+	for i := lo; i <= hi; i++ {
+		if _, ok := v.pending[i]; !ok {
+			return
+		}
+	}
+	var terms []termRange
+	add := func(start, term uint64) {
+		if n := len(terms); n == 0 || terms[n-1].term != term {
+			terms = append(terms, termRange{start: start, term: term})
+		}
+	}
+	for _, tr := range v.terms {
+		if tr.start < lo {
+			add(tr.start, tr.term)
+		}
+	}
+	for i := lo; i <= hi; i++ {
+		v.ids[i] = v.pending[i]
+		add(i, v.pending[i].term)
+	}
+	add(hi+1, v.ids[hi+1].term)
+	for _, tr := range v.terms {
+		if tr.start > hi+1 {
+			add(tr.start, tr.term)
+		}
+	}
+	v.terms = terms
+	v.first = lo
+	v.compacted = lo - 1
 }
 
 func (v *idView) truncateFrom(from uint64) {

@@ -30,6 +30,8 @@ type Stats struct {
 	Truncations   int64 // suffixes discarded by the repair rules or as torn tails
 	Adopted       int64 // identifiers re-derived at start-up
 	RepairedBytes int64 // envelope bytes received in repairs
+	GapFilled     int64 // entries fetched from a peer's log to close a gap (gapfill.go)
+	GapBytes      int64 // envelope bytes of those entries
 }
 
 // LogStore is a raft.LogStore that keeps each entry in the inner store as a
@@ -53,13 +55,15 @@ type LogStore struct {
 	repairWait time.Duration
 	repairMu   sync.Mutex // one runtime repair at a time
 
-	faulty        sync.Map // index -> struct{}
-	nFaulty       atomic.Int64
-	repairs       atomic.Int64
-	repairFails   atomic.Int64
-	truncations   atomic.Int64
-	adopted       atomic.Int64
-	repairedBytes atomic.Int64
+	faulty         sync.Map // index -> struct{}
+	nFaulty        atomic.Int64
+	repairs        atomic.Int64
+	repairFails    atomic.Int64
+	truncations    atomic.Int64
+	adopted        atomic.Int64
+	repairedBytes  atomic.Int64
+	gapFilled      atomic.Int64
+	gapFilledBytes atomic.Int64
 
 	lastAppend              atomic.Int64 // unix nanos of the last StoreLogs (the scrubber backs off)
 	journalWait             atomic.Int64 // nanoseconds StoreLogs waited for the overlapped journal write (bench)
@@ -89,6 +93,7 @@ func (s *LogStore) Stats() Stats {
 	return Stats{
 		Faulty: s.nFaulty.Load(), Repairs: s.repairs.Load(), RepairFails: s.repairFails.Load(),
 		Truncations: s.truncations.Load(), Adopted: s.adopted.Load(), RepairedBytes: s.repairedBytes.Load(),
+		GapFilled: s.gapFilled.Load(), GapBytes: s.gapFilledBytes.Load(),
 	}
 }
 

@@ -60,7 +60,9 @@ func (s *Store) Gap() (need uint64, gap bool) {
 // recoverSnapshots runs before the log's distributed recovery: faulty
 // entries the newest verified snapshot covers are compacted away (they are
 // committed and captured in it), then the I4 gap is closed from peers
-// (chunk repair of a quarantined snapshot, else a whole peer snapshot).
+// (chunk repair of a quarantined snapshot, else a whole peer snapshot,
+// else a snapshot a running peer takes on request, else the missing
+// entries from a peer's log: gapfill.go).
 // It waits until ctx ends; raft never starts with a gap.
 func (s *Store) recoverSnapshots(ctx context.Context, c *Client) error {
 	for attempt := 0; ; attempt++ {
@@ -79,7 +81,20 @@ func (s *Store) recoverSnapshots(ctx context.Context, c *Client) error {
 		if !gap {
 			return nil
 		}
-		if err := s.repairSnapshot(ctx, c, need); err != nil {
+		err := s.repairSnapshot(ctx, c, need)
+		if errors.Is(err, errNoCoveringSnapshot) {
+			// No snapshot anywhere covers the gap: a peer's log may still
+			// hold the entries (gapfill.go).
+			ferr := s.fillGapFromLogs(ctx, c)
+			if ferr == nil {
+				if _, gap := s.Gap(); !gap {
+					return nil // not after the retry wait: ctx may end in it
+				}
+				continue
+			}
+			err = errors.Join(err, ferr)
+		}
+		if err != nil {
 			s.log.Warn("par: snapshot repair failed; retrying", "need", need, "err", err)
 			continue
 		}
@@ -153,7 +168,7 @@ func (s *Store) repairSnapshot(ctx context.Context, c *Client, need uint64) erro
 		if c.requestSnapshot(ctx, need) {
 			return fmt.Errorf("a peer took a snapshot covering index %d; fetching it next", need)
 		}
-		return fmt.Errorf("no peer holds a verified snapshot covering index %d", need)
+		return fmt.Errorf("%w (index %d)", errNoCoveringSnapshot, need)
 	}
 	return s.installWhole(ctx, c, from, best)
 }

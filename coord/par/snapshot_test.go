@@ -400,10 +400,14 @@ func TestRecover_WholeSnapshotClosesGap(t *testing.T) {
 	}
 }
 
-// Nobody can close the gap: Recover refuses (raft must never start with a
+// Nobody can close the gap (the peer's snapshot is damaged too and its log
+// is compacted as well): Recover refuses (raft must never start with a
 // gap: its configuration scan would panic on "log not found").
 func TestRecover_GapWithoutPeersRefuses(t *testing.T) {
 	holder, req, c, _ := twoStores(t)
+	if err := holder.Log.DeleteRange(1, 10); err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range []*Store{holder, req} {
 		id := s.Snapshots().sorted()[0].Meta.ID
 		flipAt(t, filepath.Join(s.cfg.Dir, SnapshotsDir, id, snapStateFile), 10)

@@ -16,7 +16,10 @@
 //  3. ReadIndex(ctx) on the leader returns a safe read point; WaitApplied
 //     blocks until the local FSM reached an index; State returns the latest
 //     immutable tree (no locks: readers never block the apply loop).
-//  4. Close stops raft and releases storage.
+//  4. Close stops raft and releases storage, after the heartbeats raft
+//     handles on transport goroutines have left raft (transport.go: raft's
+//     Shutdown does not wait for them, and one persisting its term into a
+//     closed store made raft panic).
 //
 // # Goroutines
 //

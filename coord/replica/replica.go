@@ -187,7 +187,7 @@ type Replica struct {
 	raft      *raft.Raft
 	fsm       *fsm
 	storage   *Storage
-	transport *raft.NetworkTransport
+	transport *gatedTransport // transport.go
 	log       *slog.Logger
 
 	logStore  *countingLogStore
@@ -217,13 +217,13 @@ func New(cfg Config, mux *Mux) (*Replica, error) {
 		}
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Output: logw, Level: hclog.Warn})
-	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	transport := &gatedTransport{NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:          streamLayer{chanListener: mux.raft, tls: cfg.DialTLS, advertise: tcpAddr(cfg.Address)},
 		MaxPool:         4,
 		Timeout:         10 * time.Second,
 		Logger:          hlog.Named("net"),
 		MaxRPCsInFlight: 2,
-	})
+	})}
 	r := &Replica{
 		cfg:       cfg,
 		fsm:       newFSM(cfg.Events),
@@ -325,6 +325,10 @@ func (r *Replica) Close() error {
 	err := r.raft.Shutdown().Error()
 	r.wg.Wait()
 	r.transport.Close()
+	// No heartbeat may still be inside raft when the stores close (it
+	// would persist the term into a closed store and raft would panic):
+	// transport.go.
+	r.transport.closeHeartbeats()
 	if cerr := r.storage.Close(); err == nil {
 		err = cerr
 	}

@@ -85,6 +85,8 @@ var Rules = map[string]Rule{
 	parpb.PeerRepair_FetchSnapshot_FullMethodName:   RulePeer,
 	parpb.PeerRepair_RequestSnapshot_FullMethodName: RulePeer,
 	parpb.PeerRepair_Hello_FullMethodName:           RulePeer,
+	// PAR gap fill: a peer reads verified entries of this node's log.
+	parpb.PeerRepair_GetLogRange_FullMethodName: RulePeer,
 }
 
 // Policy is a node's authorization config. The zero Policy is the open

@@ -1215,6 +1215,205 @@ func (x *HelloResponse) GetStored() bool {
 	return false
 }
 
+type GetLogRangeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requester     string                 `protobuf:"bytes,1,opt,name=requester,proto3" json:"requester,omitempty"`
+	From          uint64                 `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            uint64                 `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"`
+	MaxBytes      uint64                 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLogRangeRequest) Reset() {
+	*x = GetLogRangeRequest{}
+	mi := &file_par_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLogRangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLogRangeRequest) ProtoMessage() {}
+
+func (x *GetLogRangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLogRangeRequest.ProtoReflect.Descriptor instead.
+func (*GetLogRangeRequest) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetLogRangeRequest) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *GetLogRangeRequest) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *GetLogRangeRequest) GetTo() uint64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *GetLogRangeRequest) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+type LogEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Term  uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	// The par envelope as stored (it carries its own CRC32C over index,
+	// term, type and data).
+	Envelope      []byte `protobuf:"bytes,3,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogEntry) Reset() {
+	*x = LogEntry{}
+	mi := &file_par_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogEntry) ProtoMessage() {}
+
+func (x *LogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
+func (*LogEntry) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *LogEntry) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *LogEntry) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *LogEntry) GetEnvelope() []byte {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+type GetLogRangeResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Responder string                 `protobuf:"bytes,1,opt,name=responder,proto3" json:"responder,omitempty"`
+	Entries   []*LogEntry            `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The responder's identifier view (0 when empty).
+	FirstIndex    uint64 `protobuf:"varint,3,opt,name=first_index,json=firstIndex,proto3" json:"first_index,omitempty"`
+	LastIndex     uint64 `protobuf:"varint,4,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLogRangeResponse) Reset() {
+	*x = GetLogRangeResponse{}
+	mi := &file_par_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLogRangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLogRangeResponse) ProtoMessage() {}
+
+func (x *GetLogRangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_par_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLogRangeResponse.ProtoReflect.Descriptor instead.
+func (*GetLogRangeResponse) Descriptor() ([]byte, []int) {
+	return file_par_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetLogRangeResponse) GetResponder() string {
+	if x != nil {
+		return x.Responder
+	}
+	return ""
+}
+
+func (x *GetLogRangeResponse) GetEntries() []*LogEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *GetLogRangeResponse) GetFirstIndex() uint64 {
+	if x != nil {
+		return x.FirstIndex
+	}
+	return 0
+}
+
+func (x *GetLogRangeResponse) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
 var File_par_proto protoreflect.FileDescriptor
 
 const file_par_proto_rawDesc = "" +
@@ -1309,14 +1508,30 @@ const file_par_proto_rawDesc = "" +
 	"\x05known\x18\x03 \x01(\bR\x05known\x12\"\n" +
 	"\rknown_node_id\x18\x04 \x01(\fR\vknownNodeId\x12+\n" +
 	"\x11known_incarnation\x18\x05 \x01(\x04R\x10knownIncarnation\x12\x16\n" +
-	"\x06stored\x18\x06 \x01(\bR\x06stored*\xc4\x01\n" +
+	"\x06stored\x18\x06 \x01(\bR\x06stored\"s\n" +
+	"\x12GetLogRangeRequest\x12\x1c\n" +
+	"\trequester\x18\x01 \x01(\tR\trequester\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x04R\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\x04R\x02to\x12\x1b\n" +
+	"\tmax_bytes\x18\x04 \x01(\x04R\bmaxBytes\"P\n" +
+	"\bLogEntry\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x1a\n" +
+	"\benvelope\x18\x03 \x01(\fR\benvelope\"\xa5\x01\n" +
+	"\x13GetLogRangeResponse\x12\x1c\n" +
+	"\tresponder\x18\x01 \x01(\tR\tresponder\x120\n" +
+	"\aentries\x18\x02 \x03(\v2\x16.coord.par.v1.LogEntryR\aentries\x12\x1f\n" +
+	"\vfirst_index\x18\x03 \x01(\x04R\n" +
+	"firstIndex\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x04 \x01(\x04R\tlastIndex*\xc4\x01\n" +
 	"\vEntryStatus\x12\x18\n" +
 	"\x14ENTRY_STATUS_UNKNOWN\x10\x00\x12\x15\n" +
 	"\x11ENTRY_STATUS_HAVE\x10\x01\x12\x1a\n" +
 	"\x16ENTRY_STATUS_DONT_HAVE\x10\x02\x12\x1c\n" +
 	"\x18ENTRY_STATUS_HAVE_FAULTY\x10\x03\x12$\n" +
 	" ENTRY_STATUS_COMMITTED_COMPACTED\x10\x04\x12$\n" +
-	" ENTRY_STATUS_CONFLICTS_COMMITTED\x10\x052\xba\x04\n" +
+	" ENTRY_STATUS_CONFLICTS_COMMITTED\x10\x052\x8e\x05\n" +
 	"\n" +
 	"PeerRepair\x12O\n" +
 	"\n" +
@@ -1326,7 +1541,8 @@ const file_par_proto_rawDesc = "" +
 	"\rListSnapshots\x12\".coord.par.v1.ListSnapshotsRequest\x1a#.coord.par.v1.ListSnapshotsResponse\x12R\n" +
 	"\rFetchSnapshot\x12\".coord.par.v1.FetchSnapshotRequest\x1a\x1b.coord.par.v1.SnapshotChunk0\x01\x12^\n" +
 	"\x0fRequestSnapshot\x12$.coord.par.v1.RequestSnapshotRequest\x1a%.coord.par.v1.RequestSnapshotResponse\x12@\n" +
-	"\x05Hello\x12\x1a.coord.par.v1.HelloRequest\x1a\x1b.coord.par.v1.HelloResponseB\x13Z\x11coord/proto/parpbb\x06proto3"
+	"\x05Hello\x12\x1a.coord.par.v1.HelloRequest\x1a\x1b.coord.par.v1.HelloResponse\x12R\n" +
+	"\vGetLogRange\x12 .coord.par.v1.GetLogRangeRequest\x1a!.coord.par.v1.GetLogRangeResponseB\x13Z\x11coord/proto/parpbb\x06proto3"
 
 var (
 	file_par_proto_rawDescOnce sync.Once
@@ -1341,7 +1557,7 @@ func file_par_proto_rawDescGZIP() []byte {
 }
 
 var file_par_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_par_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_par_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_par_proto_goTypes = []any{
 	(EntryStatus)(0),                // 0: coord.par.v1.EntryStatus
 	(*Item)(nil),                    // 1: coord.par.v1.Item
@@ -1361,31 +1577,37 @@ var file_par_proto_goTypes = []any{
 	(*RequestSnapshotResponse)(nil), // 15: coord.par.v1.RequestSnapshotResponse
 	(*HelloRequest)(nil),            // 16: coord.par.v1.HelloRequest
 	(*HelloResponse)(nil),           // 17: coord.par.v1.HelloResponse
+	(*GetLogRangeRequest)(nil),      // 18: coord.par.v1.GetLogRangeRequest
+	(*LogEntry)(nil),                // 19: coord.par.v1.LogEntry
+	(*GetLogRangeResponse)(nil),     // 20: coord.par.v1.GetLogRangeResponse
 }
 var file_par_proto_depIdxs = []int32{
 	1,  // 0: coord.par.v1.GetEntriesRequest.items:type_name -> coord.par.v1.Item
 	0,  // 1: coord.par.v1.EntryReply.status:type_name -> coord.par.v1.EntryStatus
 	3,  // 2: coord.par.v1.GetEntriesResponse.replies:type_name -> coord.par.v1.EntryReply
 	9,  // 3: coord.par.v1.ListSnapshotsResponse.snapshots:type_name -> coord.par.v1.SnapshotInfo
-	2,  // 4: coord.par.v1.PeerRepair.GetEntries:input_type -> coord.par.v1.GetEntriesRequest
-	5,  // 5: coord.par.v1.PeerRepair.GetTerm:input_type -> coord.par.v1.GetTermRequest
-	7,  // 6: coord.par.v1.PeerRepair.Status:input_type -> coord.par.v1.StatusRequest
-	10, // 7: coord.par.v1.PeerRepair.ListSnapshots:input_type -> coord.par.v1.ListSnapshotsRequest
-	12, // 8: coord.par.v1.PeerRepair.FetchSnapshot:input_type -> coord.par.v1.FetchSnapshotRequest
-	14, // 9: coord.par.v1.PeerRepair.RequestSnapshot:input_type -> coord.par.v1.RequestSnapshotRequest
-	16, // 10: coord.par.v1.PeerRepair.Hello:input_type -> coord.par.v1.HelloRequest
-	4,  // 11: coord.par.v1.PeerRepair.GetEntries:output_type -> coord.par.v1.GetEntriesResponse
-	6,  // 12: coord.par.v1.PeerRepair.GetTerm:output_type -> coord.par.v1.GetTermResponse
-	8,  // 13: coord.par.v1.PeerRepair.Status:output_type -> coord.par.v1.StatusResponse
-	11, // 14: coord.par.v1.PeerRepair.ListSnapshots:output_type -> coord.par.v1.ListSnapshotsResponse
-	13, // 15: coord.par.v1.PeerRepair.FetchSnapshot:output_type -> coord.par.v1.SnapshotChunk
-	15, // 16: coord.par.v1.PeerRepair.RequestSnapshot:output_type -> coord.par.v1.RequestSnapshotResponse
-	17, // 17: coord.par.v1.PeerRepair.Hello:output_type -> coord.par.v1.HelloResponse
-	11, // [11:18] is the sub-list for method output_type
-	4,  // [4:11] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	19, // 4: coord.par.v1.GetLogRangeResponse.entries:type_name -> coord.par.v1.LogEntry
+	2,  // 5: coord.par.v1.PeerRepair.GetEntries:input_type -> coord.par.v1.GetEntriesRequest
+	5,  // 6: coord.par.v1.PeerRepair.GetTerm:input_type -> coord.par.v1.GetTermRequest
+	7,  // 7: coord.par.v1.PeerRepair.Status:input_type -> coord.par.v1.StatusRequest
+	10, // 8: coord.par.v1.PeerRepair.ListSnapshots:input_type -> coord.par.v1.ListSnapshotsRequest
+	12, // 9: coord.par.v1.PeerRepair.FetchSnapshot:input_type -> coord.par.v1.FetchSnapshotRequest
+	14, // 10: coord.par.v1.PeerRepair.RequestSnapshot:input_type -> coord.par.v1.RequestSnapshotRequest
+	16, // 11: coord.par.v1.PeerRepair.Hello:input_type -> coord.par.v1.HelloRequest
+	18, // 12: coord.par.v1.PeerRepair.GetLogRange:input_type -> coord.par.v1.GetLogRangeRequest
+	4,  // 13: coord.par.v1.PeerRepair.GetEntries:output_type -> coord.par.v1.GetEntriesResponse
+	6,  // 14: coord.par.v1.PeerRepair.GetTerm:output_type -> coord.par.v1.GetTermResponse
+	8,  // 15: coord.par.v1.PeerRepair.Status:output_type -> coord.par.v1.StatusResponse
+	11, // 16: coord.par.v1.PeerRepair.ListSnapshots:output_type -> coord.par.v1.ListSnapshotsResponse
+	13, // 17: coord.par.v1.PeerRepair.FetchSnapshot:output_type -> coord.par.v1.SnapshotChunk
+	15, // 18: coord.par.v1.PeerRepair.RequestSnapshot:output_type -> coord.par.v1.RequestSnapshotResponse
+	17, // 19: coord.par.v1.PeerRepair.Hello:output_type -> coord.par.v1.HelloResponse
+	20, // 20: coord.par.v1.PeerRepair.GetLogRange:output_type -> coord.par.v1.GetLogRangeResponse
+	13, // [13:21] is the sub-list for method output_type
+	5,  // [5:13] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_par_proto_init() }
@@ -1399,7 +1621,7 @@ func file_par_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_par_proto_rawDesc), len(file_par_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	PeerRepair_FetchSnapshot_FullMethodName   = "/coord.par.v1.PeerRepair/FetchSnapshot"
 	PeerRepair_RequestSnapshot_FullMethodName = "/coord.par.v1.PeerRepair/RequestSnapshot"
 	PeerRepair_Hello_FullMethodName           = "/coord.par.v1.PeerRepair/Hello"
+	PeerRepair_GetLogRange_FullMethodName     = "/coord.par.v1.PeerRepair/GetLogRange"
 )
 
 // PeerRepairClient is the client API for PeerRepair service.
@@ -65,6 +66,13 @@ type PeerRepairClient interface {
 	// that knows the name refuses to let it start as a fresh node (design
 	// §4.8, the naive-reformat refusal).
 	Hello(ctx context.Context, in *HelloRequest, opts ...grpc.CallOption) (*HelloResponse, error)
+	// GetLogRange returns the responder's own log entries from `from` on, in
+	// index order, each verified against the responder's identifier before
+	// it is sent; it stops at the first entry it cannot serve verified
+	// (missing, compacted, damaged), after `to`, or at about max_bytes
+	// (always at least one entry). A node whose log has a gap no snapshot
+	// covers rebuilds the missing prefix from it (coord/par/gapfill.go).
+	GetLogRange(ctx context.Context, in *GetLogRangeRequest, opts ...grpc.CallOption) (*GetLogRangeResponse, error)
 }
 
 type peerRepairClient struct {
@@ -154,6 +162,16 @@ func (c *peerRepairClient) Hello(ctx context.Context, in *HelloRequest, opts ...
 	return out, nil
 }
 
+func (c *peerRepairClient) GetLogRange(ctx context.Context, in *GetLogRangeRequest, opts ...grpc.CallOption) (*GetLogRangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetLogRangeResponse)
+	err := c.cc.Invoke(ctx, PeerRepair_GetLogRange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerRepairServer is the server API for PeerRepair service.
 // All implementations must embed UnimplementedPeerRepairServer
 // for forward compatibility.
@@ -183,6 +201,13 @@ type PeerRepairServer interface {
 	// that knows the name refuses to let it start as a fresh node (design
 	// §4.8, the naive-reformat refusal).
 	Hello(context.Context, *HelloRequest) (*HelloResponse, error)
+	// GetLogRange returns the responder's own log entries from `from` on, in
+	// index order, each verified against the responder's identifier before
+	// it is sent; it stops at the first entry it cannot serve verified
+	// (missing, compacted, damaged), after `to`, or at about max_bytes
+	// (always at least one entry). A node whose log has a gap no snapshot
+	// covers rebuilds the missing prefix from it (coord/par/gapfill.go).
+	GetLogRange(context.Context, *GetLogRangeRequest) (*GetLogRangeResponse, error)
 	mustEmbedUnimplementedPeerRepairServer()
 }
 
@@ -213,6 +238,9 @@ func (UnimplementedPeerRepairServer) RequestSnapshot(context.Context, *RequestSn
 }
 func (UnimplementedPeerRepairServer) Hello(context.Context, *HelloRequest) (*HelloResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Hello not implemented")
+}
+func (UnimplementedPeerRepairServer) GetLogRange(context.Context, *GetLogRangeRequest) (*GetLogRangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetLogRange not implemented")
 }
 func (UnimplementedPeerRepairServer) mustEmbedUnimplementedPeerRepairServer() {}
 func (UnimplementedPeerRepairServer) testEmbeddedByValue()                    {}
@@ -354,6 +382,24 @@ func _PeerRepair_Hello_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PeerRepair_GetLogRange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetLogRangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerRepairServer).GetLogRange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PeerRepair_GetLogRange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerRepairServer).GetLogRange(ctx, req.(*GetLogRangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PeerRepair_ServiceDesc is the grpc.ServiceDesc for PeerRepair service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -384,6 +430,10 @@ var PeerRepair_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Hello",
 			Handler:    _PeerRepair_Hello_Handler,
+		},
+		{
+			MethodName: "GetLogRange",
+			Handler:    _PeerRepair_GetLogRange_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

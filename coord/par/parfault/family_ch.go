@@ -3,16 +3,20 @@ package parfault
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"coord/coord"
+	"coord/coord/par"
 	"coord/proto/coordpb"
 )
 
@@ -33,12 +37,95 @@ import (
 // disk to replicate it, find it faulty, repair it from the other follower
 // while running, and the lagging node must end with the acked value.
 //
-// Not built: C2-C4 (uncommitted tails held by several nodes, an old
-// leader alive at t_last, the conservative-mode double-fault stall) and H
-// on the follower-side call sites.
+// C2: the uncommitted tail is held by two nodes: the leader appends it
+// with both followers stopped, and one follower is then given the same
+// entries offline (as an AppendEntries the leader crashed before hearing
+// the ack of would have: raft never counted it, no client was answered);
+// the copy on the old leader is corrupted. PAR repairs it from the
+// follower (rule 1); the entry may then commit, and every node must
+// serve it intact or not at all.
+// C2b: the same with both copies corrupted. Held by two of three nodes,
+// the entry is indistinguishable from a committed one to every node, so
+// no protocol may discard it: both holders must wait (unavailable), and
+// the case counts as not recoverable.
+//
+// Not built: C3-C4 (an old leader alive at t_last, the conservative-mode
+// double-fault stall) and H on the follower-side call sites.
 
 func cCases() []Case {
-	return []Case{{Family: "C", ID: 0, Crash: [Nodes]int{1}}, {Family: "C", ID: 1}}
+	return []Case{{Family: "C", ID: 0, Crash: [Nodes]int{1}}, {Family: "C", ID: 1},
+		{Family: "C", ID: 2, Crash: [Nodes]int{1, 1, 0}}, {Family: "C", ID: 3, Crash: [Nodes]int{1, 1, 1}}}
+}
+
+// cRecoverable: every case but C2b (the only copies of an entry a
+// majority holds are damaged).
+func cRecoverable(c Case) bool { return !(c.Crash[1] == 1 && c.Crash[2] == 1) }
+
+// withStores opens a stopped node's log and stable stores (par or plain
+// raft-boltdb, as the harness runs them).
+func (h *Harness) withStores(nd string, f func(raft.LogStore, raft.StableStore) error) error {
+	if h.opt.Plain {
+		b, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(nd, par.BoltFile)})
+		if err != nil {
+			return err
+		}
+		return errors.Join(f(b, b), b.Close())
+	}
+	st, err := par.Open(par.Config{Dir: nd, Name: filepath.Base(nd), NoSync: true})
+	if err != nil {
+		return err
+	}
+	return errors.Join(f(st.Log, st.Stable), st.Close())
+}
+
+// copyTail gives the follower in dst the leader's entries after the
+// follower's last one, as AppendEntries would (the logs must match at the
+// follower's last entry), with the term persisted first.
+func (h *Harness) copyTail(src, dst string) (int, error) {
+	var tail []*raft.Log
+	var srcTerms map[uint64]uint64
+	err := h.withStores(src, func(ls raft.LogStore, _ raft.StableStore) error {
+		first, _ := ls.FirstIndex()
+		last, _ := ls.LastIndex()
+		srcTerms = map[uint64]uint64{}
+		for i := first; i <= last && i != 0; i++ {
+			var l raft.Log
+			if err := ls.GetLog(i, &l); err != nil {
+				return fmt.Errorf("leader entry %d: %w", i, err)
+			}
+			srcTerms[i] = l.Term
+			tail = append(tail, &l)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = h.withStores(dst, func(ls raft.LogStore, stable raft.StableStore) error {
+		last, _ := ls.LastIndex()
+		var l raft.Log
+		if err := ls.GetLog(last, &l); err != nil || srcTerms[last] != l.Term {
+			return fmt.Errorf("follower's last entry %d (term %d, %v) does not match the leader's (term %d)", last, l.Term, err, srcTerms[last])
+		}
+		var add []*raft.Log
+		for _, e := range tail {
+			if e.Index > last {
+				add = append(add, e)
+			}
+		}
+		if len(add) == 0 {
+			return nil
+		}
+		if t, _ := stable.GetUint64([]byte("CurrentTerm")); t < add[len(add)-1].Term {
+			if err := stable.SetUint64([]byte("CurrentTerm"), add[len(add)-1].Term); err != nil {
+				return err
+			}
+		}
+		n = len(add)
+		return ls.StoreLogs(add)
+	})
+	return n, err
 }
 
 func hCases() []Case { return []Case{{Family: "H", ID: 0}} }
@@ -67,7 +154,7 @@ func (h *Harness) cluster(ctx context.Context, dir string) ([]*coord.Server, int
 }
 
 func (h *Harness) runC(ctx context.Context, c Case, dir string, res *Result) {
-	res.Recoverable = true
+	res.Recoverable = cRecoverable(c)
 	srvs, leader, cc, err := h.cluster(ctx, dir)
 	if err != nil {
 		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
@@ -95,9 +182,19 @@ func (h *Harness) runC(ctx context.Context, c Case, dir string, res *Result) {
 		return
 	}
 	_ = srvs[leader].Close()
-	if c.Crash[0] == 1 {
-		if n, err := flipEvery(filepath.Join(dir, h.names[leader], "raft.db"), marker); err != nil || n == 0 {
-			res.Outcome, res.Detail = Unavailable, fmt.Sprintf("harness: uncommitted entry not found on the leader (%d, %v)", n, err)
+	holder := (leader + 1) % Nodes // C2: the follower that also holds the tail
+	if c.Crash[1] == 1 {
+		if n, err := h.copyTail(filepath.Join(dir, h.names[leader]), filepath.Join(dir, h.names[holder])); err != nil || n == 0 {
+			res.Outcome, res.Detail = Unavailable, fmt.Sprintf("harness: copy the uncommitted tail to %s: %d entries, %v", h.names[holder], n, err)
+			return
+		}
+	}
+	for k, node := range []int{leader, holder} {
+		if c.Crash[2*k] != 1 || (k == 1 && c.Crash[1] != 1) {
+			continue
+		}
+		if n, err := flipEvery(filepath.Join(dir, h.names[node], "raft.db"), marker); err != nil || n == 0 {
+			res.Outcome, res.Detail = Unavailable, fmt.Sprintf("harness: uncommitted entry not found on %s (%d, %v)", h.names[node], n, err)
 			return
 		}
 	}
@@ -116,7 +213,8 @@ func (h *Harness) runC(ctx context.Context, c Case, dir string, res *Result) {
 		}
 	}
 	if res.Outcome == Correct && srvs[leader] != nil && srvs[leader].PAR() != nil {
-		res.Detail = fmt.Sprintf("old leader: %d suffix discards", srvs[leader].PAR().Log.Stats().Truncations)
+		st := srvs[leader].PAR().Log.Stats()
+		res.Detail = fmt.Sprintf("old leader: %d suffix discards, %d repairs", st.Truncations, st.Repairs)
 	}
 }
 

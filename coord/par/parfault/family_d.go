@@ -150,13 +150,13 @@ func (c DCase) Recoverable() bool {
 	return k >= Nodes/2+1
 }
 
-// GapNeedsEntries reports a recoverable case that par's snapshot repair
+// GapNeedsEntries reports a recoverable case that snapshot repair alone
 // cannot make available: a node in state g without a usable snapshot
-// whose only complete peers are in state l could close its gap only with
-// log entries from them, and par closes a gap only with a snapshot (not
-// built; docs/PAR.md). Log-only peers snapshot on request
+// whose only complete peers are in state l closes its gap only with log
+// entries from them (par's gap fill from a peer's log, gapfill.go; before
+// it these 108 cases were Unavailable). Log-only peers snapshot on request
 // (RequestSnapshot) only once their raft runs, which needs a quorum
-// without the g node: then the cluster is available anyway.
+// without the g node.
 func (c DCase) GapNeedsEntries() bool {
 	if !c.Recoverable() {
 		return false
@@ -208,6 +208,7 @@ type DResult struct {
 	Took        time.Duration
 	// Summed over the running nodes.
 	EntryRepairs                              int64
+	GapFilled                                 int64 // entries fetched from a peer's log to close a gap
 	ChunkRepairs, WholeRepairs, MetaRepaired  int64
 	Quarantined, SnapshotBytes, ChunksFetched int64
 }
@@ -529,6 +530,7 @@ func (d *DHarness) RunD(ctx context.Context, c DCase) DResult {
 			continue
 		}
 		res.EntryRepairs += s.PAR().Log.Stats().Repairs
+		res.GapFilled += s.PAR().Log.Stats().GapFilled
 		if ss := s.PAR().Snapshots(); ss != nil {
 			st := ss.Stats()
 			res.ChunkRepairs += st.ChunkRepairs

@@ -31,15 +31,17 @@ var dPicked = []struct {
 	{DCase{ID: -5, State: [Nodes]int{DStateT, DStateL, DStateL}, Fault: [Nodes]int{DFaultEntry, DFaultEntry, DFaultNone}},
 		func(r DResult) bool { return r.EntryRepairs+r.WholeRepairs == 1 }, "t compacts its covered entry locally; l fetches it (entry or snapshot)"},
 	{DCase{ID: -7, State: [Nodes]int{DStateG, DStateL, DStateL}, Fault: [Nodes]int{DFaultChunk, DFaultNone, DFaultNone}},
-		func(r DResult) bool { return r.WholeRepairs == 1 && r.ChunkRepairs == 0 }, "the log-only peers snapshot on request (RequestSnapshot) once their raft runs"},
+		func(r DResult) bool { return (r.WholeRepairs == 1) != (r.GapFilled > 0) && r.ChunkRepairs == 0 },
+		"the log-only peers snapshot on request (RequestSnapshot) if their raft already runs, else the gap is filled from their log"},
+	{DCase{ID: -8, State: [Nodes]int{DStateG, DStateG, DStateL}, Fault: [Nodes]int{DFaultChunk, DFaultSidecarBoth, DFaultNone}},
+		func(r DResult) bool { return r.GapFilled > 0 && r.WholeRepairs == 0 }, "both g nodes fill their gap from the log-only peer's log"},
 	{DCase{ID: -6, State: [Nodes]int{DStateG, DStateG, DStateL}, Fault: [Nodes]int{DFaultChunk, DFaultSidecarBoth, DFaultEntry}},
 		func(r DResult) bool { return true }, "nothing intact can rebuild the snapshot state: unavailable"},
 }
 
 // TestFamilyDSample runs hand-picked cases (each repair path) plus a
 // fixed-seed sample of family D with PAR and asserts the pass criteria: 0
-// unsafe, every recoverable case correct except the documented
-// entries-for-a-gap path, no unrecoverable case correct.
+// unsafe, every recoverable case correct, no unrecoverable case correct.
 func TestFamilyDSample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault matrix sample skipped in -short")
@@ -62,12 +64,12 @@ func TestFamilyDSample(t *testing.T) {
 	tally, results := RunParallelD(ctx, ds, cases)
 	t.Logf("par D: %+v (%v)", tally, time.Since(start).Round(time.Millisecond))
 	for i, r := range results {
-		t.Logf("%s recoverable=%v %s chunk=%d whole=%d meta=%d quarantined=%d entry=%d %s", r.Case, r.Recoverable, r.Outcome,
-			r.ChunkRepairs, r.WholeRepairs, r.MetaRepaired, r.Quarantined, r.EntryRepairs, r.Detail)
+		t.Logf("%s recoverable=%v %s chunk=%d whole=%d meta=%d quarantined=%d entry=%d gap=%d %s", r.Case, r.Recoverable, r.Outcome,
+			r.ChunkRepairs, r.WholeRepairs, r.MetaRepaired, r.Quarantined, r.EntryRepairs, r.GapFilled, r.Detail)
 		switch {
 		case r.Outcome == Unsafe:
 			t.Errorf("UNSAFE %s: %s", r.Case, r.Detail)
-		case r.Recoverable && r.Outcome != Correct && !r.Case.GapNeedsEntries():
+		case r.Recoverable && r.Outcome != Correct:
 			t.Errorf("recoverable case %s was %s: %s", r.Case, r.Outcome, r.Detail)
 		case !r.Recoverable && r.Outcome == Correct:
 			t.Errorf("unrecoverable case %s came out correct", r.Case)

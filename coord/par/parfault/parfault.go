@@ -105,7 +105,7 @@ func (c Case) String() string {
 		return fmt.Sprintf("%s/%d dmg=%v,%v,%v", c.Family, c.ID, c.Dmg[0], c.Dmg[1], c.Dmg[2])
 	}
 	if c.Family == "C" {
-		return fmt.Sprintf("C/%d uncommitted-tail corrupt=%v", c.ID, c.Crash[0] == 1)
+		return fmt.Sprintf("C/%d uncommitted-tail holders=%d corrupt=%d", c.ID, 1+c.Crash[1], c.Crash[0]+c.Crash[2])
 	}
 	if c.Family == "H" {
 		return fmt.Sprintf("H/%d leader-replication-read", c.ID)
@@ -310,7 +310,9 @@ func (h *Harness) Recoverable(c Case) bool {
 	switch c.Family {
 	case "B", "I":
 		return false // decided from the damaged files (damageOracle)
-	case "C", "H", "K":
+	case "C":
+		return cRecoverable(c) // family_ch.go
+	case "H", "K":
 		return true // every acked entry has intact copies
 	case "J":
 		return true // two intact nodes hold everything
