@@ -74,8 +74,16 @@ func TestKill9_FreesEphemeralsAndLocks(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "eph")); err == nil {
 		t.Fatal("stat on a dead mount succeeded")
 	}
-	if out, err := exec.Command("fusermount3", "-u", dir).CombinedOutput(); err != nil {
-		t.Fatalf("fusermount3 -u on the dead mount: %v %s", err, out)
+	// The holder's process group may still be exiting (Wait covers only
+	// its leader): retry while the mount is busy.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		out, err := exec.Command("fusermount3", "-u", dir).CombinedOutput()
+		if err == nil {
+			break
+		}
+		if !strings.Contains(string(out), "busy") || time.Now().After(deadline) {
+			t.Fatalf("fusermount3 -u on the dead mount: %v %s", err, out)
+		}
 	}
 }
 
