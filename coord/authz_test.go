@@ -260,6 +260,10 @@ func TestPermissionMatrix(t *testing.T) {
 			_, err := parpb.NewPeerRepairClient(conn).GetEntries(ctx, &parpb.GetEntriesRequest{Requester: "n9"})
 			return err
 		}),
+		"/coord.par.v1.PeerRepair/GetLogRange": peer(func(ctx context.Context, conn *grpc.ClientConn, _ string) error {
+			_, err := parpb.NewPeerRepairClient(conn).GetLogRange(ctx, &parpb.GetLogRangeRequest{Requester: "n9", From: 1, To: 1})
+			return err
+		}),
 		"/coord.par.v1.PeerRepair/GetTerm": peer(func(ctx context.Context, conn *grpc.ClientConn, _ string) error {
 			_, err := parpb.NewPeerRepairClient(conn).GetTerm(ctx, &parpb.GetTermRequest{})
 			return err
