@@ -58,7 +58,7 @@ func run(args []string, stderr io.Writer) int {
 	peerNames := fs.String("peer-names", "", "allowed peer certificate names, comma-separated (default: this node and --initial-cluster names)")
 	fs.BoolVar(&cfg.PARRecover, "par-recover", false, "start a node whose data dir was wiped or replaced through PAR's lost-node procedure: demote, learn every voter's term, rejoin, promote (docs/PAR.md; use once)")
 	fs.BoolVar(&cfg.PlainStorage, "plain-storage", false, "turn protocol-aware recovery off: plain raft-boltdb log and term/vote (docs/PAR.md)")
-	raftTelemetry := fs.Bool("raft-metrics", true, "serve hashicorp/raft's internal timings (commit time, store latency, replication RPCs) on /metrics as raft_* and raft_boltdb_*")
+	raftTelemetry := fs.Bool("raft-metrics", true, "serve hashicorp/raft's internal timings (commit time, store latency, replication RPCs) on /metrics as raft_* (and raft_boltdb_* with --plain-storage: PAR writes raft.db itself)")
 	fs.BoolVar(&cfg.Admission.Disabled, "no-admission", false, "turn admission control off: no request is ever shed (overload tests only)")
 	fs.IntVar(&cfg.Admission.MaxWrites, "admission-max-writes", 0, "writes in flight to raft before new ones queue, then are shed (default 64)")
 	fs.IntVar(&cfg.Admission.MaxLinearReads, "admission-max-reads", 0, "linearizable reads in flight before new ones queue, then are shed (default 128)")
