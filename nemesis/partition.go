@@ -583,24 +583,11 @@ func RunPartition(ctx context.Context, cfg PartitionConfig) (PartitionResult, er
 	slices.SortFunc(all, func(a, b time.Time) int { return a.Compare(b) })
 	res.ClusterGap, _ = gap(all, start, end)
 
-	ops := rec.ops
-	res.Ops = len(ops)
-	for _, op := range ops {
-		if op.Return == Infinity {
-			res.Unknown++
-		}
-	}
-	final := make(map[int]int64)
-	if err := admin.Sync(ctx, "/"); err == nil {
-		for k := 0; k < Keys; k++ {
-			if _, st, err := admin.Get(ctx, key(k), nil); err == nil {
-				final[k] = st.Version
-			}
-		}
-	}
-	res.Linearizable, _ = CheckLinearizable(ResolveUnknown(ops, final), cfg.CheckTimeout)
+	ops, nops, unknown := settleOps(ctx, admin, rec.ops)
+	res.Ops, res.Unknown = nops, unknown
+	res.Linearizable, _ = CheckLinearizable(ops, cfg.CheckTimeout)
 	if res.Linearizable != porcupine.Ok {
-		res.violate("linearizability: %s over %d ops", res.Linearizable, len(ops))
+		res.violate("linearizability: %s over %d ops", res.Linearizable, nops)
 	}
 	if res.Failed() {
 		logf("%v violations: %v\nlogs:\n%s", cfg.Shape, res.Violations, cl.Logs(3000))

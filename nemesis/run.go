@@ -223,24 +223,8 @@ func Run(ctx context.Context, cfg RunConfig) (Result, error) {
 	wg.Wait()
 
 	// Checks.
-	ops := rec.ops
-	res.Ops = len(ops)
-	for _, op := range ops {
-		if op.Return == Infinity {
-			res.Unknown++
-		}
-	}
-	// Final versions (after a sync, so this node has everything) let
-	// ResolveUnknown settle most unknown outcomes.
-	final := make(map[int]int64)
-	if err := admin.Sync(ctx, "/"); err == nil {
-		for k := 0; k < Keys; k++ {
-			if _, st, err := admin.Get(ctx, key(k), nil); err == nil {
-				final[k] = st.Version
-			}
-		}
-	}
-	ops = ResolveUnknown(ops, final)
+	var ops []porcupine.Operation
+	ops, res.Ops, res.Unknown = settleOps(ctx, admin, rec.ops)
 	var info porcupine.LinearizationInfo
 	res.Linearizable, info = CheckLinearizable(ops, cfg.CheckTimeout)
 	if res.Linearizable != porcupine.Ok {
@@ -425,4 +409,24 @@ func registerWorker(ctx context.Context, eps []string, rec *recorder, id int, se
 		}
 		rec.add(porcupine.Operation{ClientId: id, Input: in, Output: out, Call: call, Return: ret})
 	}
+}
+
+// settleOps counts the recorded register operations and those with an
+// unknown outcome, and resolves most of the unknown ones from the keys'
+// final versions (read after a sync, so admin's node has everything).
+func settleOps(ctx context.Context, admin *client.Client, ops []porcupine.Operation) (resolved []porcupine.Operation, n, unknown int) {
+	for _, op := range ops {
+		if op.Return == Infinity {
+			unknown++
+		}
+	}
+	final := make(map[int]int64)
+	if err := admin.Sync(ctx, "/"); err == nil {
+		for k := 0; k < Keys; k++ {
+			if _, st, err := admin.Get(ctx, key(k), nil); err == nil {
+				final[k] = st.Version
+			}
+		}
+	}
+	return ResolveUnknown(ops, final), len(ops), unknown
 }

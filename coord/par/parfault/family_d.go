@@ -639,26 +639,7 @@ func (d *DHarness) probe(ctx context.Context, srvs []*coord.Server) (Outcome, st
 // RunParallelD spreads cases over several D harnesses; results come back
 // in case order.
 func RunParallelD(ctx context.Context, ds []*DHarness, cases []DCase) (Tally, []DResult) {
-	out := make([]DResult, len(cases))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for _, d := range ds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				out[i] = d.RunD(ctx, cases[i])
-			}
-		}()
-	}
-	for i := range cases {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	out := spread(ctx, ds, cases, (*DHarness).RunD)
 	var t Tally
 	for _, r := range out {
 		t.Add(Result{Outcome: r.Outcome, Recoverable: r.Recoverable})

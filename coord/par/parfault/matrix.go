@@ -120,15 +120,27 @@ func (h *Harness) RunAll(ctx context.Context, cases []Case, w io.Writer) (Tally,
 // most of their time waiting (elections, recovery timeouts), so this cuts
 // wall time even on few cores.
 func RunParallel(ctx context.Context, hs []*Harness, cases []Case) (Tally, []Result) {
-	out := make([]Result, len(cases))
+	out := spread(ctx, hs, cases, (*Harness).Run)
+	var t Tally
+	for _, r := range out {
+		t.Add(r)
+	}
+	return t, out
+}
+
+// spread runs each case on whichever worker is free, each worker one case
+// at a time, and returns the results in case order. Cases not started
+// when ctx ends keep their zero result.
+func spread[W, C, R any](ctx context.Context, workers []W, cases []C, run func(W, context.Context, C) R) []R {
+	out := make([]R, len(cases))
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for _, h := range hs {
+	for _, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				out[i] = h.Run(ctx, cases[i])
+				out[i] = run(w, ctx, cases[i])
 			}
 		}()
 	}
@@ -140,9 +152,5 @@ func RunParallel(ctx context.Context, hs []*Harness, cases []Case) (Tally, []Res
 	}
 	close(next)
 	wg.Wait()
-	var t Tally
-	for _, r := range out {
-		t.Add(r)
-	}
-	return t, out
+	return out
 }
