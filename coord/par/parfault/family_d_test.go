@@ -63,6 +63,7 @@ func TestFamilyDSample(t *testing.T) {
 	start := time.Now()
 	tally, results := RunParallelD(ctx, ds, cases)
 	t.Logf("par D: %+v (%v)", tally, time.Since(start).Round(time.Millisecond))
+	var slow *DHarness // reruns with a longer pre-start budget (below)
 	for i, r := range results {
 		t.Logf("%s recoverable=%v %s chunk=%d whole=%d meta=%d quarantined=%d entry=%d gap=%d %s", r.Case, r.Recoverable, r.Outcome,
 			r.ChunkRepairs, r.WholeRepairs, r.MetaRepaired, r.Quarantined, r.EntryRepairs, r.GapFilled, r.Detail)
@@ -70,7 +71,25 @@ func TestFamilyDSample(t *testing.T) {
 		case r.Outcome == Unsafe:
 			t.Errorf("UNSAFE %s: %s", r.Case, r.Detail)
 		case r.Recoverable && r.Outcome != Correct:
-			t.Errorf("recoverable case %s was %s: %s", r.Case, r.Outcome, r.Detail)
+			// As in TestMatrixSample: the 1.5 s pre-start budget keeps
+			// unrecoverable cases short, and on a starved machine a node
+			// whose repair source is itself still starting can miss it.
+			// The case must then come out Correct when rerun once with
+			// 8 s (production: 60 s), and the rerun is what the
+			// hand-picked checks below look at.
+			if slow == nil {
+				var err error
+				if slow, err = NewD(ctx, Options{Dir: t.TempDir(), RecoverTimeout: 8 * time.Second, Avail: 10 * time.Second}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r2 := slow.RunD(ctx, r.Case)
+			if !r2.Recoverable || r2.Outcome != Correct {
+				t.Errorf("recoverable case %s was %s: %s (rerun with an 8 s budget: %s: %s)", r.Case, r.Outcome, r.Detail, r2.Outcome, r2.Detail)
+			} else {
+				t.Logf("recoverable case %s was %s with the 1.5 s budget (%s), Correct with 8 s", r.Case, r.Outcome, r.Detail)
+			}
+			r = r2
 		case !r.Recoverable && r.Outcome == Correct:
 			t.Errorf("unrecoverable case %s came out correct", r.Case)
 		}
