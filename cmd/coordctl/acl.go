@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -24,17 +25,14 @@ or all. An empty ACL opens the node to everyone. Needs admin on the node.`,
 			if err != nil {
 				return usageError{fmt.Errorf("setacl: %v", err)}
 			}
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			st, err := cl.SetACL(ctx, args[0], acl, version)
-			if err != nil {
-				return fail("setacl "+args[0], err)
-			}
-			fmt.Fprintf(a.stdout, "aclVersion %d\n", st.ACLVersion)
-			return nil
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				st, err := cl.SetACL(ctx, args[0], acl, version)
+				if err != nil {
+					return fail("setacl "+args[0], err)
+				}
+				fmt.Fprintf(a.stdout, "aclVersion %d\n", st.ACLVersion)
+				return nil
+			})
 		},
 	}
 	set.Flags().Int64Var(&version, "acl-version", -1, "expected ACL version (-1: any)")
@@ -46,33 +44,30 @@ or all. An empty ACL opens the node to everyone. Needs admin on the node.`,
 			if err := a.checkOutput(); err != nil {
 				return err
 			}
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			acl, st, err := cl.GetACL(ctx, args[0])
-			if err != nil {
-				return fail("getacl "+args[0], err)
-			}
-			if a.output == "json" {
-				type entry struct {
-					ID    string `json:"id"`
-					Perms string `json:"perms"`
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				acl, st, err := cl.GetACL(ctx, args[0])
+				if err != nil {
+					return fail("getacl "+args[0], err)
 				}
-				out := struct {
-					ACL        []entry `json:"acl"`
-					ACLVersion int64   `json:"aclVersion"`
-				}{ACLVersion: st.ACLVersion}
+				if a.output == "json" {
+					type entry struct {
+						ID    string `json:"id"`
+						Perms string `json:"perms"`
+					}
+					out := struct {
+						ACL        []entry `json:"acl"`
+						ACLVersion int64   `json:"aclVersion"`
+					}{ACLVersion: st.ACLVersion}
+					for _, e := range acl {
+						out.ACL = append(out.ACL, entry{e.ID, e.Perms.String()})
+					}
+					return a.json(out)
+				}
 				for _, e := range acl {
-					out.ACL = append(out.ACL, entry{e.ID, e.Perms.String()})
+					fmt.Fprintf(a.stdout, "%s %s\n", e.ID, e.Perms)
 				}
-				return a.json(out)
-			}
-			for _, e := range acl {
-				fmt.Fprintf(a.stdout, "%s %s\n", e.ID, e.Perms)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	a.addOutput(get)
@@ -81,25 +76,22 @@ or all. An empty ACL opens the node to everyone. Needs admin on the node.`,
 		Short: "print the identity the server sees for these flags",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ids, super, err := cl.WhoAmI(ctx)
-			if err != nil {
-				return fail("whoami", err)
-			}
-			if len(ids) == 0 {
-				fmt.Fprintln(a.stdout, "anonymous")
-			}
-			for _, id := range ids {
-				fmt.Fprintln(a.stdout, id)
-			}
-			if super {
-				fmt.Fprintln(a.stdout, "(superuser)")
-			}
-			return nil
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				ids, super, err := cl.WhoAmI(ctx)
+				if err != nil {
+					return fail("whoami", err)
+				}
+				if len(ids) == 0 {
+					fmt.Fprintln(a.stdout, "anonymous")
+				}
+				for _, id := range ids {
+					fmt.Fprintln(a.stdout, id)
+				}
+				if super {
+					fmt.Fprintln(a.stdout, "(superuser)")
+				}
+				return nil
+			})
 		},
 	}
 	return []*cobra.Command{set, get, who}

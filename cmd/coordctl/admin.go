@@ -28,16 +28,13 @@ func (a *app) membersCmd() *cobra.Command {
 			if err := a.checkOutput(); err != nil {
 				return err
 			}
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ms, err := cl.Members(ctx)
-			if err != nil {
-				return fail("members", err)
-			}
-			return a.printMembers(ms)
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				ms, err := cl.Members(ctx)
+				if err != nil {
+					return fail("members", err)
+				}
+				return a.printMembers(ms)
+			})
 		},
 	}
 	a.addOutput(c)
@@ -47,16 +44,13 @@ func (a *app) membersCmd() *cobra.Command {
 		Short: "add a member (start it first with coordd --join)",
 		Args:  usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ms, err := cl.AddMember(ctx, args[0], args[1], nonVoter)
-			if err != nil {
-				return fail("members add "+args[0], err)
-			}
-			return a.printMembers(ms)
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				ms, err := cl.AddMember(ctx, args[0], args[1], nonVoter)
+				if err != nil {
+					return fail("members add "+args[0], err)
+				}
+				return a.printMembers(ms)
+			})
 		},
 	}
 	add.Flags().BoolVar(&nonVoter, "non-voter", false, "replicate without voting")
@@ -65,16 +59,13 @@ func (a *app) membersCmd() *cobra.Command {
 		Short: "remove a member",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ms, err := cl.RemoveMember(ctx, args[0])
-			if err != nil {
-				return fail("members remove "+args[0], err)
-			}
-			return a.printMembers(ms)
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				ms, err := cl.RemoveMember(ctx, args[0])
+				if err != nil {
+					return fail("members remove "+args[0], err)
+				}
+				return a.printMembers(ms)
+			})
 		},
 	}
 	c.AddCommand(add, remove)
@@ -90,20 +81,17 @@ func (a *app) statusCmd() *cobra.Command {
 			if err := a.checkOutput(); err != nil {
 				return err
 			}
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			st, err := cl.Status(ctx)
-			if err != nil {
-				return fail("status", err)
-			}
-			if a.output == "json" {
-				return a.json(toStatusJSON(st))
-			}
-			writeStatus(a.stdout, st)
-			return nil
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				st, err := cl.Status(ctx)
+				if err != nil {
+					return fail("status", err)
+				}
+				if a.output == "json" {
+					return a.json(toStatusJSON(st))
+				}
+				writeStatus(a.stdout, st)
+				return nil
+			})
 		},
 	}
 	a.addOutput(c)
@@ -118,17 +106,14 @@ func (a *app) snapshotCmd() *cobra.Command {
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := args[0]
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			n, err := saveSnapshot(ctx, cl, file)
-			if err != nil {
-				return fail("snapshot save "+file, err)
-			}
-			fmt.Fprintf(a.stdout, "saved %d bytes to %s\n", n, file)
-			return nil
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				n, err := saveSnapshot(ctx, cl, file)
+				if err != nil {
+					return fail("snapshot save "+file, err)
+				}
+				fmt.Fprintf(a.stdout, "saved %d bytes to %s\n", n, file)
+				return nil
+			})
 		},
 	})
 	return c

@@ -66,12 +66,9 @@ func (a *app) authCmd() *cobra.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("auth add-user: %v", err)}
 			}
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			return fail("auth add-user "+args[0], cl.SetUser(ctx, args[0], pw, splitList(groups)))
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				return fail("auth add-user "+args[0], cl.SetUser(ctx, args[0], pw, splitList(groups)))
+			})
 		},
 	}
 	add.Flags().StringVar(&groups, "groups", "", "comma-separated groups (ACL id group:NAME)")
@@ -80,12 +77,9 @@ func (a *app) authCmd() *cobra.Command {
 		Short: "remove a password user (its tokens live until they expire)",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			return fail("auth delete-user "+args[0], cl.DeleteUser(ctx, args[0]))
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				return fail("auth delete-user "+args[0], cl.DeleteUser(ctx, args[0]))
+			})
 		},
 	}
 	list := &cobra.Command{
@@ -93,19 +87,16 @@ func (a *app) authCmd() *cobra.Command {
 		Short: "list password users and their groups",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			us, err := cl.ListUsers(ctx)
-			if err != nil {
-				return fail("auth list", err)
-			}
-			for _, u := range us {
-				fmt.Fprintf(a.stdout, "%s %s\n", u.Name, strings.Join(u.Groups, ","))
-			}
-			return nil
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				us, err := cl.ListUsers(ctx)
+				if err != nil {
+					return fail("auth list", err)
+				}
+				for _, u := range us {
+					fmt.Fprintf(a.stdout, "%s %s\n", u.Name, strings.Join(u.Groups, ","))
+				}
+				return nil
+			})
 		},
 	}
 	c.AddCommand(add, del, list)

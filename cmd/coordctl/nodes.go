@@ -50,26 +50,23 @@ func (a *app) createCmd() *cobra.Command {
 					return fail("create "+p, err)
 				}
 			}
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			created, _, err := cl.Create(ctx, p, data, &opts)
-			if err != nil {
-				return fail("create "+p, err)
-			}
-			fmt.Fprintln(a.stdout, created)
-			if hold {
-				// The session (and the node) lives until a signal; done()
-				// then closes it.
-				select {
-				case <-sig:
-				case <-cl.SessionDone():
-					return fail("create "+p, cl.SessionErr())
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				created, _, err := cl.Create(ctx, p, data, &opts)
+				if err != nil {
+					return fail("create "+p, err)
 				}
-			}
-			return nil
+				fmt.Fprintln(a.stdout, created)
+				if hold {
+					// The session (and the node) lives until a signal;
+					// withClient then closes it.
+					select {
+					case <-sig:
+					case <-cl.SessionDone():
+						return fail("create "+p, cl.SessionErr())
+					}
+				}
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVarP(&opts.Ephemeral, "ephemeral", "e", false, "ephemeral: dies with this command's session")
@@ -92,20 +89,17 @@ func (a *app) getCmd() *cobra.Command {
 			if err := a.checkOutput(); err != nil {
 				return err
 			}
-			cl, ctx, done, err := a.client()
-			if err != nil {
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				data, st, err := cl.Get(ctx, args[0], &client.ReadOptions{Local: local})
+				if err != nil {
+					return fail("get "+args[0], err)
+				}
+				if a.output == "json" {
+					return a.json(getJSON(args[0], data, st))
+				}
+				_, err = a.stdout.Write(data)
 				return err
-			}
-			defer done()
-			data, st, err := cl.Get(ctx, args[0], &client.ReadOptions{Local: local})
-			if err != nil {
-				return fail("get "+args[0], err)
-			}
-			if a.output == "json" {
-				return a.json(getJSON(args[0], data, st))
-			}
-			_, err = a.stdout.Write(data)
-			return err
+			})
 		},
 	}
 	c.Flags().BoolVar(&local, "local", false, "serve from the connected server (not linearizable)")
@@ -124,13 +118,10 @@ func (a *app) setCmd() *cobra.Command {
 			if err != nil {
 				return fail("set "+args[0], err)
 			}
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			_, err = cl.Set(ctx, args[0], data, version)
-			return fail("set "+args[0], err)
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				_, err := cl.Set(ctx, args[0], data, version)
+				return fail("set "+args[0], err)
+			})
 		},
 	}
 	c.Flags().Int64Var(&version, "version", -1, "expected version (-1: any)")
@@ -145,17 +136,15 @@ func (a *app) deleteCmd() *cobra.Command {
 		Short: "delete a node (-r: and its subtree, atomically)",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			if recursive {
-				_, err = cl.DeleteAll(ctx, args[0], version)
-			} else {
-				err = cl.Delete(ctx, args[0], version)
-			}
-			return fail("delete "+args[0], err)
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				var err error
+				if recursive {
+					_, err = cl.DeleteAll(ctx, args[0], version)
+				} else {
+					err = cl.Delete(ctx, args[0], version)
+				}
+				return fail("delete "+args[0], err)
+			})
 		},
 	}
 	c.Flags().Int64Var(&version, "version", -1, "expected version (-1: any)")
@@ -173,31 +162,29 @@ func (a *app) lsCmd() *cobra.Command {
 			if err := a.checkOutput(); err != nil {
 				return err
 			}
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			var out []string
-			if recursive {
-				err = walk(ctx, cl, args[0], &out)
-			} else {
-				out, _, err = cl.Children(ctx, args[0], nil)
-				sort.Strings(out)
-			}
-			if err != nil {
-				return fail("ls "+args[0], err)
-			}
-			if a.output == "json" {
-				if out == nil {
-					out = []string{}
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				var err error
+				var out []string
+				if recursive {
+					err = walk(ctx, cl, args[0], &out)
+				} else {
+					out, _, err = cl.Children(ctx, args[0], nil)
+					sort.Strings(out)
 				}
-				return a.json(out)
-			}
-			for _, n := range out {
-				fmt.Fprintln(a.stdout, n)
-			}
-			return nil
+				if err != nil {
+					return fail("ls "+args[0], err)
+				}
+				if a.output == "json" {
+					if out == nil {
+						out = []string{}
+					}
+					return a.json(out)
+				}
+				for _, n := range out {
+					fmt.Fprintln(a.stdout, n)
+				}
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVarP(&recursive, "recursive", "R", false, "list every descendant's full path, depth first")
@@ -232,23 +219,20 @@ func (a *app) statCmd() *cobra.Command {
 			if err := a.checkOutput(); err != nil {
 				return err
 			}
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			st, err := cl.Exists(ctx, args[0], nil)
-			if err == nil && st == nil {
-				err = client.ErrNoNode
-			}
-			if err != nil {
-				return fail("stat "+args[0], err)
-			}
-			if a.output == "json" {
-				return a.json(toStatJSON(st))
-			}
-			writeStat(a.stdout, st)
-			return nil
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				st, err := cl.Exists(ctx, args[0], nil)
+				if err == nil && st == nil {
+					err = client.ErrNoNode
+				}
+				if err != nil {
+					return fail("stat "+args[0], err)
+				}
+				if a.output == "json" {
+					return a.json(toStatJSON(st))
+				}
+				writeStat(a.stdout, st)
+				return nil
+			})
 		},
 	}
 	a.addOutput(c)
@@ -261,12 +245,9 @@ func (a *app) syncCmd() *cobra.Command {
 		Short: "make the connected server catch up with the leader",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			return fail("sync "+args[0], cl.Sync(ctx, args[0]))
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				return fail("sync "+args[0], cl.Sync(ctx, args[0]))
+			})
 		},
 	}
 }

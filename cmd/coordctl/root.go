@@ -189,6 +189,17 @@ func (a *app) client() (cl *client.Client, ctx context.Context, done func(), err
 	}, nil
 }
 
+// withClient runs fn with a connected, logged-in client and a context
+// bounded by --timeout, and closes the client after it.
+func (a *app) withClient(fn func(ctx context.Context, cl *client.Client) error) error {
+	cl, ctx, done, err := a.client()
+	if err != nil {
+		return err
+	}
+	defer done()
+	return fn(ctx, cl)
+}
+
 // data resolves a DATA argument: "-" reads stdin.
 func (a *app) data(arg string) ([]byte, error) {
 	if arg != "-" {

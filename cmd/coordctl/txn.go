@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -36,23 +37,20 @@ version=N); when an op fails nothing is applied and the error names the op
 			if err != nil {
 				return err
 			}
-			cl, ctx, done, err := a.client()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ops := make([]client.Op, len(lines))
-			for i, l := range lines {
-				ops[i] = l.op
-			}
-			res, err := cl.Multi(ctx, ops...)
-			if err != nil {
-				return fail("txn", txnError(lines, err))
-			}
-			for i, r := range res {
-				writeTxnResult(a.stdout, lines[i], r)
-			}
-			return nil
+			return a.withClient(func(ctx context.Context, cl *client.Client) error {
+				ops := make([]client.Op, len(lines))
+				for i, l := range lines {
+					ops[i] = l.op
+				}
+				res, err := cl.Multi(ctx, ops...)
+				if err != nil {
+					return fail("txn", txnError(lines, err))
+				}
+				for i, r := range res {
+					writeTxnResult(a.stdout, lines[i], r)
+				}
+				return nil
+			})
 		},
 	}
 }
