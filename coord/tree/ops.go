@@ -170,17 +170,8 @@ func (x *Txn) makeParents(dir, p string, sequential bool) error {
 
 func (x *Txn) set(op *coordpb.SetOp) (*coordpb.Stat, error) {
 	p := op.GetPath()
-	if err := ValidatePath(p); err != nil {
-		return nil, err
-	}
-	if err := x.check1(p, PermWrite); err != nil {
-		return nil, err
-	}
-	n, ok := x.get(p)
-	if !ok {
-		return nil, ErrNoNode
-	}
-	if err := checkVersion(&n, op.GetVersion()); err != nil {
+	n, err := x.versioned(p, PermWrite, op.GetVersion())
+	if err != nil {
 		return nil, err
 	}
 	if n.mode == coordpb.CreateMode_TTL {
@@ -199,21 +190,31 @@ func (x *Txn) set(op *coordpb.SetOp) (*coordpb.Stat, error) {
 }
 
 func (x *Txn) check(op *coordpb.CheckOp) (*coordpb.Stat, error) {
-	p := op.GetPath()
-	if err := ValidatePath(p); err != nil {
-		return nil, err
-	}
-	if err := x.check1(p, PermRead); err != nil {
-		return nil, err
-	}
-	n, ok := x.get(p)
-	if !ok {
-		return nil, ErrNoNode
-	}
-	if err := checkVersion(&n, op.GetVersion()); err != nil {
+	n, err := x.versioned(op.GetPath(), PermRead, op.GetVersion())
+	if err != nil {
 		return nil, err
 	}
 	return n.stat(), nil
+}
+
+// versioned returns a copy of the node at p after the checks a set and a
+// check share: a valid path, perm on it, the node exists, and its version
+// matches (-1: any).
+func (x *Txn) versioned(p string, perm Perm, version int64) (znode, error) {
+	if err := ValidatePath(p); err != nil {
+		return znode{}, err
+	}
+	if err := x.check1(p, perm); err != nil {
+		return znode{}, err
+	}
+	n, ok := x.get(p)
+	if !ok {
+		return znode{}, ErrNoNode
+	}
+	if err := checkVersion(&n, version); err != nil {
+		return znode{}, err
+	}
+	return n, nil
 }
 
 func (x *Txn) delete(op *coordpb.DeleteOp) (int64, error) {
