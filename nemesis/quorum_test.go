@@ -16,18 +16,29 @@ func TestQuorumStability(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	res, err := RunQuorum(ctx, QuorumConfig{
-		Coordd: coorddBin, Dir: t.TempDir(), Voters: 5, NonVoters: 1,
-		Duration: time.Duration(envInt("NEMESIS_QUORUM_SECONDS", 6)) * time.Second,
-		Log:      func(f string, a ...any) { t.Logf(f, a...) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// One election is tolerated (a heartbeat starved by a loaded 2-core
-	// machine); a flapping leader shows as several.
-	if res.Elections > 1 {
-		t.Errorf("%d elections in %v under jittered delay", res.Elections, res.Duration)
+	// machine); a flapping leader shows as several. More than one is
+	// retried once on fresh processes: at load average 15 a run saw two
+	// (one leader change) while its twin right after saw none, and a
+	// flapping leader flaps in both.
+	var res QuorumResult
+	for attempt := 1; ; attempt++ {
+		var err error
+		res, err = RunQuorum(ctx, QuorumConfig{
+			Coordd: coorddBin, Dir: t.TempDir(), Voters: 5, NonVoters: 1,
+			Duration: time.Duration(envInt("NEMESIS_QUORUM_SECONDS", 6)) * time.Second,
+			Log:      func(f string, a ...any) { t.Logf(f, a...) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Elections <= 1 {
+			break
+		}
+		if attempt == 2 {
+			t.Fatalf("%d elections in %v under jittered delay, twice", res.Elections, res.Duration)
+		}
+		t.Logf("attempt %d: %d elections in %v; once more on fresh processes", attempt, res.Elections, res.Duration)
 	}
 	if res.Writes == 0 {
 		t.Error("no write completed")
