@@ -49,17 +49,17 @@ import (
 // no protocol may discard it: both holders must wait (unavailable), and
 // the case counts as not recoverable.
 //
-// Not built: C3-C4 (an old leader alive at t_last, the conservative-mode
-// double-fault stall) and H on the follower-side call sites.
+// C3 and C4: family_c34.go. Not built: H on the follower-side call sites.
 
 func cCases() []Case {
-	return []Case{{Family: "C", ID: 0, Crash: [Nodes]int{1}}, {Family: "C", ID: 1},
-		{Family: "C", ID: 2, Crash: [Nodes]int{1, 1, 0}}, {Family: "C", ID: 3, Crash: [Nodes]int{1, 1, 1}}}
+	return append([]Case{{Family: "C", ID: 0, Crash: [Nodes]int{1}}, {Family: "C", ID: 1},
+		{Family: "C", ID: 2, Crash: [Nodes]int{1, 1, 0}}, {Family: "C", ID: 3, Crash: [Nodes]int{1, 1, 1}}}, c34Cases()...)
 }
 
 // cRecoverable: every case but C2b (the only copies of an entry a
-// majority holds are damaged).
-func cRecoverable(c Case) bool { return !(c.Crash[1] == 1 && c.Crash[2] == 1) }
+// majority holds are damaged); C3 and C4 damage only uncommitted entries
+// (family_c34.go).
+func cRecoverable(c Case) bool { return c.Variant != cVarC12 || !(c.Crash[1] == 1 && c.Crash[2] == 1) }
 
 // withStores opens a stopped node's log and stable stores (par or plain
 // raft-boltdb, as the harness runs them).
@@ -154,6 +154,10 @@ func (h *Harness) cluster(ctx context.Context, dir string) ([]*coord.Server, int
 }
 
 func (h *Harness) runC(ctx context.Context, c Case, dir string, res *Result) {
+	if c.Variant != cVarC12 {
+		h.runC34(ctx, c, dir, res)
+		return
+	}
 	res.Recoverable = cRecoverable(c)
 	srvs, leader, cc, err := h.cluster(ctx, dir)
 	if err != nil {

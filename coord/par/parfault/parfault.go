@@ -69,6 +69,8 @@ type Case struct {
 	Recover int
 	// Families B and I: per-node damage.
 	Dmg [Nodes]Damage
+	// Family C: which scenario (cVarC12, cVarC3, cVarC4, cVarC4b).
+	Variant int
 }
 
 // Family G kinds: the states a kill -9 can leave, built offline.
@@ -104,6 +106,9 @@ func (c Case) String() string {
 	if c.Family == "B" || c.Family == "I" {
 		return fmt.Sprintf("%s/%d dmg=%v,%v,%v", c.Family, c.ID, c.Dmg[0], c.Dmg[1], c.Dmg[2])
 	}
+	if c.Family == "C" && c.Variant != cVarC12 {
+		return fmt.Sprintf("C/%d %s", c.ID, cVariantName(c.Variant))
+	}
 	if c.Family == "C" {
 		return fmt.Sprintf("C/%d uncommitted-tail holders=%d corrupt=%d", c.ID, 1+c.Crash[1], c.Crash[0]+c.Crash[2])
 	}
@@ -125,6 +130,10 @@ type Result struct {
 	Case        Case
 	Outcome     Outcome
 	Recoverable bool // the oracle: at least one intact copy of everything
+	// ByDesign: the design expects this case to stay unavailable (the
+	// conservative-mode stall of §4.4, family C4); an Unavailable outcome
+	// is then counted apart from recoverable-but-unavailable.
+	ByDesign bool
 	Detail      string
 	Took        time.Duration
 	// Repairs and RepairedBytes sum the running nodes' PAR counters:
@@ -353,7 +362,7 @@ func (h *Harness) Recoverable(c Case) bool {
 // Run executes one case.
 func (h *Harness) Run(ctx context.Context, c Case) Result {
 	start := time.Now()
-	res := Result{Case: c, Recoverable: h.Recoverable(c)}
+	res := Result{Case: c, Recoverable: h.Recoverable(c), ByDesign: h.expectedStall(c)}
 	dir := filepath.Join(h.opt.Dir, fmt.Sprintf("case-%s-%d", c.Family, c.ID))
 	defer os.RemoveAll(dir)
 	if err := copyDir(h.base, dir); err != nil {
