@@ -134,8 +134,8 @@ type Result struct {
 	// conservative-mode stall of §4.4, family C4); an Unavailable outcome
 	// is then counted apart from recoverable-but-unavailable.
 	ByDesign bool
-	Detail      string
-	Took        time.Duration
+	Detail   string
+	Took     time.Duration
 	// Repairs and RepairedBytes sum the running nodes' PAR counters:
 	// entries fetched from peers and the envelope bytes that moved.
 	Repairs, RepairedBytes int64
