@@ -51,6 +51,11 @@ var errNoCoveringSnapshot = errors.New("no peer holds a verified snapshot coveri
 
 // GetLogRange serves this node's own verified log entries from req.From.
 func (srv *Server) GetLogRange(ctx context.Context, req *parpb.GetLogRangeRequest) (*parpb.GetLogRangeResponse, error) {
+	leave, err := srv.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	ls := srv.s.Log
 	ls.mu.RLock()
 	first, last := ls.j.view.first, ls.j.view.last
