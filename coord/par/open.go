@@ -78,7 +78,7 @@ type Store struct {
 	gateMu   sync.Mutex
 	closing  bool
 	inflight sync.WaitGroup
-	lost        lostState // identity, announcer, promoter (lostnode.go)
+	lost     lostState // identity, announcer, promoter (lostnode.go)
 }
 
 // Report is what start-up classification found.
