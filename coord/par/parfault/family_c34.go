@@ -452,11 +452,8 @@ func (h *Harness) runC4(ctx context.Context, dir string, x int, marker []byte) (
 	if err != nil {
 		return Unavailable, "harness: " + err.Error()
 	}
-	marker2 := []byte(fmt.Sprintf("PARMARK-tail2-%d-PARMARK", time.Now().UnixNano()))
-	if len(marker2) != len(marker) {
-		marker2 = append(marker2[:0:0], marker...)
-		copy(marker2, "PARMARK-tail2")
-	}
+	// Same length as marker: it replaces marker inside an encoded command.
+	marker2 := bytes.Replace(marker, []byte("-tail1-"), []byte("-tail2-"), 1)
 	// X's tail entry, rewritten as Y's (m, T') with the other marker.
 	var tail *raft.Log
 	err = h.withStores(filepath.Join(dir, h.names[x]), func(ls raft.LogStore, _ raft.StableStore) error {
