@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -113,10 +114,22 @@ func appendAlone(ctx context.Context, s *coord.Server, path string, marker []byt
 	return nil
 }
 
-// barrier commits a write through the leader and waits until every
-// running node applied it, so their logs are equal up to it.
+// barrier commits a write and waits until every running node applied
+// it, so their logs are equal up to it. A write that fails (the short
+// harness timeouts move the leadership on a loaded machine) is retried
+// under a new path: a failed attempt may still commit, which is harmless.
 func barrier(ctx context.Context, cc *grpc.ClientConn, srvs []*coord.Server, path string) error {
-	r, err := coordpb.NewCoordClient(cc).Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: path, Data: []byte("b")}})
+	var r *coordpb.CreateResponse
+	var err error
+	for try := 0; try < 20; try++ {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		r, err = coordpb.NewCoordClient(cc).Create(cctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: fmt.Sprintf("%s-%d", path, try), Data: []byte("b")}})
+		cancel()
+		if err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		return fmt.Errorf("barrier %s: %w", path, err)
 	}
@@ -134,28 +147,62 @@ func barrier(ctx context.Context, cc *grpc.ClientConn, srvs []*coord.Server, pat
 
 // oldLeaderTail builds the common start: equal committed logs, then the
 // leader alone appends marker at /uncommitted; every node is stopped on
-// return. It returns the leader's index.
+// return. It returns the leader's index. On a loaded machine the leader,
+// cut off from both followers, can lose its lease before the write
+// reaches it; the write is then not in its log and the whole start is
+// tried again (up to 4 times).
 func (h *Harness) oldLeaderTail(ctx context.Context, dir string, marker []byte) (int, error) {
-	srvs, leader, cc, err := h.cluster(ctx, dir)
+	var err error
+	for try := 0; try < 4; try++ {
+		var leader int
+		var appended bool
+		leader, appended, err = h.tryOldLeaderTail(ctx, dir, marker)
+		if err != nil || appended {
+			return leader, err
+		}
+		err = errors.New("the leader lost its lease before the uncommitted write reached it (4 tries)")
+	}
+	return 0, err
+}
+
+func (h *Harness) tryOldLeaderTail(ctx context.Context, dir string, marker []byte) (int, bool, error) {
+	srvs, _, cc, err := h.cluster(ctx, dir)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer func() { closeAll(srvs) }()
 	err = barrier(ctx, cc, srvs, "/barrier")
 	cc.Close()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
+	leader := -1
+	for i, s := range srvs {
+		if s.Replica().IsLeader() {
+			leader = i
+		}
+	}
+	if leader < 0 {
+		return 0, false, nil
+	}
+	var wg sync.WaitGroup
 	for i := range srvs {
 		if i != leader {
-			_ = srvs[i].Close()
+			wg.Add(1)
+			go func(s *coord.Server) { defer wg.Done(); _ = s.Close() }(srvs[i])
+		}
+	}
+	wg.Wait()
+	for i := range srvs {
+		if i != leader {
 			srvs[i] = nil
 		}
 	}
-	if !srvs[leader].Replica().IsLeader() {
-		return 0, fmt.Errorf("%s lost the leadership before the tail", h.names[leader])
+	before := srvs[leader].Replica().Info().LastIndex
+	if err := appendAlone(ctx, srvs[leader], "/uncommitted", marker); err != nil {
+		return leader, false, err
 	}
-	return leader, appendAlone(ctx, srvs[leader], "/uncommitted", marker)
+	return leader, srvs[leader].Replica().Info().LastIndex > before, nil
 }
 
 // durableTerm reads a stopped node's CurrentTerm.

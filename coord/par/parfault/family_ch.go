@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"coord/coord"
 	"coord/coord/par"
@@ -22,8 +21,9 @@ import (
 
 // Families C and H (design §5.4), built online on the running cluster.
 //
-// C1: the leader appends an entry its followers never receive (both are
-// stopped), so it is uncommitted and never acknowledged to a client; then
+// C1: after a barrier write every node applied, the leader appends an
+// entry its followers never receive (both are stopped; retried when the
+// leader lost its lease first: oldLeaderTail), so it is uncommitted and never acknowledged to a client; then
 // every node stops and the entry is corrupted on the leader's disk. PAR
 // must discard it by rule 4 once the other two moved to a newer term
 // (never keep, never serve it) and the cluster must stay correct.
@@ -159,33 +159,17 @@ func (h *Harness) runC(ctx context.Context, c Case, dir string, res *Result) {
 		return
 	}
 	res.Recoverable = cRecoverable(c)
-	srvs, leader, cc, err := h.cluster(ctx, dir)
+	// An entry the followers never get: the write cannot commit.
+	marker := []byte(fmt.Sprintf("PARMARK-uncommitted-%d-PARMARK", time.Now().UnixNano()))
+	leader, err := h.oldLeaderTail(ctx, dir, marker) // family_c34.go
+	if errors.Is(err, errAckedWithoutQuorum) {
+		res.Outcome, res.Detail = Unsafe, err.Error()
+		return
+	}
 	if err != nil {
 		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
 		return
 	}
-	cc.Close()
-	for i := range srvs {
-		if i != leader {
-			_ = srvs[i].Close()
-			srvs[i] = nil
-		}
-	}
-	// An entry the followers never get: the write cannot commit.
-	marker := []byte(fmt.Sprintf("PARMARK-uncommitted-%d-PARMARK", time.Now().UnixNano()))
-	cc2, err := grpc.NewClient(srvs[leader].Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err == nil {
-		wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		_, err = coordpb.NewCoordClient(cc2).Create(wctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/uncommitted", Data: marker}})
-		cancel()
-		cc2.Close()
-	}
-	if err == nil {
-		closeAll(srvs)
-		res.Outcome, res.Detail = Unsafe, "a write without a quorum was acknowledged"
-		return
-	}
-	_ = srvs[leader].Close()
 	holder := (leader + 1) % Nodes // C2: the follower that also holds the tail
 	if c.Crash[1] == 1 {
 		if n, err := h.copyTail(filepath.Join(dir, h.names[leader]), filepath.Join(dir, h.names[holder])); err != nil || n == 0 {
@@ -202,7 +186,7 @@ func (h *Harness) runC(ctx context.Context, c Case, dir string, res *Result) {
 			return
 		}
 	}
-	srvs, err = h.start(dir, nil)
+	srvs, _ := h.start(dir, nil)
 	defer closeAll(srvs)
 	res.Outcome, res.Detail = h.probe(ctx, srvs)
 	if res.Outcome == Correct {
