@@ -207,13 +207,16 @@ func New(ctx context.Context, opt Options) (*Harness, error) {
 	}
 	defer cc.Close()
 	cl := coordpb.NewCoordClient(cc)
+	var last uint64
 	for e := range h.keys {
-		if _, err := cl.Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: h.keys[e], Data: h.values[e]}}); err != nil {
+		r, err := cl.Create(ctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: h.keys[e], Data: h.values[e]}})
+		if err != nil {
 			return nil, fmt.Errorf("build base: create %s: %w", h.keys[e], err)
 		}
+		last = r.Header.GetZxid()
 	}
-	// Every node must hold every write before the stop.
-	last := srvs[0].Replica().Info().LastIndex
+	// Every node must hold every write before the stop (the last write's
+	// index: a lagging node's own LastIndex would not wait for it).
 	for _, s := range srvs {
 		if err := s.Replica().WaitApplied(ctx, last); err != nil {
 			return nil, fmt.Errorf("build base: %w", err)
