@@ -225,6 +225,10 @@ func (s *Server) HTTPAddr() string {
 // Replica exposes the raft replica (tests and status).
 func (s *Server) Replica() *replica.Replica { return s.rep }
 
+// testHookStoresClosed runs in Close between closing the stores and
+// stopping gRPC (tests hold that window open).
+var testHookStoresClosed atomic.Pointer[func()]
+
 // Close stops serving, then stops raft and closes storage. Idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
@@ -237,8 +241,15 @@ func (s *Server) Close() error {
 		if s.scrubStop != nil {
 			s.scrubStop()
 		}
-		// Stop raft first: in-flight RPCs waiting on it get answers.
+		// Stop raft first: in-flight RPCs waiting on it get answers. This
+		// also closes the par store while gRPC still serves PeerRepair
+		// (and grpc's Stop does not wait for handlers): par.Store.Close
+		// waits for running PeerRepair handlers and later ones answer
+		// codes.Unavailable.
 		s.closeErr = s.rep.Close()
+		if f := testHookStoresClosed.Load(); f != nil {
+			(*f)()
+		}
 		s.grpc.Stop()
 		if s.parClient != nil {
 			_ = s.parClient.Close()

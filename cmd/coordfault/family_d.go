@@ -55,7 +55,7 @@ func runD(ctx context.Context, dir, mode string, seed uint64, count, one int, ve
 				r.Quarantined, r.EntryRepairs, r.GapFilled, r.SnapshotBytes, r.Detail)
 		}
 	}
-	fmt.Printf("%-6s %-6s %6d %8d %12d %7d %28d   (%s; %d of the unavailable-but-recoverable need log entries to close a gap)\n",
-		mode, "D", t.Total, t.Correct, t.Unavailable, t.Unsafe, t.UnavailableRecoverable, time.Since(start).Round(time.Second), gapEntries)
+	fmt.Printf("%-6s %-6s %6d %8d %12d %7d %28d %22d   (%s; %d of the unavailable-but-recoverable need log entries to close a gap)\n",
+		mode, "D", t.Total, t.Correct, t.Unavailable, t.Unsafe, t.UnavailableRecoverable, t.UnavailableByDesign, time.Since(start).Round(time.Second), gapEntries)
 	return nil
 }

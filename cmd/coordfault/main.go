@@ -39,7 +39,7 @@ func main() {
 func run(families string, seed uint64, count, one int, modes string, verbose bool, parallel int, recoverTimeout time.Duration) error {
 	ctx := context.Background()
 	fmt.Printf("coordfault --family %s --seed %d --count %d --modes %s\n", families, seed, count, modes)
-	fmt.Printf("%-6s %-6s %6s %8s %12s %7s %28s\n", "mode", "family", "Total", "Correct", "Unavailable", "Unsafe", "Unavailable-but-recoverable")
+	fmt.Printf("%-6s %-6s %6s %8s %12s %7s %28s %22s\n", "mode", "family", "Total", "Correct", "Unavailable", "Unsafe", "Unavailable-but-recoverable", "Unavailable-by-design")
 	for _, mode := range strings.Split(modes, ",") {
 		dir, err := os.MkdirTemp("", "coordfault-")
 		if err != nil {
@@ -110,10 +110,10 @@ func run(families string, seed uint64, count, one int, modes string, verbose boo
 			t, results := parfault.RunParallel(ctx, hs, cases)
 			if verbose {
 				for _, r := range results {
-					fmt.Printf("case %-28s recoverable=%-5v %-11s %6dms repairs=%d bytes=%d %s\n", r.Case, r.Recoverable, r.Outcome, r.Took.Milliseconds(), r.Repairs, r.RepairedBytes, r.Detail)
+					fmt.Printf("case %-28s recoverable=%-5v by-design=%-5v %-11s %6dms repairs=%d bytes=%d %s\n", r.Case, r.Recoverable, r.ByDesign, r.Outcome, r.Took.Milliseconds(), r.Repairs, r.RepairedBytes, r.Detail)
 				}
 			}
-			fmt.Printf("%-6s %-6s %6d %8d %12d %7d %28d   (%s)\n", mode, fam, t.Total, t.Correct, t.Unavailable, t.Unsafe, t.UnavailableRecoverable, time.Since(start).Round(time.Second))
+			fmt.Printf("%-6s %-6s %6d %8d %12d %7d %28d %22d   (%s)\n", mode, fam, t.Total, t.Correct, t.Unavailable, t.Unsafe, t.UnavailableRecoverable, t.UnavailableByDesign, time.Since(start).Round(time.Second))
 		}
 	}
 	return nil

@@ -40,6 +40,9 @@
 //     (decide_test.go), which also fails when a rule is weakened.
 //   - PeerRepair gRPC service (repair_server.go, proto/par.proto) answering
 //     from the durable identifier view, and the Client (repair_client.go).
+//     Close refuses new handlers and waits for running ones before it
+//     closes a file; later calls answer codes.Unavailable (ErrClosed), so a
+//     gRPC server that outlives the store never reads or writes it.
 //   - SnapshotStore (snapshot.go): raft's FileSnapshotStore underneath,
 //     unchanged on disk, plus a sidecar per snapshot in par-snapmeta/<id>.a
 //     and .b (raft's whole meta, size, SHA-256 and a CRC32C per 64 KiB
@@ -129,7 +132,7 @@
 // ErrEntryUnavailable (*FaultError), ErrAmnesia, ErrVoteQuarantined,
 // ErrDoubleFault, ErrUnrecoverable, ErrLostLog, ErrNaiveReformat,
 // ErrWrongCluster, ErrNotLost, ErrBadEnvelope, ErrRecordTooLarge,
-// ErrJournal; for snapshots ErrSnapshotCorrupt (*SnapshotError),
+// ErrJournal, ErrClosed; for snapshots ErrSnapshotCorrupt (*SnapshotError),
 // ErrNoSnapshot, ErrSnapshotGap. Test with errors.Is.
 //
 // # Decisions and deviations from the design
@@ -151,9 +154,12 @@
 //     they are FAULTY and decided by peers. Single-node clusters write the
 //     identifiers after the commit, with their own fdatasync.
 //   - Conservative GetLog mode only (raft here is v1.7.3, not v1.8): no
-//     caller-aware header-only reads, so the double-fault stall of §4.4 (C4)
-//     exists. A faulty entry that cannot be repaired at runtime makes
-//     processLogs panic (the process restarts and pre-start recovery runs).
+//     caller-aware header-only reads, so the double-fault stall of §4.4
+//     exists as a state (parfault family C4, built offline: unavailable by
+//     design); with three voters no legal history with only the two damaged
+//     tails reaches it (docs/PAR.md). A faulty entry that cannot be
+//     repaired at runtime makes processLogs panic (the process restarts and
+//     pre-start recovery runs).
 //   - Discards happen only before raft starts (Recover); at runtime only rule
 //     1 (fetch an intact copy) is applied.
 //   - The model check reduces to one index by log matching: it enumerates
@@ -170,8 +176,8 @@
 //     whose log is empty after compaction (nothing to anchor on) can only
 //     use a snapshot, and waits. Fetched entries below the first index are
 //     trusted through that anchor (Log Matching), not through identifiers
-//     of their own (the node no longer has them), and the decision is not
-//     part of the model check. Chunk repair needs a
+//     of their own (the node no longer has them); the decision (gapCheck)
+//     has its own exhaustive model check (gapfill_model_test.go). Chunk repair needs a
 //     byte-identical peer snapshot, which hashicorp's independent snapshot
 //     indexes give only for snapshots shipped by InstallSnapshot or taken
 //     at the same applied index (no identical checkpoints, design §4.6

@@ -45,6 +45,9 @@ var (
 	ErrRecordTooLarge = errors.New("par: stable record too large")
 	// ErrJournal: the identifier journal cannot be read or written.
 	ErrJournal = errors.New("par: identifier journal")
+	// ErrClosed: the store is closed (or closing); PeerRepair answers
+	// codes.Unavailable with it.
+	ErrClosed = errors.New("par: store closed")
 )
 
 // errKeyNotFound is what raft expects (by message text) for a missing

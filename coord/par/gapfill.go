@@ -51,6 +51,11 @@ var errNoCoveringSnapshot = errors.New("no peer holds a verified snapshot coveri
 
 // GetLogRange serves this node's own verified log entries from req.From.
 func (srv *Server) GetLogRange(ctx context.Context, req *parpb.GetLogRangeRequest) (*parpb.GetLogRangeResponse, error) {
+	leave, err := srv.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	ls := srv.s.Log
 	ls.mu.RLock()
 	first, last := ls.j.view.first, ls.j.view.last
@@ -133,27 +138,92 @@ func (s *Store) fillGapFromLogs(ctx context.Context, c *Client) error {
 	return errors.Join(errs...)
 }
 
+// gapCheck is the requester's decision about a peer's log entries for a
+// gap fill, as pure functions of what it knows and what the peer sent
+// (gapfill_model_test.go checks them exhaustively against Raft's Log
+// Matching, and shows that each weakened rule installs a wrong entry).
+type gapCheck struct {
+	first  uint64            // our first index: the anchor's index
+	anchor ident             // our identifier at first (term, checksum)
+	known  map[uint64]uint64 // our term table over the gap, where it knows
+	rules  gapRules
+}
+
+// gapRules are the knobs of gapCheck; defaultGapRules are the ones par
+// runs with, the others exist for the model check.
+type gapRules struct {
+	anchor   bool // the peer's entry at our first index must be ours
+	verified bool // every entry must decode and pass its envelope CRC
+	index    bool // each entry in its slot, envelope index = slot
+	terms    bool // claimed term = envelope term, non-decreasing, <= the anchor's, as our term table says
+}
+
+var defaultGapRules = gapRules{anchor: true, verified: true, index: true, terms: true}
+
+// gapEntry is one entry of a GetLogRange answer: where the peer put it,
+// the term it claimed, and what its envelope decoded to (err != nil: it
+// did not decode or failed its CRC).
+type gapEntry struct {
+	index, term uint64 // as sent
+	err         error
+	log         *raft.Log // the decoded envelope
+	cksum       uint32
+}
+
+func decodeGapEntry(e *parpb.LogEntry) gapEntry {
+	l, ck, err := decodeEnvelope(e.Envelope)
+	return gapEntry{index: e.Index, term: e.Term, err: err, log: l, cksum: ck}
+}
+
+// entryLog is what the entry would install as (a weakened rule may accept
+// an entry whose envelope did not decode: it then installs what the peer
+// claimed).
+func (e gapEntry) entryLog() (index, term uint64) {
+	if e.log == nil {
+		return e.index, e.term
+	}
+	return e.log.Index, e.log.Term
+}
+
+// anchored: the peer's answer for [first, first] is our own entry there,
+// so by Log Matching its log below first is the one we compacted.
+func (g gapCheck) anchored(ents []gapEntry) bool {
+	if !g.rules.anchor {
+		return true
+	}
+	if len(ents) != 1 {
+		return false
+	}
+	e := ents[0]
+	return e.err == nil && e.log.Index == g.first && e.log.Term == g.anchor.term && e.cksum == g.anchor.cksum
+}
+
+// accept decides whether e may be installed at next, after an entry of
+// term prevTerm.
+func (g gapCheck) accept(next, prevTerm uint64, e gapEntry) error {
+	if e.err != nil && g.rules.verified {
+		return fmt.Errorf("entry %d: %w", next, e.err)
+	}
+	idx, term := e.entryLog()
+	if g.rules.index && (e.index != next || idx != next) {
+		return fmt.Errorf("sent entry %d (envelope %d), want %d", e.index, idx, next)
+	}
+	if !g.rules.terms {
+		return nil
+	}
+	if e.term != term || term < prevTerm || term > g.anchor.term {
+		return fmt.Errorf("entry %d has term %d after term %d, before our first entry's %d", next, term, prevTerm, g.anchor.term)
+	}
+	if t, ok := g.known[next]; ok && t != term {
+		return fmt.Errorf("entry %d has term %d, our journal says %d", next, term, t)
+	}
+	return nil
+}
+
 // fillFrom installs p's entries [lo, f-1] below our first index f, whose
 // identifier is anchor.
 func (s *Store) fillFrom(ctx context.Context, c *Client, p Peer, lo, f uint64, anchor ident) (err error) {
 	hi := f - 1
-	checkAnchor := func() error {
-		ents, err := c.logRange(ctx, p, f, f)
-		if err != nil {
-			return err
-		}
-		if len(ents) != 1 {
-			return fmt.Errorf("peer %s cannot serve entry %d (our first) verified", p.Name, f)
-		}
-		l, ck, err := decodeEnvelope(ents[0].Envelope)
-		if err != nil || l.Index != f || l.Term != anchor.term || ck != anchor.cksum {
-			return fmt.Errorf("peer %s's entry %d is not ours (term %d, checksum %08x): its log cannot fill the gap", p.Name, f, anchor.term, anchor.cksum)
-		}
-		return nil
-	}
-	if err := checkAnchor(); err != nil {
-		return err
-	}
 	s.Log.mu.RLock()
 	v := s.Log.j.view
 	clean := v.corrupt == 0
@@ -164,6 +234,24 @@ func (s *Store) fillFrom(ctx context.Context, c *Client, p Peer, lo, f uint64, a
 		}
 	}
 	s.Log.mu.RUnlock()
+	g := gapCheck{first: f, anchor: anchor, known: known, rules: defaultGapRules}
+	checkAnchor := func() error {
+		ents, err := c.logRange(ctx, p, f, f)
+		if err != nil {
+			return err
+		}
+		dec := make([]gapEntry, len(ents))
+		for k, e := range ents {
+			dec[k] = decodeGapEntry(e)
+		}
+		if !g.anchored(dec) {
+			return fmt.Errorf("peer %s's entry %d is not ours (term %d, checksum %08x): its log cannot fill the gap", p.Name, f, anchor.term, anchor.cksum)
+		}
+		return nil
+	}
+	if err := checkAnchor(); err != nil {
+		return err
+	}
 
 	var written uint64 // highest index written into bolt
 	defer func() {
@@ -185,18 +273,11 @@ func (s *Store) fillFrom(ctx context.Context, c *Client, p Peer, lo, f uint64, a
 		}
 		batch := make([]*raft.Log, 0, len(ents))
 		for _, e := range ents {
-			l, ck, derr := decodeEnvelope(e.Envelope)
-			switch {
-			case derr != nil:
-				return fmt.Errorf("peer %s entry %d: %w", p.Name, next, derr)
-			case e.Index != next || l.Index != next:
-				return fmt.Errorf("peer %s sent entry %d (envelope %d), want %d", p.Name, e.Index, l.Index, next)
-			case e.Term != l.Term || l.Term < prevTerm || l.Term > anchor.term:
-				return fmt.Errorf("peer %s entry %d has term %d after term %d, before our first entry's %d", p.Name, next, l.Term, prevTerm, anchor.term)
+			ge := decodeGapEntry(e)
+			if err := g.accept(next, prevTerm, ge); err != nil {
+				return fmt.Errorf("peer %s: %w", p.Name, err)
 			}
-			if t, ok := known[next]; ok && t != l.Term {
-				return fmt.Errorf("peer %s entry %d has term %d, our journal says %d", p.Name, next, l.Term, t)
-			}
+			l, ck := ge.log, ge.cksum
 			batch = append(batch, &raft.Log{Index: next, Term: l.Term, Type: l.Type, Data: e.Envelope})
 			recs = append(recs, record{kind: recBackfill, typ: byte(l.Type), index: next, term: l.Term, cksum: ck})
 			prevTerm = l.Term

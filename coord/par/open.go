@@ -73,7 +73,12 @@ type Store struct {
 	report      Report
 	closeOnce   sync.Once
 	closeErr    error
-	lost        lostState // identity, announcer, promoter (lostnode.go)
+	// The PeerRepair handlers' gate: Close refuses new handlers and waits
+	// for running ones before it closes anything (enter, leave).
+	gateMu   sync.Mutex
+	closing  bool
+	inflight sync.WaitGroup
+	lost     lostState // identity, announcer, promoter (lostnode.go)
 }
 
 // Report is what start-up classification found.
@@ -174,9 +179,29 @@ func (s *Store) floor() uint64 {
 	return s.snapshotFloor()
 }
 
-// Close closes the journal and bolt. Idempotent.
+// enter admits one PeerRepair handler; false once Close has begun. A
+// true answer must be paired with leave.
+func (s *Store) enter() bool {
+	s.gateMu.Lock()
+	defer s.gateMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+func (s *Store) leave() { s.inflight.Done() }
+
+// Close closes the journal and bolt, after the PeerRepair handlers that
+// are running return; later ones fail with codes.Unavailable (ErrClosed).
+// Idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.gateMu.Lock()
+		s.closing = true
+		s.gateMu.Unlock()
+		s.inflight.Wait()
 		s.lost.stop()
 		var errs []error
 		if s.Log != nil {

@@ -3,6 +3,9 @@ package par
 import (
 	"context"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"coord/proto/parpb"
 )
 
@@ -17,8 +20,27 @@ type Server struct {
 // NewServer serves st.
 func NewServer(st *Store) *Server { return &Server{s: st} }
 
+// errClosedStatus is what every handler answers once the store closes:
+// the node is going away, ask another (never an answer from closed
+// files, never a write into them).
+var errClosedStatus = status.Error(codes.Unavailable, ErrClosed.Error())
+
+// enter admits a handler while the store is open; the caller must call
+// the returned leave.
+func (srv *Server) enter() (leave func(), err error) {
+	if !srv.s.enter() {
+		return nil, errClosedStatus
+	}
+	return srv.s.leave, nil
+}
+
 // GetEntries answers per item.
 func (srv *Server) GetEntries(ctx context.Context, req *parpb.GetEntriesRequest) (*parpb.GetEntriesResponse, error) {
+	leave, err := srv.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	st := srv.s
 	term, sane := st.Stable.DurableTerm()
 	floor := st.floor()
@@ -68,12 +90,22 @@ func (srv *Server) answer(i, t, floor uint64) (Status, []byte) {
 
 // GetTerm returns the durable current term.
 func (srv *Server) GetTerm(ctx context.Context, _ *parpb.GetTermRequest) (*parpb.GetTermResponse, error) {
+	leave, err := srv.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	term, sane := srv.s.Stable.DurableTerm()
 	return &parpb.GetTermResponse{Responder: srv.s.cfg.Name, DurableTerm: term, Amnesic: !sane}, nil
 }
 
 // Status reports the counters.
 func (srv *Server) Status(ctx context.Context, _ *parpb.StatusRequest) (*parpb.StatusResponse, error) {
+	leave, err := srv.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	st := srv.s
 	term, sane := st.Stable.DurableTerm()
 	first, _ := st.Log.FirstIndex()
@@ -90,6 +122,11 @@ func (srv *Server) Status(ctx context.Context, _ *parpb.StatusRequest) (*parpb.S
 // Hello reports what this node recorded about req.Name and, when the
 // request carries a node id, records it durably (design §4.8).
 func (srv *Server) Hello(ctx context.Context, req *parpb.HelloRequest) (*parpb.HelloResponse, error) {
+	leave, err := srv.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	st := srv.s
 	cid := req.ClusterId
 	if id := st.Identity(); id.Incarnation > 0 {

@@ -61,6 +61,11 @@ func identical(sc *sidecar, in *parpb.SnapshotInfo) bool {
 
 // ListSnapshots lists the verified snapshots.
 func (srv *Server) ListSnapshots(ctx context.Context, _ *parpb.ListSnapshotsRequest) (*parpb.ListSnapshotsResponse, error) {
+	leave, err := srv.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	resp := &parpb.ListSnapshotsResponse{Responder: srv.s.cfg.Name}
 	ss := srv.s.snaps
 	if ss == nil {
@@ -78,17 +83,26 @@ func (srv *Server) ListSnapshots(ctx context.Context, _ *parpb.ListSnapshotsRequ
 // chunk that fails its checksum is never sent: the snapshot is quarantined
 // and the stream ends with DataLoss.
 func (srv *Server) FetchSnapshot(req *parpb.FetchSnapshotRequest, stream grpc.ServerStreamingServer[parpb.SnapshotChunk]) error {
+	// The store's gate is held while reading, never while sending (a
+	// slow receiver must not hold Close up).
+	leave, err := srv.enter()
+	if err != nil {
+		return err
+	}
 	ss := srv.s.snaps
 	if ss == nil {
+		leave()
 		return status.Error(codes.NotFound, "no snapshot store")
 	}
 	ss.mu.Lock()
 	sc := ss.verified[req.Id]
 	ss.mu.Unlock()
 	if sc == nil {
+		leave()
 		return status.Errorf(codes.NotFound, "snapshot %q: %v", req.Id, ErrNoSnapshot)
 	}
 	f, err := os.Open(filepath.Join(ss.snapDir(req.Id), snapStateFile))
+	leave()
 	if err != nil {
 		return status.Errorf(codes.NotFound, "snapshot %q: %v", req.Id, err)
 	}
@@ -104,10 +118,16 @@ func (srv *Server) FetchSnapshot(req *parpb.FetchSnapshotRequest, stream grpc.Se
 			return status.Errorf(codes.InvalidArgument, "snapshot %q has %d chunks, asked for %d", req.Id, sc.chunks(), k)
 		}
 		b := make([]byte, sc.chunkLen(int(k)))
+		leave, err := srv.enter()
+		if err != nil {
+			return err
+		}
 		if _, err := f.ReadAt(b, int64(k)*int64(sc.ChunkSize)); err != nil || crc(b) != sc.ChunkCRCs[k] {
 			_ = ss.Quarantine(req.Id, []int{int(k)})
+			leave()
 			return status.Errorf(codes.DataLoss, "snapshot %q chunk %d fails verification", req.Id, k)
 		}
+		leave()
 		if err := stream.Send(&parpb.SnapshotChunk{Chunk: k, Data: b, Crc32C: sc.ChunkCRCs[k]}); err != nil {
 			return err
 		}
@@ -118,6 +138,11 @@ func (srv *Server) FetchSnapshot(req *parpb.FetchSnapshotRequest, stream grpc.Se
 // RequestSnapshot takes a raft snapshot now if the newest verified one does
 // not cover req.MinIndex (raft must be running here).
 func (srv *Server) RequestSnapshot(ctx context.Context, req *parpb.RequestSnapshotRequest) (*parpb.RequestSnapshotResponse, error) {
+	leave, err := srv.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	ss := srv.s.snaps
 	if ss == nil {
 		return nil, status.Error(codes.FailedPrecondition, "no snapshot store")

@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"coord/coord"
 	"coord/coord/par"
@@ -22,8 +21,9 @@ import (
 
 // Families C and H (design §5.4), built online on the running cluster.
 //
-// C1: the leader appends an entry its followers never receive (both are
-// stopped), so it is uncommitted and never acknowledged to a client; then
+// C1: after a barrier write every node applied, the leader appends an
+// entry its followers never receive (both are stopped; retried when the
+// leader lost its lease first: oldLeaderTail), so it is uncommitted and never acknowledged to a client; then
 // every node stops and the entry is corrupted on the leader's disk. PAR
 // must discard it by rule 4 once the other two moved to a newer term
 // (never keep, never serve it) and the cluster must stay correct.
@@ -49,17 +49,17 @@ import (
 // no protocol may discard it: both holders must wait (unavailable), and
 // the case counts as not recoverable.
 //
-// Not built: C3-C4 (an old leader alive at t_last, the conservative-mode
-// double-fault stall) and H on the follower-side call sites.
+// C3 and C4: family_c34.go. Not built: H on the follower-side call sites.
 
 func cCases() []Case {
-	return []Case{{Family: "C", ID: 0, Crash: [Nodes]int{1}}, {Family: "C", ID: 1},
-		{Family: "C", ID: 2, Crash: [Nodes]int{1, 1, 0}}, {Family: "C", ID: 3, Crash: [Nodes]int{1, 1, 1}}}
+	return append([]Case{{Family: "C", ID: 0, Crash: [Nodes]int{1}}, {Family: "C", ID: 1},
+		{Family: "C", ID: 2, Crash: [Nodes]int{1, 1, 0}}, {Family: "C", ID: 3, Crash: [Nodes]int{1, 1, 1}}}, c34Cases()...)
 }
 
 // cRecoverable: every case but C2b (the only copies of an entry a
-// majority holds are damaged).
-func cRecoverable(c Case) bool { return !(c.Crash[1] == 1 && c.Crash[2] == 1) }
+// majority holds are damaged); C3 and C4 damage only uncommitted entries
+// (family_c34.go).
+func cRecoverable(c Case) bool { return c.Variant != cVarC12 || !(c.Crash[1] == 1 && c.Crash[2] == 1) }
 
 // withStores opens a stopped node's log and stable stores (par or plain
 // raft-boltdb, as the harness runs them).
@@ -154,34 +154,22 @@ func (h *Harness) cluster(ctx context.Context, dir string) ([]*coord.Server, int
 }
 
 func (h *Harness) runC(ctx context.Context, c Case, dir string, res *Result) {
+	if c.Variant != cVarC12 {
+		h.runC34(ctx, c, dir, res)
+		return
+	}
 	res.Recoverable = cRecoverable(c)
-	srvs, leader, cc, err := h.cluster(ctx, dir)
+	// An entry the followers never get: the write cannot commit.
+	marker := []byte(fmt.Sprintf("PARMARK-uncommitted-%d-PARMARK", time.Now().UnixNano()))
+	leader, err := h.oldLeaderTail(ctx, dir, marker) // family_c34.go
+	if errors.Is(err, errAckedWithoutQuorum) {
+		res.Outcome, res.Detail = Unsafe, err.Error()
+		return
+	}
 	if err != nil {
 		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
 		return
 	}
-	cc.Close()
-	for i := range srvs {
-		if i != leader {
-			_ = srvs[i].Close()
-			srvs[i] = nil
-		}
-	}
-	// An entry the followers never get: the write cannot commit.
-	marker := []byte(fmt.Sprintf("PARMARK-uncommitted-%d-PARMARK", time.Now().UnixNano()))
-	cc2, err := grpc.NewClient(srvs[leader].Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err == nil {
-		wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		_, err = coordpb.NewCoordClient(cc2).Create(wctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/uncommitted", Data: marker}})
-		cancel()
-		cc2.Close()
-	}
-	if err == nil {
-		closeAll(srvs)
-		res.Outcome, res.Detail = Unsafe, "a write without a quorum was acknowledged"
-		return
-	}
-	_ = srvs[leader].Close()
 	holder := (leader + 1) % Nodes // C2: the follower that also holds the tail
 	if c.Crash[1] == 1 {
 		if n, err := h.copyTail(filepath.Join(dir, h.names[leader]), filepath.Join(dir, h.names[holder])); err != nil || n == 0 {
@@ -198,7 +186,7 @@ func (h *Harness) runC(ctx context.Context, c Case, dir string, res *Result) {
 			return
 		}
 	}
-	srvs, err = h.start(dir, nil)
+	srvs, _ := h.start(dir, nil)
 	defer closeAll(srvs)
 	res.Outcome, res.Detail = h.probe(ctx, srvs)
 	if res.Outcome == Correct {

@@ -80,6 +80,10 @@ func Cases(family string, seed uint64, count, entries int) []Case {
 // Tally is one family's row.
 type Tally struct {
 	Total, Correct, Unavailable, Unsafe, UnavailableRecoverable int
+	// UnavailableByDesign counts Unavailable cases the design expects to
+	// stay unavailable (Result.ByDesign): part of Unavailable, never of
+	// UnavailableRecoverable.
+	UnavailableByDesign int
 }
 
 func (t *Tally) Add(r Result) {
@@ -89,7 +93,9 @@ func (t *Tally) Add(r Result) {
 		t.Correct++
 	case Unavailable:
 		t.Unavailable++
-		if r.Recoverable {
+		if r.ByDesign {
+			t.UnavailableByDesign++
+		} else if r.Recoverable {
 			t.UnavailableRecoverable++
 		}
 	case Unsafe:
