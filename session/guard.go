@@ -1,0 +1,334 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Guard configures the expiry guard: the rules that keep a leader whose
+// keepalive intake collapsed from turning that into an expiry storm, while
+// a session whose client really died still expires in bounded time.
+//
+// # Why
+//
+// A session expires when the leader has not counted a keepalive for its
+// timeout. The leader counts only what reaches it; when the leader itself
+// is starved or descheduled, or a follower that relays keepalives is, the
+// leader stops counting keepalives that clients did send (a follower
+// already answered them "alive"). Expiring those sessions deletes their
+// ephemerals and wakes every watcher and lock waiter at once: the load that
+// starved the leader grows, which is how a slow leader becomes a metastable
+// failure.
+//
+// # The rules (what the best systems do)
+//
+// The table keeps two clocks beside the real one, both starting with it:
+//
+//   - loop time: real time minus the pauses of the leader's session loop.
+//     When the loop runs late by more than PauseAfter (the process was
+//     descheduled, stopped or starved), only one Tick of the gap counts: no
+//     keepalive could be counted meanwhile, so the gap is no evidence that
+//     any client died. (Pause compensation; Chubby's master extends its
+//     lease timers the same way when it cannot have heard clients.)
+//   - session time: loop time that stands still while intake has
+//     collapsed. Every Advance compares the keepalives counted over the
+//     last Window with the keepalives live sessions are expected to send
+//     (KeepAlivesPerTimeout per session timeout: coord's client sends one
+//     every [0.75, 1] × timeout/3, so 3 per timeout is a lower bound). When
+//     fewer than MinIntake of the expected arrived (and at least
+//     MinExpected were expected, so that a handful of sessions, one of
+//     them dead, never look like a collapse), session time does not
+//     advance: the leader cannot tell a dead client from a keepalive it
+//     failed to receive, so nobody's timeout runs down. The window notices
+//     a collapse only once most of it is below MinIntake; on noticing, the
+//     session time that ran since intake fell (the latest Advance steps
+//     below MinIntake) is given back, so detection costs no margin.
+//
+// A session's deadline is in session time: keepalive + timeout. The hard
+// bound is in loop time: a session never lives more than MaxLife × its
+// timeout of loop time past the last keepalive this leader counted (or the
+// start of its leadership), guard or not, so a dead client's session still
+// ends while intake stays collapsed. Finally at most ExpiryRate sessions
+// expire per second (burst ExpiryBurst), most overdue first (etcd's
+// leaseRevokeRate): a true mass expiry is spread out, and the caller
+// re-checks each one with Due just before it proposes the close.
+//
+// The zero Guard turns every rule off (plain deadlines, no limit).
+type Guard struct {
+	// Tick is the session loop's period; a paused gap counts as one Tick.
+	Tick time.Duration
+	// PauseAfter: a gap between two Advance calls above it is a pause
+	// (0: pause compensation off).
+	PauseAfter time.Duration
+	// Window is the span the keepalive intake is measured over.
+	Window time.Duration
+	// MinIntake is the fraction of the expected keepalives below which
+	// session time stands still (0: the intake rule is off).
+	MinIntake float64
+	// MinExpected is the number of keepalives that must be expected over
+	// the window for the intake rule to apply.
+	MinExpected float64
+	// KeepAlivesPerTimeout is how many keepalives a live client sends per
+	// session timeout, at least.
+	KeepAlivesPerTimeout float64
+	// MaxLife bounds a session's life past its last counted keepalive, in
+	// multiples of its timeout of loop time (0: no bound beyond the
+	// deadline; required when MinIntake > 0).
+	MaxLife float64
+	// ExpiryRate is the most sessions expired per second (0: no limit).
+	ExpiryRate float64
+	// ExpiryBurst is the most expiries allowed at once.
+	ExpiryBurst int
+
+	noDetectCredit bool // tests: the guard without the detection give-back
+}
+
+// DefaultGuard is the guard coord's leader runs with, for a session loop
+// ticking every tick.
+func DefaultGuard(tick time.Duration) Guard {
+	return Guard{
+		Tick:                 tick,
+		PauseAfter:           10 * tick,
+		Window:               time.Second,
+		MinIntake:            0.5,
+		MinExpected:          20,
+		KeepAlivesPerTimeout: 3,
+		MaxLife:              3,
+		ExpiryRate:           1000,
+		ExpiryBurst:          100,
+	}
+}
+
+// Validate reports every problem with the guard.
+func (g Guard) Validate() error {
+	var errs []error
+	if g.PauseAfter < 0 || g.Window < 0 || g.Tick < 0 {
+		errs = append(errs, fmt.Errorf("session guard: negative duration (tick %v, pause %v, window %v)", g.Tick, g.PauseAfter, g.Window))
+	}
+	if g.PauseAfter > 0 && (g.Tick <= 0 || g.Tick > g.PauseAfter) {
+		errs = append(errs, fmt.Errorf("session guard: tick %v must be positive and at most the pause threshold %v", g.Tick, g.PauseAfter))
+	}
+	if g.MinIntake < 0 || g.MinIntake > 1 {
+		errs = append(errs, fmt.Errorf("session guard: min intake %v must lie in [0, 1]", g.MinIntake))
+	}
+	if g.MinIntake > 0 {
+		if g.Window <= 0 || g.KeepAlivesPerTimeout <= 0 {
+			errs = append(errs, fmt.Errorf("session guard: the intake rule needs a window (%v) and keepalives per timeout (%v)", g.Window, g.KeepAlivesPerTimeout))
+		}
+		if g.MaxLife < 1 {
+			errs = append(errs, fmt.Errorf("session guard: the intake rule needs max life >= 1 timeout (have %v), or dead clients never expire", g.MaxLife))
+		}
+	}
+	if g.MaxLife != 0 && g.MaxLife < 1 {
+		errs = append(errs, fmt.Errorf("session guard: max life %v must be 0 or >= 1", g.MaxLife))
+	}
+	if g.ExpiryRate < 0 || (g.ExpiryRate > 0 && g.ExpiryBurst < 1) {
+		errs = append(errs, fmt.Errorf("session guard: expiry rate %v/s needs a burst >= 1 (have %d)", g.ExpiryRate, g.ExpiryBurst))
+	}
+	return errors.Join(errs...)
+}
+
+// GuardStatus is what the guard decided at the last Advance and Expire.
+type GuardStatus struct {
+	// Holding: session time stood still at the last Advance (intake
+	// collapsed), or the last gap was a pause.
+	Holding bool
+	// Paused: the last gap between Advance calls was a pause.
+	Paused bool
+	// Intake is received / expected keepalives over the window, or -1 when
+	// too few were expected to tell.
+	Intake float64
+	// Deferred is how many sessions are past their timeout in loop time
+	// but held by the guard (at the last Expire).
+	Deferred int
+	// Limited is how many due sessions the rate limit held back at the
+	// last Expire.
+	Limited int
+	// HeldFor is the total session time that stood still (intake
+	// collapsed) since the table was made.
+	HeldFor time.Duration
+	// PausedFor is the total pause time not counted.
+	PausedFor time.Duration
+}
+
+// intakeSample is one Advance step of the intake window.
+type intakeSample struct {
+	elapsed  time.Duration
+	received float64
+	expected float64
+}
+
+// clocks is the guard's state inside a Table.
+type clocks struct {
+	last     time.Time     // real time of the last Advance (zero: none yet)
+	loopLag  time.Duration // loop time = real - loopLag
+	sessLag  time.Duration // session time = real - sessLag (>= loopLag)
+	received float64       // keepalives counted since the last Advance
+	rate     float64       // keepalives expected per second from the table
+	window   []intakeSample
+	tokens   float64
+	held     bool // session time stood still at the last Advance
+	status   GuardStatus
+}
+
+func (c *clocks) loop(now time.Time) time.Time { return now.Add(-c.loopLag) }
+func (c *clocks) sess(now time.Time) time.Time { return now.Add(-c.sessLag) }
+
+// expectedRate is the keepalives per second a session of timeout d sends
+// at least.
+func (g Guard) expectedRate(d time.Duration) float64 {
+	if d <= 0 || g.KeepAlivesPerTimeout <= 0 {
+		return 0
+	}
+	return g.KeepAlivesPerTimeout / d.Seconds()
+}
+
+// Advance moves the table's clocks to now; call it once per session loop
+// tick, before Expire. It applies pause compensation and the intake rule.
+func (t *Table) Advance(now time.Time) GuardStatus {
+	c, g := &t.c, t.g
+	if c.last.IsZero() {
+		c.last = now
+		c.tokens = float64(g.ExpiryBurst)
+		return c.status
+	}
+	gap := now.Sub(c.last)
+	if gap < 0 {
+		gap = 0 // a clock step back: count nothing
+	}
+	c.last = now
+	counted := gap
+	c.status.Paused = g.PauseAfter > 0 && gap > g.PauseAfter
+	if c.status.Paused {
+		counted = g.Tick
+		c.loopLag += gap - counted
+		c.sessLag += gap - counted
+		c.status.PausedFor += gap - counted
+	}
+	if g.ExpiryRate > 0 {
+		c.tokens = min(c.tokens+g.ExpiryRate*gap.Seconds(), float64(g.ExpiryBurst))
+	}
+	collapsed := false
+	c.status.Intake = -1
+	if g.MinIntake > 0 {
+		c.window = append(c.window, intakeSample{elapsed: counted, received: c.received, expected: c.rate * counted.Seconds()})
+		var span time.Duration
+		var rec, exp float64
+		for _, s := range c.window {
+			span += s.elapsed
+			rec += s.received
+			exp += s.expected
+		}
+		for len(c.window) > 1 && span-c.window[0].elapsed >= g.Window {
+			span -= c.window[0].elapsed
+			rec -= c.window[0].received
+			exp -= c.window[0].expected
+			c.window = c.window[1:]
+		}
+		if exp >= g.MinExpected && exp > 0 {
+			c.status.Intake = rec / exp
+			collapsed = c.status.Intake < g.MinIntake
+		}
+	}
+	c.received = 0
+	if collapsed {
+		held := counted
+		if !c.held && !g.noDetectCredit {
+			// The window noticed the collapse only once most of it was
+			// below MinIntake: give back the session time that ran while
+			// intake was already collapsed (the latest samples below
+			// MinIntake before this one), so detection costs no margin.
+			for i := len(c.window) - 2; i >= 0; i-- {
+				s := c.window[i]
+				if s.received >= g.MinIntake*s.expected {
+					break
+				}
+				held += s.elapsed
+			}
+		}
+		c.sessLag += held
+		c.status.HeldFor += held
+	}
+	c.held = collapsed
+	c.status.Holding = collapsed || c.status.Paused
+	return c.status
+}
+
+// Status returns the guard's last decisions.
+func (t *Table) Status() GuardStatus { return t.c.status }
+
+// Expire returns the sessions to end now, most overdue first, and takes
+// them from the rate budget: those whose deadline (session time) has
+// passed and those past the hard bound (loop time). skip, when not nil,
+// names sessions already being ended (they take no budget). The sessions
+// stay in the table until Remove, so a failed close is retried.
+func (t *Table) Expire(now time.Time, skip func(uint64) bool) []uint64 {
+	c, g := &t.c, t.g
+	sNow, lNow := c.sess(now), c.loop(now)
+	type due struct {
+		id   uint64
+		over time.Duration
+	}
+	var ds []due
+	deferred := 0
+	for id, e := range t.m {
+		over, ok := t.overdue(e, sNow, lNow)
+		if !ok {
+			if !e.heard.Add(e.timeout).After(lNow) {
+				deferred++ // plain deadlines would end it now
+			}
+			continue
+		}
+		if skip != nil && skip(id) {
+			continue
+		}
+		ds = append(ds, due{id, over})
+	}
+	sort.Slice(ds, func(i, j int) bool {
+		if ds[i].over != ds[j].over {
+			return ds[i].over > ds[j].over
+		}
+		return ds[i].id < ds[j].id
+	})
+	c.status.Deferred = deferred
+	c.status.Limited = 0
+	if g.ExpiryRate > 0 {
+		n := min(len(ds), int(c.tokens))
+		c.status.Limited = len(ds) - n
+		c.tokens -= float64(n)
+		ds = ds[:n]
+	}
+	out := make([]uint64, len(ds))
+	for i, d := range ds {
+		out[i] = d.id
+	}
+	return out
+}
+
+// Due reports whether a session should end at now (re-checked just before
+// its close is proposed: a keepalive may have arrived meanwhile).
+func (t *Table) Due(id uint64, now time.Time) bool {
+	e, ok := t.m[id]
+	if !ok {
+		return false
+	}
+	_, due := t.overdue(e, t.c.sess(now), t.c.loop(now))
+	return due
+}
+
+// overdue says whether e is due at session time sNow / loop time lNow, and
+// by how long.
+func (t *Table) overdue(e entry, sNow, lNow time.Time) (time.Duration, bool) {
+	if !e.deadline.After(sNow) {
+		return sNow.Sub(e.deadline), true
+	}
+	if t.g.MaxLife > 0 {
+		hard := e.heard.Add(time.Duration(t.g.MaxLife * float64(e.timeout)))
+		if !hard.After(lNow) {
+			return lNow.Sub(hard), true
+		}
+	}
+	return 0, false
+}
