@@ -46,7 +46,18 @@ import (
 //     session time that ran since intake fell (the latest Advance steps
 //     below MinIntake) is given back, so detection costs no margin.
 //
-// A session's deadline is in session time: keepalive + timeout. The hard
+//   - per source: the same rule runs for each source of keepalives — the
+//     leader's own (Direct) and each follower's relay — against the
+//     sessions last heard through it, each source with its own session
+//     time. A follower that answers its clients "alive" but cannot relay
+//     (it is starved or cut from the leader) is one source among three:
+//     total intake may stay above MinIntake while that source's falls to
+//     zero. Its sessions are then held (their deadlines are in its session
+//     time), the others' run on. A keepalive through another source moves
+//     the session to that source's clock with a fresh deadline.
+//
+// A session's deadline is in its source's session time: keepalive +
+// timeout. The hard
 // bound is in loop time: a session never lives more than MaxLife × its
 // timeout of loop time past the last keepalive this leader counted (or the
 // start of its leadership), guard or not, so a dead client's session still
@@ -83,6 +94,7 @@ type Guard struct {
 	ExpiryBurst int
 
 	noDetectCredit bool // tests: the guard without the detection give-back
+	noPerSource    bool // tests: the guard with the total intake rule only
 }
 
 // DefaultGuard is the guard coord's leader runs with, for a session loop
@@ -132,13 +144,16 @@ func (g Guard) Validate() error {
 
 // GuardStatus is what the guard decided at the last Advance and Expire.
 type GuardStatus struct {
-	// Holding: session time stood still at the last Advance (intake
-	// collapsed), or the last gap was a pause.
+	// Holding: session time stood still for every session at the last
+	// Advance (total intake collapsed, or the last gap was a pause).
 	Holding bool
 	// Paused: the last gap between Advance calls was a pause.
 	Paused bool
-	// Intake is received / expected keepalives over the window, or -1 when
-	// too few were expected to tell.
+	// SourcesHeld is how many sources' session time stood still at the
+	// last Advance (total collapse holds them all).
+	SourcesHeld int
+	// Intake is received / expected keepalives over the window, all
+	// sources together, or -1 when too few were expected to tell.
 	Intake float64
 	// Deferred is how many sessions are past their timeout in loop time
 	// but held by the guard (at the last Expire).
@@ -146,35 +161,120 @@ type GuardStatus struct {
 	// Limited is how many due sessions the rate limit held back at the
 	// last Expire.
 	Limited int
-	// HeldFor is the total session time that stood still (intake
-	// collapsed) since the table was made.
+	// HeldFor is the total time the whole table's session time stood
+	// still (total intake collapsed) since the table was reset.
 	HeldFor time.Duration
 	// PausedFor is the total pause time not counted.
 	PausedFor time.Duration
 }
 
-// intakeSample is one Advance step of the intake window.
+// Direct is the source of keepalives the leader received itself; a
+// follower's relay is the source named after the follower (TouchVia).
+const Direct = ""
+
+// maxSources bounds the relay sources tracked; further names share one.
+const maxSources = 64
+
+// intakeSample is one Advance step of an intake window.
 type intakeSample struct {
 	elapsed  time.Duration
 	received float64
 	expected float64
 }
 
+// intake measures one source's keepalives (or all of them) against what
+// its sessions should send.
+type intake struct {
+	received float64 // keepalives counted since the last Advance
+	rate     float64 // keepalives expected per second
+	window   []intakeSample
+	held     bool          // collapsed at the last Advance
+	lag      time.Duration // session time of this source = real - lag
+}
+
+// step closes one Advance step of counted time and reports whether intake
+// over the window is below MinIntake, the ratio (-1: too few expected) and
+// the time intake had already been below MinIntake before this step (the
+// detection credit).
+func (in *intake) step(g Guard, counted time.Duration) (collapsed bool, ratio float64, credit time.Duration) {
+	ratio = -1
+	in.window = append(in.window, intakeSample{elapsed: counted, received: in.received, expected: in.rate * counted.Seconds()})
+	in.received = 0
+	var span time.Duration
+	var rec, exp float64
+	for _, s := range in.window {
+		span += s.elapsed
+		rec += s.received
+		exp += s.expected
+	}
+	for len(in.window) > 1 && span-in.window[0].elapsed >= g.Window {
+		span -= in.window[0].elapsed
+		rec -= in.window[0].received
+		exp -= in.window[0].expected
+		in.window = in.window[1:]
+	}
+	if exp < g.MinExpected || exp <= 0 {
+		return false, ratio, 0
+	}
+	ratio = rec / exp
+	if ratio >= g.MinIntake {
+		return false, ratio, 0
+	}
+	// The window notices a collapse only once most of it is below
+	// MinIntake: the latest steps below it before this one ran while
+	// intake had already collapsed.
+	for i := len(in.window) - 2; i >= 0 && !g.noDetectCredit; i-- {
+		s := in.window[i]
+		if s.received >= g.MinIntake*s.expected {
+			break
+		}
+		credit += s.elapsed
+	}
+	return true, ratio, credit
+}
+
 // clocks is the guard's state inside a Table.
 type clocks struct {
-	last     time.Time     // real time of the last Advance (zero: none yet)
-	loopLag  time.Duration // loop time = real - loopLag
-	sessLag  time.Duration // session time = real - sessLag (>= loopLag)
-	received float64       // keepalives counted since the last Advance
-	rate     float64       // keepalives expected per second from the table
-	window   []intakeSample
-	tokens   float64
-	held     bool // session time stood still at the last Advance
-	status   GuardStatus
+	last    time.Time     // real time of the last Advance (zero: none yet)
+	loopLag time.Duration // loop time = real - loopLag
+	total   intake        // all sources together
+	sources map[string]*intake
+	tokens  float64
+	status  GuardStatus
 }
 
 func (c *clocks) loop(now time.Time) time.Time { return now.Add(-c.loopLag) }
-func (c *clocks) sess(now time.Time) time.Time { return now.Add(-c.sessLag) }
+
+// canon is the name a source is tracked under: its own, or one shared
+// name once maxSources are tracked.
+func (c *clocks) canon(via string) string {
+	if _, ok := c.sources[via]; ok || len(c.sources) < maxSources-1 {
+		return via
+	}
+	return "\x00other"
+}
+
+// source returns the intake of a canonical source, made on first use.
+func (c *clocks) source(via string) *intake {
+	if c.sources == nil {
+		c.sources = map[string]*intake{}
+	}
+	in, ok := c.sources[via]
+	if !ok {
+		// A new source's session time starts at loop time.
+		in = &intake{lag: c.loopLag}
+		c.sources[via] = in
+	}
+	return in
+}
+
+// sess is the session time of source via at now.
+func (c *clocks) sess(via string, now time.Time) time.Time {
+	if in, ok := c.sources[via]; ok {
+		return now.Add(-in.lag)
+	}
+	return c.loop(now)
+}
 
 // expectedRate is the keepalives per second a session of timeout d sends
 // at least.
@@ -186,12 +286,14 @@ func (g Guard) expectedRate(d time.Duration) float64 {
 }
 
 // Advance moves the table's clocks to now; call it once per session loop
-// tick, before Expire. It applies pause compensation and the intake rule.
+// tick, before Expire. It applies pause compensation and the intake rule,
+// for all sources together and for each source.
 func (t *Table) Advance(now time.Time) GuardStatus {
 	c, g := &t.c, t.g
 	if c.last.IsZero() {
 		c.last = now
 		c.tokens = float64(g.ExpiryBurst)
+		c.status.Intake = -1
 		return c.status
 	}
 	gap := now.Sub(c.last)
@@ -204,55 +306,51 @@ func (t *Table) Advance(now time.Time) GuardStatus {
 	if c.status.Paused {
 		counted = g.Tick
 		c.loopLag += gap - counted
-		c.sessLag += gap - counted
 		c.status.PausedFor += gap - counted
+		for _, in := range c.sources {
+			in.lag += gap - counted
+		}
 	}
 	if g.ExpiryRate > 0 {
 		c.tokens = min(c.tokens+g.ExpiryRate*gap.Seconds(), float64(g.ExpiryBurst))
 	}
-	collapsed := false
 	c.status.Intake = -1
-	if g.MinIntake > 0 {
-		c.window = append(c.window, intakeSample{elapsed: counted, received: c.received, expected: c.rate * counted.Seconds()})
-		var span time.Duration
-		var rec, exp float64
-		for _, s := range c.window {
-			span += s.elapsed
-			rec += s.received
-			exp += s.expected
-		}
-		for len(c.window) > 1 && span-c.window[0].elapsed >= g.Window {
-			span -= c.window[0].elapsed
-			rec -= c.window[0].received
-			exp -= c.window[0].expected
-			c.window = c.window[1:]
-		}
-		if exp >= g.MinExpected && exp > 0 {
-			c.status.Intake = rec / exp
-			collapsed = c.status.Intake < g.MinIntake
-		}
+	c.status.SourcesHeld = 0
+	if g.MinIntake <= 0 {
+		c.status.Holding = c.status.Paused
+		return c.status
 	}
-	c.received = 0
-	if collapsed {
-		held := counted
-		if !c.held && !g.noDetectCredit {
-			// The window noticed the collapse only once most of it was
-			// below MinIntake: give back the session time that ran while
-			// intake was already collapsed (the latest samples below
-			// MinIntake before this one), so detection costs no margin.
-			for i := len(c.window) - 2; i >= 0; i-- {
-				s := c.window[i]
-				if s.received >= g.MinIntake*s.expected {
-					break
+	all, ratio, allCredit := c.total.step(g, counted)
+	c.status.Intake = ratio
+	if all {
+		hold := counted
+		if !c.total.held {
+			hold += allCredit
+		}
+		c.status.HeldFor += hold
+	}
+	for _, in := range c.sources {
+		own, _, credit := in.step(g, counted)
+		own = own && !g.noPerSource
+		held := all || own
+		if held {
+			// Session time of this source stands still for this step,
+			// and gives back what ran before the collapse was noticed.
+			hold := counted
+			if !in.held {
+				extra := credit // 0 unless this source's own rule fired
+				if all && !c.total.held {
+					extra = max(extra, allCredit)
 				}
-				held += s.elapsed
+				hold += extra
 			}
+			in.lag += hold
+			c.status.SourcesHeld++
 		}
-		c.sessLag += held
-		c.status.HeldFor += held
+		in.held = held
 	}
-	c.held = collapsed
-	c.status.Holding = collapsed || c.status.Paused
+	c.total.held = all
+	c.status.Holding = all || c.status.Paused
 	return c.status
 }
 
@@ -266,7 +364,7 @@ func (t *Table) Status() GuardStatus { return t.c.status }
 // stay in the table until Remove, so a failed close is retried.
 func (t *Table) Expire(now time.Time, skip func(uint64) bool) []uint64 {
 	c, g := &t.c, t.g
-	sNow, lNow := c.sess(now), c.loop(now)
+	lNow := c.loop(now)
 	type due struct {
 		id   uint64
 		over time.Duration
@@ -274,7 +372,7 @@ func (t *Table) Expire(now time.Time, skip func(uint64) bool) []uint64 {
 	var ds []due
 	deferred := 0
 	for id, e := range t.m {
-		over, ok := t.overdue(e, sNow, lNow)
+		over, ok := t.overdue(e, c.sess(e.via, now), lNow)
 		if !ok {
 			if !e.heard.Add(e.timeout).After(lNow) {
 				deferred++ // plain deadlines would end it now
@@ -314,12 +412,12 @@ func (t *Table) Due(id uint64, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	_, due := t.overdue(e, t.c.sess(now), t.c.loop(now))
+	_, due := t.overdue(e, t.c.sess(e.via, now), t.c.loop(now))
 	return due
 }
 
-// overdue says whether e is due at session time sNow / loop time lNow, and
-// by how long.
+// overdue says whether e is due at session time sNow (of its source) /
+// loop time lNow, and by how long.
 func (t *Table) overdue(e entry, sNow, lNow time.Time) (time.Duration, bool) {
 	if !e.deadline.After(sNow) {
 		return sNow.Sub(e.deadline), true

@@ -27,6 +27,8 @@ type sim struct {
 	deliver func(id uint64, now time.Time) bool
 	// gapAt, when set, returns an extra stall before the tick at now.
 	gapAt func(now time.Time) time.Duration
+	// via names the source a session's keepalives reach the leader by.
+	via func(id uint64) string
 }
 
 func newSim(t *testing.T, g Guard, n int, timeout time.Duration) *sim {
@@ -41,6 +43,7 @@ func newSim(t *testing.T, g Guard, n int, timeout time.Duration) *sim {
 	}
 	s.tb.Reset(infos, t0)
 	s.deliver = func(uint64, time.Time) bool { return true }
+	s.via = func(uint64) string { return Direct }
 	return s
 }
 
@@ -76,7 +79,7 @@ func (s *sim) run(d time.Duration) {
 			at := s.next[id]
 			for !at.After(s.now) {
 				if s.deliver(id, at) {
-					if _, err := s.tb.Touch(id, s.now); err == nil {
+					if _, err := s.tb.TouchVia(id, s.via(id), s.now); err == nil {
 						s.lastKA[id] = s.now
 					}
 				}
@@ -115,6 +118,55 @@ func weakGuards() map[string]Guard {
 	noCredit := DefaultGuard(simTick)
 	noCredit.noDetectCredit = true
 	return map[string]Guard{"no guard": {}, "no intake rule": noIntake, "no detection credit": noCredit}
+}
+
+// TestGuard_StalledRelay: 1,200 sessions, a third each direct and through
+// two followers' relays. Follower f1's relay stalls for 2 timeouts (it
+// keeps answering its clients): total intake stays ~2/3 of the expected,
+// so only the per-source rule can tell. No live session expires; a dead
+// client relayed by f1 expires at the hard bound, and a dead direct client
+// expires on its plain timeout meanwhile.
+func TestGuard_StalledRelay(t *testing.T) {
+	const n = 1200
+	timeout := 2 * time.Second
+	g := DefaultGuard(simTick)
+	bound := time.Duration(g.MaxLife*float64(timeout)) + simTick
+	scenario := func(g Guard) *sim {
+		s := newSim(t, g, n, timeout)
+		s.via = func(id uint64) string { return []string{Direct, "f1", "f2"}[id%3] }
+		s.run(2 * timeout)
+		stallFrom, stallTo := s.now, s.now.Add(2*timeout)
+		s.deliver = func(id uint64, at time.Time) bool {
+			return s.via(id) != "f1" || at.Before(stallFrom) || !at.Before(stallTo)
+		}
+		s.kill(1) // relayed by f1 (1 % 3 == 1)
+		s.kill(3) // direct
+		s.run(timeout)
+		if st := s.tb.Status(); g.MinIntake > 0 && !g.noPerSource && (st.Holding || st.SourcesHeld != 1 || st.Intake < 0.5) {
+			t.Fatalf("status during the stall = %+v, want f1 held alone, total intake above 0.5", st)
+		}
+		s.run(3 * timeout)
+		return s
+	}
+	s := scenario(g)
+	if got := s.liveExpired(); got != 0 {
+		t.Fatalf("guard: %d live sessions expired while f1's relay stalled", got)
+	}
+	if at, ok := s.expired[3]; !ok || at.Sub(s.lastKA[3]) > timeout+simTick {
+		t.Fatalf("dead direct client: expired %v, %v after its last keepalive; want its plain timeout %v", ok, at.Sub(s.lastKA[3]), timeout)
+	}
+	if at, ok := s.expired[1]; !ok || at.Sub(s.lastKA[1]) > bound {
+		t.Fatalf("dead client relayed by f1: expired %v, %v after its last keepalive; bound %v", ok, at.Sub(s.lastKA[1]), bound)
+	}
+	noSource := g
+	noSource.noPerSource = true
+	for name, g := range map[string]Guard{"no guard": {}, "total intake rule only": noSource} {
+		if got := scenario(g).liveExpired(); got < n/3-10 {
+			t.Errorf("%s: %d live sessions expired, want ~%d (f1's): the scenario must show the loss", name, got, n/3)
+		} else {
+			t.Logf("%s: %d of %d live sessions expired", name, got, n)
+		}
+	}
 }
 
 // TestGuard_IntakeCollapseNoStorm: 2,000 live sessions, and for 2

@@ -64,8 +64,9 @@ type Info struct {
 
 type entry struct {
 	timeout  time.Duration
-	deadline time.Time // in session time (see Guard)
+	deadline time.Time // in the session time of its source (see Guard)
 	heard    time.Time // last keepalive counted (or grace start), in loop time
+	via      string    // source of the last keepalive (Direct or a follower)
 }
 
 // Table holds each live session's deadline on the leader, and the expiry
@@ -86,17 +87,26 @@ func NewGuardedTable(g Guard) *Table { return &Table{m: make(map[uint64]entry), 
 // Len is the number of sessions held.
 func (t *Table) Len() int { return len(t.m) }
 
-// fresh is a new entry for s heard at now (real time).
+// fresh is a new entry for s heard at now (real time), as if directly.
 func (t *Table) fresh(s Info, now time.Time) entry {
-	return entry{timeout: s.Timeout, deadline: t.c.sess(now).Add(s.Timeout), heard: t.c.loop(now)}
+	return entry{timeout: s.Timeout, deadline: t.c.sess(Direct, now).Add(s.Timeout), heard: t.c.loop(now), via: Direct}
 }
 
+// put stores e, moving its expected keepalive rate to its source.
 func (t *Table) put(id uint64, e entry) {
 	if old, ok := t.m[id]; ok {
-		t.c.rate -= t.g.expectedRate(old.timeout)
+		t.unrate(old)
 	}
 	t.m[id] = e
-	t.c.rate += t.g.expectedRate(e.timeout)
+	r := t.g.expectedRate(e.timeout)
+	t.c.total.rate += r
+	t.c.source(e.via).rate += r
+}
+
+func (t *Table) unrate(e entry) {
+	r := t.g.expectedRate(e.timeout)
+	t.c.total.rate -= r
+	t.c.source(e.via).rate -= r
 }
 
 // Reset replaces the table with the replicated sessions, each given the
@@ -137,21 +147,39 @@ func (t *Table) Add(s Info, now time.Time) {
 // Remove forgets a session (closed or expired).
 func (t *Table) Remove(id uint64) {
 	if e, ok := t.m[id]; ok {
-		t.c.rate -= t.g.expectedRate(e.timeout)
+		t.unrate(e)
 		delete(t.m, id)
 	}
 }
 
-// Touch records a keepalive: the deadline moves to now+timeout (session
-// time) and the keepalive counts toward the guard's intake. It never moves
-// a deadline backwards.
+// Touch records a keepalive the leader received itself (TouchVia Direct).
 func (t *Table) Touch(id uint64, now time.Time) (time.Duration, error) {
+	return t.TouchVia(id, Direct, now)
+}
+
+// TouchVia records a keepalive that reached the leader through source via
+// (a follower's relay, named after the follower; Direct for the leader's
+// own): the deadline moves to now+timeout in that source's session time,
+// and the keepalive counts toward the guard's intake, in total and for
+// the source. Within one source it never moves a deadline backwards.
+func (t *Table) TouchVia(id uint64, via string, now time.Time) (time.Duration, error) {
 	e, ok := t.m[id]
 	if !ok {
 		return 0, ErrUnknown
 	}
-	t.c.received++
-	if d := t.c.sess(now).Add(e.timeout); d.After(e.deadline) {
+	via = t.c.canon(via)
+	src := t.c.source(via)
+	t.c.total.received++
+	src.received++
+	d := t.c.sess(via, now).Add(e.timeout)
+	if e.via != via {
+		t.unrate(e)
+		e.via = via
+		e.deadline = d
+		r := t.g.expectedRate(e.timeout)
+		t.c.total.rate += r
+		src.rate += r
+	} else if d.After(e.deadline) {
 		e.deadline = d
 	}
 	if h := t.c.loop(now); h.After(e.heard) {
@@ -174,9 +202,9 @@ func (t *Table) Deadline(id uint64) (time.Time, bool) {
 // is retried on the next call.
 func (t *Table) Expired(now time.Time) []uint64 {
 	var out []uint64
-	sNow, lNow := t.c.sess(now), t.c.loop(now)
+	lNow := t.c.loop(now)
 	for id, e := range t.m {
-		if _, due := t.overdue(e, sNow, lNow); due {
+		if _, due := t.overdue(e, t.c.sess(e.via, now), lNow); due {
 			out = append(out, id)
 		}
 	}
