@@ -32,6 +32,7 @@ import (
 //     keepalive could be counted meanwhile, so the gap is no evidence that
 //     any client died. (Pause compensation; Chubby's master extends its
 //     lease timers the same way when it cannot have heard clients.)
+//
 //   - session time: loop time that stands still while intake has
 //     collapsed. Every Advance compares the keepalives counted over the
 //     last Window with the keepalives live sessions are expected to send
