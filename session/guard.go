@@ -47,15 +47,20 @@ import (
 //     session time that ran since intake fell (the latest Advance steps
 //     below MinIntake) is given back, so detection costs no margin.
 //
-//   - per source: the same rule runs for each source of keepalives — the
-//     leader's own (Direct) and each follower's relay — against the
-//     sessions last heard through it, each source with its own session
-//     time. A follower that answers its clients "alive" but cannot relay
-//     (it is starved or cut from the leader) is one source among three:
-//     total intake may stay above MinIntake while that source's falls to
-//     zero. Its sessions are then held (their deadlines are in its session
-//     time), the others' run on. A keepalive through another source moves
-//     the session to that source's clock with a fresh deadline.
+//   - per source: sessions are grouped by the source their last keepalive
+//     came through — the leader's own (Direct), each follower's relay, or
+//     none yet (sessions this leader has not heard since it took over or
+//     since they opened) — and the same rule runs for each group: its
+//     members' keepalives (through any source) against what they should
+//     send, each group with its own session time. A follower that answers
+//     its clients "alive" but cannot relay (it is starved or cut from the
+//     leader) is one source among three: total intake may stay above
+//     MinIntake while its group's falls to zero. That group is then held
+//     (its deadlines are in its session time), the others run on. A
+//     keepalive through another source moves the session to that group
+//     with a fresh deadline. The guard cannot tell a stalled relay from
+//     every client of one follower dying at once: it resolves the doubt
+//     toward keeping the sessions, up to the hard bound.
 //
 // A session's deadline is in its source's session time: keepalive +
 // timeout. The hard
@@ -173,6 +178,10 @@ type GuardStatus struct {
 // follower's relay is the source named after the follower (TouchVia).
 const Direct = ""
 
+// unheard is the group of sessions this leader has not heard from yet
+// (since Reset, or since they were opened).
+const unheard = "\x00unheard"
+
 // maxSources bounds the relay sources tracked; further names share one.
 const maxSources = 64
 
@@ -181,6 +190,7 @@ type intakeSample struct {
 	elapsed  time.Duration
 	received float64
 	expected float64
+	held     bool // session time stood still for it (or was given back)
 }
 
 // intake measures one source's keepalives (or all of them) against what
@@ -188,15 +198,27 @@ type intakeSample struct {
 type intake struct {
 	received float64 // keepalives counted since the last Advance
 	rate     float64 // keepalives expected per second
+	n        int     // sessions
 	window   []intakeSample
 	held     bool          // collapsed at the last Advance
 	lag      time.Duration // session time of this source = real - lag
 }
 
+// span is how far back intake is measured: the guard's Window, or the
+// sessions' mean keepalive interval if longer, so that every live client
+// counts at least once and clients in step do not make it flicker.
+func (in *intake) span(g Guard) time.Duration {
+	w := g.Window
+	if in.rate > 0 && in.n > 0 {
+		w = max(w, time.Duration(float64(in.n)/in.rate*float64(time.Second)))
+	}
+	return w
+}
+
 // step closes one Advance step of counted time and reports whether intake
 // over the window is below MinIntake, the ratio (-1: too few expected) and
-// the time intake had already been below MinIntake before this step (the
-// detection credit).
+// the detection credit: the time the latest steps before this one, not
+// held already, were below MinIntake on their own.
 func (in *intake) step(g Guard, counted time.Duration) (collapsed bool, ratio float64, credit time.Duration) {
 	ratio = -1
 	in.window = append(in.window, intakeSample{elapsed: counted, received: in.received, expected: in.rate * counted.Seconds()})
@@ -208,7 +230,8 @@ func (in *intake) step(g Guard, counted time.Duration) (collapsed bool, ratio fl
 		rec += s.received
 		exp += s.expected
 	}
-	for len(in.window) > 1 && span-in.window[0].elapsed >= g.Window {
+	w := in.span(g)
+	for len(in.window) > 1 && span-in.window[0].elapsed >= w {
 		span -= in.window[0].elapsed
 		rec -= in.window[0].received
 		exp -= in.window[0].expected
@@ -223,15 +246,37 @@ func (in *intake) step(g Guard, counted time.Duration) (collapsed bool, ratio fl
 	}
 	// The window notices a collapse only once most of it is below
 	// MinIntake: the latest steps below it before this one ran while
-	// intake had already collapsed.
+	// intake had already collapsed. A step held (or given back) before is
+	// never given back again.
 	for i := len(in.window) - 2; i >= 0 && !g.noDetectCredit; i-- {
 		s := in.window[i]
-		if s.received >= g.MinIntake*s.expected {
+		if s.held || s.received >= g.MinIntake*s.expected {
 			break
 		}
 		credit += s.elapsed
 	}
 	return true, ratio, credit
+}
+
+// hold marks the last step held and gives back up to extra of the steps
+// before it (not held already); it returns the time to add to the lag.
+func (in *intake) hold(extra time.Duration) time.Duration {
+	last := len(in.window) - 1
+	if last < 0 {
+		return 0
+	}
+	in.window[last].held = true
+	d := in.window[last].elapsed
+	for i := last - 1; i >= 0 && extra > 0; i-- {
+		s := &in.window[i]
+		if s.held {
+			break
+		}
+		s.held = true
+		d += s.elapsed
+		extra -= s.elapsed
+	}
+	return d
 }
 
 // clocks is the guard's state inside a Table.
@@ -324,31 +369,24 @@ func (t *Table) Advance(now time.Time) GuardStatus {
 	all, ratio, allCredit := c.total.step(g, counted)
 	c.status.Intake = ratio
 	if all {
-		hold := counted
-		if !c.total.held {
-			hold += allCredit
-		}
-		c.status.HeldFor += hold
+		c.status.HeldFor += c.total.hold(allCredit)
 	}
 	for _, in := range c.sources {
 		own, _, credit := in.step(g, counted)
 		own = own && !g.noPerSource
-		held := all || own
-		if held {
-			// Session time of this source stands still for this step,
-			// and gives back what ran before the collapse was noticed.
-			hold := counted
-			if !in.held {
-				extra := credit // 0 unless this source's own rule fired
-				if all && !c.total.held {
-					extra = max(extra, allCredit)
-				}
-				hold += extra
-			}
-			in.lag += hold
+		if !own {
+			credit = 0
+		}
+		if all {
+			credit = max(credit, allCredit)
+		}
+		if all || own {
+			// Session time of this source stands still for this step, and
+			// gives back what ran before the collapse was noticed.
+			in.lag += in.hold(credit)
 			c.status.SourcesHeld++
 		}
-		in.held = held
+		in.held = all || own
 	}
 	c.total.held = all
 	c.status.Holding = all || c.status.Paused

@@ -158,6 +158,25 @@ func TestGuard_StalledRelay(t *testing.T) {
 	if at, ok := s.expired[1]; !ok || at.Sub(s.lastKA[1]) > bound {
 		t.Fatalf("dead client relayed by f1: expired %v, %v after its last keepalive; bound %v", ok, at.Sub(s.lastKA[1]), bound)
 	}
+	// A leader change during the stall (Reset: the new leader knows no
+	// sources) must not lose the hold: f1's clients stay unheard.
+	s = newSim(t, g, n, timeout)
+	s.via = func(id uint64) string { return []string{Direct, "f1", "f2"}[id%3] }
+	s.run(2 * timeout)
+	stallFrom, stallTo := s.now, s.now.Add(2*timeout)
+	s.deliver = func(id uint64, at time.Time) bool {
+		return s.via(id) != "f1" || at.Before(stallFrom) || !at.Before(stallTo)
+	}
+	s.run(timeout / 2)
+	var infos []Info
+	for id := uint64(1); id <= n; id++ {
+		infos = append(infos, Info{ID: id, Timeout: timeout})
+	}
+	s.tb.Reset(infos, s.now)
+	s.run(4 * timeout)
+	if got := s.liveExpired(); got != 0 {
+		t.Fatalf("guard, leader change during the stall: %d live sessions expired", got)
+	}
 	noSource := g
 	noSource.noPerSource = true
 	for name, g := range map[string]Guard{"no guard": {}, "total intake rule only": noSource} {

@@ -87,9 +87,11 @@ func NewGuardedTable(g Guard) *Table { return &Table{m: make(map[uint64]entry), 
 // Len is the number of sessions held.
 func (t *Table) Len() int { return len(t.m) }
 
-// fresh is a new entry for s heard at now (real time), as if directly.
+// fresh is a new entry for s at now (real time), not heard yet.
 func (t *Table) fresh(s Info, now time.Time) entry {
-	return entry{timeout: s.Timeout, deadline: t.c.sess(Direct, now).Add(s.Timeout), heard: t.c.loop(now), via: Direct}
+	via := t.c.canon(unheard)
+	t.c.source(via)
+	return entry{timeout: s.Timeout, deadline: t.c.sess(via, now).Add(s.Timeout), heard: t.c.loop(now), via: via}
 }
 
 // put stores e, moving its expected keepalive rate to its source.
@@ -98,16 +100,21 @@ func (t *Table) put(id uint64, e entry) {
 		t.unrate(old)
 	}
 	t.m[id] = e
-	r := t.g.expectedRate(e.timeout)
-	t.c.total.rate += r
-	t.c.source(e.via).rate += r
+	t.rate(e, 1)
 }
 
-func (t *Table) unrate(e entry) {
-	r := t.g.expectedRate(e.timeout)
-	t.c.total.rate -= r
-	t.c.source(e.via).rate -= r
+// rate adds (sign 1) or removes (-1) e's expected keepalives to the total
+// and its source.
+func (t *Table) rate(e entry, sign int) {
+	r := float64(sign) * t.g.expectedRate(e.timeout)
+	src := t.c.source(e.via)
+	t.c.total.rate += r
+	t.c.total.n += sign
+	src.rate += r
+	src.n += sign
 }
+
+func (t *Table) unrate(e entry) { t.rate(e, -1) }
 
 // Reset replaces the table with the replicated sessions, each given the
 // grace period now+timeout (used when this node becomes leader). The
@@ -159,26 +166,24 @@ func (t *Table) Touch(id uint64, now time.Time) (time.Duration, error) {
 
 // TouchVia records a keepalive that reached the leader through source via
 // (a follower's relay, named after the follower; Direct for the leader's
-// own): the deadline moves to now+timeout in that source's session time,
-// and the keepalive counts toward the guard's intake, in total and for
-// the source. Within one source it never moves a deadline backwards.
+// own): the keepalive counts toward the guard's intake, in total and for
+// the group the session was in; the session joins via's group with its
+// deadline at now+timeout in that group's session time. Within one group
+// it never moves a deadline backwards.
 func (t *Table) TouchVia(id uint64, via string, now time.Time) (time.Duration, error) {
 	e, ok := t.m[id]
 	if !ok {
 		return 0, ErrUnknown
 	}
 	via = t.c.canon(via)
-	src := t.c.source(via)
 	t.c.total.received++
-	src.received++
+	t.c.source(e.via).received++ // the group it was in was heard
 	d := t.c.sess(via, now).Add(e.timeout)
 	if e.via != via {
 		t.unrate(e)
 		e.via = via
 		e.deadline = d
-		r := t.g.expectedRate(e.timeout)
-		t.c.total.rate += r
-		src.rate += r
+		t.rate(e, 1)
 	} else if d.After(e.deadline) {
 		e.deadline = d
 	}
