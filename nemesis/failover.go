@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,11 @@ type FailoverResult struct {
 	// Recover: from the kill to the first acknowledged write; WriteGap
 	// the longest time without one around the kill.
 	Recover time.Duration
+	// ServerExpiries is the sessions the surviving servers expired
+	// (coord_session_expiries_total); GuardHeld the longest time a
+	// survivor's expiry guard held every session (as leader).
+	ServerExpiries float64
+	GuardHeld      time.Duration
 	// Killed is the leader that was killed (index).
 	Killed     int
 	Violations []string
@@ -75,9 +81,9 @@ func (r *FailoverResult) violate(format string, args ...any) {
 func (r FailoverResult) Failed() bool { return len(r.Violations) > 0 }
 
 func (r FailoverResult) String() string {
-	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v; spurious expirations %d, ephemerals lost %d; client requests/s offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×); violations %d",
-		r.Sessions, r.Open.Round(time.Millisecond), r.Killed+1, r.Recover.Round(time.Millisecond), r.Expired, r.EphemeralsLost,
-		r.OfferedRate, r.AfterRate, r.AfterRate/max(r.OfferedRate, 1), r.PeakRate, r.PeakRate/max(r.OfferedRate, 1), len(r.Violations))
+	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v; spurious expirations %d (servers expired %.0f), ephemerals lost %d; expiry guard held all sessions %v; client requests/s offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×); violations %d",
+		r.Sessions, r.Open.Round(time.Millisecond), r.Killed+1, r.Recover.Round(time.Millisecond), r.Expired, r.ServerExpiries, r.EphemeralsLost,
+		r.GuardHeld.Round(time.Millisecond), r.OfferedRate, r.AfterRate, r.AfterRate/max(r.OfferedRate, 1), r.PeakRate, r.PeakRate/max(r.OfferedRate, 1), len(r.Violations))
 }
 
 const failoverDir = "/failover"
@@ -139,6 +145,141 @@ func keepAliveCodes(ctx context.Context, addr string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// guardMetrics returns a node's session-guard metrics (coord_session_*)
+// by name.
+func guardMetrics(ctx context.Context, hc *http.Client, addr string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "coord_session_") && !strings.HasPrefix(line, "coord_raft_is_leader ") {
+			continue
+		}
+		name, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+// guardSampler records, once a second, the leader's keepalive intake
+// ratio and whether its expiry guard holds (diagnostics for the failover
+// run).
+type guardSampler struct {
+	mu      sync.Mutex
+	samples []guardSample
+}
+
+type guardSample struct {
+	at      time.Time
+	intake  float64
+	holding float64
+	held    float64 // sources held
+	defer_  float64 // deferred expiries
+}
+
+func (s *guardSampler) run(ctx context.Context, addrs []string) {
+	hc := &http.Client{Timeout: 800 * time.Millisecond}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for _, a := range addrs {
+			m, err := guardMetrics(ctx, hc, a)
+			if err != nil || m["coord_raft_is_leader"] != 1 {
+				continue
+			}
+			s.mu.Lock()
+			s.samples = append(s.samples, guardSample{at: time.Now(), intake: m["coord_session_keepalive_intake_ratio"],
+				holding: m["coord_session_guard_holding"], held: m["coord_session_guard_sources_held"], defer_: m["coord_session_expiries_deferred"]})
+			s.mu.Unlock()
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// line formats the samples after from as "+Ns:intake[H|h]/deferred"
+// (H: every session held, h: some sources held).
+func (s *guardSampler) line(from time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for _, g := range s.samples {
+		if g.at.Before(from) {
+			continue
+		}
+		mark := ""
+		switch {
+		case g.holding == 1:
+			mark = "H"
+		case g.held > 0:
+			mark = "h"
+		}
+		fmt.Fprintf(&b, " %+.0fs:%.2f%s/%.0f", g.at.Sub(from).Seconds(), g.intake, mark, g.defer_)
+	}
+	return b.String()
+}
+
+// guardLog summarises a node's log lines of the session guard and of
+// expiries: counts, the first expiry relative to since, and the first
+// few hold/release lines.
+func guardLog(path string, since time.Time) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	holds, releases, expiries := 0, 0, 0
+	var first time.Time
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		switch {
+		case strings.Contains(l, "session expiry held"):
+			holds++
+		case strings.Contains(l, "session expiry released"):
+			releases++
+		case strings.Contains(l, `msg="session expired"`):
+			expiries++
+			if first.IsZero() {
+				if i := strings.Index(l, "time="); i >= 0 && len(l) >= i+5+24 {
+					first, _ = time.Parse(time.RFC3339Nano, l[i+5:i+5+24])
+				}
+			}
+			continue
+		default:
+			continue
+		}
+		if len(lines) < 6 {
+			lines = append(lines, l)
+		}
+	}
+	out := fmt.Sprintf("guard holds %d, releases %d, sessions expired %d", holds, releases, expiries)
+	if !first.IsZero() {
+		out += fmt.Sprintf(" (first %+.1fs after the kill)", first.Sub(since).Seconds())
+	}
+	for _, l := range lines {
+		out += "\n    " + l
+	}
+	return out
 }
 
 // rateSampler scrapes every node once a second and keeps the per-second
@@ -358,9 +499,11 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 		httpAddrs = append(httpAddrs, n.HTTP)
 	}
 	rates := &rateSampler{}
+	guard := &guardSampler{}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); rates.run(workCtx, httpAddrs) }()
+	go func() { defer wg.Done(); guard.run(workCtx, httpAddrs) }()
 	// The write load: 4 writers with sessions (exactly-once writes), each
 	// paced at WriteRate/4.
 	const writers = 4
@@ -456,9 +599,16 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	rates.mu.Unlock()
 	logf("client requests/s by second (relative to the kill):%s", line.String())
 	logf("harness open files after the kill window: %d", openFiles())
+	logf("leader's keepalive intake / expected by second (H: guard holds every session, h: some sources; /N deferred expiries):%s", guard.line(kill))
+	hc := &http.Client{Timeout: 2 * time.Second}
 	for i, n := range cl.Nodes {
 		if i != res.Killed {
 			logf("%s keepalives: %s", n.Name, keepAliveCodes(ctx, n.HTTP))
+			if m, err := guardMetrics(ctx, hc, n.HTTP); err == nil {
+				res.ServerExpiries += m["coord_session_expiries_total"]
+				res.GuardHeld = max(res.GuardHeld, time.Duration(m["coord_session_guard_held_seconds"]*float64(time.Second)))
+			}
+			logf("%s %s", n.Name, guardLog(filepath.Join(cfg.Dir, n.Name+".log"), kill))
 		}
 	}
 	lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
