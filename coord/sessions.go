@@ -125,6 +125,10 @@ func (m *sessionManager) tick(stop <-chan struct{}) {
 	now := time.Now()
 	if !m.s.rep.IsLeader() {
 		m.mu.Lock()
+		if m.leading && !m.holdFrom.IsZero() {
+			m.s.log.Info("session expiry hold ended: no longer leader", "held_for", now.Sub(m.holdFrom).Round(time.Millisecond))
+			m.holdFrom = time.Time{}
+		}
 		m.leading = false
 		ids := make([]uint64, 0, len(m.relay))
 		for id := range m.relay {

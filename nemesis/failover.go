@@ -43,6 +43,8 @@ type FailoverConfig struct {
 	// executable again; its main must call MaybeSessionWorker) instead of
 	// this one: see sessions.go.
 	Workers int
+	// NoGuard runs coordd with --no-session-guard (comparison runs).
+	NoGuard bool
 	Log     func(format string, args ...any)
 }
 
@@ -64,10 +66,11 @@ type FailoverResult struct {
 	// the longest time without one around the kill.
 	Recover time.Duration
 	// ServerExpiries is the sessions the surviving servers expired
-	// (coord_session_expiries_total); GuardHeld the longest time a
-	// survivor's expiry guard held every session (as leader).
-	ServerExpiries float64
-	GuardHeld      time.Duration
+	// (coord_session_expiries_total); HoldSeconds the one-second samples
+	// after the kill in which the leader's expiry guard held every
+	// session, SourceHoldSeconds those in which it held some sources only.
+	ServerExpiries                 float64
+	HoldSeconds, SourceHoldSeconds int
 	// Killed is the leader that was killed (index).
 	Killed     int
 	Violations []string
@@ -81,12 +84,19 @@ func (r *FailoverResult) violate(format string, args ...any) {
 func (r FailoverResult) Failed() bool { return len(r.Violations) > 0 }
 
 func (r FailoverResult) String() string {
-	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v; spurious expirations %d (servers expired %.0f), ephemerals lost %d; expiry guard held all sessions %v; client requests/s offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×); violations %d",
+	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v; spurious expirations %d (servers expired %.0f), ephemerals lost %d; guard samples holding all / some %d / %d; client requests/s offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×); violations %d",
 		r.Sessions, r.Open.Round(time.Millisecond), r.Killed+1, r.Recover.Round(time.Millisecond), r.Expired, r.ServerExpiries, r.EphemeralsLost,
-		r.GuardHeld.Round(time.Millisecond), r.OfferedRate, r.AfterRate, r.AfterRate/max(r.OfferedRate, 1), r.PeakRate, r.PeakRate/max(r.OfferedRate, 1), len(r.Violations))
+		r.HoldSeconds, r.SourceHoldSeconds, r.OfferedRate, r.AfterRate, r.AfterRate/max(r.OfferedRate, 1), r.PeakRate, r.PeakRate/max(r.OfferedRate, 1), len(r.Violations))
 }
 
 const failoverDir = "/failover"
+
+func guardArgs(off bool) []string {
+	if off {
+		return []string{"--no-session-guard"}
+	}
+	return nil
+}
 
 // debugFailover logs every failed write of the load (for diagnosis).
 var debugFailover = false
@@ -238,6 +248,23 @@ func (s *guardSampler) line(from time.Time) string {
 		fmt.Fprintf(&b, " %+.0fs:%.2f%s/%.0f", g.at.Sub(from).Seconds(), g.intake, mark, g.defer_)
 	}
 	return b.String()
+}
+
+// holds counts the samples after from holding every session, and those
+// holding some sources only.
+func (s *guardSampler) holds(from time.Time) (all, some int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.samples {
+		switch {
+		case g.at.Before(from):
+		case g.holding == 1:
+			all++
+		case g.held > 0:
+			some++
+		}
+	}
+	return all, some
 }
 
 // guardLog summarises a node's log lines of the session guard and of
@@ -448,7 +475,7 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	// is about what a deployment sees after its leader dies.
 	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, Metrics: true, DirectPeers: true,
 		Election: orDefault(cfg.Election, replica.DefaultElectionTimeout), Heartbeat: orDefault(cfg.Heartbeat, replica.DefaultHeartbeatTimeout),
-		Lease: orDefault(cfg.Lease, replica.DefaultLeaderLease)})
+		Lease: orDefault(cfg.Lease, replica.DefaultLeaderLease), Args: guardArgs(cfg.NoGuard)})
 	if err != nil {
 		return res, err
 	}
@@ -600,13 +627,13 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	logf("client requests/s by second (relative to the kill):%s", line.String())
 	logf("harness open files after the kill window: %d", openFiles())
 	logf("leader's keepalive intake / expected by second (H: guard holds every session, h: some sources; /N deferred expiries):%s", guard.line(kill))
+	res.HoldSeconds, res.SourceHoldSeconds = guard.holds(kill)
 	hc := &http.Client{Timeout: 2 * time.Second}
 	for i, n := range cl.Nodes {
 		if i != res.Killed {
 			logf("%s keepalives: %s", n.Name, keepAliveCodes(ctx, n.HTTP))
 			if m, err := guardMetrics(ctx, hc, n.HTTP); err == nil {
 				res.ServerExpiries += m["coord_session_expiries_total"]
-				res.GuardHeld = max(res.GuardHeld, time.Duration(m["coord_session_guard_held_seconds"]*float64(time.Second)))
 			}
 			logf("%s %s", n.Name, guardLog(filepath.Join(cfg.Dir, n.Name+".log"), kill))
 		}
