@@ -55,7 +55,7 @@ type FailoverResult struct {
 	Open time.Duration
 	// Expired counts sessions whose client was told its session expired
 	// (every client stays alive: each one is spurious); EphemeralsLost
-	// the ephemerals missing at the end.
+	// the ephemerals missing at the end (-1: they could not be listed).
 	Expired, EphemeralsLost int
 	// OfferedRate is the client requests per second the servers saw in
 	// the steady window (keepalives plus writes); AfterRate the mean over
@@ -630,14 +630,25 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	kids, _, err := admin.Children(lctx, failoverDir+"/e", nil)
 	lcancel()
 	logf("listed ephemerals: %d, %v", len(kids), err)
+	stopWork()
+	wg.Wait()
+	logf("work stopped")
 	if err != nil {
+		// A flapping cluster may miss one 20 s listing: try again without
+		// the write load (the sessions still keep alive), for up to 60 s.
+		for try := time.Now(); err != nil && time.Since(try) < 60*time.Second && ctx.Err() == nil; {
+			lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
+			kids, _, err = admin.Children(lctx, failoverDir+"/e", nil)
+			lcancel()
+			logf("listed ephemerals again: %d, %v", len(kids), err)
+		}
+	}
+	if err != nil {
+		res.EphemeralsLost = -1
 		res.violate("list ephemerals: %v", err)
 	} else {
 		res.EphemeralsLost = cfg.Sessions - len(kids)
 	}
-	stopWork()
-	wg.Wait()
-	logf("work stopped")
 	// Every worker is asked at once (each counts its expired sessions
 	// when its stdin closes), so none keeps its sessions alive past the
 	// window while another one closes its own.
