@@ -62,12 +62,14 @@ import (
 //     every client of one follower dying at once: it resolves the doubt
 //     toward keeping the sessions, up to the hard bound.
 //
-// A session's deadline is in its source's session time: keepalive +
-// timeout. The hard
-// bound is in loop time: a session never lives more than MaxLife × its
-// timeout of loop time past the last keepalive this leader counted (or the
-// start of its leadership), guard or not, so a dead client's session still
-// ends while intake stays collapsed. Finally at most ExpiryRate sessions
+// A session's deadline is in its group's session time: keepalive +
+// timeout. The hard bound is in loop time: a session never lives more
+// than MaxLife × its timeout of loop time past the last keepalive this
+// leader counted (or the start of its leadership), guard or not, so a dead
+// client's session still ends while intake stays collapsed. (Loop time
+// leaves out the leader's own pauses: a leader that keeps pausing for
+// longer than PauseAfter stretches the bound in real time; such a leader
+// normally loses its raft lease first.) Finally at most ExpiryRate sessions
 // expire per second (burst ExpiryBurst), most overdue first (etcd's
 // leaseRevokeRate): a true mass expiry is spread out, and the caller
 // re-checks each one with Due just before it proposes the close.
@@ -79,7 +81,8 @@ type Guard struct {
 	// PauseAfter: a gap between two Advance calls above it is a pause
 	// (0: pause compensation off).
 	PauseAfter time.Duration
-	// Window is the span the keepalive intake is measured over.
+	// Window is the span the keepalive intake is measured over (at least:
+	// the sessions' mean keepalive interval when that is longer).
 	Window time.Duration
 	// MinIntake is the fraction of the expected keepalives below which
 	// session time stands still (0: the intake rule is off).
