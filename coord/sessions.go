@@ -44,7 +44,7 @@ type sessionManager struct {
 	holdFrom time.Time           // when the guard started holding (zero: not)
 	expired  atomic.Uint64       // sessions this node ended as leader
 
-	// relayBlocked, when set (tests, export_test.go), makes every relay
+	// relayBlocked, when set (tests: sessions_export_test.go), makes every relay
 	// fail as if the leader could not be reached.
 	relayBlocked atomic.Bool
 }
