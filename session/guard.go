@@ -30,8 +30,8 @@ import (
 //     When the loop runs late by more than PauseAfter (the process was
 //     descheduled, stopped or starved), only one Tick of the gap counts: no
 //     keepalive could be counted meanwhile, so the gap is no evidence that
-//     any client died. (Pause compensation; Chubby's master extends its
-//     lease timers the same way when it cannot have heard clients.)
+//     any client died. (Pause compensation; in the same spirit Chubby's
+//     new master does not count its fail-over against session leases.)
 //
 //   - session time: loop time that stands still while intake has
 //     collapsed. Every Advance compares the keepalives counted over the
