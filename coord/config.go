@@ -63,6 +63,10 @@ type Config struct {
 	MaxSessionsPerAddress int
 	// Sessions is the negotiated session timeout range.
 	Sessions session.Limits
+	// SessionGuard is the leader's expiry guard (session.Guard; nil:
+	// session.DefaultGuard for the session loop's tick; &session.Guard{}
+	// turns it off).
+	SessionGuard *session.Guard
 	// WatchHistory is how many recent change events each node keeps so a
 	// reconnecting watcher can resume without loss (0: DefaultWatchHistory).
 	WatchHistory int
@@ -198,6 +202,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Sessions.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.SessionGuard != nil {
+		if err := c.SessionGuard.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := c.Admission.Validate(); err != nil {
 		errs = append(errs, err)

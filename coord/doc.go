@@ -41,7 +41,14 @@
 // in batches (every 100 ms). The leader alone keeps deadlines
 // (session.Table) and commits ONE CloseSession entry per expired session,
 // which removes it and its ephemeral nodes atomically. A new leader gives
-// every session a grace period of its own timeout.
+// every session a grace period of its own timeout. The leader's expiry
+// guard (session.Guard; Config.SessionGuard, coordd --no-session-guard)
+// does not count the time its session loop was paused, holds timeouts
+// while keepalive intake has collapsed — in total, or from one follower's
+// relay (the relay names its follower in gRPC metadata) — and expires at
+// most 1,000 sessions a second, re-checking each before it proposes; a
+// session whose client is gone still ends within 3 × its timeout of the
+// last keepalive the leader counted.
 //
 // # Goroutines
 //

@@ -141,6 +141,7 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	s.watches = newWatchHub(cfg.WatchHistory)
 	// Metrics exist before the replica: replaying the log feeds them.
 	s.metrics = newMetrics(s)
+	s.metrics.reg.MustRegister(s.sess.collectors()...)
 	s.admit = newAdmission(cfg.Admission, s.metrics.reg, s.log)
 	policy := rpc.Policy{TLS: sec != nil, Peers: sec.peerList(), Superusers: cfg.Superusers, TokenTTL: cfg.TokenTTL, Users: s}
 	if cfg.TokenKeyFile != "" {

@@ -7,7 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/metadata"
 
 	"coord/coord/replica"
 	"coord/coord/rpc"
@@ -21,7 +25,8 @@ import (
 const sessionTick = 100 * time.Millisecond
 
 // sessionManager is the I/O half of sessions: the leader's deadline table
-// (session.Table) fed by keepalives, and the loop that proposes expiry.
+// (session.Table, with its expiry guard) fed by keepalives, and the loop
+// that proposes expiry.
 type sessionManager struct {
 	s *Server
 
@@ -34,10 +39,62 @@ type sessionManager struct {
 	ttlBusy   bool                // a TTL expiry proposal is in flight
 	kaSync    keepAliveSync       // follower keepalives' shared read-index rounds
 	closeWait sync.WaitGroup
+
+	guard    session.GuardStatus // at the last tick (under mu)
+	holdFrom time.Time           // when the guard started holding (zero: not)
+	expired  atomic.Uint64       // sessions this node ended as leader
+
+	// relayBlocked, when set (tests: sessions_export_test.go), makes every relay
+	// fail as if the leader could not be reached.
+	relayBlocked atomic.Bool
 }
 
+// relayFromKey is the gRPC metadata a follower's relay names itself by, so
+// the leader's guard measures intake per follower (session.TouchVia).
+const relayFromKey = "coord-relay-from"
+
 func newSessionManager(s *Server) *sessionManager {
-	return &sessionManager{s: s, table: session.NewTable(), relay: map[uint64]struct{}{}, expiring: map[uint64]bool{}}
+	g := session.DefaultGuard(sessionTick)
+	if s.cfg.SessionGuard != nil {
+		g = *s.cfg.SessionGuard
+	}
+	return &sessionManager{s: s, table: session.NewGuardedTable(g), relay: map[uint64]struct{}{}, expiring: map[uint64]bool{}}
+}
+
+// collectors are the session guard's metrics.
+func (m *sessionManager) collectors() []prometheus.Collector {
+	status := func(f func(session.GuardStatus) float64) func() float64 {
+		return func() float64 {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if !m.leading {
+				return 0
+			}
+			return f(m.guard)
+		}
+	}
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_session_guard_holding", Help: "1 while the leader's expiry guard holds every session's timeout (keepalive intake collapsed, or the session loop paused)."},
+			status(func(g session.GuardStatus) float64 { return b2f(g.Holding) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_session_guard_sources_held", Help: "Keepalive sources (the leader's own, each follower's relay) whose sessions' timeouts the guard holds."},
+			status(func(g session.GuardStatus) float64 { return float64(g.SourcesHeld) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_session_keepalive_intake_ratio", Help: "Keepalives the leader counted over the guard's window / those its live sessions send (-1: too few to tell)."},
+			status(func(g session.GuardStatus) float64 { return g.Intake })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_session_expiries_deferred", Help: "Sessions past their timeout that the expiry guard holds."},
+			status(func(g session.GuardStatus) float64 { return float64(g.Deferred) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_session_expiries_rate_limited", Help: "Due sessions the expiry rate limit held back at the last tick."},
+			status(func(g session.GuardStatus) float64 { return float64(g.Limited) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "coord_session_guard_held_seconds", Help: "Time the guard held every session's timeout since this node became leader."},
+			status(func(g session.GuardStatus) float64 { return g.HeldFor.Seconds() })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "coord_session_expiries_total", Help: "Sessions this node expired as leader."},
+			func() float64 { return float64(m.expired.Load()) }),
+	}
 }
 
 func sessionInfos(t *tree.Tree) []session.Info {
@@ -68,6 +125,10 @@ func (m *sessionManager) tick(stop <-chan struct{}) {
 	now := time.Now()
 	if !m.s.rep.IsLeader() {
 		m.mu.Lock()
+		if m.leading && !m.holdFrom.IsZero() {
+			m.s.log.Info("session expiry hold ended: no longer leader", "held_for", now.Sub(m.holdFrom).Round(time.Millisecond))
+			m.holdFrom = time.Time{}
+		}
 		m.leading = false
 		ids := make([]uint64, 0, len(m.relay))
 		for id := range m.relay {
@@ -94,24 +155,43 @@ func (m *sessionManager) tick(stop <-chan struct{}) {
 		// New leader: every session gets a grace period of its own timeout.
 		m.table.Reset(sessionInfos(st), now)
 		m.leading = true
+		m.holdFrom = time.Time{}
 		m.syncedAt = st.Zxid()
 	} else if st.Zxid() != m.syncedAt {
 		m.table.Sync(sessionInfos(st), now)
 		m.syncedAt = st.Zxid()
 	}
-	var expire []uint64
-	for _, id := range m.table.Expired(now) {
-		if !m.expiring[id] {
-			m.expiring[id] = true
-			expire = append(expire, id)
-		}
+	m.table.Advance(now)
+	expire := m.table.Expire(now, func(id uint64) bool { return m.expiring[id] })
+	for _, id := range expire {
+		m.expiring[id] = true
 	}
+	m.guard = m.table.Status()
+	m.logGuard(now)
 	m.mu.Unlock()
 	for _, id := range expire {
 		m.closeWait.Add(1)
 		go m.expire(id, stop)
 	}
 	m.expireTTL(st, now, stop)
+}
+
+// logGuard reports when the expiry guard starts and stops holding
+// (m.mu held).
+func (m *sessionManager) logGuard(now time.Time) {
+	g := m.guard
+	held := g.Holding || g.SourcesHeld > 0
+	switch {
+	case held && m.holdFrom.IsZero():
+		m.holdFrom = now
+		m.s.log.Warn("session expiry held: keepalive intake collapsed or the session loop paused",
+			"intake", fmt.Sprintf("%.2f", g.Intake), "all", g.Holding, "paused", g.Paused,
+			"sources_held", g.SourcesHeld, "deferred", g.Deferred)
+	case !held && !m.holdFrom.IsZero():
+		m.s.log.Info("session expiry released", "held_for", now.Sub(m.holdFrom).Round(time.Millisecond),
+			"intake", fmt.Sprintf("%.2f", g.Intake), "deferred", g.Deferred)
+		m.holdFrom = time.Time{}
+	}
 }
 
 // ttlBatch bounds how many TTL nodes one ExpireTTL entry deletes.
@@ -167,6 +247,17 @@ func (m *sessionManager) expire(id uint64, stop <-chan struct{}) {
 		case <-ctx.Done():
 		}
 	}()
+	// Re-check just before proposing: a keepalive may have arrived since
+	// the tick listed it (the rate limit can delay it by a tick or more).
+	m.mu.Lock()
+	due := m.leading && m.table.Due(id, time.Now())
+	if !due {
+		delete(m.expiring, id)
+	}
+	m.mu.Unlock()
+	if !due {
+		return
+	}
 	res, err := m.s.propose(ctx, &coordpb.Command{Cmd: &coordpb.Command_CloseSession{CloseSession: &coordpb.CloseSession{SessionId: id, Expired: true}}})
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -177,6 +268,7 @@ func (m *sessionManager) expire(id uint64, stop <-chan struct{}) {
 	}
 	if res.Code == coordpb.ErrorCode_OK || res.Code == coordpb.ErrorCode_SESSION_EXPIRED {
 		m.table.Remove(id)
+		m.expired.Add(1)
 		m.s.log.Info("session expired", "session", fmt.Sprintf("%#x", id))
 	}
 }
@@ -187,12 +279,18 @@ const relayTimeout = 10 * sessionTick
 // relayKeepAlives sends the keepalives a follower answered to the leader;
 // false if they did not arrive (the caller keeps them for the next tick).
 func (m *sessionManager) relayKeepAlives(ids []uint64) bool {
+	if m.relayBlocked.Load() {
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
 	defer cancel()
 	_, addr := m.s.rep.Leader()
 	if addr == "" {
 		return false
 	}
+	// The leader measures keepalive intake per follower (the expiry
+	// guard): name this node.
+	ctx = metadata.AppendToOutgoingContext(ctx, relayFromKey, m.s.cfg.Name)
 	c, err := m.s.peers.get(addr)
 	if err != nil {
 		return false
@@ -204,15 +302,18 @@ func (m *sessionManager) relayKeepAlives(ids []uint64) bool {
 	return true
 }
 
-// touch records a keepalive on the leader.
-func (m *sessionManager) touch(id uint64, t *tree.Tree) error {
+// touch records a keepalive on the leader, received through via
+// (session.Direct, or the relaying follower's name).
+func (m *sessionManager) touch(id uint64, via string, t *tree.Tree) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, err := m.table.Touch(id, time.Now())
+	_, err := m.table.TouchVia(id, via, time.Now())
 	if errors.Is(err, session.ErrUnknown) {
 		// Opened moments ago and not synced yet.
 		if ms, ok := t.SessionTimeout(id); ok {
-			m.table.Add(session.Info{ID: id, Timeout: time.Duration(ms) * time.Millisecond}, time.Now())
+			now := time.Now()
+			m.table.Add(session.Info{ID: id, Timeout: time.Duration(ms) * time.Millisecond}, now)
+			m.table.TouchVia(id, via, now)
 			return nil
 		}
 	}
@@ -282,7 +383,7 @@ func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
 		return 0, err
 	}
 	if s.rep.IsLeader() {
-		if err := s.sess.touch(id, t); err != nil {
+		if err := s.sess.touch(id, session.Direct, t); err != nil {
 			return 0, fmt.Errorf("%w: session %#x", tree.ErrSessionExpired, id)
 		}
 		return timeout, nil
@@ -299,9 +400,15 @@ func (s *Server) KeepAlivesLocal(ctx context.Context, ids []uint64) ([]uint64, e
 		return nil, replica.ErrNotLeader
 	}
 	t, _ := s.rep.State()
+	via := "relay" // a follower that does not name itself
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(relayFromKey); len(v) > 0 && v[0] != "" {
+			via = v[0]
+		}
+	}
 	var unknown []uint64
 	for _, id := range ids {
-		if err := s.sess.touch(id, t); err != nil {
+		if err := s.sess.touch(id, via, t); err != nil {
 			unknown = append(unknown, id)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,8 @@ type FailoverConfig struct {
 	// executable again; its main must call MaybeSessionWorker) instead of
 	// this one: see sessions.go.
 	Workers int
+	// NoGuard runs coordd with --no-session-guard (comparison runs).
+	NoGuard bool
 	Log     func(format string, args ...any)
 }
 
@@ -52,7 +55,7 @@ type FailoverResult struct {
 	Open time.Duration
 	// Expired counts sessions whose client was told its session expired
 	// (every client stays alive: each one is spurious); EphemeralsLost
-	// the ephemerals missing at the end.
+	// the ephemerals missing at the end (-1: they could not be listed).
 	Expired, EphemeralsLost int
 	// OfferedRate is the client requests per second the servers saw in
 	// the steady window (keepalives plus writes); AfterRate the mean over
@@ -62,6 +65,13 @@ type FailoverResult struct {
 	// Recover: from the kill to the first acknowledged write; WriteGap
 	// the longest time without one around the kill.
 	Recover time.Duration
+	// ServerExpiries is the sessions the surviving servers expired
+	// (coord_session_expiries_total); HoldSeconds the one-second samples
+	// after the kill in which the leader's expiry guard held every
+	// session, SourceHoldSeconds those in which it held some sources only.
+	ServerExpiries                 float64
+	ServerExpiriesUnknown          int // survivors whose metrics did not answer
+	HoldSeconds, SourceHoldSeconds int
 	// Killed is the leader that was killed (index).
 	Killed     int
 	Violations []string
@@ -75,12 +85,19 @@ func (r *FailoverResult) violate(format string, args ...any) {
 func (r FailoverResult) Failed() bool { return len(r.Violations) > 0 }
 
 func (r FailoverResult) String() string {
-	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v; spurious expirations %d, ephemerals lost %d; client requests/s offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×); violations %d",
-		r.Sessions, r.Open.Round(time.Millisecond), r.Killed+1, r.Recover.Round(time.Millisecond), r.Expired, r.EphemeralsLost,
-		r.OfferedRate, r.AfterRate, r.AfterRate/max(r.OfferedRate, 1), r.PeakRate, r.PeakRate/max(r.OfferedRate, 1), len(r.Violations))
+	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v; spurious expirations %d (servers expired %.0f, %d unanswered), ephemerals lost %d; guard samples holding all / some %d / %d; client requests/s offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×); violations %d",
+		r.Sessions, r.Open.Round(time.Millisecond), r.Killed+1, r.Recover.Round(time.Millisecond), r.Expired, r.ServerExpiries, r.ServerExpiriesUnknown, r.EphemeralsLost,
+		r.HoldSeconds, r.SourceHoldSeconds, r.OfferedRate, r.AfterRate, r.AfterRate/max(r.OfferedRate, 1), r.PeakRate, r.PeakRate/max(r.OfferedRate, 1), len(r.Violations))
 }
 
 const failoverDir = "/failover"
+
+func guardArgs(off bool) []string {
+	if off {
+		return []string{"--no-session-guard"}
+	}
+	return nil
+}
 
 // debugFailover logs every failed write of the load (for diagnosis).
 var debugFailover = false
@@ -139,6 +156,143 @@ func keepAliveCodes(ctx context.Context, addr string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// guardMetrics returns a node's session-guard metrics (coord_session_*)
+// by name.
+func guardMetrics(ctx context.Context, hc *http.Client, addr string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "coord_session_") && !strings.HasPrefix(line, "coord_raft_is_leader ") {
+			continue
+		}
+		name, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+// guardSampler records, once a second, the leader's keepalive intake
+// ratio and whether its expiry guard holds (diagnostics for the failover
+// run).
+type guardSampler struct {
+	mu      sync.Mutex
+	samples []guardSample
+}
+
+type guardSample struct {
+	at      time.Time
+	intake  float64
+	holding float64
+	held    float64 // sources held
+	defer_  float64 // deferred expiries
+}
+
+func (s *guardSampler) run(ctx context.Context, addrs []string) {
+	hc := &http.Client{Timeout: 800 * time.Millisecond}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		for _, a := range addrs {
+			m, err := guardMetrics(ctx, hc, a)
+			if err != nil || m["coord_raft_is_leader"] != 1 {
+				continue
+			}
+			s.mu.Lock()
+			s.samples = append(s.samples, guardSample{at: time.Now(), intake: m["coord_session_keepalive_intake_ratio"],
+				holding: m["coord_session_guard_holding"], held: m["coord_session_guard_sources_held"], defer_: m["coord_session_expiries_deferred"]})
+			s.mu.Unlock()
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// line formats the samples after from as "+Ns:intake[H|h]/deferred"
+// (H: every session held, h: some sources held).
+func (s *guardSampler) line(from time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for _, g := range s.samples {
+		if g.at.Before(from) {
+			continue
+		}
+		mark := ""
+		switch {
+		case g.holding == 1:
+			mark = "H"
+		case g.held > 0:
+			mark = "h"
+		}
+		fmt.Fprintf(&b, " %+.0fs:%.2f%s/%.0f", g.at.Sub(from).Seconds(), g.intake, mark, g.defer_)
+	}
+	return b.String()
+}
+
+// holds counts the samples after from holding every session, and those
+// holding some sources only.
+func (s *guardSampler) holds(from time.Time) (all, some int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.samples {
+		switch {
+		case g.at.Before(from):
+		case g.holding == 1:
+			all++
+		case g.held > 0:
+			some++
+		}
+	}
+	return all, some
+}
+
+// guardLog summarises a node's log lines of the session guard (coordd
+// runs at --log-level warn here: the guard's holds are warnings, its
+// releases and each expiry are info lines and do not appear; the metrics
+// count expiries): how many holds, and the first few.
+func guardLog(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	holds := 0
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if !strings.Contains(l, "session expiry held") {
+			continue
+		}
+		holds++
+		if len(lines) < 6 {
+			lines = append(lines, l)
+		}
+	}
+	out := fmt.Sprintf("guard holds logged: %d", holds)
+	for _, l := range lines {
+		out += "\n    " + l
+	}
+	return out
 }
 
 // rateSampler scrapes every node once a second and keeps the per-second
@@ -307,7 +461,7 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	// is about what a deployment sees after its leader dies.
 	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: cfg.Nodes, Dir: cfg.Dir, Metrics: true, DirectPeers: true,
 		Election: orDefault(cfg.Election, replica.DefaultElectionTimeout), Heartbeat: orDefault(cfg.Heartbeat, replica.DefaultHeartbeatTimeout),
-		Lease: orDefault(cfg.Lease, replica.DefaultLeaderLease)})
+		Lease: orDefault(cfg.Lease, replica.DefaultLeaderLease), Args: guardArgs(cfg.NoGuard)})
 	if err != nil {
 		return res, err
 	}
@@ -358,9 +512,11 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 		httpAddrs = append(httpAddrs, n.HTTP)
 	}
 	rates := &rateSampler{}
+	guard := &guardSampler{}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); rates.run(workCtx, httpAddrs) }()
+	go func() { defer wg.Done(); guard.run(workCtx, httpAddrs) }()
 	// The write load: 4 writers with sessions (exactly-once writes), each
 	// paced at WriteRate/4.
 	const writers = 4
@@ -456,23 +612,43 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	rates.mu.Unlock()
 	logf("client requests/s by second (relative to the kill):%s", line.String())
 	logf("harness open files after the kill window: %d", openFiles())
+	logf("leader's keepalive intake / expected by second (H: guard holds every session, h: some sources; /N deferred expiries):%s", guard.line(kill))
+	res.HoldSeconds, res.SourceHoldSeconds = guard.holds(kill)
+	hc := &http.Client{Timeout: 2 * time.Second}
 	for i, n := range cl.Nodes {
 		if i != res.Killed {
 			logf("%s keepalives: %s", n.Name, keepAliveCodes(ctx, n.HTTP))
+			if m, err := guardMetrics(ctx, hc, n.HTTP); err == nil {
+				res.ServerExpiries += m["coord_session_expiries_total"]
+			} else {
+				res.ServerExpiriesUnknown++
+			}
+			logf("%s %s", n.Name, guardLog(filepath.Join(cfg.Dir, n.Name+".log")))
 		}
 	}
 	lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
 	kids, _, err := admin.Children(lctx, failoverDir+"/e", nil)
 	lcancel()
 	logf("listed ephemerals: %d, %v", len(kids), err)
+	stopWork()
+	wg.Wait()
+	logf("work stopped")
 	if err != nil {
+		// A flapping cluster may miss one 20 s listing: try again without
+		// the write load (the sessions still keep alive), for up to 60 s.
+		for try := time.Now(); err != nil && time.Since(try) < 60*time.Second && ctx.Err() == nil; {
+			lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
+			kids, _, err = admin.Children(lctx, failoverDir+"/e", nil)
+			lcancel()
+			logf("listed ephemerals again: %d, %v", len(kids), err)
+		}
+	}
+	if err != nil {
+		res.EphemeralsLost = -1
 		res.violate("list ephemerals: %v", err)
 	} else {
 		res.EphemeralsLost = cfg.Sessions - len(kids)
 	}
-	stopWork()
-	wg.Wait()
-	logf("work stopped")
 	// Every worker is asked at once (each counts its expired sessions
 	// when its stdin closes), so none keeps its sessions alive past the
 	// window while another one closes its own.

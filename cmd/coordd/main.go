@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"coord/coord"
+	"coord/session"
 )
 
 func main() {
@@ -62,6 +63,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Admission.Disabled, "no-admission", false, "turn admission control off: no request is ever shed (overload tests only)")
 	fs.IntVar(&cfg.Admission.MaxWrites, "admission-max-writes", 0, "writes in flight to raft before new ones queue, then are shed (default 64)")
 	fs.IntVar(&cfg.Admission.MaxLinearReads, "admission-max-reads", 0, "linearizable reads in flight before new ones queue, then are shed (default 128)")
+	noGuard := fs.Bool("no-session-guard", false, "turn the leader's session-expiry guard off: plain deadlines, no expiry rate limit (comparison runs only; docs/RELIABILITY.md)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Lookup("unsafe-local-reads").Usage = "BROKEN ON PURPOSE (tests only): serve linearizable reads from local state"
 	if err := fs.Parse(args); err != nil {
@@ -70,6 +72,9 @@ func run(args []string, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "coordd: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if *noGuard {
+		cfg.SessionGuard = &session.Guard{}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {

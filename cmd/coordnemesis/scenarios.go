@@ -30,6 +30,8 @@ type scenarios struct {
 	sessionTimeout   *time.Duration
 	writeRate        *int
 	failoverWorkers  *int
+	failoverAfter    *time.Duration
+	failoverNoGuard  *bool
 
 	quorum         *string
 	quorumDuration *time.Duration
@@ -54,6 +56,8 @@ func addScenarioFlags(fs *flag.FlagSet) *scenarios {
 		sessionTimeout:   fs.Duration("failover-session-timeout", 10*time.Second, "session timeout for --failover-sessions"),
 		writeRate:        fs.Int("failover-write-rate", 200, "offered writes/s for --failover-sessions"),
 		failoverWorkers:  fs.Int("failover-workers", -1, "child processes holding the --failover-sessions clients (0: this process; -1: one per 2,500 sessions above 2,500)"),
+		failoverAfter:    fs.Duration("failover-after", 0, "--failover-sessions: how long to watch after the kill (default and minimum: 2 session timeouts + 2 s)"),
+		failoverNoGuard:  fs.Bool("failover-no-guard", false, "--failover-sessions: run coordd with --no-session-guard (comparison)"),
 
 		quorum:         fs.String("quorum", "", "voter counts to run under jittered peer delay, e.g. 5,7 (instead of random schedules)"),
 		quorumDuration: fs.Duration("quorum-duration", 3*time.Minute, "window per --quorum run"),
@@ -138,7 +142,7 @@ func (s *scenarios) run(ctx context.Context, coordd, dir string, seed uint64, ve
 		res, err := nemesis.RunFailover(ctx, nemesis.FailoverConfig{
 			Coordd: coordd, Dir: filepath.Join(dir, "failover"), Sessions: *s.failoverSessions,
 			SessionTimeout: *s.sessionTimeout, WriteRate: *s.writeRate, Workers: workers, Log: logf,
-			Election: *s.election, Heartbeat: *s.heartbeat, Lease: *s.lease,
+			Election: *s.election, Heartbeat: *s.heartbeat, Lease: *s.lease, After: *s.failoverAfter, NoGuard: *s.failoverNoGuard,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "failover: %v\n", err)
