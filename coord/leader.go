@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 
 	"coord/coord/replica"
@@ -225,6 +226,16 @@ type peerConns struct {
 	conns map[string]*grpc.ClientConn
 }
 
+// peerConnectParams: a peer that was down (killed, partitioned, restarted)
+// is redialled within about a second of coming back. gRPC's default
+// backoff grows to 120 s, so after a long outage forwarded writes,
+// keepalive relays and watch pulls to that peer could keep failing for up
+// to two minutes after it was back.
+var peerConnectParams = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: time.Second,
+}
+
 func newPeerConns(creds credentials.TransportCredentials) *peerConns {
 	return &peerConns{creds: creds, conns: make(map[string]*grpc.ClientConn)}
 }
@@ -239,7 +250,8 @@ func (p *peerConns) conn(addr string) (*grpc.ClientConn, error) {
 	if !ok {
 		var err error
 		c, err = grpc.NewClient(addr, grpc.WithTransportCredentials(p.creds),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+			grpc.WithConnectParams(peerConnectParams))
 		if err != nil {
 			return nil, fmt.Errorf("dial peer %s: %w", addr, err)
 		}
