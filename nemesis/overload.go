@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -139,9 +140,21 @@ type OverloadResult struct {
 	// RSS per node: at the end of the baseline, and the maximum during
 	// overload and after (bytes).
 	RSSBaseline, RSSMax []int64
+	// Snapshots the nodes took from the open loop's start on (raft
+	// snapshot + log compaction: a node's first one after the overload's
+	// extra writes is when its log store's free list jumps).
+	Snapshots []OverloadSnapshot
 	// Violations of the protected criteria (a teeth run is expected to
 	// have some).
 	Violations []string
+}
+
+// OverloadSnapshot is one raft snapshot a node took during the open loop.
+type OverloadSnapshot struct {
+	Node  string
+	Index uint64
+	At    time.Duration // since the open loop began
+	Phase string
 }
 
 // Failed reports whether any criterion failed.
@@ -175,10 +188,28 @@ func (r OverloadResult) Summary() string {
 	for i := range r.RSSMax {
 		fmt.Fprintf(&b, "  n%d RSS baseline %d MiB, max %d MiB\n", i+1, r.RSSBaseline[i]>>20, r.RSSMax[i]>>20)
 	}
+	for _, sn := range r.Snapshots {
+		fmt.Fprintf(&b, "  %s snapshot at index %d, t=%v (%s)\n", sn.Node, sn.Index, sn.At.Round(100*time.Millisecond), sn.Phase)
+	}
 	for _, v := range r.Violations {
 		fmt.Fprintf(&b, "  violation: %s\n", v)
 	}
 	return b.String()
+}
+
+// snapshotName parses a raft snapshot directory's name,
+// TERM-INDEX-UNIXMILLIS (hashicorp/raft's file snapshot store).
+func snapshotName(name string) (index uint64, at time.Time, ok bool) {
+	f := strings.Split(name, "-")
+	if len(f) != 3 {
+		return 0, time.Time{}, false
+	}
+	index, err1 := strconv.ParseUint(f[1], 10, 64)
+	ms, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, time.Time{}, false
+	}
+	return index, time.UnixMilli(ms), true
 }
 
 // Timeline prints every window (ok/s, shed/s, timeouts/s, p99).
@@ -342,6 +373,13 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		pids[i] = n.cmd.Process.Pid
 		n.mu.Unlock()
 	}
+	type seenSnap struct {
+		node  string
+		index uint64
+		at    time.Time
+	}
+	seen := map[string]bool{}
+	var snaps []seenSnap // guarded by rssMu
 	var rssMu sync.Mutex
 	rssNow := make([]int64, len(pids))
 	res.RSSMax = make([]int64, len(pids))
@@ -360,6 +398,15 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 					rssNow[i] = v
 					if trackMax.Load() && v > res.RSSMax[i] {
 						res.RSSMax[i] = v
+					}
+				}
+				// Only the newest snapshot is kept on disk: poll.
+				des, _ := os.ReadDir(filepath.Join(cl.Nodes[i].data, "snapshots"))
+				for _, de := range des {
+					key := cl.Nodes[i].Name + "/" + de.Name()
+					if idx, at, ok := snapshotName(de.Name()); ok && !seen[key] {
+						seen[key] = true
+						snaps = append(snaps, seenSnap{cl.Nodes[i].Name, idx, at})
 					}
 				}
 			}
@@ -445,6 +492,14 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 	}
 	gen.wg.Wait()
 	trackMax.Store(false)
+	rssMu.Lock()
+	for _, sn := range snaps {
+		if at := sn.at.Sub(rec.start); at >= -overloadWindow {
+			res.Snapshots = append(res.Snapshots, OverloadSnapshot{Node: sn.node, Index: sn.index, At: at, Phase: phaseAt(max(at, 0))})
+		}
+	}
+	rssMu.Unlock()
+	sort.Slice(res.Snapshots, func(i, j int) bool { return res.Snapshots[i].At < res.Snapshots[j].At })
 
 	// 3. Sessions: every one must still be alive.
 	if holder != nil {

@@ -41,3 +41,15 @@ func TestRecoveryAt(t *testing.T) {
 		}
 	}
 }
+
+func TestSnapshotName(t *testing.T) {
+	idx, at, ok := snapshotName("2-66412-1795458945795")
+	if !ok || idx != 66412 || at.UnixMilli() != 1795458945795 {
+		t.Fatalf("snapshotName = %d, %v, %v", idx, at, ok)
+	}
+	for _, bad := range []string{"2-66412-1795458945795.tmp", "meta.json", "2-x-1", ""} {
+		if _, _, ok := snapshotName(bad); ok {
+			t.Fatalf("snapshotName(%q) accepted", bad)
+		}
+	}
+}
