@@ -140,6 +140,11 @@ type OverloadResult struct {
 	// RSS per node: at the end of the baseline, and the maximum during
 	// overload and after (bytes).
 	RSSBaseline, RSSMax []int64
+	// PhaseCPU: the coordd processes' CPU per phase, in cores, and
+	// PhaseLoad the host's 1-minute load average at each phase's end: a
+	// goodput far below the peak with the nodes getting much less CPU
+	// than during the peak's ramp step is a host starved by others.
+	PhaseCPU, PhaseLoad map[string]float64
 	// Snapshots the nodes took from the open loop's start on (raft
 	// snapshot + log compaction: a node's first one after the overload's
 	// extra writes is when its log store's free list jumps).
@@ -168,7 +173,7 @@ func (r OverloadResult) Summary() string {
 		mode = "admission OFF (--no-admission)"
 	}
 	for _, st := range r.Ramp {
-		fmt.Fprintf(&b, "  ramp: offered %6.0f ops/s  goodput %6.0f ops/s  p99 %v\n", st.Offered, st.Goodput, st.P99.Round(time.Millisecond))
+		fmt.Fprintf(&b, "  ramp: offered %6.0f ops/s  goodput %6.0f ops/s  p99 %v  coordd CPU %.2f cores  load %.1f\n", st.Offered, st.Goodput, st.P99.Round(time.Millisecond), st.CPU, st.Load)
 	}
 	fmt.Fprintf(&b, "%s: peak %.0f ops/s; overload goodput %.0f ops/s = %.0f%% of peak\n", mode, r.Peak, r.OverloadGoodput, 100*r.GoodputRatio)
 	for _, ph := range []string{"baseline", "overload", "after"} {
@@ -176,6 +181,9 @@ func (r OverloadResult) Summary() string {
 		fmt.Fprintf(&b, "  %-8s", ph)
 		for i, n := range c {
 			fmt.Fprintf(&b, " %s %d", outcomeNames[i], n)
+		}
+		if cpu, ok := r.PhaseCPU[ph]; ok {
+			fmt.Fprintf(&b, "  coordd CPU %.2f cores  load %.1f", cpu, r.PhaseLoad[ph])
 		}
 		b.WriteByte('\n')
 	}
@@ -435,7 +443,15 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 	// more than they can carry (128 workers measured about half of what
 	// the cluster serves on a quiet machine, and "2×" of that was served
 	// with and without protection).
-	gen := &loadGen{loads: loads, data: data, draw: draw, timeout: cfg.RequestTimeout}
+	gen := &loadGen{loads: loads, data: data, draw: draw, timeout: cfg.RequestTimeout, cpu: func() time.Duration {
+		var sum time.Duration
+		for _, pid := range pids {
+			if d, err := readCPU(pid); err == nil {
+				sum += d
+			}
+		}
+		return sum
+	}}
 	if cfg.Peak > 0 {
 		res.Peak = cfg.Peak
 	} else {
@@ -471,6 +487,7 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		return "drain"
 	}
 	var dropAt time.Duration
+	res.PhaseCPU, res.PhaseLoad = map[string]float64{}, map[string]float64{}
 	for pi, ph := range phases {
 		if pi == 1 {
 			rssMu.Lock()
@@ -488,7 +505,10 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		for _, p := range phases[:pi] {
 			before += p.d
 		}
+		cpu0, t0 := gen.cpuNow(), time.Now()
 		gen.offer(ctx, ph.rate, rec.start.Add(before), ph.d, rec)
+		res.PhaseCPU[ph.name] = (gen.cpuNow() - cpu0).Seconds() / time.Since(t0).Seconds()
+		res.PhaseLoad[ph.name] = loadAvg()
 	}
 	gen.wg.Wait()
 	trackMax.Store(false)
@@ -647,6 +667,51 @@ func quantile(lats []time.Duration, q float64) time.Duration {
 }
 
 // readRSS reads a process's resident set size from /proc (Linux).
+// readCPU returns a process's user+system CPU time (/proc/PID/stat, in
+// clock ticks of 10 ms: USER_HZ is 100 on Linux).
+func readCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("pid %d: malformed stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("pid %d: short stat", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14, utime
+	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15, stime
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("pid %d: stat times %q %q", pid, f[11], f[12])
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// loadAvg is the host's 1-minute load average (0 if unknown).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+func (g *loadGen) cpuNow() time.Duration {
+	if g.cpu == nil {
+		return 0
+	}
+	return g.cpu()
+}
+
 func readRSS(pid int) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -677,6 +742,7 @@ type loadGen struct {
 	data     []byte
 	draw     func() (op, key int)
 	timeout  time.Duration
+	cpu      func() time.Duration // CPU time of every coordd so far (nil: not measured)
 	inflight atomic.Int64
 	wg       sync.WaitGroup // every request started
 	n        atomic.Int64
@@ -768,6 +834,9 @@ func closedLoop(ctx context.Context, cfg OverloadConfig, g *loadGen) float64 {
 type RampStep struct {
 	Offered, Goodput float64 // ops/s
 	P99              time.Duration
+	// CPU: the coordd processes' CPU during the step, in cores; Load: the
+	// host's 1-minute load average at its end.
+	CPU, Load float64
 }
 
 // Ramp limits.
@@ -790,9 +859,11 @@ func (g *loadGen) ramp(ctx context.Context, cfg OverloadConfig, rate float64) (f
 	var steps []RampStep
 	best, saturated := 0.0, 0
 	for i := 0; i < maxRampSteps && ctx.Err() == nil; i++ {
+		cpu0 := g.cpuNow()
 		rec := newRecorder()
 		g.offer(ctx, rate, rec.start, cfg.RampStep, rec)
 		g.wg.Wait()
+		cpu := (g.cpuNow() - cpu0).Seconds() / time.Since(rec.start).Seconds()
 		var ok int
 		var lats []time.Duration
 		rec.mu.Lock()
@@ -804,7 +875,7 @@ func (g *loadGen) ramp(ctx context.Context, cfg OverloadConfig, rate float64) (f
 		}
 		rec.mu.Unlock()
 		span := cfg.RampStep - overloadWindow
-		st := RampStep{Offered: rate, Goodput: float64(ok) / span.Seconds(), P99: quantile(lats, 0.99)}
+		st := RampStep{Offered: rate, Goodput: float64(ok) / span.Seconds(), P99: quantile(lats, 0.99), CPU: cpu, Load: loadAvg()}
 		steps = append(steps, st)
 		cfg.Log("ramp: offered %.0f ops/s, goodput %.0f ops/s, p99 %v", st.Offered, st.Goodput, st.P99.Round(time.Millisecond))
 		if st.Goodput < rampFollow*rate || st.Goodput < rampGain*best {

@@ -1,6 +1,7 @@
 package nemesis
 
 import (
+	"os"
 	"testing"
 	"time"
 )
@@ -51,5 +52,30 @@ func TestSnapshotName(t *testing.T) {
 		if _, _, ok := snapshotName(bad); ok {
 			t.Fatalf("snapshotName(%q) accepted", bad)
 		}
+	}
+}
+
+// readCPU sees this process's own CPU time grow while it spins.
+func TestReadCPU(t *testing.T) {
+	before, err := readCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+		x++
+	}
+	after, err := readCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Fatalf("CPU time did not grow while spinning: %v -> %v (%d loops)", before, after, x)
+	}
+	if _, err := readCPU(-1); err == nil {
+		t.Fatal("readCPU(-1) succeeded")
+	}
+	if l := loadAvg(); l < 0 {
+		t.Fatalf("load average %v", l)
 	}
 }
