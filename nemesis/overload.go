@@ -321,14 +321,32 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		return res, err
 	}
 	defer admin.Close(context.Background())
-	for _, p := range []string{"/ov"} {
-		if _, _, err := admin.Create(ctx, p, nil, nil); err != nil && !errors.Is(err, client.ErrNodeExists) {
-			return res, fmt.Errorf("setup %s: %w", p, err)
+	// Setup creates, retried through leader changes (a loaded host loses
+	// leaders): a create whose outcome was unknown and then reports
+	// NODE_EXISTS did happen.
+	create := func(p string) error {
+		for {
+			_, _, err := admin.Create(ctx, p, nil, nil)
+			if err == nil || errors.Is(err, client.ErrNodeExists) {
+				return nil
+			}
+			if !errors.Is(err, client.ErrConnectionLoss) && !errors.Is(err, client.ErrUnavailable) && !errors.Is(err, client.ErrTimeout) {
+				return fmt.Errorf("setup %s: %w", p, err)
+			}
+			cfg.Log("setup %s: %v (retrying)", p, err)
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("setup %s: %w", p, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}
+	if err := create("/ov"); err != nil {
+		return res, err
+	}
 	for k := 0; k < overloadKeys; k++ {
-		if _, _, err := admin.Create(ctx, fmt.Sprintf("/ov/k%d", k), nil, nil); err != nil && !errors.Is(err, client.ErrNodeExists) {
-			return res, fmt.Errorf("setup: %w", err)
+		if err := create(fmt.Sprintf("/ov/k%d", k)); err != nil {
+			return res, err
 		}
 	}
 
