@@ -345,7 +345,8 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 			if err == nil || errors.Is(err, client.ErrNodeExists) {
 				return nil
 			}
-			if !errors.Is(err, client.ErrConnectionLoss) && !errors.Is(err, client.ErrUnavailable) && !errors.Is(err, client.ErrTimeout) {
+			if ctx.Err() != nil || !errors.Is(err, client.ErrConnectionLoss) && !errors.Is(err, client.ErrUnavailable) &&
+				!errors.Is(err, client.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("setup %s: %w", p, err)
 			}
 			cfg.Log("setup %s: %v (retrying)", p, err)
