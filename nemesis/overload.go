@@ -339,6 +339,7 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 	// Setup creates, retried through leader changes (a loaded host loses
 	// leaders): a create whose outcome was unknown and then reports
 	// NODE_EXISTS did happen.
+	setupBy := time.Now().Add(2 * time.Minute)
 	create := func(p string) error {
 		for {
 			_, _, err := admin.Create(ctx, p, nil, nil)
@@ -348,6 +349,9 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 			if ctx.Err() != nil || !errors.Is(err, client.ErrConnectionLoss) && !errors.Is(err, client.ErrUnavailable) &&
 				!errors.Is(err, client.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("setup %s: %w", p, err)
+			}
+			if time.Now().After(setupBy) {
+				return fmt.Errorf("setup %s: not done within 2 minutes: %w", p, err)
 			}
 			cfg.Log("setup %s: %v (retrying)", p, err)
 			select {
