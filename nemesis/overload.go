@@ -308,7 +308,16 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		args = append(args, "--no-admission")
 	}
 	args = append(args, cfg.ServerArgs...)
-	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: 3, Dir: cfg.Dir, Args: args})
+	// DirectPeers: the proof injects no link faults, so raft and peer
+	// traffic must not go through the proxies, which run in this process
+	// — the load generator, the busiest process on the host. Through them
+	// every new peer connection waited for a scan of /proc/net/tcp (8,800
+	// lines on the shared host) before a byte flowed: an idle cluster
+	// failed every vote with an i/o timeout for 5 minutes (493 proxy
+	// goroutines in socketOwner), and under load raft heartbeats waited
+	// for the generator's scheduling.
+	ccfg := ClusterConfig{Coordd: cfg.Coordd, Nodes: 3, Dir: cfg.Dir, Args: args, DirectPeers: true}
+	cl, err := StartCluster(ctx, ccfg)
 	if err != nil && ctx.Err() == nil {
 		// On a host at load 15-25 a fresh cluster sometimes does not
 		// become writable within StartCluster's 20 s (one node keeps
@@ -317,7 +326,8 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		// overload rather than the start.
 		cfg.Log("start cluster: %v; one more try on a fresh directory", err)
 		res.StartRetried = true
-		cl, err = StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: 3, Dir: cfg.Dir + "-retry", Args: args})
+		ccfg.Dir = cfg.Dir + "-retry"
+		cl, err = StartCluster(ctx, ccfg)
 	}
 	if err != nil {
 		return res, err
