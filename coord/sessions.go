@@ -38,6 +38,7 @@ type sessionManager struct {
 	expiring  map[uint64]bool     // close proposals in flight
 	ttlBusy   bool                // a TTL expiry proposal is in flight
 	kaSync    keepAliveSync       // follower keepalives' shared read-index rounds
+	kaRelay   keepAliveRelay      // follower keepalives relayed to the leader
 	closeWait sync.WaitGroup
 
 	guard    session.GuardStatus // at the last tick (under mu)
@@ -368,6 +369,9 @@ func (s *Server) OpenSession(ctx context.Context, timeoutMs int64) (uint64, int6
 // KeepAlive implements rpc.Backend.
 func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
 	if !s.rep.IsLeader() {
+		if timeout, handled, err := s.followerKeepAlive(ctx, id); handled {
+			return timeout, err // through the leader: keepalive_batch.go
+		}
 		// A follower's state may lag either way (a session just opened,
 		// or one the leader just expired): answer from a linearizable
 		// point, so a client never hears "alive" after its session ended.
@@ -408,7 +412,7 @@ func (s *Server) KeepAlivesLocal(ctx context.Context, ids []uint64) ([]uint64, e
 	}
 	var unknown []uint64
 	for _, id := range ids {
-		if err := s.sess.touch(id, via, t); err != nil {
+		if err := s.sess.touchLive(id, via, t); err != nil {
 			unknown = append(unknown, id)
 		}
 	}

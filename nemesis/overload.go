@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -139,9 +140,28 @@ type OverloadResult struct {
 	// RSS per node: at the end of the baseline, and the maximum during
 	// overload and after (bytes).
 	RSSBaseline, RSSMax []int64
+	// PhaseCPU: the coordd processes' CPU per phase, in cores, and
+	// PhaseLoad the host's 1-minute load average at each phase's end: a
+	// goodput far below the peak with the nodes getting much less CPU
+	// than during the peak's ramp step is a host starved by others.
+	PhaseCPU, PhaseLoad map[string]float64
+	// Snapshots the nodes took from the open loop's start on (raft
+	// snapshot + log compaction: a node's first one after the overload's
+	// extra writes is when its log store's free list jumps).
+	Snapshots []OverloadSnapshot
+	// StartRetried: the first cluster did not become writable (logged).
+	StartRetried bool
 	// Violations of the protected criteria (a teeth run is expected to
 	// have some).
 	Violations []string
+}
+
+// OverloadSnapshot is one raft snapshot a node took during the open loop.
+type OverloadSnapshot struct {
+	Node  string
+	Index uint64
+	At    time.Duration // since the open loop began
+	Phase string
 }
 
 // Failed reports whether any criterion failed.
@@ -155,7 +175,7 @@ func (r OverloadResult) Summary() string {
 		mode = "admission OFF (--no-admission)"
 	}
 	for _, st := range r.Ramp {
-		fmt.Fprintf(&b, "  ramp: offered %6.0f ops/s  goodput %6.0f ops/s  p99 %v\n", st.Offered, st.Goodput, st.P99.Round(time.Millisecond))
+		fmt.Fprintf(&b, "  ramp: offered %6.0f ops/s  goodput %6.0f ops/s  p99 %v  coordd CPU %.2f cores  load %.1f\n", st.Offered, st.Goodput, st.P99.Round(time.Millisecond), st.CPU, st.Load)
 	}
 	fmt.Fprintf(&b, "%s: peak %.0f ops/s; overload goodput %.0f ops/s = %.0f%% of peak\n", mode, r.Peak, r.OverloadGoodput, 100*r.GoodputRatio)
 	for _, ph := range []string{"baseline", "overload", "after"} {
@@ -163,6 +183,9 @@ func (r OverloadResult) Summary() string {
 		fmt.Fprintf(&b, "  %-8s", ph)
 		for i, n := range c {
 			fmt.Fprintf(&b, " %s %d", outcomeNames[i], n)
+		}
+		if cpu, ok := r.PhaseCPU[ph]; ok {
+			fmt.Fprintf(&b, "  coordd CPU %.2f cores  load %.1f", cpu, r.PhaseLoad[ph])
 		}
 		b.WriteByte('\n')
 	}
@@ -175,10 +198,31 @@ func (r OverloadResult) Summary() string {
 	for i := range r.RSSMax {
 		fmt.Fprintf(&b, "  n%d RSS baseline %d MiB, max %d MiB\n", i+1, r.RSSBaseline[i]>>20, r.RSSMax[i]>>20)
 	}
+	if r.StartRetried {
+		fmt.Fprintf(&b, "  (the first cluster did not become writable; this is the second)\n")
+	}
+	for _, sn := range r.Snapshots {
+		fmt.Fprintf(&b, "  %s snapshot at index %d, t=%v (%s)\n", sn.Node, sn.Index, sn.At.Round(100*time.Millisecond), sn.Phase)
+	}
 	for _, v := range r.Violations {
 		fmt.Fprintf(&b, "  violation: %s\n", v)
 	}
 	return b.String()
+}
+
+// snapshotName parses a raft snapshot directory's name,
+// TERM-INDEX-UNIXMILLIS (hashicorp/raft's file snapshot store).
+func snapshotName(name string) (index uint64, at time.Time, ok bool) {
+	f := strings.Split(name, "-")
+	if len(f) != 3 {
+		return 0, time.Time{}, false
+	}
+	index, err1 := strconv.ParseUint(f[1], 10, 64)
+	ms, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, time.Time{}, false
+	}
+	return index, time.UnixMilli(ms), true
 }
 
 // Timeline prints every window (ok/s, shed/s, timeouts/s, p99).
@@ -264,7 +308,27 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		args = append(args, "--no-admission")
 	}
 	args = append(args, cfg.ServerArgs...)
-	cl, err := StartCluster(ctx, ClusterConfig{Coordd: cfg.Coordd, Nodes: 3, Dir: cfg.Dir, Args: args})
+	// DirectPeers: the proof injects no link faults, so raft and peer
+	// traffic must not go through the proxies, which run in this process
+	// — the load generator, the busiest process on the host. Through them
+	// every new peer connection waited for a scan of /proc/net/tcp (8,800
+	// lines on the shared host) before a byte flowed: an idle cluster
+	// failed every vote with an i/o timeout for 5 minutes (493 proxy
+	// goroutines in socketOwner), and under load raft heartbeats waited
+	// for the generator's scheduling.
+	ccfg := ClusterConfig{Coordd: cfg.Coordd, Nodes: 3, Dir: cfg.Dir, Args: args, DirectPeers: true}
+	cl, err := StartCluster(ctx, ccfg)
+	if err != nil && ctx.Err() == nil {
+		// On a host at load 15-25 a fresh cluster sometimes does not
+		// become writable within StartCluster's 20 s (one node keeps
+		// restarting elections while the others have a leader): one more
+		// try on a fresh directory, said in the log, so the run measures
+		// overload rather than the start.
+		cfg.Log("start cluster: %v; one more try on a fresh directory", err)
+		res.StartRetried = true
+		ccfg.Dir = cfg.Dir + "-retry"
+		cl, err = StartCluster(ctx, ccfg)
+	}
 	if err != nil {
 		return res, err
 	}
@@ -282,14 +346,37 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		return res, err
 	}
 	defer admin.Close(context.Background())
-	for _, p := range []string{"/ov"} {
-		if _, _, err := admin.Create(ctx, p, nil, nil); err != nil && !errors.Is(err, client.ErrNodeExists) {
-			return res, fmt.Errorf("setup %s: %w", p, err)
+	// Setup creates, retried through leader changes (a loaded host loses
+	// leaders): a create whose outcome was unknown and then reports
+	// NODE_EXISTS did happen.
+	setupBy := time.Now().Add(2 * time.Minute)
+	create := func(p string) error {
+		for {
+			_, _, err := admin.Create(ctx, p, nil, nil)
+			if err == nil || errors.Is(err, client.ErrNodeExists) {
+				return nil
+			}
+			if ctx.Err() != nil || !errors.Is(err, client.ErrConnectionLoss) && !errors.Is(err, client.ErrUnavailable) &&
+				!errors.Is(err, client.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("setup %s: %w", p, err)
+			}
+			if time.Now().After(setupBy) {
+				return fmt.Errorf("setup %s: not done within 2 minutes: %w", p, err)
+			}
+			cfg.Log("setup %s: %v (retrying)", p, err)
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("setup %s: %w", p, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}
+	if err := create("/ov"); err != nil {
+		return res, err
+	}
 	for k := 0; k < overloadKeys; k++ {
-		if _, _, err := admin.Create(ctx, fmt.Sprintf("/ov/k%d", k), nil, nil); err != nil && !errors.Is(err, client.ErrNodeExists) {
-			return res, fmt.Errorf("setup: %w", err)
+		if err := create(fmt.Sprintf("/ov/k%d", k)); err != nil {
+			return res, err
 		}
 	}
 
@@ -342,6 +429,13 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		pids[i] = n.cmd.Process.Pid
 		n.mu.Unlock()
 	}
+	type seenSnap struct {
+		node  string
+		index uint64
+		at    time.Time
+	}
+	seen := map[string]bool{}
+	var snaps []seenSnap // guarded by rssMu
 	var rssMu sync.Mutex
 	rssNow := make([]int64, len(pids))
 	res.RSSMax = make([]int64, len(pids))
@@ -360,6 +454,15 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 					rssNow[i] = v
 					if trackMax.Load() && v > res.RSSMax[i] {
 						res.RSSMax[i] = v
+					}
+				}
+				// Only the newest snapshot is kept on disk: poll.
+				des, _ := os.ReadDir(filepath.Join(cl.Nodes[i].data, "snapshots"))
+				for _, de := range des {
+					key := cl.Nodes[i].Name + "/" + de.Name()
+					if idx, at, ok := snapshotName(de.Name()); ok && !seen[key] {
+						seen[key] = true
+						snaps = append(snaps, seenSnap{cl.Nodes[i].Name, idx, at})
 					}
 				}
 			}
@@ -388,7 +491,15 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 	// more than they can carry (128 workers measured about half of what
 	// the cluster serves on a quiet machine, and "2×" of that was served
 	// with and without protection).
-	gen := &loadGen{loads: loads, data: data, draw: draw, timeout: cfg.RequestTimeout}
+	gen := &loadGen{loads: loads, data: data, draw: draw, timeout: cfg.RequestTimeout, cpu: func() time.Duration {
+		var sum time.Duration
+		for _, pid := range pids {
+			if d, err := readCPU(pid); err == nil {
+				sum += d
+			}
+		}
+		return sum
+	}}
 	if cfg.Peak > 0 {
 		res.Peak = cfg.Peak
 	} else {
@@ -424,6 +535,7 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		return "drain"
 	}
 	var dropAt time.Duration
+	res.PhaseCPU, res.PhaseLoad = map[string]float64{}, map[string]float64{}
 	for pi, ph := range phases {
 		if pi == 1 {
 			rssMu.Lock()
@@ -441,10 +553,21 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		for _, p := range phases[:pi] {
 			before += p.d
 		}
+		cpu0, t0 := gen.cpuNow(), time.Now()
 		gen.offer(ctx, ph.rate, rec.start.Add(before), ph.d, rec)
+		res.PhaseCPU[ph.name] = (gen.cpuNow() - cpu0).Seconds() / time.Since(t0).Seconds()
+		res.PhaseLoad[ph.name] = loadAvg()
 	}
 	gen.wg.Wait()
 	trackMax.Store(false)
+	rssMu.Lock()
+	for _, sn := range snaps {
+		if at := sn.at.Sub(rec.start); at >= -overloadWindow {
+			res.Snapshots = append(res.Snapshots, OverloadSnapshot{Node: sn.node, Index: sn.index, At: at, Phase: phaseAt(max(at, 0))})
+		}
+	}
+	rssMu.Unlock()
+	sort.Slice(res.Snapshots, func(i, j int) bool { return res.Snapshots[i].At < res.Snapshots[j].At })
 
 	// 3. Sessions: every one must still be alive.
 	if holder != nil {
@@ -592,6 +715,51 @@ func quantile(lats []time.Duration, q float64) time.Duration {
 }
 
 // readRSS reads a process's resident set size from /proc (Linux).
+// readCPU returns a process's user+system CPU time (/proc/PID/stat, in
+// clock ticks of 10 ms: USER_HZ is 100 on Linux).
+func readCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("pid %d: malformed stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("pid %d: short stat", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14, utime
+	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15, stime
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("pid %d: stat times %q %q", pid, f[11], f[12])
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// loadAvg is the host's 1-minute load average (0 if unknown).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+func (g *loadGen) cpuNow() time.Duration {
+	if g.cpu == nil {
+		return 0
+	}
+	return g.cpu()
+}
+
 func readRSS(pid int) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -622,6 +790,7 @@ type loadGen struct {
 	data     []byte
 	draw     func() (op, key int)
 	timeout  time.Duration
+	cpu      func() time.Duration // CPU time of every coordd so far (nil: not measured)
 	inflight atomic.Int64
 	wg       sync.WaitGroup // every request started
 	n        atomic.Int64
@@ -713,6 +882,9 @@ func closedLoop(ctx context.Context, cfg OverloadConfig, g *loadGen) float64 {
 type RampStep struct {
 	Offered, Goodput float64 // ops/s
 	P99              time.Duration
+	// CPU: the coordd processes' CPU during the step, in cores; Load: the
+	// host's 1-minute load average at its end.
+	CPU, Load float64
 }
 
 // Ramp limits.
@@ -735,9 +907,11 @@ func (g *loadGen) ramp(ctx context.Context, cfg OverloadConfig, rate float64) (f
 	var steps []RampStep
 	best, saturated := 0.0, 0
 	for i := 0; i < maxRampSteps && ctx.Err() == nil; i++ {
+		cpu0 := g.cpuNow()
 		rec := newRecorder()
 		g.offer(ctx, rate, rec.start, cfg.RampStep, rec)
 		g.wg.Wait()
+		cpu := (g.cpuNow() - cpu0).Seconds() / time.Since(rec.start).Seconds()
 		var ok int
 		var lats []time.Duration
 		rec.mu.Lock()
@@ -749,7 +923,7 @@ func (g *loadGen) ramp(ctx context.Context, cfg OverloadConfig, rate float64) (f
 		}
 		rec.mu.Unlock()
 		span := cfg.RampStep - overloadWindow
-		st := RampStep{Offered: rate, Goodput: float64(ok) / span.Seconds(), P99: quantile(lats, 0.99)}
+		st := RampStep{Offered: rate, Goodput: float64(ok) / span.Seconds(), P99: quantile(lats, 0.99), CPU: cpu, Load: loadAvg()}
 		steps = append(steps, st)
 		cfg.Log("ramp: offered %.0f ops/s, goodput %.0f ops/s, p99 %v", st.Offered, st.Goodput, st.P99.Round(time.Millisecond))
 		if st.Goodput < rampFollow*rate || st.Goodput < rampGain*best {

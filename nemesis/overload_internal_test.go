@@ -1,6 +1,7 @@
 package nemesis
 
 import (
+	"os"
 	"testing"
 	"time"
 )
@@ -39,5 +40,42 @@ func TestRecoveryAt(t *testing.T) {
 		if got := recoveryAt(win(tc.p99s...), bound); got != tc.want {
 			t.Errorf("%s: recoveryAt = %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestSnapshotName(t *testing.T) {
+	idx, at, ok := snapshotName("2-66412-1795458945795")
+	if !ok || idx != 66412 || at.UnixMilli() != 1795458945795 {
+		t.Fatalf("snapshotName = %d, %v, %v", idx, at, ok)
+	}
+	for _, bad := range []string{"2-66412-1795458945795.tmp", "meta.json", "2-x-1", ""} {
+		if _, _, ok := snapshotName(bad); ok {
+			t.Fatalf("snapshotName(%q) accepted", bad)
+		}
+	}
+}
+
+// readCPU sees this process's own CPU time grow while it spins.
+func TestReadCPU(t *testing.T) {
+	before, err := readCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+		x++
+	}
+	after, err := readCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Fatalf("CPU time did not grow while spinning: %v -> %v (%d loops)", before, after, x)
+	}
+	if _, err := readCPU(-1); err == nil {
+		t.Fatal("readCPU(-1) succeeded")
+	}
+	if l := loadAvg(); l < 0 {
+		t.Fatalf("load average %v", l)
 	}
 }

@@ -45,8 +45,18 @@ func RunSessionHolder(ctx context.Context, endpoints []string, n int, timeout ti
 			return err
 		}
 		sessions = append(sessions, s)
-		if _, err := s.Session(ctx); err != nil {
-			return fmt.Errorf("open session %d: %w", i, err)
+		// Retried for a while: on a loaded host a fresh cluster's first
+		// opens through a follower failed ("peer: context deadline
+		// exceeded while waiting for connections to become ready").
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			_, err := s.Session(ctx)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil || time.Now().After(deadline) {
+				return fmt.Errorf("open session %d: %w", i, err)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 	fmt.Fprintln(out, "ready")
