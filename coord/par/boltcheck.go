@@ -9,19 +9,27 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// BoltOptions are par's bbolt options for raft.db: the free list is kept
-// as a hash map (a commit after log compaction does not walk a long free
-// array) but, unlike plain storage (replica's etcd options), it is synced
-// at every commit. Without a synced free list bbolt rebuilds it by walking
-// the whole tree at open and after every rolled-back write transaction,
-// and that walk panics in a goroutine of its own on a damaged page, out
-// of guard's reach: a page damaged while the node runs, then a failed
-// write (a repair's rewrite, say), killed the process (found by the
-// parfault sample). The cost is one free-list page written per commit.
+// BoltOptions are par's bbolt options for raft.db. Unlike plain storage
+// (replica's etcd options), the free list is synced at every commit.
+// Without a synced free list bbolt rebuilds it by walking the whole tree
+// at open and after every rolled-back write transaction, and that walk
+// panics in a goroutine of its own on a damaged page, out of guard's
+// reach: a page damaged while the node runs, then a failed write (a
+// repair's rewrite, say), killed the process (found by the parfault
+// sample).
+//
+// The free list is an array, not a hash map: a synced map free list is
+// enumerated and sorted at every commit, which after a log compaction (tens
+// of thousands of free pages) cost 15-30x a commit's CPU and a quarter of
+// the leader's (docs/RELIABILITY.md, Overload). The array is kept sorted,
+// so its write is a copy. Either way a synced free list writes every free
+// page id at every commit: after a compaction PAR's commits cost about
+// twice plain storage's until bbolt reuses the freed pages (docs/PAR.md,
+// "Session 7"). On a fresh log the two free lists measure alike.
 func BoltOptions() *bbolt.Options {
 	return &bbolt.Options{
 		Timeout:      time.Second,
-		FreelistType: bbolt.FreelistArrayType, // not map: a synced map free list is enumerated and sorted at every commit, 15-30x a commit's CPU after a compaction (docs/RELIABILITY.md, Overload)
+		FreelistType: bbolt.FreelistArrayType,
 	}
 }
 
