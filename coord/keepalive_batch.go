@@ -16,132 +16,82 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-// keepAliveSync coalesces the read-index rounds that follower keepalives
-// need (KeepAlive answers from a linearizable point, so a client never
-// hears "alive" after its session ended). One Sync per keepalive made
-// every follower keepalive a ReadIndex RPC to the leader: with 10,000
-// sessions, thousands a second, enough to starve a loaded leader until
-// sessions expired while their clients were sending keepalives.
+// rounds coalesces follower keepalives into shared rounds to the leader,
+// one round in flight at a time, whatever the keepalive rate. A caller
+// joins the next round, never one already in flight (a round started
+// before the keepalive arrived could predate an expiry the keepalive must
+// see); rounds run back to back, so a caller waits at most two rounds.
+// The round goroutine runs while callers are waiting and returns when
+// none are; run bounds each round itself.
 //
-// A keepalive joins the next round, never one already in flight (a
-// round started before the keepalive arrived could predate an expiry
-// the keepalive must see); rounds run back to back, so a keepalive waits
-// at most two rounds, and a follower sends at most one ReadIndex per
-// round trip whatever the keepalive rate.
+// Two are used:
 //
-// The round goroutine runs while keepalives are waiting and returns when
-// none are; Sync itself gives up when the server stops.
-type keepAliveSync struct {
-	mu      sync.Mutex
-	next    *syncRound // collecting keepalives, not started
-	running bool
-}
-
-type syncRound struct {
-	done chan struct{}
-	err  error
-}
-
-// wait returns once a Sync that started after the call has completed.
-func (k *keepAliveSync) wait(ctx context.Context, s *Server) error {
-	k.mu.Lock()
-	if k.next == nil {
-		k.next = &syncRound{done: make(chan struct{})}
-	}
-	r := k.next
-	if !k.running {
-		k.running = true
-		go k.rounds(s)
-	}
-	k.mu.Unlock()
-	select {
-	case <-r.done:
-		return r.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (k *keepAliveSync) rounds(s *Server) {
-	for {
-		k.mu.Lock()
-		r := k.next
-		k.next = nil
-		if r == nil {
-			k.running = false
-			k.mu.Unlock()
-			return
-		}
-		k.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), s.leaderWait())
-		_, r.err = s.Sync(ctx)
-		cancel()
-		close(r.done)
-	}
-}
-
-// keepAliveRelay is a follower's own path for keepalives of sessions it
-// already knows: they go straight to the leader in shared rounds (one
-// KeepAlives peer RPC per round, whatever the keepalive rate) and the
-// follower answers from the leader's reply. No read-index round, no wait
-// for this node to apply: under overload a follower's keepalive no
-// longer waits behind the leader's leadership checks for linearizable
-// reads or behind this follower's apply backlog (a follower answering
-// thousands of forwarded writes a second fell seconds behind, and its
-// sessions expired while their clients kept sending keepalives).
+//   - sync: the read-index rounds of keepalives a follower answers from a
+//     linearizable point (a session it does not know yet). One Sync per
+//     keepalive made every follower keepalive a ReadIndex RPC to the
+//     leader: with 10,000 sessions, thousands a second, enough to starve a
+//     loaded leader until sessions expired while their clients were
+//     sending keepalives.
 //
-// Safety: the follower says "alive" only when the leader, in a round
-// that started after the keepalive arrived, found the session in its
-// applied state, not being expired and not past its deadline, and moved
-// the deadline (sessionManager.touchLive) — what a keepalive sent to the
-// leader itself guarantees, and no weaker than the read-index path it
-// replaces for known sessions. The owner check stays on the follower
+//   - relay: a follower's own path for keepalives of sessions it already
+//     knows: the ids go straight to the leader (one KeepAlives peer RPC
+//     per round) and the follower answers from the leader's reply. No
+//     read-index round, no wait for this node to apply: under overload a
+//     follower's keepalive no longer waits behind the leader's leadership
+//     checks for linearizable reads or behind this follower's apply
+//     backlog (a follower answering thousands of forwarded writes a second
+//     fell seconds behind, and its sessions expired while their clients
+//     kept sending keepalives).
+//
+// Safety of the relay: the follower says "alive" only when the leader, in
+// a round that started after the keepalive arrived, found the session in
+// its applied state, not being expired and not past its deadline, and
+// moved the deadline (sessionManager.touchLive) — what a keepalive sent
+// to the leader itself guarantees, and no weaker than the read-index path
+// it replaces for known sessions. The owner check stays on the follower
 // (a session's owner never changes, so a follower that knows the session
-// knows its owner); a session the follower does not know yet (opened
-// moments ago) still takes the read-index path (keepAliveSync).
-type keepAliveRelay struct {
+// knows its owner).
+type rounds struct {
+	// run performs one round for ids (none for sync rounds) and returns
+	// the ids the leader does not hold live.
+	run func(ids []uint64) (unknown []uint64, err error)
+
 	mu      sync.Mutex
-	next    *relayRound // collecting keepalives, not started
+	next    *round // collecting callers, not started
 	running bool
 }
 
-type relayRound struct {
+type round struct {
 	ids     map[uint64]struct{}
 	done    chan struct{}
 	unknown map[uint64]struct{} // set before done closes
 	err     error
 }
 
-// keepAlive returns nil once the leader touched id in a round that started
-// after the call, tree.ErrSessionExpired if the leader does not hold it
-// live.
-func (k *keepAliveRelay) keepAlive(ctx context.Context, s *Server, id uint64) error {
+// join adds ids to the next round and returns it once it has run.
+func (k *rounds) join(ctx context.Context, ids ...uint64) (*round, error) {
 	k.mu.Lock()
 	if k.next == nil {
-		k.next = &relayRound{ids: map[uint64]struct{}{}, done: make(chan struct{})}
+		k.next = &round{ids: map[uint64]struct{}{}, done: make(chan struct{})}
 	}
 	r := k.next
-	r.ids[id] = struct{}{}
+	for _, id := range ids {
+		r.ids[id] = struct{}{}
+	}
 	if !k.running {
 		k.running = true
-		go k.rounds(s)
+		go k.loop()
 	}
 	k.mu.Unlock()
 	select {
 	case <-r.done:
+		return r, r.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
-	if r.err != nil {
-		return r.err
-	}
-	if _, ok := r.unknown[id]; ok {
-		return fmt.Errorf("%w: session %#x", tree.ErrSessionExpired, id)
-	}
-	return nil
 }
 
-func (k *keepAliveRelay) rounds(s *Server) {
+func (k *rounds) loop() {
 	for {
 		k.mu.Lock()
 		r := k.next
@@ -156,9 +106,7 @@ func (k *keepAliveRelay) rounds(s *Server) {
 		for id := range r.ids {
 			ids = append(ids, id)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.leaderWait())
-		unknown, err := s.keepAlivesAtLeader(ctx, ids)
-		cancel()
+		unknown, err := k.run(ids)
 		r.err = err
 		r.unknown = make(map[uint64]struct{}, len(unknown))
 		for _, id := range unknown {
@@ -166,6 +114,21 @@ func (k *keepAliveRelay) rounds(s *Server) {
 		}
 		close(r.done)
 	}
+}
+
+// syncRound is the sync rounds' run: one Sync (read index) on s.
+func (s *Server) syncRound([]uint64) ([]uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.leaderWait())
+	defer cancel()
+	_, err := s.Sync(ctx)
+	return nil, err
+}
+
+// relayRound is the relay rounds' run: ids touched on the leader.
+func (s *Server) relayRound(ids []uint64) ([]uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.leaderWait())
+	defer cancel()
+	return s.keepAlivesAtLeader(ctx, ids)
 }
 
 // keepAlivesAtLeader touches ids on the leader (this node, if it leads by
@@ -197,7 +160,7 @@ func (s *Server) keepAlivesAtLeader(ctx context.Context, ids []uint64) ([]uint64
 }
 
 // followerKeepAlive answers a keepalive on a follower through the leader
-// (keepAliveRelay) when this node knows the session; handled is false
+// (rounds: relay) when this node knows the session; handled is false
 // when it does not, and the caller takes the read-index path.
 func (s *Server) followerKeepAlive(ctx context.Context, id uint64) (timeout int64, handled bool, err error) {
 	t, _ := s.rep.State()
@@ -208,8 +171,12 @@ func (s *Server) followerKeepAlive(ctx context.Context, id uint64) (timeout int6
 	if err != nil {
 		return 0, true, err // not the owner: the owner never changes
 	}
-	if err := s.sess.kaRelay.keepAlive(ctx, s, id); err != nil {
+	r, err := s.sess.kaRelay.join(ctx, id)
+	if err != nil {
 		return 0, true, err
+	}
+	if _, ok := r.unknown[id]; ok {
+		return 0, true, fmt.Errorf("%w: session %#x", tree.ErrSessionExpired, id)
 	}
 	return timeout, true, nil
 }

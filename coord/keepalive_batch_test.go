@@ -11,7 +11,7 @@ import (
 )
 
 // TestSessions_FollowerKeepAliveAfterCloseOnLeader: a follower answers
-// keepalives of sessions it knows through the leader (keepAliveRelay),
+// keepalives of sessions it knows through the leader (the relay rounds),
 // without a read-index round; it must still never say "alive" for a
 // session the leader has closed, even when the follower has not applied
 // the close yet and the leader's deadline table has not caught up with it.

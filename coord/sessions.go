@@ -37,8 +37,8 @@ type sessionManager struct {
 	relay     map[uint64]struct{} // keepalives a follower has yet to relay
 	expiring  map[uint64]bool     // close proposals in flight
 	ttlBusy   bool                // a TTL expiry proposal is in flight
-	kaSync    keepAliveSync       // follower keepalives' shared read-index rounds
-	kaRelay   keepAliveRelay      // follower keepalives relayed to the leader
+	kaSync    rounds              // follower keepalives' shared read-index rounds
+	kaRelay   rounds              // follower keepalives relayed to the leader
 	closeWait sync.WaitGroup
 
 	guard    session.GuardStatus // at the last tick (under mu)
@@ -59,7 +59,8 @@ func newSessionManager(s *Server) *sessionManager {
 	if s.cfg.SessionGuard != nil {
 		g = *s.cfg.SessionGuard
 	}
-	return &sessionManager{s: s, table: session.NewGuardedTable(g), relay: map[uint64]struct{}{}, expiring: map[uint64]bool{}}
+	return &sessionManager{s: s, table: session.NewGuardedTable(g), relay: map[uint64]struct{}{}, expiring: map[uint64]bool{},
+		kaSync: rounds{run: s.syncRound}, kaRelay: rounds{run: s.relayRound}}
 }
 
 // collectors are the session guard's metrics.
@@ -375,7 +376,7 @@ func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
 		// A follower's state may lag either way (a session just opened,
 		// or one the leader just expired): answer from a linearizable
 		// point, so a client never hears "alive" after its session ended.
-		if err := s.sess.kaSync.wait(ctx, s); err != nil {
+		if _, err := s.sess.kaSync.join(ctx); err != nil {
 			return 0, err
 		}
 	}

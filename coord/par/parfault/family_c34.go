@@ -145,6 +145,22 @@ func barrier(ctx context.Context, cc *grpc.ClientConn, srvs []*coord.Server, pat
 	return nil
 }
 
+// startTail runs oldLeaderTail and, when it fails, records the outcome in
+// res (a write acked without a quorum is Unsafe, anything else a harness
+// failure) and returns false.
+func (h *Harness) startTail(ctx context.Context, dir string, marker []byte, res *Result) (int, bool) {
+	leader, err := h.oldLeaderTail(ctx, dir, marker)
+	if errors.Is(err, errAckedWithoutQuorum) {
+		res.Outcome, res.Detail = Unsafe, err.Error()
+		return 0, false
+	}
+	if err != nil {
+		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
+		return 0, false
+	}
+	return leader, true
+}
+
 // oldLeaderTail builds the common start: equal committed logs, then the
 // leader alone appends marker at /uncommitted; every node is stopped on
 // return. It returns the leader's index. On a loaded machine the leader,
@@ -253,13 +269,8 @@ func (h *Harness) runC34(ctx context.Context, c Case, dir string, res *Result) {
 	res.Recoverable = true // every committed entry is intact on every node
 	res.ByDesign = h.expectedStall(c)
 	marker := []byte(fmt.Sprintf("PARMARK-tail1-%d-PARMARK", time.Now().UnixNano()))
-	x, err := h.oldLeaderTail(ctx, dir, marker)
-	if errors.Is(err, errAckedWithoutQuorum) {
-		res.Outcome, res.Detail = Unsafe, err.Error()
-		return
-	}
-	if err != nil {
-		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
+	x, ok := h.startTail(ctx, dir, marker, res)
+	if !ok {
 		return
 	}
 	switch c.Variant {

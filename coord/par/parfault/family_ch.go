@@ -161,13 +161,8 @@ func (h *Harness) runC(ctx context.Context, c Case, dir string, res *Result) {
 	res.Recoverable = cRecoverable(c)
 	// An entry the followers never get: the write cannot commit.
 	marker := []byte(fmt.Sprintf("PARMARK-uncommitted-%d-PARMARK", time.Now().UnixNano()))
-	leader, err := h.oldLeaderTail(ctx, dir, marker) // family_c34.go
-	if errors.Is(err, errAckedWithoutQuorum) {
-		res.Outcome, res.Detail = Unsafe, err.Error()
-		return
-	}
-	if err != nil {
-		res.Outcome, res.Detail = Unavailable, "harness: "+err.Error()
+	leader, ok := h.startTail(ctx, dir, marker, res) // family_c34.go
+	if !ok {
 		return
 	}
 	holder := (leader + 1) % Nodes // C2: the follower that also holds the tail
