@@ -65,6 +65,22 @@ type LogStore struct {
 	gapFilled      atomic.Int64
 	gapFilledBytes atomic.Int64
 
+	// compactGate lets appends go first while a compaction deletes its
+	// prefix from raft.db in chunks (compactPrefix): each chunk's bbolt
+	// transaction runs under the read lock, StoreLogs and the conflict
+	// truncation under the write lock, and sync.RWMutex blocks new readers
+	// once a writer waits, so an append waits for at most the one chunk in
+	// progress (bbolt's own writer lock is a plain mutex, which the
+	// compaction's next chunk can take again before the woken append runs).
+	compactGate sync.RWMutex
+	// compactChunk is the most keys one compaction transaction deletes
+	// (0: DefaultCompactChunk; tests and the benchmark set it).
+	compactChunk int
+	// compactHook, when set (tests), runs after each committed chunk of a
+	// compaction with the chunk's number (1, 2, ...); an error stops the
+	// compaction there, as a crash between two chunks would.
+	compactHook func(chunk int) error
+
 	lastAppend              atomic.Int64 // unix nanos of the last StoreLogs (the scrubber backs off)
 	journalWait             atomic.Int64 // nanoseconds StoreLogs waited for the overlapped journal write (bench)
 	scrubPos, scrubLast     atomic.Uint64
@@ -242,6 +258,8 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
+	s.compactGate.Lock() // ahead of a running compaction's next chunk
+	defer s.compactGate.Unlock()
 	s.lastAppend.Store(time.Now().UnixNano())
 	// One allocation each for the envelopes, the copies and the records
 	// (the inner store encodes the values into its own buffers).
@@ -350,13 +368,35 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	return nil
 }
 
+// DefaultCompactChunk is the most raft.db keys one compaction transaction
+// deletes. A compaction of 65,536 entries (coord/replica's snapshot
+// threshold) in one bbolt write transaction took 40-150 ms, and every
+// StoreLogs waited for all of it (bbolt has one writer at a time); in
+// chunks of this size an append waits for one chunk at most (docs/PAR.md,
+// "Compaction in chunks").
+const DefaultCompactChunk = 2048
+
 // DeleteRange removes [min, max]. A suffix (raft's conflict path) is
 // journalled before the delete; so is a prefix (compaction).
+//
+// A prefix is then deleted from raft.db in chunks (compactPrefix), with
+// appends running between them: raft calls DeleteRange for a compaction
+// from its snapshot goroutine while the leader keeps appending. Once the
+// COMPACT_PREFIX record is durable nothing reads the prefix any more (the
+// view starts above it), and a crash between chunks leaves raft.db with a
+// partly deleted prefix below the journal's first index, which start-up
+// (classify) and the next compaction finish.
+//
+// A suffix stays one transaction: it is the uncommitted tail, which raft
+// truncates from the goroutine that appends next (nothing of raft's would
+// run between chunks), and one transaction leaves raft.db's tail without
+// a hole at every commit. It takes the gate's write side like an append.
 func (s *LogStore) DeleteRange(min, max uint64) error {
 	s.mu.Lock()
 	v := s.j.view
 	var rec record
-	if min > v.first && v.first != 0 {
+	suffix := min > v.first && v.first != 0
+	if suffix {
 		rec = record{kind: recTruncateSuffix, index: min}
 	} else {
 		rec = record{kind: recCompactPrefix, index: max}
@@ -369,7 +409,47 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	for i := min; i <= max; i++ {
 		s.clearFaulty(i)
 	}
-	return guard(func() error { return s.inner.DeleteRange(min, max) })
+	if suffix || s.bolt == nil {
+		s.compactGate.Lock()
+		defer s.compactGate.Unlock()
+		return guard(func() error { return s.inner.DeleteRange(min, max) })
+	}
+	_, err = s.compactPrefix(max)
+	return err
+}
+
+// compactPrefix deletes every raft.db key <= max, DefaultCompactChunk (or
+// compactChunk) keys per write transaction, lowest first, yielding to
+// appends between transactions (compactGate). It returns how many keys it
+// deleted.
+func (s *LogStore) compactPrefix(max uint64) (int, error) {
+	chunk := s.compactChunk
+	if chunk <= 0 {
+		chunk = DefaultCompactChunk
+	}
+	total := 0
+	for k := 1; ; k++ {
+		var n int
+		var more bool
+		s.compactGate.RLock()
+		err := guard(func() (err error) {
+			n, more, err = s.bolt.deletePrefixChunk(max, chunk)
+			return err
+		})
+		s.compactGate.RUnlock()
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("compact raft.db up to %d (chunk %d): %w", max, k, err)
+		}
+		if h := s.compactHook; h != nil {
+			if err := h(k); err != nil {
+				return total, err
+			}
+		}
+		if !more {
+			return total, nil
+		}
+	}
 }
 
 // Close closes the journal (the inner store is closed by its owner).

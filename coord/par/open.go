@@ -351,13 +351,15 @@ func (s *Store) classify() error {
 	v := ls.j.view
 	bf, _ := s.bolt.FirstIndex()
 	bl, _ := s.bolt.LastIndex()
-	// Interrupted compaction.
+	// Interrupted compaction: keys at or below the journal's compaction
+	// point are compacted entries (a crash before or between the chunks
+	// of compactPrefix), never faulty entries or a gap.
 	if bf != 0 && v.compacted >= bf {
-		upto := min(v.compacted, bl)
-		if err := guard(func() error { return s.bolt.DeleteRange(bf, upto) }); err != nil {
+		n, err := ls.compactPrefix(min(v.compacted, bl))
+		if err != nil {
 			return fmt.Errorf("finish compaction: %w", err)
 		}
-		s.report.Compacted += int(upto - bf + 1)
+		s.report.Compacted += n
 	}
 	var prevTerm uint64
 	if lo, hi := classifyRange(v, bf, bl); lo != 0 {
