@@ -142,9 +142,10 @@ func (b *boltLog) DeleteRange(min, max uint64) error {
 	})
 }
 
-// deletePrefixChunk deletes the lowest keys <= max, at most n of them, in
-// one write transaction, and reports how many it deleted and whether keys
-// <= max remain. A compaction calls it in a loop (LogStore.compactPrefix)
+// deletePrefixChunk deletes the lowest keys <= max in one write
+// transaction, at most n of them and no more once maxBytes of keys and
+// values are gone (at least one key, so large entries still progress), and
+// reports how many it deleted and whether keys <= max remain. A compaction calls it in a loop (LogStore.compactPrefix)
 // so that each transaction stays short and StoreLogs commits between
 // them; deleting lowest first keeps the remaining keys contiguous at
 // every commit.
@@ -158,15 +159,17 @@ func (b *boltLog) DeleteRange(min, max uint64) error {
 // the pattern, and the skip itself). more is computed by a fresh seek
 // after the deletes, so even a skipped key would be found by the next
 // chunk, never left behind silently.
-func (b *boltLog) deletePrefixChunk(max uint64, n int) (deleted int, more bool, err error) {
+func (b *boltLog) deletePrefixChunk(max uint64, n, maxBytes int) (deleted int, more bool, err error) {
 	err = b.db.Update(func(tx *bbolt.Tx) error {
 		deleted = 0
+		bytes := 0
 		c := tx.Bucket(bucketLogs).Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= max && deleted < n; k, _ = c.Next() {
+		for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) <= max && deleted < n && bytes < maxBytes; k, v = c.Next() {
 			if err := c.Delete(); err != nil {
 				return err
 			}
 			deleted++
+			bytes += len(k) + len(v)
 		}
 		k, _ := c.First()
 		more = k != nil && binary.BigEndian.Uint64(k) <= max

@@ -61,7 +61,7 @@ func fillBolt(t *testing.T, b *boltLog, lo, hi uint64, holes map[uint64]bool) {
 // TestBoltLog_DeletePrefixChunks checks the chunked prefix delete against
 // bbolt's cursor: over 30,000 keys (hundreds of leaf pages, a three-level
 // tree), with holes and a first key above 1, for chunk sizes from 1 to
-// everything at once, every key <= max is gone and every other key is
+// everything at once and a byte budget that stops every chunk at one key, every key <= max is gone and every other key is
 // still there, and each chunk deletes exactly min(chunk, remaining) keys
 // (a cursor that skipped a key after Delete would delete fewer per chunk
 // or leave one behind).
@@ -72,12 +72,18 @@ func TestBoltLog_DeletePrefixChunks(t *testing.T) {
 		holes[i] = true
 	}
 	for _, tc := range []struct {
-		chunk int
-		max   uint64
+		chunk, bytes int // bytes 1: one key per chunk
+		max          uint64
 	}{
-		{1, 600}, {7, 2000}, {333, 25000}, {2048, 30099}, {4096, hi}, {math.MaxInt, 27000}, {2048, 50}, {2048, hi + 100},
+		{1, math.MaxInt, 600}, {7, math.MaxInt, 2000}, {333, math.MaxInt, 25000}, {2048, math.MaxInt, 30099},
+		{4096, math.MaxInt, hi}, {math.MaxInt, math.MaxInt, 27000}, {2048, math.MaxInt, 50},
+		{2048, math.MaxInt, hi + 100}, {2048, 1, 700},
 	} {
-		t.Run(fmt.Sprintf("chunk%d-max%d", tc.chunk, tc.max), func(t *testing.T) {
+		t.Run(fmt.Sprintf("chunk%d-bytes%d-max%d", tc.chunk, tc.bytes, tc.max), func(t *testing.T) {
+			perChunk := tc.chunk
+			if tc.bytes == 1 {
+				perChunk = 1
+			}
 			b, err := openBoltLog(filepath.Join(t.TempDir(), BoltFile))
 			if err != nil {
 				t.Fatal(err)
@@ -97,11 +103,11 @@ func TestBoltLog_DeletePrefixChunks(t *testing.T) {
 			}
 			total := 0
 			for k := 0; ; k++ {
-				n, more, err := b.deletePrefixChunk(tc.max, tc.chunk)
+				n, more, err := b.deletePrefixChunk(tc.max, tc.chunk, tc.bytes)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if exp := min(tc.chunk, below-total); n != exp {
+				if exp := min(perChunk, below-total); n != exp {
 					t.Fatalf("chunk %d deleted %d keys, want %d", k, n, exp)
 				}
 				total += n
