@@ -17,6 +17,12 @@
 //     raft unverified bytes: a faulty entry is fetched from a peer (rule 1)
 //     within DefaultRepairWait, else GetLog returns a *FaultError
 //     (errors.Is ErrEntryUnavailable), never raft.ErrLogNotFound.
+//     A compaction (DeleteRange of a prefix) journals COMPACT_PREFIX, then
+//     deletes the prefix from raft.db in chunks of DefaultCompactChunk keys,
+//     lowest first, with appends going first between chunks, so StoreLogs
+//     never waits for the whole delete; a crash between chunks leaves keys
+//     below the journal's first index, which start-up and the next
+//     compaction delete (raft never sees them).
 //   - Start-up classification (classify.go, open.go): the pure decision
 //     table of §4.3.3 per index: OK, FAULTY (to peers, never discarded
 //     locally), ADOPT (identifier re-derived from an intact entry), torn
