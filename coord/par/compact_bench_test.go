@@ -52,7 +52,7 @@ func BenchmarkCompactionStall(b *testing.B) {
 		}
 	}
 	for _, sh := range shapes {
-		for round := 0; round < 2; round++ {
+		for round := 0; round < 3; round++ {
 			for _, m := range modes {
 				b.Run(sh.name+"/"+m.name, func(b *testing.B) {
 					for i := 0; i < b.N; i++ {

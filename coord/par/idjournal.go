@@ -411,6 +411,23 @@ func (j *journal) applyAll(recs []record) {
 	}
 }
 
+// sync makes every record written so far durable (fdatasync of the
+// descriptor writes go through). It takes no lock: DeleteRange syncs its
+// record outside the view lock and wmu, so appends are not held up by it.
+func (j *journal) sync() error {
+	if j.noSync {
+		return nil
+	}
+	f := j.f
+	if j.direct != nil {
+		f = j.direct
+	}
+	if err := fdatasync(f); err != nil {
+		return fmt.Errorf("%w: sync: %w", ErrJournal, err)
+	}
+	return nil
+}
+
 // append writes records and applies them to the view.
 func (j *journal) append(recs ...record) error {
 	if err := j.write(recs); err != nil {

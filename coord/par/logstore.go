@@ -408,13 +408,29 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	} else {
 		rec = record{kind: recCompactPrefix, index: max}
 	}
-	err := s.j.append(rec)
+	// The record is written and applied under the view lock, and made
+	// durable after it: a StoreLogs meanwhile waits neither for this
+	// fdatasync nor holds it up, and the record is still durable before
+	// raft.db loses a key. (If the sync fails, the view already drops
+	// entries raft asked to drop and bolt still holds them: safe.)
+	err := s.j.writeRecs([]record{rec}, false)
+	if err == nil {
+		s.j.applyAll([]record{rec})
+	}
 	s.mu.Unlock()
+	if err == nil {
+		err = s.j.sync()
+	}
 	if err != nil {
 		return err
 	}
-	for i := min; i <= max; i++ {
-		s.clearFaulty(i)
+	if s.nFaulty.Load() > 0 {
+		s.faulty.Range(func(k, _ any) bool {
+			if i := k.(uint64); i >= min && i <= max {
+				s.clearFaulty(i)
+			}
+			return true
+		})
 	}
 	if suffix || s.bolt == nil {
 		s.compactGate.Lock()
