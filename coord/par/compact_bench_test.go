@@ -74,6 +74,7 @@ type stallShape struct {
 type stallResult struct {
 	compact        time.Duration
 	during         []time.Duration // StoreLogs calls overlapping the compaction
+	maxAt          time.Duration   // when the longest of them started, from the compaction's start
 	before         []time.Duration // StoreLogs calls before it
 	appendsDuring  int
 	entriesDeleted uint64
@@ -97,6 +98,7 @@ func (r stallResult) report(b *testing.B) {
 	b.ReportMetric(ms(pct(r.during, 0.5)), "during-p50-ms")
 	b.ReportMetric(ms(pct(r.before, 0.99)), "before-p99-ms")
 	b.ReportMetric(float64(len(r.during)), "appends-during")
+	b.ReportMetric(ms(r.maxAt), "max-at-ms")
 }
 
 // compactionStall fills a fresh store, starts the appender, compacts and
@@ -180,6 +182,9 @@ func compactionStall(tb testing.TB, sh stallShape, chunk int) stallResult {
 		case end.Before(c0):
 			r.before = append(r.before, c.d)
 		case c.start.Before(c1):
+			if len(r.during) == 0 || c.d > pct(r.during, 1) {
+				r.maxAt = c.start.Sub(c0)
+			}
 			r.during = append(r.during, c.d)
 		}
 	}
