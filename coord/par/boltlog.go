@@ -145,10 +145,10 @@ func (b *boltLog) DeleteRange(min, max uint64) error {
 // deletePrefixChunk deletes the lowest keys <= max in one write
 // transaction, at most n of them and no more once maxBytes of keys and
 // values are gone (at least one key, so large entries still progress), and
-// reports how many it deleted and whether keys <= max remain. A compaction calls it in a loop (LogStore.compactPrefix)
-// so that each transaction stays short and StoreLogs commits between
-// them; deleting lowest first keeps the remaining keys contiguous at
-// every commit.
+// reports how many it deleted and whether keys <= max remain. A
+// compaction calls it in a loop (LogStore.compactPrefix) so that each
+// transaction stays short and StoreLogs commits between them; deleting
+// lowest first keeps the remaining keys contiguous at every commit.
 //
 // It starts at the bucket's first key, not at the range's start, so keys
 // an interrupted compaction left below the journal's first index go too.
@@ -156,7 +156,7 @@ func (b *boltLog) DeleteRange(min, max uint64) error {
 // skips the key after a Cursor.Delete when the leaf was already modified
 // in the same transaction (etcd-io/bbolt#146), which a walk over pages
 // read-only until now cannot meet (TestBoltLog_DeletePrefixChunks checks
-// the pattern, and the skip itself). more is computed by a fresh seek
+// the pattern, TestBbolt_CursorDeleteSkipsAfterWrite the skip itself). more is computed by a fresh seek
 // after the deletes, so even a skipped key would be found by the next
 // chunk, never left behind silently.
 func (b *boltLog) deletePrefixChunk(max uint64, n, maxBytes int) (deleted int, more bool, err error) {
