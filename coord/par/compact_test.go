@@ -406,8 +406,11 @@ func TestLogStore_CompactionInterrupted(t *testing.T) {
 }
 
 // TestLogStore_CompactionKilledBetweenChunks kills a child process (-9)
-// between two chunks of a compaction on a syncing store opened as coordd
-// opens it for a cluster (ParallelJournal), then reopens its files.
+// between two chunks of a compaction on a syncing store, opened as coordd
+// opens it for a cluster (ParallelJournal: the compaction record made
+// durable by the first chunk's commit when identifiers are piggybacked)
+// and for one node (the record fdatasync'ed on its own), then reopens its
+// files.
 func TestLogStore_CompactionKilledBetweenChunks(t *testing.T) {
 	const (
 		last     = 12000
@@ -416,7 +419,7 @@ func TestLogStore_CompactionKilledBetweenChunks(t *testing.T) {
 		killedAt = 4
 	)
 	if dir := os.Getenv("PAR_COMPACT_CHILD_DIR"); dir != "" {
-		s, err := Open(Config{Dir: dir, Name: "n1", ParallelJournal: true})
+		s, err := Open(Config{Dir: dir, Name: "n1", ParallelJournal: os.Getenv("PAR_COMPACT_CHILD_PARALLEL") == "1"})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
@@ -434,29 +437,33 @@ func TestLogStore_CompactionKilledBetweenChunks(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "compaction returned:", err)
 		os.Exit(3)
 	}
-	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLogStore_CompactionKilledBetweenChunks$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "PAR_COMPACT_CHILD_DIR="+dir)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("child: %v (want killed by SIGKILL)\n%s", err, out)
+	for _, parallel := range []bool{true, false} {
+		t.Run(fmt.Sprintf("parallel=%v", parallel), func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestLogStore_CompactionKilledBetweenChunks$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "PAR_COMPACT_CHILD_DIR="+dir, "PAR_COMPACT_CHILD_PARALLEL="+map[bool]string{true: "1"}[parallel])
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("child: %v (want killed by SIGKILL)\n%s", err, out)
+			}
+			s, err := Open(Config{Dir: dir, Name: "n1", ParallelJournal: parallel})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			r := s.Report()
+			if len(r.Faulty) != 0 || r.Adopted != 0 || r.TornDiscarded != 0 || r.BoltRebuilt {
+				t.Fatalf("report %+v after kill -9 between chunks", r)
+			}
+			if r.Compacted != upto-killedAt*chunk {
+				t.Fatalf("start-up finished %d compacted keys, want %d", r.Compacted, upto-killedAt*chunk)
+			}
+			checkLog(t, s, upto+1, last)
+			if err := s.Log.DeleteRange(upto+1, upto+500); err != nil {
+				t.Fatal(err)
+			}
+			checkLog(t, s, upto+501, last)
+		})
 	}
-	s, err := Open(Config{Dir: dir, Name: "n1", ParallelJournal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	r := s.Report()
-	if len(r.Faulty) != 0 || r.Adopted != 0 || r.TornDiscarded != 0 || r.BoltRebuilt {
-		t.Fatalf("report %+v after kill -9 between chunks", r)
-	}
-	if r.Compacted != upto-killedAt*chunk {
-		t.Fatalf("start-up finished %d compacted keys, want %d", r.Compacted, upto-killedAt*chunk)
-	}
-	checkLog(t, s, upto+1, last)
-	if err := s.Log.DeleteRange(upto+1, upto+500); err != nil {
-		t.Fatal(err)
-	}
-	checkLog(t, s, upto+501, last)
 }

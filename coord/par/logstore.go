@@ -400,6 +400,12 @@ const compactChunkBytes = 1 << 20
 // run between chunks), and one transaction leaves raft.db's tail without
 // a hole at every commit. It takes the gate's write side like an append.
 func (s *LogStore) DeleteRange(min, max uint64) error {
+	// The record is written between appends (the gate's read side): a
+	// journal write issued while an append's bbolt commit flushes the
+	// device waited several milliseconds for it, and held that append up
+	// as long (BenchmarkCompactionStall, the append at the compaction's
+	// start).
+	s.compactGate.RLock()
 	s.mu.Lock()
 	v := s.j.view
 	var rec record
@@ -412,22 +418,27 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	var err error
 	if suffix {
 		err = s.j.append(rec)
-		s.mu.Unlock()
 	} else {
 		// A compaction's record is written and applied under the view
-		// lock and made durable after it, so a StoreLogs meanwhile does
-		// not wait for this fdatasync; it is still durable before raft.db
-		// loses a key. (If the sync fails, the view already drops entries
-		// raft asked to drop, which are in its snapshot, and bolt still
-		// holds them: safe.)
+		// lock and made durable after it, so no StoreLogs waits for this
+		// fdatasync; it is still durable before raft.db loses a key. With
+		// piggybacked identifiers (direct.go) the record is an O_DIRECT
+		// write that completed before the first chunk's bbolt transaction
+		// began, and that commit's first fdatasync of raft.db (after the
+		// pages, before the meta page that makes the delete visible)
+		// flushes the device with it, as for StoreLogs: no fdatasync of
+		// its own. (If the sync fails, the view already drops entries raft
+		// asked to drop, which are in its snapshot, and bolt still holds
+		// them: safe.)
 		err = s.j.writeRecs([]record{rec}, false)
 		if err == nil {
 			s.j.applyAll([]record{rec})
 		}
-		s.mu.Unlock()
-		if err == nil {
-			err = s.j.sync()
-		}
+	}
+	s.mu.Unlock()
+	s.compactGate.RUnlock()
+	if err == nil && !suffix && !(s.piggyback && s.bolt != nil) {
+		err = s.j.sync()
 	}
 	if err != nil {
 		return err
