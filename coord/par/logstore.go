@@ -372,11 +372,11 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 
 // DefaultCompactChunk is the most raft.db keys one compaction transaction
 // deletes. A compaction of 65,536 entries (coord/replica's snapshot
-// threshold) in one bbolt write transaction took 40-60 ms in
-// BenchmarkCompactionStall (90,000: 85-130 ms), and every StoreLogs waited
-// for all of it (bbolt has one writer at a time); in
-// chunks of this size an append waits for one chunk at most (docs/PAR.md,
-// "Compaction in chunks").
+// threshold) in one bbolt write transaction took 40-65 ms in
+// BenchmarkCompactionStall (90,000: 80-130 ms), and every StoreLogs waited
+// for all of it (bbolt has one writer at a time); in chunks of this size
+// an append waits for one chunk at most (docs/PAR.md, "Compaction in
+// chunks").
 const DefaultCompactChunk = 2048
 
 // compactChunkBytes also bounds a compaction transaction, by the bytes of
