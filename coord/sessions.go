@@ -41,9 +41,20 @@ type sessionManager struct {
 	kaRelay   rounds              // follower keepalives relayed to the leader
 	closeWait sync.WaitGroup
 
-	guard    session.GuardStatus // at the last tick (under mu)
-	holdFrom time.Time           // when the guard started holding (zero: not)
+	guard        session.GuardStatus // at the last tick (under mu)
+	holdFrom     time.Time           // when the guard started holding (zero: not)
+	leadingSince time.Time           // when this node's table was last Reset (under mu)
+	leadingTerm  uint64              // the raft term of that Reset (under mu)
 	expired  atomic.Uint64       // sessions this node ended as leader
+
+	// Attribution of every expiry decision and every keepalive answered
+	// "session expired" (coordd runs at warn in the harnesses): a counter
+	// by reason, and warn lines, at most logBudget a tick (the rest are
+	// counted and summed up on the next tick).
+	expiries   *prometheus.CounterVec // by reason and group kind
+	kaExpired  *prometheus.CounterVec // keepalives answered "expired", by reason
+	logLeft    int                    // warn lines left this tick (under mu)
+	suppressed map[string]int         // reasons not logged this tick (under mu)
 
 	// relayBlocked, when set (tests: sessions_export_test.go), makes every relay
 	// fail as if the leader could not be reached.
@@ -60,7 +71,73 @@ func newSessionManager(s *Server) *sessionManager {
 		g = *s.cfg.SessionGuard
 	}
 	return &sessionManager{s: s, table: session.NewGuardedTable(g), relay: map[uint64]struct{}{}, expiring: map[uint64]bool{},
-		kaSync: rounds{run: s.syncRound}, kaRelay: rounds{run: s.relayRound}}
+		kaSync: rounds{run: s.syncRound}, kaRelay: rounds{run: s.relayRound},
+		expiries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coord_session_expiry_decisions_total",
+			Help: "Sessions this node, as leader, decided to expire (the close proposed), by reason (timeout: no keepalive for its timeout of its group's session time; bound: the guard's hard bound) and group (where its last keepalive came from: leader, relay, unheard)."},
+			[]string{"reason", "group"}),
+		kaExpired: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coord_session_keepalive_expired_total",
+			Help: "Keepalives this node answered \"session expired\", by reason (not_in_state: the applied state has no such session; expiring: its close is in flight; due_timeout, due_bound: the leader's table says it is due; leader_refused: a follower's relay came back unknown)."},
+			[]string{"reason"}),
+		logLeft: expiryLogBudget, suppressed: map[string]int{}}
+}
+
+// expiryLogBudget is the most expiry / refusal warn lines per session
+// tick.
+const expiryLogBudget = 20
+
+// groupKind is a guard group's metric label: a follower's name is folded
+// into "relay".
+func groupKind(g string) string {
+	switch g {
+	case "leader", "unheard":
+		return g
+	}
+	return "relay"
+}
+
+// logExpiry logs one expiry decision or refusal at warn, within the
+// tick's budget (m.mu held).
+func (m *sessionManager) logExpiry(msg, reason string, id uint64, x *session.Explanation) {
+	if m.logLeft <= 0 {
+		m.suppressed[msg+" ("+reason+")"]++
+		return
+	}
+	m.logLeft--
+	args := []any{"session", fmt.Sprintf("%#x", id), "reason", reason}
+	if x != nil {
+		args = append(args, "over", x.Over.Round(time.Millisecond), "group", x.Group, "group_sessions", x.GroupSessions,
+			"group_intake", fmt.Sprintf("%.2f", x.GroupIntake), "group_held", x.GroupHeld,
+			"since_heard", x.SinceHeard.Round(time.Millisecond), "timeout", x.Timeout,
+			"intake", fmt.Sprintf("%.2f", x.Status.Intake), "holding", x.Status.Holding, "sources_held", x.Status.SourcesHeld,
+			"paused_for", x.Status.PausedFor.Round(time.Millisecond), "held_for", x.Status.HeldFor.Round(time.Millisecond),
+			"leading_for", time.Since(m.leadingSince).Round(time.Millisecond))
+	}
+	m.s.log.Warn(msg, args...)
+}
+
+// flushExpiryLog reports what the last tick's budget left out and renews
+// it (m.mu held).
+func (m *sessionManager) flushExpiryLog() {
+	m.logLeft = expiryLogBudget
+	if len(m.suppressed) == 0 {
+		return
+	}
+	args := make([]any, 0, 2*len(m.suppressed))
+	for k, n := range m.suppressed {
+		args = append(args, k, n)
+	}
+	clear(m.suppressed)
+	m.s.log.Warn("more session expiries / expired answers not logged in the last tick", args...)
+}
+
+// refused counts (and logs) a keepalive answered "session expired" for
+// reason; x explains a "due" one (m.mu held).
+func (m *sessionManager) refused(reason string, id uint64, x *session.Explanation) {
+	if x != nil {
+		reason = "due_" + x.Reason
+	}
+	m.kaExpired.WithLabelValues(reason).Inc()
+	m.logExpiry("keepalive answered session expired", reason, id, x)
 }
 
 // collectors are the session guard's metrics.
@@ -96,6 +173,7 @@ func (m *sessionManager) collectors() []prometheus.Collector {
 			status(func(g session.GuardStatus) float64 { return g.HeldFor.Seconds() })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "coord_session_expiries_total", Help: "Sessions this node expired as leader."},
 			func() float64 { return float64(m.expired.Load()) }),
+		m.expiries, m.kaExpired,
 	}
 }
 
@@ -152,11 +230,21 @@ func (m *sessionManager) tick(stop <-chan struct{}) {
 		return
 	}
 	st, _ := m.s.rep.State()
+	term := m.s.rep.Info().Term
 	m.mu.Lock()
-	if !m.leading {
-		// New leader: every session gets a grace period of its own timeout.
+	m.flushExpiryLog()
+	if !m.leading || term != m.leadingTerm {
+		// New leader: every session gets a grace period of its own
+		// timeout. Also when this node lost and regained leadership
+		// between two ticks (a starved loop can tick seconds late): the
+		// table is the old term's, and keepalives went elsewhere
+		// meanwhile.
+		if m.leading {
+			m.s.log.Warn("session table reset: leadership lost and regained between two session ticks", "term", term, "previous_term", m.leadingTerm)
+		}
 		m.table.Reset(sessionInfos(st), now)
 		m.leading = true
+		m.leadingSince, m.leadingTerm = now, term
 		m.holdFrom = time.Time{}
 		m.syncedAt = st.Zxid()
 	} else if st.Zxid() != m.syncedAt {
@@ -252,9 +340,15 @@ func (m *sessionManager) expire(id uint64, stop <-chan struct{}) {
 	// Re-check just before proposing: a keepalive may have arrived since
 	// the tick listed it (the rate limit can delay it by a tick or more).
 	m.mu.Lock()
-	due := m.leading && m.table.Due(id, time.Now())
+	x, due := m.table.Explain(id, time.Now())
+	due = due && m.leading
 	if !due {
 		delete(m.expiring, id)
+	} else {
+		// Every expiry decision is attributable (the guard's state for
+		// its group at this moment).
+		m.expiries.WithLabelValues(x.Reason, groupKind(x.Group)).Inc()
+		m.logExpiry("session expiry proposed", x.Reason, id, &x)
 	}
 	m.mu.Unlock()
 	if !due {
@@ -385,6 +479,11 @@ func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
 	// checks before it relays, so the relay carries checked ids only.
 	timeout, err := t.CheckSession(id, rpc.CallerFrom(ctx))
 	if err != nil {
+		if errors.Is(err, tree.ErrSessionExpired) {
+			s.sess.mu.Lock()
+			s.sess.refused("not_in_state", id, nil)
+			s.sess.mu.Unlock()
+		}
 		return 0, err
 	}
 	if s.rep.IsLeader() {

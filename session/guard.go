@@ -205,6 +205,7 @@ type intake struct {
 	window   []intakeSample
 	held     bool          // collapsed at the last Advance
 	lag      time.Duration // session time of this source = real - lag
+	ratio    float64       // intake over the window at the last Advance (-1: too few expected)
 }
 
 // span is how far back intake is measured: the guard's Window, or the
@@ -224,6 +225,7 @@ func (in *intake) span(g Guard) time.Duration {
 // held already, were below MinIntake on their own.
 func (in *intake) step(g Guard, counted time.Duration) (collapsed bool, ratio float64, credit time.Duration) {
 	ratio = -1
+	defer func() { in.ratio = ratio }()
 	in.window = append(in.window, intakeSample{elapsed: counted, received: in.received, expected: in.rate * counted.Seconds()})
 	in.received = 0
 	var span time.Duration
@@ -311,7 +313,7 @@ func (c *clocks) source(via string) *intake {
 	in, ok := c.sources[via]
 	if !ok {
 		// A new source's session time starts at loop time.
-		in = &intake{lag: c.loopLag}
+		in = &intake{lag: c.loopLag, ratio: -1}
 		c.sources[via] = in
 	}
 	return in
@@ -471,4 +473,75 @@ func (t *Table) overdue(e entry, sNow, lNow time.Time) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// Reasons a session is due (Explanation.Reason).
+const (
+	// ReasonTimeout: no keepalive counted for its timeout of its group's
+	// session time.
+	ReasonTimeout = "timeout"
+	// ReasonBound: past the hard bound (MaxLife timeouts of loop time).
+	ReasonBound = "bound"
+)
+
+// Explanation is why a session is due, and the guard's state for its
+// group at that moment (for the leader's log: every expiry decision must
+// be attributable).
+type Explanation struct {
+	Reason string
+	// Over is how far past its deadline (or bound) it is.
+	Over time.Duration
+	// Group is the source of its last keepalive ("leader", a follower's
+	// name, "unheard": none counted by this leader yet).
+	Group string
+	// GroupSessions is how many sessions its group holds; GroupIntake
+	// that group's keepalive intake ratio at the last Advance (-1: too
+	// few expected to tell); GroupHeld whether its session time stood
+	// still then.
+	GroupSessions int
+	GroupIntake   float64
+	GroupHeld     bool
+	// SinceHeard is the loop time since this leader last counted a
+	// keepalive of it (or since its grace began).
+	SinceHeard time.Duration
+	// Timeout is the session's timeout.
+	Timeout time.Duration
+	// Status is the table-wide guard state.
+	Status GuardStatus
+}
+
+// Explain reports why session id is due at now; false when it is not
+// (or not in the table).
+func (t *Table) Explain(id uint64, now time.Time) (Explanation, bool) {
+	e, ok := t.m[id]
+	if !ok {
+		return Explanation{}, false
+	}
+	lNow := t.c.loop(now)
+	over, due := t.overdue(e, t.c.sess(e.via, now), lNow)
+	if !due {
+		return Explanation{}, false
+	}
+	x := Explanation{Reason: ReasonTimeout, Over: over, Group: groupName(e.via), GroupIntake: -1,
+		SinceHeard: lNow.Sub(e.heard), Timeout: e.timeout, Status: t.c.status}
+	if e.deadline.After(t.c.sess(e.via, now)) {
+		x.Reason = ReasonBound
+	}
+	if in, ok := t.c.sources[e.via]; ok {
+		x.GroupSessions, x.GroupIntake, x.GroupHeld = in.n, in.ratio, in.held
+	}
+	return x, true
+}
+
+// groupName is a source's name for logs.
+func groupName(via string) string {
+	switch via {
+	case Direct:
+		return "leader"
+	case unheard:
+		return "unheard"
+	case "\x00other":
+		return "other"
+	}
+	return via
 }

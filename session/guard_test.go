@@ -425,3 +425,65 @@ func TestGuard_Validate(t *testing.T) {
 		}
 	}
 }
+
+// TestTable_Explain: every expiry decision names its reason (the plain
+// timeout of its group's session time, or the hard bound) and its group's
+// guard state, so a leader's log can tell why a session ended.
+func TestTable_Explain(t *testing.T) {
+	g := DefaultGuard(simTick)
+	tb := NewGuardedTable(g)
+	const T = 2 * time.Second
+	var infos []Info
+	for id := uint64(1); id <= 100; id++ {
+		infos = append(infos, Info{ID: id, Timeout: T})
+	}
+	tb.Reset(infos, t0)
+	now := t0
+	step := func(d time.Duration, touch func(id uint64, now time.Time) bool) {
+		for end := now.Add(d); now.Before(end); {
+			now = now.Add(simTick)
+			for id := uint64(1); id <= 100; id++ {
+				// Every session's keepalive reaches the leader every 600 ms.
+				if touch(id, now) && now.Sub(t0)%(600*time.Millisecond) == 0 {
+					if _, err := tb.Touch(id, now); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			tb.Advance(now)
+		}
+	}
+	// 1 falls silent after its first keepalive; the others keep intake
+	// healthy: 1 is due on its plain timeout, in the leader's group,
+	// which is not held.
+	step(3600*time.Millisecond, func(id uint64, now time.Time) bool { return id != 1 || now.Sub(t0) < time.Second })
+	if _, ok := tb.Explain(2, now); ok {
+		t.Fatal("a live session is explained as due")
+	}
+	x, ok := tb.Explain(1, now)
+	if !ok {
+		t.Fatal("silent session 1 not due after 1.5 timeouts")
+	}
+	if x.Reason != ReasonTimeout || x.Group != "leader" || x.GroupHeld || x.GroupSessions != 100 || x.GroupIntake < g.MinIntake || x.Timeout != T {
+		t.Errorf("session 1: %+v, want a timeout in the leader's unheld group of 100", x)
+	}
+	// Heard at 600 ms, now 3.6 s: 1 s past its timeout in loop time,
+	// less in session time (the first 600 ms, with no keepalive yet from
+	// anyone, were a collapse and held).
+	if x.SinceHeard != 3*time.Second || x.Over <= 0 || x.Over > time.Second {
+		t.Errorf("session 1: since heard %v, over %v; want 3s, and (0, 1s] past its 2s timeout", x.SinceHeard, x.Over)
+	}
+	// Every keepalive stops: the group is held (no timeout runs down),
+	// and a session ends only at the hard bound.
+	step(7*time.Second, func(uint64, time.Time) bool { return false })
+	x, ok = tb.Explain(2, now)
+	if !ok {
+		t.Fatal("session 2 not due past 3 timeouts of silence")
+	}
+	if x.Reason != ReasonBound || !x.GroupHeld || !x.Status.Holding {
+		t.Errorf("session 2: %+v, want the hard bound in a held group", x)
+	}
+	if _, ok := tb.Explain(999, now); ok {
+		t.Error("an unknown session is explained as due")
+	}
+}
