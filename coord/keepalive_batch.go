@@ -187,14 +187,18 @@ func (s *Server) followerKeepAlive(ctx context.Context, id uint64) (timeout int6
 // touchLive is the leader's side of a keepalive a follower relays: the
 // deadline moves only for a session that is in the leader's applied
 // state, whose expiry is not in flight and whose deadline has not passed.
-func (m *sessionManager) touchLive(id uint64, via string, t *tree.Tree) error {
+// A session missing from t gives errNotInState, counted as a refusal only
+// when final (after the caller's read-index round).
+func (m *sessionManager) touchLive(id uint64, via string, t *tree.Tree, final bool) error {
 	ms, ok := t.SessionTimeout(id)
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !ok {
-		m.refused("not_in_state", id, nil)
-		return session.ErrUnknown
+		if final {
+			m.refused("not_in_state", id, nil)
+		}
+		return errNotInState
 	}
 	if !m.leading {
 		// Leading since less than a tick: the table is not this term's

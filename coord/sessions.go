@@ -45,7 +45,7 @@ type sessionManager struct {
 	holdFrom     time.Time           // when the guard started holding (zero: not)
 	leadingSince time.Time           // when this node's table was last Reset (under mu)
 	leadingTerm  uint64              // the raft term of that Reset (under mu)
-	expired  atomic.Uint64       // sessions this node ended as leader
+	expired      atomic.Uint64       // sessions this node ended as leader
 
 	// Attribution of every expiry decision and every keepalive answered
 	// "session expired" (coordd runs at warn in the harnesses): a counter
@@ -98,6 +98,9 @@ func groupKind(g string) string {
 // logExpiry logs one expiry decision or refusal at warn, within the
 // tick's budget (m.mu held).
 func (m *sessionManager) logExpiry(msg, reason string, id uint64, x *session.Explanation) {
+	if m.s.log == nil {
+		return // a bare manager (internal tests)
+	}
 	if m.logLeft <= 0 {
 		m.suppressed[msg+" ("+reason+")"]++
 		return
@@ -475,9 +478,27 @@ func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
 		}
 	}
 	t, _ := s.rep.State()
+	leader := s.rep.IsLeader()
+	if leader {
+		t = s.leaderSessionState(t)
+	}
 	// Only the owner (or a superuser) keeps a session alive; a follower
 	// checks before it relays, so the relay carries checked ids only.
 	timeout, err := t.CheckSession(id, rpc.CallerFrom(ctx))
+	if errors.Is(err, tree.ErrSessionExpired) && leader {
+		// A leader's applied state may lack a session that exists: a new
+		// leader applies what the previous one committed only once an
+		// entry of its own term commits, and until then it would tell a
+		// live client its session expired (seen during a 10,000-session
+		// open with leader changes). Answer from a linearizable point,
+		// as a follower does.
+		if _, serr := s.sess.kaSync.join(ctx); serr != nil {
+			return 0, serr
+		}
+		t, _ = s.rep.State()
+		t = s.leaderSessionState(t)
+		timeout, err = t.CheckSession(id, rpc.CallerFrom(ctx))
+	}
 	if err != nil {
 		if errors.Is(err, tree.ErrSessionExpired) {
 			s.sess.mu.Lock()
@@ -504,19 +525,54 @@ func (s *Server) KeepAlivesLocal(ctx context.Context, ids []uint64) ([]uint64, e
 		return nil, replica.ErrNotLeader
 	}
 	t, _ := s.rep.State()
+	t = s.leaderSessionState(t)
 	via := "relay" // a follower that does not name itself
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get(relayFromKey); len(v) > 0 && v[0] != "" {
 			via = v[0]
 		}
 	}
-	var unknown []uint64
+	var unknown, unapplied []uint64
 	for _, id := range ids {
-		if err := s.sess.touchLive(id, via, t); err != nil {
+		if err := s.sess.touchLive(id, via, t, false); errors.Is(err, errNotInState) {
+			unapplied = append(unapplied, id)
+		} else if err != nil {
 			unknown = append(unknown, id)
 		}
 	}
+	if len(unapplied) > 0 {
+		// Not in this leader's applied state: maybe not applied yet (a
+		// new leader, see KeepAlive). Look again from a linearizable
+		// point; an error fails the relay (the follower's clients hear
+		// an error and retry, never "expired").
+		if _, err := s.sess.kaSync.join(ctx); err != nil {
+			return nil, err
+		}
+		t, _ = s.rep.State()
+		t = s.leaderSessionState(t)
+		for _, id := range unapplied {
+			if err := s.sess.touchLive(id, via, t, true); err != nil {
+				unknown = append(unknown, id)
+			}
+		}
+	}
 	return unknown, nil
+}
+
+// errNotInState: the leader's applied state has no such session.
+var errNotInState = fmt.Errorf("%w: not in the applied state", session.ErrUnknown)
+
+// testHookLeaderState, when set (tests), replaces the applied state a
+// leader checks keepalives against (node name, state).
+var testHookLeaderState atomic.Pointer[func(string, *tree.Tree) *tree.Tree]
+
+// leaderSessionState is the state a leader checks a keepalive against:
+// t, or what the test hook makes of it.
+func (s *Server) leaderSessionState(t *tree.Tree) *tree.Tree {
+	if h := testHookLeaderState.Load(); h != nil {
+		return (*h)(s.cfg.Name, t)
+	}
+	return t
 }
 
 // CloseSession implements rpc.Backend.
