@@ -53,6 +53,7 @@ type sessionManager struct {
 	// counted and summed up on the next tick).
 	expiries   *prometheus.CounterVec // by reason and group kind
 	kaExpired  *prometheus.CounterVec // keepalives answered "expired", by reason
+	kaLate     prometheus.Counter     // found only after a read-index round
 	logLeft    int                    // warn lines left this tick (under mu)
 	suppressed map[string]int         // reasons not logged this tick (under mu)
 
@@ -78,6 +79,8 @@ func newSessionManager(s *Server) *sessionManager {
 		kaExpired: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coord_session_keepalive_expired_total",
 			Help: "Keepalives this node answered \"session expired\", by reason (not_in_state: the applied state has no such session; expiring: its close is in flight; due_timeout, due_bound: the leader's table says it is due; leader_refused: a follower's relay came back unknown)."},
 			[]string{"reason"}),
+		kaLate: prometheus.NewCounter(prometheus.CounterOpts{Name: "coord_session_keepalive_unapplied_total",
+			Help: "Keepalives of sessions missing from this leader's applied state at first look and found after a read-index round (a new leader not caught up): before that check they were answered \"session expired\"."}),
 		logLeft: expiryLogBudget, suppressed: map[string]int{}}
 }
 
@@ -133,6 +136,15 @@ func (m *sessionManager) flushExpiryLog() {
 	m.s.log.Warn("more session expiries / expired answers not logged in the last tick", args...)
 }
 
+// unapplied counts (and logs) a keepalive of a session the leader's
+// applied state lacked at first look and had after a read-index round.
+func (m *sessionManager) unapplied(id uint64) {
+	m.kaLate.Inc()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.logExpiry("keepalive of a session not applied on this leader yet: answered after a read-index round", "unapplied", id, nil)
+}
+
 // refused counts (and logs) a keepalive answered "session expired" for
 // reason; x explains a "due" one (m.mu held).
 func (m *sessionManager) refused(reason string, id uint64, x *session.Explanation) {
@@ -176,7 +188,7 @@ func (m *sessionManager) collectors() []prometheus.Collector {
 			status(func(g session.GuardStatus) float64 { return g.HeldFor.Seconds() })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "coord_session_expiries_total", Help: "Sessions this node expired as leader."},
 			func() float64 { return float64(m.expired.Load()) }),
-		m.expiries, m.kaExpired,
+		m.expiries, m.kaExpired, m.kaLate,
 	}
 }
 
@@ -498,6 +510,9 @@ func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
 		t, _ = s.rep.State()
 		t = s.leaderSessionState(t)
 		timeout, err = t.CheckSession(id, rpc.CallerFrom(ctx))
+		if err == nil {
+			s.sess.unapplied(id)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, tree.ErrSessionExpired) {
@@ -553,6 +568,8 @@ func (s *Server) KeepAlivesLocal(ctx context.Context, ids []uint64) ([]uint64, e
 		for _, id := range unapplied {
 			if err := s.sess.touchLive(id, via, t, true); err != nil {
 				unknown = append(unknown, id)
+			} else {
+				s.sess.unapplied(id)
 			}
 		}
 	}

@@ -163,7 +163,8 @@ func keepAliveCodes(ctx context.Context, addr string) string {
 		}
 		// Why keepalives were answered "expired", and the expiries this
 		// node decided as leader, by reason.
-		if strings.HasPrefix(line, "coord_session_keepalive_expired_total{") || strings.HasPrefix(line, "coord_session_expiry_decisions_total{") {
+		if strings.HasPrefix(line, "coord_session_keepalive_expired_total{") || strings.HasPrefix(line, "coord_session_expiry_decisions_total{") ||
+			strings.HasPrefix(line, "coord_session_keepalive_unapplied_total ") {
 			out = append(out, strings.TrimPrefix(line, "coord_session_"))
 		}
 	}
@@ -291,7 +292,7 @@ func guardLog(path string) string {
 	if err != nil {
 		return err.Error()
 	}
-	kinds := []string{"session expiry held", "session expiry proposed", "keepalive answered session expired",
+	kinds := []string{"session expiry held", "session expiry proposed", "keepalive answered session expired", "not applied on this leader yet",
 		"not logged in the last tick", "session table reset", "failed to contact quorum", "heartbeat timeout reached"}
 	counts := make([]int, len(kinds))
 	var lines []string
@@ -301,7 +302,7 @@ func guardLog(path string) string {
 				continue
 			}
 			counts[i]++
-			if (i == 0 && counts[i] <= 3) || (i > 0 && i < 5 && len(lines) < 12) {
+			if (i == 0 && counts[i] <= 3) || (i > 0 && i < 6 && len(lines) < 12) {
 				lines = append(lines, l)
 			}
 		}
