@@ -218,6 +218,9 @@ func (m *sessionManager) run(stop <-chan struct{}) {
 
 func (m *sessionManager) tick(stop <-chan struct{}) {
 	now := time.Now()
+	m.mu.Lock()
+	m.flushExpiryLog()
+	m.mu.Unlock()
 	if !m.s.rep.IsLeader() {
 		m.mu.Lock()
 		if m.leading && !m.holdFrom.IsZero() {
@@ -247,7 +250,6 @@ func (m *sessionManager) tick(stop <-chan struct{}) {
 	st, _ := m.s.rep.State()
 	term := m.s.rep.Info().Term
 	m.mu.Lock()
-	m.flushExpiryLog()
 	if !m.leading || term != m.leadingTerm {
 		// New leader: every session gets a grace period of its own
 		// timeout. Also when this node lost and regained leadership
