@@ -62,6 +62,17 @@ import (
 //     every client of one follower dying at once: it resolves the doubt
 //     toward keeping the sessions, up to the hard bound.
 //
+//   - catch-up: a session heard leaves the group of sessions not heard
+//     yet, so that group's intake measures its backlog draining, not the
+//     health of the members left. While any of them was heard within the
+//     window (after a takeover the dead leader's clients redial, a
+//     starved worker's keepalives trickle in), its session time stands
+//     still; once none has been for a window it runs again. (A
+//     10,000-session failover lost 225 live sessions that reached the new
+//     leader just after their post-takeover grace while this group's
+//     intake stayed at 0.61.) A client that died with the old leader ends
+//     its timeout after the drain, within the hard bound.
+//
 // A session's deadline is in its group's session time: keepalive +
 // timeout. The hard bound is in loop time: a session never lives more
 // than MaxLife × its timeout of loop time past the last keepalive this
@@ -104,6 +115,7 @@ type Guard struct {
 
 	noDetectCredit bool // tests: the guard without the detection give-back
 	noPerSource    bool // tests: the guard with the total intake rule only
+	noCatchUp      bool // tests: the guard without the catch-up rule
 }
 
 // DefaultGuard is the guard coord's leader runs with, for a session loop
@@ -206,6 +218,7 @@ type intake struct {
 	held     bool          // collapsed at the last Advance
 	lag      time.Duration // session time of this source = real - lag
 	ratio    float64       // intake over the window at the last Advance (-1: too few expected)
+	recv     float64       // keepalives counted over the window at the last Advance
 }
 
 // span is how far back intake is measured: the guard's Window, or the
@@ -242,6 +255,7 @@ func (in *intake) step(g Guard, counted time.Duration) (collapsed bool, ratio fl
 		exp -= in.window[0].expected
 		in.window = in.window[1:]
 	}
+	in.recv = rec
 	if exp < g.MinExpected || exp <= 0 {
 		return false, ratio, 0
 	}
@@ -376,11 +390,23 @@ func (t *Table) Advance(now time.Time) GuardStatus {
 	if all {
 		c.status.HeldFor += c.total.hold(allCredit)
 	}
-	for _, in := range c.sources {
+	for name, in := range c.sources {
 		own, _, credit := in.step(g, counted)
 		own = own && !g.noPerSource
 		if !own {
 			credit = 0
+		}
+		if name == unheard && in.n > 0 && in.recv > 0 && !g.noCatchUp && !g.noPerSource {
+			// Catch-up: a session heard leaves this group, so its intake
+			// is the backlog draining, not the health of its remaining
+			// members. While members are still being heard for the first
+			// time (after a takeover, or an open), the leader is still
+			// catching up and the rest are likely on their way (a client
+			// of the dead node redialling, a starved relay): their
+			// session time stands still. Once none has been heard for a
+			// window, it runs again, so a dead client ends its timeout
+			// after the drain, and never past the hard bound.
+			own = true
 		}
 		if all {
 			credit = max(credit, allCredit)
