@@ -28,7 +28,7 @@ func TestFailoverSessions(t *testing.T) {
 		// test other packages' tests share the CPU, and a niced worker
 		// can starve for seconds (the 10,000-session run g6, RELIABILITY.md);
 		// TestStartNiced covers the priority itself.
-		Before:     4 * time.Second, Log: func(f string, a ...any) { t.Logf(f, a...) },
+		Before: 4 * time.Second, Log: func(f string, a ...any) { t.Logf(f, a...) },
 		// NEMESIS_FAILOVER_HEARTBEAT_MS compares raft timings locally.
 		Heartbeat: time.Duration(envInt("NEMESIS_FAILOVER_HEARTBEAT_MS", 0)) * time.Millisecond,
 	})
