@@ -330,9 +330,11 @@ func (w *sessionWorker) stop() {
 // this process that carries the value: every thread the child makes
 // inherits it. That thread is locked to a goroutine that stays until
 // reaped is called, for two reasons: no other goroutine of the harness
-// runs at that priority (the thread exits with the goroutine, never
-// unlocked), and the child's Pdeathsig fires when the thread that forked
-// it ends, not the process.
+// runs at that priority (the goroutine never unlocks it; the runtime ends
+// a locked thread with its goroutine, and the value is set back first in
+// case it is the main thread, which the runtime parks instead), and the
+// child's Pdeathsig fires when the thread that forked it ends, not the
+// process.
 func startNiced(cmd *exec.Cmd, nice int) (reaped func(), err error) {
 	if nice == 0 {
 		return func() {}, cmd.Start()
