@@ -47,8 +47,9 @@ type FailoverConfig struct {
 	// processes (with Workers > 0); 0 leaves them at the harness's. In a
 	// deployment the clients run on other machines: a positive value
 	// models that on one machine, the coordd processes (nice 0) get the
-	// CPU first and the clients the rest (nice 10: CFS weight 110 against
-	// 1024, about a tenth of a busy core against a server's share).
+	// CPU first (CFS weight 1024 each against 335 at nice 5, 110 at nice
+	// 10). Only an approximation: on 2 cores, at 10 the workers were not
+	// scheduled for seconds after a kill (coordnemesis uses 5).
 	WorkerNice int
 	// NoGuard runs coordd with --no-session-guard (comparison runs).
 	NoGuard bool

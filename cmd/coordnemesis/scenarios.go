@@ -60,8 +60,11 @@ func addScenarioFlags(fs *flag.FlagSet) *scenarios {
 		failoverAfter:    fs.Duration("failover-after", 0, "--failover-sessions: how long to watch after the kill (default and minimum: 2 session timeouts + 2 s)"),
 		failoverNoGuard:  fs.Bool("failover-no-guard", false, "--failover-sessions: run coordd with --no-session-guard (comparison)"),
 		// In a deployment the clients run on other machines: the session
-		// workers run below the coordd processes' priority (nice 0).
-		failoverNice: fs.Int("failover-worker-nice", 10, "--failover-sessions: CPU priority (nice 1..19, 0: the harness's) of the session worker processes; models clients on other hosts"),
+		// workers run below the coordd processes' priority (nice 0). 5
+		// (CFS weight 335 against 1024): at 0 the clients starved the
+		// servers, at 10 (weight 110) the servers starved the clients
+		// after the kill (docs/RELIABILITY.md, runs z1, g6, f1-f4).
+		failoverNice: fs.Int("failover-worker-nice", 5, "--failover-sessions: CPU priority (nice 1..19, 0: the harness's) of the session worker processes; models clients on other hosts"),
 
 		quorum:         fs.String("quorum", "", "voter counts to run under jittered peer delay, e.g. 5,7 (instead of random schedules)"),
 		quorumDuration: fs.Duration("quorum-duration", 3*time.Minute, "window per --quorum run"),
