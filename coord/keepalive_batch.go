@@ -176,6 +176,9 @@ func (s *Server) followerKeepAlive(ctx context.Context, id uint64) (timeout int6
 		return 0, true, err
 	}
 	if _, ok := r.unknown[id]; ok {
+		s.sess.mu.Lock()
+		s.sess.refused("leader_refused", id, nil)
+		s.sess.mu.Unlock()
 		return 0, true, fmt.Errorf("%w: session %#x", tree.ErrSessionExpired, id)
 	}
 	return timeout, true, nil
@@ -184,14 +187,19 @@ func (s *Server) followerKeepAlive(ctx context.Context, id uint64) (timeout int6
 // touchLive is the leader's side of a keepalive a follower relays: the
 // deadline moves only for a session that is in the leader's applied
 // state, whose expiry is not in flight and whose deadline has not passed.
-func (m *sessionManager) touchLive(id uint64, via string, t *tree.Tree) error {
+// A session missing from t gives errNotInState, counted as a refusal only
+// when final (after the caller's read-index round).
+func (m *sessionManager) touchLive(id uint64, via string, t *tree.Tree, final bool) error {
 	ms, ok := t.SessionTimeout(id)
-	if !ok {
-		return session.ErrUnknown
-	}
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !ok {
+		if final {
+			m.refused("not_in_state", id, nil)
+		}
+		return errNotInState
+	}
 	if !m.leading {
 		// Leading since less than a tick: the table is not this term's
 		// yet; the first tick gives every session now+timeout (Reset),
@@ -199,9 +207,11 @@ func (m *sessionManager) touchLive(id uint64, via string, t *tree.Tree) error {
 		return nil
 	}
 	if m.expiring[id] {
+		m.refused("expiring", id, nil)
 		return session.ErrUnknown
 	}
-	if m.table.Due(id, now) {
+	if x, due := m.table.Explain(id, now); due {
+		m.refused("", id, &x)
 		return session.ErrUnknown // past its deadline (or the guard's bound): the next tick expires it
 	}
 	if _, err := m.table.TouchVia(id, via, now); errors.Is(err, session.ErrUnknown) {

@@ -32,18 +32,18 @@ func TestTouchLive(t *testing.T) {
 	// Not leading yet (first tick not run): the table is stale, so every
 	// session in the tree is accepted; Reset will give it a full timeout.
 	for _, id := range []uint64{1, 2, 3, 4} {
-		if err := m.touchLive(id, session.Direct, st); err != nil {
+		if err := m.touchLive(id, session.Direct, st, true); err != nil {
 			t.Fatalf("not yet leading: touchLive(%d) = %v, want nil", id, err)
 		}
 	}
-	if err := m.touchLive(5, session.Direct, st); !errors.Is(err, session.ErrUnknown) {
+	if err := m.touchLive(5, session.Direct, st, true); !errors.Is(err, session.ErrUnknown) {
 		t.Fatalf("not yet leading: touchLive(5) (not in the tree) = %v, want ErrUnknown", err)
 	}
 
 	m.leading = true
 	want := map[uint64]error{1: nil, 2: session.ErrUnknown, 3: session.ErrUnknown, 4: nil, 5: session.ErrUnknown}
 	for id := uint64(1); id <= 5; id++ {
-		if err := m.touchLive(id, session.Direct, st); !errors.Is(err, want[id]) || (want[id] == nil) != (err == nil) {
+		if err := m.touchLive(id, session.Direct, st, true); !errors.Is(err, want[id]) || (want[id] == nil) != (err == nil) {
 			t.Fatalf("touchLive(%d) = %v, want %v", id, err, want[id])
 		}
 	}

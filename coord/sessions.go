@@ -41,9 +41,21 @@ type sessionManager struct {
 	kaRelay   rounds              // follower keepalives relayed to the leader
 	closeWait sync.WaitGroup
 
-	guard    session.GuardStatus // at the last tick (under mu)
-	holdFrom time.Time           // when the guard started holding (zero: not)
-	expired  atomic.Uint64       // sessions this node ended as leader
+	guard        session.GuardStatus // at the last tick (under mu)
+	holdFrom     time.Time           // when the guard started holding (zero: not)
+	leadingSince time.Time           // when this node's table was last Reset (under mu)
+	leadingTerm  uint64              // the raft term of that Reset (under mu)
+	expired      atomic.Uint64       // sessions this node ended as leader
+
+	// Attribution of every expiry decision and every keepalive answered
+	// "session expired" (coordd runs at warn in the harnesses): a counter
+	// by reason, and warn lines, at most logBudget a tick (the rest are
+	// counted and summed up on the next tick).
+	expiries   *prometheus.CounterVec // by reason and group kind
+	kaExpired  *prometheus.CounterVec // keepalives answered "expired", by reason
+	kaLate     prometheus.Counter     // found only after a read-index round
+	logLeft    int                    // warn lines left this tick (under mu)
+	suppressed map[string]int         // reasons not logged this tick (under mu)
 
 	// relayBlocked, when set (tests: sessions_export_test.go), makes every relay
 	// fail as if the leader could not be reached.
@@ -60,7 +72,87 @@ func newSessionManager(s *Server) *sessionManager {
 		g = *s.cfg.SessionGuard
 	}
 	return &sessionManager{s: s, table: session.NewGuardedTable(g), relay: map[uint64]struct{}{}, expiring: map[uint64]bool{},
-		kaSync: rounds{run: s.syncRound}, kaRelay: rounds{run: s.relayRound}}
+		kaSync: rounds{run: s.syncRound}, kaRelay: rounds{run: s.relayRound},
+		expiries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coord_session_expiry_decisions_total",
+			Help: "Sessions this node, as leader, decided to expire (the close proposed), by reason (timeout: no keepalive for its timeout of its group's session time; bound: the guard's hard bound) and group (where its last keepalive came from: leader, relay, unheard)."},
+			[]string{"reason", "group"}),
+		kaExpired: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coord_session_keepalive_expired_total",
+			Help: "Keepalives this node answered \"session expired\", by reason (not_in_state: the applied state has no such session; expiring: its close is in flight; due_timeout, due_bound: the leader's table says it is due; leader_refused: a follower's relay came back unknown)."},
+			[]string{"reason"}),
+		kaLate: prometheus.NewCounter(prometheus.CounterOpts{Name: "coord_session_keepalive_unapplied_total",
+			Help: "Keepalives of sessions missing from this leader's applied state at first look and found after a read-index round (a new leader not caught up): before that check they were answered \"session expired\"."}),
+		logLeft: expiryLogBudget, suppressed: map[string]int{}}
+}
+
+// expiryLogBudget is the most expiry / refusal warn lines per session
+// tick.
+const expiryLogBudget = 20
+
+// groupKind is a guard group's metric label: a follower's name is folded
+// into "relay".
+func groupKind(g string) string {
+	switch g {
+	case "leader", "unheard":
+		return g
+	}
+	return "relay"
+}
+
+// logExpiry logs one expiry decision or refusal at warn, within the
+// tick's budget (m.mu held).
+func (m *sessionManager) logExpiry(msg, reason string, id uint64, x *session.Explanation) {
+	if m.s.log == nil {
+		return // a bare manager (internal tests)
+	}
+	if m.logLeft <= 0 {
+		m.suppressed[msg+" ("+reason+")"]++
+		return
+	}
+	m.logLeft--
+	args := []any{"session", fmt.Sprintf("%#x", id), "reason", reason}
+	if x != nil {
+		args = append(args, "over", x.Over.Round(time.Millisecond), "group", x.Group, "group_sessions", x.GroupSessions,
+			"group_intake", fmt.Sprintf("%.2f", x.GroupIntake), "group_held", x.GroupHeld,
+			"since_heard", x.SinceHeard.Round(time.Millisecond), "timeout", x.Timeout,
+			"intake", fmt.Sprintf("%.2f", x.Status.Intake), "holding", x.Status.Holding, "sources_held", x.Status.SourcesHeld,
+			"paused_for", x.Status.PausedFor.Round(time.Millisecond), "held_for", x.Status.HeldFor.Round(time.Millisecond),
+			"leading_for", time.Since(m.leadingSince).Round(time.Millisecond))
+	}
+	m.s.log.Warn(msg, args...)
+}
+
+// flushExpiryLog reports what the last tick's budget left out and renews
+// it (m.mu held).
+func (m *sessionManager) flushExpiryLog() {
+	m.logLeft = expiryLogBudget
+	if len(m.suppressed) == 0 {
+		return
+	}
+	args := make([]any, 0, 2*len(m.suppressed))
+	for k, n := range m.suppressed {
+		args = append(args, k, n)
+	}
+	clear(m.suppressed)
+	m.s.log.Warn("more session expiries / expired answers not logged in the last tick", args...)
+}
+
+// unapplied counts (and logs) a keepalive of a session the leader's
+// applied state lacked at first look and had after a read-index round.
+func (m *sessionManager) unapplied(id uint64) {
+	m.kaLate.Inc()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.logExpiry("keepalive of a session not applied on this leader yet: answered after a read-index round", "unapplied", id, nil)
+}
+
+// refused counts (and logs) a keepalive answered "session expired" for
+// reason; x explains a "due" one (m.mu held).
+func (m *sessionManager) refused(reason string, id uint64, x *session.Explanation) {
+	if x != nil {
+		reason = "due_" + x.Reason
+	}
+	m.kaExpired.WithLabelValues(reason).Inc()
+	m.logExpiry("keepalive answered session expired", reason, id, x)
 }
 
 // collectors are the session guard's metrics.
@@ -96,6 +188,7 @@ func (m *sessionManager) collectors() []prometheus.Collector {
 			status(func(g session.GuardStatus) float64 { return g.HeldFor.Seconds() })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "coord_session_expiries_total", Help: "Sessions this node expired as leader."},
 			func() float64 { return float64(m.expired.Load()) }),
+		m.expiries, m.kaExpired, m.kaLate,
 	}
 }
 
@@ -125,6 +218,9 @@ func (m *sessionManager) run(stop <-chan struct{}) {
 
 func (m *sessionManager) tick(stop <-chan struct{}) {
 	now := time.Now()
+	m.mu.Lock()
+	m.flushExpiryLog()
+	m.mu.Unlock()
 	if !m.s.rep.IsLeader() {
 		m.mu.Lock()
 		if m.leading && !m.holdFrom.IsZero() {
@@ -152,11 +248,20 @@ func (m *sessionManager) tick(stop <-chan struct{}) {
 		return
 	}
 	st, _ := m.s.rep.State()
+	term := m.s.rep.Info().Term
 	m.mu.Lock()
-	if !m.leading {
-		// New leader: every session gets a grace period of its own timeout.
+	if !m.leading || term != m.leadingTerm {
+		// New leader: every session gets a grace period of its own
+		// timeout. Also when this node lost and regained leadership
+		// between two ticks (a starved loop can tick seconds late): the
+		// table is the old term's, and keepalives went elsewhere
+		// meanwhile.
+		if m.leading {
+			m.s.log.Warn("session table reset: leadership lost and regained between two session ticks", "term", term, "previous_term", m.leadingTerm)
+		}
 		m.table.Reset(sessionInfos(st), now)
 		m.leading = true
+		m.leadingSince, m.leadingTerm = now, term
 		m.holdFrom = time.Time{}
 		m.syncedAt = st.Zxid()
 	} else if st.Zxid() != m.syncedAt {
@@ -252,9 +357,15 @@ func (m *sessionManager) expire(id uint64, stop <-chan struct{}) {
 	// Re-check just before proposing: a keepalive may have arrived since
 	// the tick listed it (the rate limit can delay it by a tick or more).
 	m.mu.Lock()
-	due := m.leading && m.table.Due(id, time.Now())
+	x, due := m.table.Explain(id, time.Now())
+	due = due && m.leading
 	if !due {
 		delete(m.expiring, id)
+	} else {
+		// Every expiry decision is attributable (the guard's state for
+		// its group at this moment).
+		m.expiries.WithLabelValues(x.Reason, groupKind(x.Group)).Inc()
+		m.logExpiry("session expiry proposed", x.Reason, id, &x)
 	}
 	m.mu.Unlock()
 	if !due {
@@ -381,10 +492,36 @@ func (s *Server) KeepAlive(ctx context.Context, id uint64) (int64, error) {
 		}
 	}
 	t, _ := s.rep.State()
+	leader := s.rep.IsLeader()
+	if leader {
+		t = s.leaderSessionState(t)
+	}
 	// Only the owner (or a superuser) keeps a session alive; a follower
 	// checks before it relays, so the relay carries checked ids only.
 	timeout, err := t.CheckSession(id, rpc.CallerFrom(ctx))
+	if errors.Is(err, tree.ErrSessionExpired) && leader {
+		// A leader's applied state may lack a session that exists: a new
+		// leader applies what the previous one committed only once an
+		// entry of its own term commits, and until then it would tell a
+		// live client its session expired (seen during a 10,000-session
+		// open with leader changes). Answer from a linearizable point,
+		// as a follower does.
+		if _, serr := s.sess.kaSync.join(ctx); serr != nil {
+			return 0, serr
+		}
+		t, _ = s.rep.State()
+		t = s.leaderSessionState(t)
+		timeout, err = t.CheckSession(id, rpc.CallerFrom(ctx))
+		if err == nil {
+			s.sess.unapplied(id)
+		}
+	}
 	if err != nil {
+		if errors.Is(err, tree.ErrSessionExpired) {
+			s.sess.mu.Lock()
+			s.sess.refused("not_in_state", id, nil)
+			s.sess.mu.Unlock()
+		}
 		return 0, err
 	}
 	if s.rep.IsLeader() {
@@ -405,19 +542,56 @@ func (s *Server) KeepAlivesLocal(ctx context.Context, ids []uint64) ([]uint64, e
 		return nil, replica.ErrNotLeader
 	}
 	t, _ := s.rep.State()
+	t = s.leaderSessionState(t)
 	via := "relay" // a follower that does not name itself
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get(relayFromKey); len(v) > 0 && v[0] != "" {
 			via = v[0]
 		}
 	}
-	var unknown []uint64
+	var unknown, unapplied []uint64
 	for _, id := range ids {
-		if err := s.sess.touchLive(id, via, t); err != nil {
+		if err := s.sess.touchLive(id, via, t, false); errors.Is(err, errNotInState) {
+			unapplied = append(unapplied, id)
+		} else if err != nil {
 			unknown = append(unknown, id)
 		}
 	}
+	if len(unapplied) > 0 {
+		// Not in this leader's applied state: maybe not applied yet (a
+		// new leader, see KeepAlive). Look again from a linearizable
+		// point; an error fails the relay (the follower's clients hear
+		// an error and retry, never "expired").
+		if _, err := s.sess.kaSync.join(ctx); err != nil {
+			return nil, err
+		}
+		t, _ = s.rep.State()
+		t = s.leaderSessionState(t)
+		for _, id := range unapplied {
+			if err := s.sess.touchLive(id, via, t, true); err != nil {
+				unknown = append(unknown, id)
+			} else {
+				s.sess.unapplied(id)
+			}
+		}
+	}
 	return unknown, nil
+}
+
+// errNotInState: the leader's applied state has no such session.
+var errNotInState = fmt.Errorf("%w: not in the applied state", session.ErrUnknown)
+
+// testHookLeaderState, when set (tests), replaces the applied state a
+// leader checks keepalives against (node name, state).
+var testHookLeaderState atomic.Pointer[func(string, *tree.Tree) *tree.Tree]
+
+// leaderSessionState is the state a leader checks a keepalive against:
+// t, or what the test hook makes of it.
+func (s *Server) leaderSessionState(t *tree.Tree) *tree.Tree {
+	if h := testHookLeaderState.Load(); h != nil {
+		return (*h)(s.cfg.Name, t)
+	}
+	return t
 }
 
 // CloseSession implements rpc.Backend.

@@ -43,6 +43,14 @@ type FailoverConfig struct {
 	// executable again; its main must call MaybeSessionWorker) instead of
 	// this one: see sessions.go.
 	Workers int
+	// WorkerNice is the CPU priority (nice, 1..19) of the session worker
+	// processes (with Workers > 0); 0 leaves them at the harness's. In a
+	// deployment the clients run on other machines: a positive value
+	// models that on one machine, the coordd processes (nice 0) get the
+	// CPU first (CFS weight 1024 each against 335 at nice 5, 110 at nice
+	// 10). Only an approximation: on 2 cores, at 10 the workers were not
+	// scheduled for seconds after a kill (coordnemesis uses 5).
+	WorkerNice int
 	// NoGuard runs coordd with --no-session-guard (comparison runs).
 	NoGuard bool
 	Log     func(format string, args ...any)
@@ -64,7 +72,7 @@ type FailoverResult struct {
 	OfferedRate, AfterRate, PeakRate float64
 	// Recover: from the kill to the first acknowledged write; WriteGap
 	// the longest time without one around the kill.
-	Recover time.Duration
+	Recover, WriteGap time.Duration
 	// ServerExpiries is the sessions the surviving servers expired
 	// (coord_session_expiries_total); HoldSeconds the one-second samples
 	// after the kill in which the leader's expiry guard held every
@@ -85,8 +93,8 @@ func (r *FailoverResult) violate(format string, args ...any) {
 func (r FailoverResult) Failed() bool { return len(r.Violations) > 0 }
 
 func (r FailoverResult) String() string {
-	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v; spurious expirations %d (servers expired %.0f, %d unanswered), ephemerals lost %d; guard samples holding all / some %d / %d; client requests/s offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×); violations %d",
-		r.Sessions, r.Open.Round(time.Millisecond), r.Killed+1, r.Recover.Round(time.Millisecond), r.Expired, r.ServerExpiries, r.ServerExpiriesUnknown, r.EphemeralsLost,
+	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v (longest gap without one %v); spurious expirations %d (servers expired %.0f, %d unanswered), ephemerals lost %d; guard samples holding all / some %d / %d; client requests/s offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×); violations %d",
+		r.Sessions, r.Open.Round(time.Millisecond), r.Killed+1, r.Recover.Round(time.Millisecond), r.WriteGap.Round(time.Millisecond), r.Expired, r.ServerExpiries, r.ServerExpiriesUnknown, r.EphemeralsLost,
 		r.HoldSeconds, r.SourceHoldSeconds, r.OfferedRate, r.AfterRate, r.AfterRate/max(r.OfferedRate, 1), r.PeakRate, r.PeakRate/max(r.OfferedRate, 1), len(r.Violations))
 }
 
@@ -153,6 +161,12 @@ func keepAliveCodes(ctx context.Context, addr string) string {
 			line = strings.TrimPrefix(line, "coord_grpc_requests_total")
 			line = strings.ReplaceAll(line, "/coord.v1.", "")
 			out = append(out, line)
+		}
+		// Why keepalives were answered "expired", and the expiries this
+		// node decided as leader, by reason.
+		if strings.HasPrefix(line, "coord_session_keepalive_expired_total{") || strings.HasPrefix(line, "coord_session_expiry_decisions_total{") ||
+			strings.HasPrefix(line, "coord_session_keepalive_unapplied_total ") {
+			out = append(out, strings.TrimPrefix(line, "coord_session_"))
 		}
 	}
 	return strings.Join(out, " ")
@@ -268,27 +282,37 @@ func (s *guardSampler) holds(from time.Time) (all, some int) {
 	return all, some
 }
 
-// guardLog summarises a node's log lines of the session guard (coordd
-// runs at --log-level warn here: the guard's holds are warnings, its
-// releases and each expiry are info lines and do not appear; the metrics
-// count expiries): how many holds, and the first few.
+// guardLog summarises a node's log lines of the session guard and of
+// leadership (coordd runs at --log-level warn here: the guard's holds,
+// each expiry decision and each keepalive answered "expired" are
+// warnings, with the guard's state for the session's group; releases are
+// info lines and do not appear): how many of each, and the first few
+// expiry lines.
 func guardLog(path string) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
 	}
-	holds := 0
+	kinds := []string{"session expiry held", "session expiry proposed", "keepalive answered session expired", "not applied on this leader yet",
+		"not logged in the last tick", "session table reset", "failed to contact quorum", "heartbeat timeout reached"}
+	counts := make([]int, len(kinds))
 	var lines []string
 	for _, l := range strings.Split(string(data), "\n") {
-		if !strings.Contains(l, "session expiry held") {
-			continue
-		}
-		holds++
-		if len(lines) < 6 {
-			lines = append(lines, l)
+		for i, k := range kinds {
+			if !strings.Contains(l, k) {
+				continue
+			}
+			counts[i]++
+			if (i == 0 && counts[i] <= 3) || (i > 0 && i < 6 && len(lines) < 12) {
+				lines = append(lines, l)
+			}
 		}
 	}
-	out := fmt.Sprintf("guard holds logged: %d", holds)
+	var b strings.Builder
+	for i, k := range kinds {
+		fmt.Fprintf(&b, "%q: %d; ", k, counts[i])
+	}
+	out := b.String()
 	for _, l := range lines {
 		out += "\n    " + l
 	}
@@ -443,6 +467,9 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 		cfg.After = 10 * time.Second
 	}
 	cfg.After = max(cfg.After, 2*cfg.SessionTimeout+2*time.Second)
+	if cfg.WorkerNice < 0 || cfg.WorkerNice > 19 || (cfg.WorkerNice != 0 && cfg.Workers <= 0) {
+		return FailoverResult{}, fmt.Errorf("failover: worker nice %d needs 1..19 and session workers (have %d)", cfg.WorkerNice, cfg.Workers)
+	}
 	logf := cfg.Log
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -491,13 +518,18 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	}()
 	defer func() { closeSessions(clients) }()
 	if cfg.Workers > 0 {
-		workers, err = startWorkers(ctx, cfg.Workers, cfg.Sessions, direct, cfg.SessionTimeout, os.Stderr)
+		workers, err = startWorkers(ctx, cfg.Workers, cfg.Sessions, direct, cfg.SessionTimeout, cfg.WorkerNice, os.Stderr)
+		for i, w := range workers {
+			n, threads, nerr := processNice(w.cmd.Process.Pid)
+			logf("session worker %d: pid %d, nice %d on all %d threads (%v)", i, w.cmd.Process.Pid, n, threads, nerr)
+		}
 	} else {
 		clients, err = openSessions(ctx, direct, 0, cfg.Sessions, cfg.SessionTimeout, 32)
 	}
 	if err != nil {
 		for _, n := range cl.Nodes {
 			logf("%s keepalives: %s", n.Name, keepAliveCodes(ctx, n.HTTP))
+			logf("%s %s", n.Name, guardLog(filepath.Join(cfg.Dir, n.Name+".log")))
 		}
 		logf("open failed; logs:\n%s", cl.Logs(3000))
 		return res, err
@@ -598,6 +630,21 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 			res.Recover = t.Sub(kill)
 			break
 		}
+	}
+	// The longest stretch without an acknowledged write, from the last
+	// ack before the kill to the end of the window (a write that raced
+	// the kill makes Recover tiny; this one is the outage writers saw).
+	prev := kill
+	for _, t := range acks.at {
+		if t.After(kill) {
+			res.WriteGap = max(res.WriteGap, t.Sub(prev))
+		}
+		prev = t
+	}
+	if prev.After(kill) {
+		res.WriteGap = max(res.WriteGap, time.Since(prev))
+	} else {
+		res.WriteGap = time.Since(kill)
 	}
 	acks.mu.Unlock()
 	if res.Recover == 0 {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,18 +194,22 @@ type sessionWorker struct {
 
 	waitOnce sync.Once
 	waitErr  error
+	reaped   func() // after Wait: releases the thread that forked it
 }
 
 // wait reaps the process once (stop and finish may both ask).
 func (w *sessionWorker) wait() error {
-	w.waitOnce.Do(func() { w.waitErr = w.cmd.Wait() })
+	w.waitOnce.Do(func() {
+		w.waitErr = w.cmd.Wait()
+		w.reaped()
+	})
 	return w.waitErr
 }
 
 // startWorkers starts one child per share of the sessions (this same
 // executable; its main must call MaybeSessionWorker) and waits until each
 // has opened its sessions. On error the started ones are stopped.
-func startWorkers(ctx context.Context, workers, sessions int, endpoints []string, timeout time.Duration, stderr io.Writer) ([]*sessionWorker, error) {
+func startWorkers(ctx context.Context, workers, sessions int, endpoints []string, timeout time.Duration, nice int, stderr io.Writer) ([]*sessionWorker, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("session workers: %w", err)
@@ -236,13 +241,20 @@ func startWorkers(ctx context.Context, workers, sessions int, endpoints []string
 			stopAll()
 			return nil, fmt.Errorf("session worker %d: %w", i, err)
 		}
-		if err := cmd.Start(); err != nil {
+		if w.reaped, err = startNiced(cmd, nice); err != nil {
 			stopAll()
 			return nil, fmt.Errorf("session worker %d: %w", i, err)
 		}
+		ws = append(ws, w)
+		if nice != 0 {
+			// Every thread must carry it (Linux's nice is per thread).
+			if got, threads, err := processNice(cmd.Process.Pid); err != nil || got != nice {
+				stopAll()
+				return nil, fmt.Errorf("session worker %d: nice %d not applied (threads %d at %d): %v", i, nice, threads, got, err)
+			}
+		}
 		w.lines = bufio.NewScanner(stdout)
 		w.lines.Buffer(make([]byte, 64<<10), 4<<20)
-		ws = append(ws, w)
 	}
 	// Wait for every "open" line (ctx bounds it: a worker killed by it
 	// closes its stdout).
@@ -306,4 +318,101 @@ func (w *sessionWorker) finish() ([]int, error) {
 func (w *sessionWorker) stop() {
 	_ = w.cmd.Process.Kill()
 	_ = w.wait()
+}
+
+// startNiced starts cmd with the CPU priority nice (0: the caller's) and
+// returns a function to call once the child has been reaped.
+//
+// Linux keeps a nice value per thread, and a Go process has several
+// threads by the time setpriority(PRIO_PROCESS, pid) could reach it from
+// outside (that call changes the main thread only; `ps -o ni` shows that
+// one, so it would look applied). So the child is forked from a thread of
+// this process that carries the value: every thread the child makes
+// inherits it. That thread is locked to a goroutine that stays until
+// reaped is called, for two reasons: no other goroutine of the harness
+// runs at that priority (the goroutine never unlocks it; the runtime ends
+// a locked thread with its goroutine, and the value is set back first in
+// case it is the main thread, which the runtime parks instead), and the
+// child's Pdeathsig fires when the thread that forked it ends, not the
+// process.
+func startNiced(cmd *exec.Cmd, nice int) (reaped func(), err error) {
+	if nice == 0 {
+		return func() {}, cmd.Start()
+	}
+	errc := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // no Unlock: the thread ends with the goroutine
+		tid := syscall.Gettid()
+		was, err := taskNice(fmt.Sprintf("/proc/self/task/%d/stat", tid))
+		if err == nil {
+			err = syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice)
+		}
+		if err != nil {
+			errc <- fmt.Errorf("setpriority %d: %w", nice, err)
+			return
+		}
+		errc <- cmd.Start()
+		<-done
+		// Back to the harness's priority (the runtime does not end a
+		// locked main thread, it parks it).
+		_ = syscall.Setpriority(syscall.PRIO_PROCESS, tid, was)
+	}()
+	if err := <-errc; err != nil {
+		close(done)
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }, nil
+}
+
+// processNice returns the nice value every thread of process pid has
+// (/proc/PID/task/*/stat), and how many threads it has; an error if they
+// differ.
+func processNice(pid int) (nice, threads int, err error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	first := true
+	for _, e := range ents {
+		n, err := taskNice(dir + "/" + e.Name() + "/stat")
+		if errors.Is(err, os.ErrNotExist) {
+			continue // the thread ended meanwhile
+		}
+		if err != nil {
+			return 0, threads, err
+		}
+		threads++
+		if first {
+			nice, first = n, false
+		} else if n != nice {
+			return nice, threads, fmt.Errorf("thread %s has nice %d, another %d", e.Name(), n, nice)
+		}
+	}
+	if first {
+		return 0, 0, fmt.Errorf("%s: no threads", dir)
+	}
+	return nice, threads, nil
+}
+
+// taskNice reads the nice value of one thread from its stat file.
+func taskNice(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command (in parentheses, may hold spaces): state
+	// is field 3, nice field 19.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 17 {
+		return 0, fmt.Errorf("%s: %q", path, s)
+	}
+	n, err := strconv.Atoi(f[16])
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return n, nil
 }

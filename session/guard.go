@@ -62,6 +62,17 @@ import (
 //     every client of one follower dying at once: it resolves the doubt
 //     toward keeping the sessions, up to the hard bound.
 //
+//   - catch-up: a session heard leaves the group of sessions not heard
+//     yet, so that group's intake measures its backlog draining, not the
+//     health of the members left. While any of them was heard within the
+//     window (after a takeover the dead leader's clients redial, a
+//     starved worker's keepalives trickle in), its session time stands
+//     still; once none has been for a window it runs again. (A
+//     10,000-session failover lost 225 live sessions that reached the new
+//     leader just after their post-takeover grace while this group's
+//     intake stayed at 0.61.) A client that died with the old leader ends
+//     its timeout after the drain, within the hard bound.
+//
 // A session's deadline is in its group's session time: keepalive +
 // timeout. The hard bound is in loop time: a session never lives more
 // than MaxLife × its timeout of loop time past the last keepalive this
@@ -104,6 +115,7 @@ type Guard struct {
 
 	noDetectCredit bool // tests: the guard without the detection give-back
 	noPerSource    bool // tests: the guard with the total intake rule only
+	noCatchUp      bool // tests: the guard without the catch-up rule
 }
 
 // DefaultGuard is the guard coord's leader runs with, for a session loop
@@ -205,6 +217,8 @@ type intake struct {
 	window   []intakeSample
 	held     bool          // collapsed at the last Advance
 	lag      time.Duration // session time of this source = real - lag
+	ratio    float64       // intake over the window at the last Advance (-1: too few expected)
+	recv     float64       // keepalives counted over the window at the last Advance
 }
 
 // span is how far back intake is measured: the guard's Window, or the
@@ -224,6 +238,7 @@ func (in *intake) span(g Guard) time.Duration {
 // held already, were below MinIntake on their own.
 func (in *intake) step(g Guard, counted time.Duration) (collapsed bool, ratio float64, credit time.Duration) {
 	ratio = -1
+	defer func() { in.ratio = ratio }()
 	in.window = append(in.window, intakeSample{elapsed: counted, received: in.received, expected: in.rate * counted.Seconds()})
 	in.received = 0
 	var span time.Duration
@@ -240,6 +255,7 @@ func (in *intake) step(g Guard, counted time.Duration) (collapsed bool, ratio fl
 		exp -= in.window[0].expected
 		in.window = in.window[1:]
 	}
+	in.recv = rec
 	if exp < g.MinExpected || exp <= 0 {
 		return false, ratio, 0
 	}
@@ -311,7 +327,7 @@ func (c *clocks) source(via string) *intake {
 	in, ok := c.sources[via]
 	if !ok {
 		// A new source's session time starts at loop time.
-		in = &intake{lag: c.loopLag}
+		in = &intake{lag: c.loopLag, ratio: -1}
 		c.sources[via] = in
 	}
 	return in
@@ -374,11 +390,23 @@ func (t *Table) Advance(now time.Time) GuardStatus {
 	if all {
 		c.status.HeldFor += c.total.hold(allCredit)
 	}
-	for _, in := range c.sources {
+	for name, in := range c.sources {
 		own, _, credit := in.step(g, counted)
 		own = own && !g.noPerSource
 		if !own {
 			credit = 0
+		}
+		if name == unheard && in.n > 0 && in.recv > 0 && !g.noCatchUp && !g.noPerSource {
+			// Catch-up: a session heard leaves this group, so its intake
+			// is the backlog draining, not the health of its remaining
+			// members. While members are still being heard for the first
+			// time (after a takeover, or an open), the leader is still
+			// catching up and the rest are likely on their way (a client
+			// of the dead node redialling, a starved relay): their
+			// session time stands still. Once none has been heard for a
+			// window, it runs again, so a dead client ends its timeout
+			// after the drain, and never past the hard bound.
+			own = true
 		}
 		if all {
 			credit = max(credit, allCredit)
@@ -471,4 +499,75 @@ func (t *Table) overdue(e entry, sNow, lNow time.Time) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// Reasons a session is due (Explanation.Reason).
+const (
+	// ReasonTimeout: no keepalive counted for its timeout of its group's
+	// session time.
+	ReasonTimeout = "timeout"
+	// ReasonBound: past the hard bound (MaxLife timeouts of loop time).
+	ReasonBound = "bound"
+)
+
+// Explanation is why a session is due, and the guard's state for its
+// group at that moment (for the leader's log: every expiry decision must
+// be attributable).
+type Explanation struct {
+	Reason string
+	// Over is how far past its deadline (or bound) it is.
+	Over time.Duration
+	// Group is the source of its last keepalive ("leader", a follower's
+	// name, "unheard": none counted by this leader yet).
+	Group string
+	// GroupSessions is how many sessions its group holds; GroupIntake
+	// that group's keepalive intake ratio at the last Advance (-1: too
+	// few expected to tell); GroupHeld whether its session time stood
+	// still then.
+	GroupSessions int
+	GroupIntake   float64
+	GroupHeld     bool
+	// SinceHeard is the loop time since this leader last counted a
+	// keepalive of it (or since its grace began).
+	SinceHeard time.Duration
+	// Timeout is the session's timeout.
+	Timeout time.Duration
+	// Status is the table-wide guard state.
+	Status GuardStatus
+}
+
+// Explain reports why session id is due at now; false when it is not
+// (or not in the table).
+func (t *Table) Explain(id uint64, now time.Time) (Explanation, bool) {
+	e, ok := t.m[id]
+	if !ok {
+		return Explanation{}, false
+	}
+	lNow := t.c.loop(now)
+	over, due := t.overdue(e, t.c.sess(e.via, now), lNow)
+	if !due {
+		return Explanation{}, false
+	}
+	x := Explanation{Reason: ReasonTimeout, Over: over, Group: groupName(e.via), GroupIntake: -1,
+		SinceHeard: lNow.Sub(e.heard), Timeout: e.timeout, Status: t.c.status}
+	if e.deadline.After(t.c.sess(e.via, now)) {
+		x.Reason = ReasonBound
+	}
+	if in, ok := t.c.sources[e.via]; ok {
+		x.GroupSessions, x.GroupIntake, x.GroupHeld = in.n, in.ratio, in.held
+	}
+	return x, true
+}
+
+// groupName is a source's name for logs.
+func groupName(via string) string {
+	switch via {
+	case Direct:
+		return "leader"
+	case unheard:
+		return "unheard"
+	case "\x00other":
+		return "other"
+	}
+	return via
 }

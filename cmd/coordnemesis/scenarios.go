@@ -32,6 +32,7 @@ type scenarios struct {
 	failoverWorkers  *int
 	failoverAfter    *time.Duration
 	failoverNoGuard  *bool
+	failoverNice     *int
 
 	quorum         *string
 	quorumDuration *time.Duration
@@ -58,6 +59,12 @@ func addScenarioFlags(fs *flag.FlagSet) *scenarios {
 		failoverWorkers:  fs.Int("failover-workers", -1, "child processes holding the --failover-sessions clients (0: this process; -1: one per 2,500 sessions above 2,500)"),
 		failoverAfter:    fs.Duration("failover-after", 0, "--failover-sessions: how long to watch after the kill (default and minimum: 2 session timeouts + 2 s)"),
 		failoverNoGuard:  fs.Bool("failover-no-guard", false, "--failover-sessions: run coordd with --no-session-guard (comparison)"),
+		// In a deployment the clients run on other machines: the session
+		// workers run below the coordd processes' priority (nice 0). 5
+		// (CFS weight 335 against 1024): at 0 the clients starved the
+		// servers, at 10 (weight 110) the servers starved the clients
+		// after the kill (docs/RELIABILITY.md, runs z1, g6, f1-f4).
+		failoverNice: fs.Int("failover-worker-nice", 5, "--failover-sessions: CPU priority (nice 1..19, 0: the harness's) of the session worker processes; models clients on other hosts"),
 
 		quorum:         fs.String("quorum", "", "voter counts to run under jittered peer delay, e.g. 5,7 (instead of random schedules)"),
 		quorumDuration: fs.Duration("quorum-duration", 3*time.Minute, "window per --quorum run"),
@@ -139,10 +146,15 @@ func (s *scenarios) run(ctx context.Context, coordd, dir string, seed uint64, ve
 				workers = (*s.failoverSessions + 2499) / 2500
 			}
 		}
+		nice := *s.failoverNice
+		if workers == 0 {
+			nice = 0 // the sessions live in this process
+		}
 		res, err := nemesis.RunFailover(ctx, nemesis.FailoverConfig{
 			Coordd: coordd, Dir: filepath.Join(dir, "failover"), Sessions: *s.failoverSessions,
 			SessionTimeout: *s.sessionTimeout, WriteRate: *s.writeRate, Workers: workers, Log: logf,
 			Election: *s.election, Heartbeat: *s.heartbeat, Lease: *s.lease, After: *s.failoverAfter, NoGuard: *s.failoverNoGuard,
+			WorkerNice: nice,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "failover: %v\n", err)
