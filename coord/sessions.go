@@ -74,7 +74,7 @@ func newSessionManager(s *Server) *sessionManager {
 	return &sessionManager{s: s, table: session.NewGuardedTable(g), relay: map[uint64]struct{}{}, expiring: map[uint64]bool{},
 		kaSync: rounds{run: s.syncRound}, kaRelay: rounds{run: s.relayRound},
 		expiries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coord_session_expiry_decisions_total",
-			Help: "Sessions this node, as leader, decided to expire (the close proposed), by reason (timeout: no keepalive for its timeout of its group's session time; bound: the guard's hard bound) and group (where its last keepalive came from: leader, relay, unheard)."},
+			Help: "Sessions this node, as leader, decided to expire (the close proposed), by reason (timeout: no keepalive for its timeout of its group's session time; bound: the guard's hard bound) and group (where its last keepalive came from: leader, relay; unheard: taken over and not heard yet; opened: opened since and not heard yet)."},
 			[]string{"reason", "group"}),
 		kaExpired: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coord_session_keepalive_expired_total",
 			Help: "Keepalives this node answered \"session expired\", by reason (not_in_state: the applied state has no such session; expiring: its close is in flight; due_timeout, due_bound: the leader's table says it is due; leader_refused: a follower's relay came back unknown)."},
@@ -92,7 +92,7 @@ const expiryLogBudget = 20
 // into "relay".
 func groupKind(g string) string {
 	switch g {
-	case "leader", "unheard":
+	case "leader", "unheard", "opened":
 		return g
 	}
 	return "relay"

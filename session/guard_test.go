@@ -546,3 +546,54 @@ func TestGuard_TakeoverCatchUp(t *testing.T) {
 		t.Logf("without the catch-up rule: %d live sessions expired", n)
 	}
 }
+
+// TestGuard_OpenChurnDoesNotHoldDeadSession: sessions opened after the
+// takeover (Add) are not a takeover draining. A client cut off before its
+// first keepalive ends on its timeout while other new sessions keep being
+// opened and heard (a locker reopening its session every 100 ms): the
+// catch-up rule, meant for the sessions a new leader took over, must not
+// hold it up to the hard bound (seen in nemesis TestFencedLockUnderPauses
+// while both groups were one).
+func TestGuard_OpenChurnDoesNotHoldDeadSession(t *testing.T) {
+	const timeout = time.Second
+	tb := NewGuardedTable(DefaultGuard(simTick))
+	now := t0
+	tb.Reset(nil, now)
+	tb.Add(Info{ID: 1, Timeout: timeout}, now) // cut off: never heard
+	live := map[uint64]time.Time{}             // next keepalive
+	next := uint64(2)
+	var expiredAt time.Time
+	for now.Before(t0.Add(4 * timeout)) {
+		now = now.Add(simTick)
+		if now.Sub(t0)%(100*time.Millisecond) == 0 {
+			tb.Add(Info{ID: next, Timeout: timeout}, now)
+			live[next] = now.Add(50 * time.Millisecond)
+			next++
+		}
+		for id, at := range live {
+			if !at.After(now) {
+				if _, err := tb.Touch(id, now); err != nil {
+					t.Fatalf("touch %d: %v", id, err)
+				}
+				live[id] = now.Add(timeout / 3)
+			}
+		}
+		tb.Advance(now)
+		for _, id := range tb.Expire(now, nil) {
+			if id != 1 {
+				t.Fatalf("live session %d expired at %v", id, now.Sub(t0))
+			}
+			tb.Remove(id)
+			expiredAt = now
+		}
+		if !expiredAt.IsZero() {
+			break
+		}
+	}
+	if expiredAt.IsZero() {
+		t.Fatalf("the cut-off session did not expire within %v", 4*timeout)
+	}
+	if d := expiredAt.Sub(t0); d > timeout+3*simTick {
+		t.Errorf("the cut-off session expired %v after its open, want its timeout %v (held by new sessions being heard)", d, timeout)
+	}
+}

@@ -87,9 +87,10 @@ func NewGuardedTable(g Guard) *Table { return &Table{m: make(map[uint64]entry), 
 // Len is the number of sessions held.
 func (t *Table) Len() int { return len(t.m) }
 
-// fresh is a new entry for s at now (real time), not heard yet.
-func (t *Table) fresh(s Info, now time.Time) entry {
-	via := t.c.canon(unheard)
+// fresh is a new entry for s at now (real time), not heard yet, in group
+// group (unheard: carried over by Reset; opened: added after it).
+func (t *Table) fresh(s Info, group string, now time.Time) entry {
+	via := t.c.canon(group)
 	t.c.source(via)
 	return entry{timeout: s.Timeout, deadline: t.c.sess(via, now).Add(s.Timeout), heard: t.c.loop(now), via: via}
 }
@@ -124,7 +125,7 @@ func (t *Table) Reset(sessions []Info, now time.Time) {
 	t.c = clocks{}
 	t.Advance(now)
 	for _, s := range sessions {
-		t.put(s.ID, t.fresh(s, now))
+		t.put(s.ID, t.fresh(s, unheard, now))
 	}
 }
 
@@ -136,7 +137,7 @@ func (t *Table) Sync(sessions []Info, now time.Time) {
 	for _, s := range sessions {
 		live[s.ID] = struct{}{}
 		if _, ok := t.m[s.ID]; !ok {
-			t.put(s.ID, t.fresh(s, now))
+			t.put(s.ID, t.fresh(s, opened, now))
 		}
 	}
 	for id := range t.m {
@@ -148,7 +149,7 @@ func (t *Table) Sync(sessions []Info, now time.Time) {
 
 // Add registers one session (opened through raft on this leader).
 func (t *Table) Add(s Info, now time.Time) {
-	t.put(s.ID, t.fresh(s, now))
+	t.put(s.ID, t.fresh(s, opened, now))
 }
 
 // Remove forgets a session (closed or expired).
