@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +27,15 @@ type overloadFlags struct {
 	// inProcessSessions: hold the sessions in this process, not in a
 	// --session-holder child.
 	inProcessSessions *bool
+	// serverNice: the nice value of the coordd processes and the session
+	// holder (servers first on the CPU; 0: leave them as they start).
+	serverNice int
+}
+
+// addServersFirstFlags registers the servers-first priority flag (its own
+// block: other modes add their flags in main.go).
+func (f *overloadFlags) addServersFirstFlags(fs *flag.FlagSet) {
+	fs.IntVar(&f.serverNice, "overload-server-nice", -10, "--overload: nice value for every coordd and the session holder, so the load generator (this process) only gets the CPU they leave, as if it ran on other hosts; negative values need root; 0: off")
 }
 
 // runOverload runs the overload proof: protected, then (with --teeth) the
@@ -49,6 +59,7 @@ func runOverload(ctx context.Context, f overloadFlags, coordd, dir string, seed 
 		return nemesis.RunOverload(ctx, nemesis.OverloadConfig{
 			Coordd: coordd, Dir: filepath.Join(dir, fmt.Sprintf("overload-%s-%d", name, seed)), Seed: seed,
 			NoAdmission: noAdmission, ServerArgs: strings.Fields(f.serverArgs), Peak: peak, Overload: f.length, After: f.after, Sessions: f.sessions, SessionHolder: holder, Log: logf,
+			ServerNice: f.serverNice,
 		})
 	}
 	show := func(r nemesis.OverloadResult) {
