@@ -72,6 +72,10 @@ type OverloadConfig struct {
 	// on a shared CPU, as if the generator ran on other hosts. Negative
 	// values need root (CAP_SYS_NICE).
 	ServerNice int
+	// ServerCPUs, when set, pins every thread of the coordd processes and
+	// of the session holder to these CPUs (overload_nice.go); the
+	// generator stays free to run anywhere.
+	ServerCPUs []int
 	// Log receives progress lines (may be nil).
 	Log func(format string, args ...any)
 }
@@ -161,6 +165,9 @@ type OverloadResult struct {
 	// generator's own (this process's main thread); nil if not read.
 	ServerNices   map[int]int
 	GeneratorNice int
+	// ServerCPUs, GeneratorCPUs: the CPUs the first node's and the
+	// generator's main threads were allowed (from /proc).
+	ServerCPUs, GeneratorCPUs string
 	// Offered: the requests the generator started per second in each
 	// phase (against the schedule's rate: a starved generator offers
 	// less than it was asked to).
@@ -221,7 +228,7 @@ func (r OverloadResult) Summary() string {
 		fmt.Fprintf(&b, "  n%d RSS baseline %d MiB, max %d MiB\n", i+1, r.RSSBaseline[i]>>20, r.RSSMax[i]>>20)
 	}
 	if r.ServerNices != nil {
-		fmt.Fprintf(&b, "  priority: coordd threads by nice value %v (generator %d)\n", r.ServerNices, r.GeneratorNice)
+		fmt.Fprintf(&b, "  priority: coordd threads by nice value %v (generator %d); cpus: n1 %s, generator %s\n", r.ServerNices, r.GeneratorNice, r.ServerCPUs, r.GeneratorCPUs)
 	}
 	if r.StartRetried {
 		fmt.Fprintf(&b, "  (the first cluster did not become writable; this is the second)\n")
@@ -368,6 +375,16 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 			}
 		}
 	}
+	if len(cfg.ServerCPUs) > 0 {
+		for _, n := range cl.Nodes {
+			n.mu.Lock()
+			pid := n.cmd.Process.Pid
+			n.mu.Unlock()
+			if _, err := pinAll(pid, cfg.ServerCPUs); err != nil {
+				return res, fmt.Errorf("servers on their cores: %w", err)
+			}
+		}
+	}
 	direct := cl.Direct()
 	rotate := func(i int) []string {
 		out := make([]string, len(direct))
@@ -437,6 +454,11 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		if cfg.ServerNice != 0 {
 			if _, err := reniceAll(holder.cmd.Process.Pid, cfg.ServerNice); err != nil {
 				return res, fmt.Errorf("servers first (session holder): %w", err)
+			}
+		}
+		if len(cfg.ServerCPUs) > 0 {
+			if _, err := pinAll(holder.cmd.Process.Pid, cfg.ServerCPUs); err != nil {
+				return res, fmt.Errorf("servers on their cores (session holder): %w", err)
 			}
 		}
 	} else {
@@ -609,6 +631,8 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 				}
 			}
 			res.GeneratorNice, _ = niceOf(os.Getpid(), os.Getpid())
+			res.ServerCPUs, _ = cpusAllowed(pids[0], pids[0])
+			res.GeneratorCPUs, _ = cpusAllowed(os.Getpid(), os.Getpid())
 		}
 	}
 	gen.wg.Wait()

@@ -1,6 +1,7 @@
 package nemesis
 
 import (
+	"fmt"
 	"os/exec"
 	"testing"
 )
@@ -29,5 +30,26 @@ func TestReniceAll(t *testing.T) {
 	}
 	if len(m) != 1 || m[want] != n {
 		t.Fatalf("threads by nice value %v, want all %d at %d", m, n, want)
+	}
+	// Pinned to CPU 0 (every host has it).
+	if n, err := pinAll(pid, []int{0}); err != nil || n < 1 {
+		t.Fatalf("pinAll: %d threads, %v", n, err)
+	}
+	if got, err := cpusAllowed(pid, pid); err != nil || got != "0" {
+		t.Fatalf("cpus allowed %q, %v; want \"0\"", got, err)
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for in, want := range map[string]string{"1": "[1]", "2-3": "[2 3]", "0,2-3": "[0 2 3]"} {
+		got, err := ParseCPUList(in)
+		if err != nil || fmt.Sprint(got) != want {
+			t.Errorf("ParseCPUList(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "3-1", "-1"} {
+		if _, err := ParseCPUList(bad); err == nil {
+			t.Errorf("ParseCPUList(%q): no error", bad)
+		}
 	}
 }
