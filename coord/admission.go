@@ -40,8 +40,9 @@ import (
 // would reach a slot too late to be answered before its caller gives up.
 // Queued until its deadline, it would only have been a timeout that held
 // a queue place; shed early, it is a cheap OVERLOADED with a retry-after
-// the client can act on. (Seen in the overload proof, seed 17 on 23 Nov:
-// 1,500 requests/s timing out at the client's 1 s deadline, not shed.)
+// the client can act on. (Motivated by the overload proof, seed 17 on 23
+// Nov: 1,500 requests/s timing out at the client's 1 s deadline, not
+// shed; docs/RELIABILITY.md, Overload, says what the later runs showed.)
 // A request that finds a free slot runs, whatever its deadline: the node
 // is not overloaded then, and the estimate is an average.
 //
