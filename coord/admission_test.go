@@ -1,6 +1,7 @@
 package coord_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -116,5 +117,87 @@ func TestAdmission_Disabled(t *testing.T) {
 		if err := callStatus(t, r); err != nil {
 			t.Fatalf("call %d: %v", r.GetId(), err)
 		}
+	}
+}
+
+// Deadline-aware shedding over real gRPC: with the node's only write slot
+// taken and a service time of ~300 ms learned, a write whose deadline
+// leaves less than that is shed at once (unary and on a Call stream), and
+// one whose deadline leaves more waits only until it could no longer be
+// served in time, then is shed — OVERLOADED with the retry-after hint,
+// never a DeadlineExceeded after a wait the caller paid for. Without the
+// deadline rule these requests wait in the queue (the CoDel wait here is
+// 2 s) until the caller's deadline and fail with DeadlineExceeded.
+func TestAdmission_DeadlineAwareShedding(t *testing.T) {
+	c := coordtest.NewCluster(t, 1, coordtest.Options{Configure: func(cfg *coord.Config) {
+		cfg.Admission = coord.AdmissionConfig{MaxWrites: 1, MaxQueue: 8, Target: 5 * time.Millisecond, Interval: 2 * time.Second, RetryAfter: 40 * time.Millisecond}
+	}})
+	ctx := coordtest.Ctx(t, 30*time.Second)
+	conn := c.Conn(0)
+	srv := c.Node(0).Server
+	// A request that held the slot for 300 ms teaches the estimate.
+	rel, err := coord.HoldWriteSlot(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	rel()
+	if est := coord.WriteServiceEstimate(srv); est < 300*time.Millisecond || est > 2*time.Second {
+		t.Fatalf("service estimate %v after one 300 ms request", est)
+	}
+	hold, err := coord.HoldWriteSlot(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string, timeout time.Duration) (time.Duration, error) {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		start := time.Now()
+		_, err := conn.Create(cctx, &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/" + name}})
+		return time.Since(start), err
+	}
+	overloaded := func(what string, err error) {
+		t.Helper()
+		if status.Code(err) != codes.ResourceExhausted || detailCode(err) != coordpb.ErrorCode_OVERLOADED || retryAfterMs(err) != 40 {
+			t.Fatalf("%s: want OVERLOADED with a 40 ms retry-after, got %v", what, err)
+		}
+	}
+	// 200 ms left < 300 ms of service: shed before it queues.
+	took, err := create("short", 200*time.Millisecond)
+	overloaded("200 ms deadline", err)
+	if took >= 200*time.Millisecond {
+		t.Fatalf("200 ms deadline: shed after %v", took)
+	}
+	// 800 ms left: it may wait 800 - 300 = 500 ms, then it is shed,
+	// before the caller's deadline.
+	took, err = create("long", 800*time.Millisecond)
+	overloaded("800 ms deadline", err)
+	if took < 350*time.Millisecond || took >= 800*time.Millisecond {
+		t.Fatalf("800 ms deadline: shed after %v, want about 500 ms", took)
+	}
+	// The same on a Call stream (the deadline is the request's timeout_ms).
+	st, err := conn.Call(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := st.Send(&coordpb.CallRequest{Id: 1, TimeoutMs: 200, Op: &coordpb.CallRequest_Create{Create: &coordpb.CreateRequest{Op: &coordpb.CreateOp{Path: "/stream"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	overloaded("Call stream, 200 ms", callStatus(t, r))
+	if took := time.Since(start); took >= 200*time.Millisecond {
+		t.Fatalf("Call stream, 200 ms: shed after %v", took)
+	}
+	if got := srv.AdmissionStats().Shed; got != 3 {
+		t.Fatalf("%d shed, want 3", got)
+	}
+	// A free slot runs the request whatever its deadline.
+	hold()
+	if _, err := create("free", 200*time.Millisecond); err != nil {
+		t.Fatalf("with a free slot: %v", err)
 	}
 }

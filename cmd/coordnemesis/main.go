@@ -57,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	holderEps := fs.String("holder-endpoints", "", "--session-holder: comma-separated endpoints")
 	holderN := fs.Int("holder-sessions", 30, "--session-holder: sessions to hold")
 	holderTimeout := fs.Duration("holder-timeout", 2*time.Second, "--session-holder: session timeout")
+	ov.addServersFirstFlags(fs)
 	ov.inProcessSessions = fs.Bool("overload-in-process-sessions", false, "--overload: hold the live sessions in the load generator's process (their keepalives then compete with it for CPU)")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +29,19 @@ type overloadFlags struct {
 	// inProcessSessions: hold the sessions in this process, not in a
 	// --session-holder child.
 	inProcessSessions *bool
+	// serverNice: the nice value of the coordd processes and the session
+	// holder (servers first on the CPU; 0: leave them as they start).
+	serverNice int
+	// serverCPUs: the CPUs the coordd processes and the session holder
+	// are pinned to ("": not pinned).
+	serverCPUs string
+}
+
+// addServersFirstFlags registers the servers-first priority flag (its own
+// block: other modes add their flags in main.go).
+func (f *overloadFlags) addServersFirstFlags(fs *flag.FlagSet) {
+	fs.StringVar(&f.serverCPUs, "overload-server-cpus", defaultServerCPUs(), "--overload: pin every coordd and the session holder to these CPUs (e.g. \"1\" or \"2-3\"), leaving the others to the load generator; default: the upper half of the host's CPUs; \"\": not pinned")
+	fs.IntVar(&f.serverNice, "overload-server-nice", -10, "--overload: nice value for every coordd and the session holder, so the load generator (this process) only gets the CPU they leave, as if it ran on other hosts; negative values need root; 0: off")
 }
 
 // runOverload runs the overload proof: protected, then (with --teeth) the
@@ -41,6 +57,14 @@ func runOverload(ctx context.Context, f overloadFlags, coordd, dir string, seed 
 		}
 		holder = []string{exe, "--session-holder"}
 	}
+	var cpus []int
+	if f.serverCPUs != "" {
+		var err error
+		if cpus, err = nemesis.ParseCPUList(f.serverCPUs); err != nil {
+			fmt.Fprintf(stderr, "overload: --overload-server-cpus: %v\n", err)
+			return 2
+		}
+	}
 	run := func(noAdmission bool, peak float64) (nemesis.OverloadResult, error) {
 		name := "protected"
 		if noAdmission {
@@ -49,6 +73,7 @@ func runOverload(ctx context.Context, f overloadFlags, coordd, dir string, seed 
 		return nemesis.RunOverload(ctx, nemesis.OverloadConfig{
 			Coordd: coordd, Dir: filepath.Join(dir, fmt.Sprintf("overload-%s-%d", name, seed)), Seed: seed,
 			NoAdmission: noAdmission, ServerArgs: strings.Fields(f.serverArgs), Peak: peak, Overload: f.length, After: f.after, Sessions: f.sessions, SessionHolder: holder, Log: logf,
+			ServerNice: f.serverNice, ServerCPUs: cpus,
 		})
 	}
 	show := func(r nemesis.OverloadResult) {
@@ -86,4 +111,17 @@ func runOverload(ctx context.Context, f overloadFlags, coordd, dir string, seed 
 		os.RemoveAll(dir)
 	}
 	return code
+}
+
+// defaultServerCPUs is the upper half of the host's CPUs ("1" on 2), or
+// "" on one CPU (nothing to split).
+func defaultServerCPUs() string {
+	n := runtime.NumCPU()
+	if n < 2 {
+		return ""
+	}
+	if n/2 == n-1 {
+		return strconv.Itoa(n - 1)
+	}
+	return fmt.Sprintf("%d-%d", n/2, n-1)
 }
