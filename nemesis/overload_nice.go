@@ -59,27 +59,9 @@ func reniceAll(pid, nice int) (int, error) {
 	return len(done), nil
 }
 
-// niceOf reads a thread's nice value (field 19 of /proc/PID/task/TID/stat).
+// niceOf reads a thread's nice value (taskNice, nemesis/sessions.go).
 func niceOf(pid, tid int) (int, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", strconv.Itoa(tid), "stat"))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces: fields after its ')'.
-	s := string(b)
-	i := len(s) - 1
-	for i >= 0 && s[i] != ')' {
-		i--
-	}
-	if i < 0 {
-		return 0, fmt.Errorf("stat of %d/%d: no ')'", pid, tid)
-	}
-	f := strings.Fields(s[i+1:])
-	// s[i+1:] starts at field 3 (state): nice is field 19 → index 16.
-	if len(f) < 17 {
-		return 0, fmt.Errorf("stat of %d/%d: %d fields", pid, tid, len(f))
-	}
-	return strconv.Atoi(f[16])
+	return taskNice(filepath.Join("/proc", strconv.Itoa(pid), "task", strconv.Itoa(tid), "stat"))
 }
 
 // threadNices returns the distinct nice values of pid's threads (for the
