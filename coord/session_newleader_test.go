@@ -53,15 +53,17 @@ func TestSessions_LeaderNotAppliedYetIsNotExpired(t *testing.T) {
 	if _, err := leader.KeepAlive(ctx, &coordpb.KeepAliveRequest{SessionId: direct}); err != nil {
 		t.Errorf("keepalive on a leader that had not applied the session yet: %v (code %v), want alive", err, detailCode(err))
 	}
-	if n := looks.Load(); n != 2 {
-		t.Errorf("leader looked at its state %d times, want 2 (once stale, once after the read index)", n)
+	// At least twice: once stale, once after the read index. (A
+	// follower's background relay round may look too: CI saw 3.)
+	if n := looks.Load(); n < 2 {
+		t.Errorf("leader looked at its state %d times, want at least 2 (once stale, once after the read index)", n)
 	}
 	looks.Store(0)
 	if _, err := follower.KeepAlive(ctx, &coordpb.KeepAliveRequest{SessionId: relayed}); err != nil {
 		t.Errorf("keepalive relayed to a leader that had not applied the session yet: %v (code %v), want alive", err, detailCode(err))
 	}
-	if n := looks.Load(); n != 2 {
-		t.Errorf("leader looked at its state %d times for the relay, want 2", n)
+	if n := looks.Load(); n < 2 {
+		t.Errorf("leader looked at its state %d times for the relay, want at least 2", n)
 	}
 	undo()
 
