@@ -248,7 +248,7 @@ func (m *sessionManager) tick(stop <-chan struct{}) {
 		return
 	}
 	st, _ := m.s.rep.State()
-	term := m.s.rep.Info().Term
+	term := m.s.rep.Term() // every tick: not Info (leader lookup, tree size)
 	m.mu.Lock()
 	if !m.leading || term != m.leadingTerm {
 		// New leader: every session gets a grace period of its own

@@ -31,11 +31,25 @@ import (
 // reniceAll sets the nice value of every thread of pid; it returns how
 // many threads it set.
 func reniceAll(pid, nice int) (int, error) {
+	return eachThread(pid, "renice", func(tid int) error {
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil {
+			return fmt.Errorf("to %d: %w", nice, err)
+		}
+		return nil
+	})
+}
+
+// eachThread runs set on every thread of pid, passing over
+// /proc/PID/task until a pass finds no thread it has not set (at most 10
+// passes): a thread created meanwhile inherits its creator's setting, so
+// once every thread is set, every later one is too. A thread that ended
+// meanwhile (ESRCH) is skipped. It returns how many threads it set.
+func eachThread(pid int, what string, set func(tid int) error) (int, error) {
 	done := map[int]bool{}
 	for pass := 0; pass < 10; pass++ {
 		ents, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
 		if err != nil {
-			return len(done), fmt.Errorf("renice %d: %w", pid, err)
+			return len(done), fmt.Errorf("%s %d: %w", what, pid, err)
 		}
 		fresh := 0
 		for _, e := range ents {
@@ -43,17 +57,17 @@ func reniceAll(pid, nice int) (int, error) {
 			if err != nil || done[tid] {
 				continue
 			}
-			if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil {
+			if err := set(tid); err != nil {
 				if errors.Is(err, syscall.ESRCH) {
 					continue // the thread ended meanwhile
 				}
-				return len(done), fmt.Errorf("renice %d (thread %d) to %d: %w", pid, tid, nice, err)
+				return len(done), fmt.Errorf("%s %d (thread %d): %w", what, pid, tid, err)
 			}
 			done[tid] = true
 			fresh++
 		}
 		if fresh == 0 {
-			return len(done), nil
+			break
 		}
 	}
 	return len(done), nil
@@ -109,33 +123,13 @@ func pinAll(pid int, cpus []int) (int, error) {
 		}
 		set[c/64] |= 1 << (c % 64)
 	}
-	done := map[int]bool{}
-	for pass := 0; pass < 10; pass++ {
-		ents, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
-		if err != nil {
-			return len(done), fmt.Errorf("pin %d: %w", pid, err)
+	return eachThread(pid, "pin", func(tid int) error {
+		_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, uintptr(tid), uintptr(len(set)*8), uintptr(unsafe.Pointer(&set[0])))
+		if errno != 0 {
+			return fmt.Errorf("to cpus %v: %w", cpus, errno)
 		}
-		fresh := 0
-		for _, e := range ents {
-			tid, err := strconv.Atoi(e.Name())
-			if err != nil || done[tid] {
-				continue
-			}
-			_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, uintptr(tid), uintptr(len(set)*8), uintptr(unsafe.Pointer(&set[0])))
-			if errno != 0 {
-				if errno == syscall.ESRCH {
-					continue
-				}
-				return len(done), fmt.Errorf("pin %d (thread %d) to cpus %v: %w", pid, tid, cpus, errno)
-			}
-			done[tid] = true
-			fresh++
-		}
-		if fresh == 0 {
-			return len(done), nil
-		}
-	}
-	return len(done), nil
+		return nil
+	})
 }
 
 // cpusAllowed reads a thread's Cpus_allowed_list from /proc (for the

@@ -713,6 +713,9 @@ type Info struct {
 	Znodes       int
 }
 
+// Term is raft's current term.
+func (r *Replica) Term() uint64 { return r.raft.CurrentTerm() }
+
 // Info reports the replica's raft state.
 func (r *Replica) Info() Info {
 	la, lid := r.raft.LeaderWithID()
@@ -722,7 +725,7 @@ func (r *Replica) Info() Info {
 		State:        r.raft.State().String(),
 		LeaderName:   string(lid),
 		LeaderAddr:   string(la),
-		Term:         r.raft.CurrentTerm(),
+		Term:         r.Term(),
 		CommitIndex:  r.raft.CommitIndex(),
 		AppliedIndex: applied,
 		LastIndex:    r.raft.LastIndex(),
