@@ -127,13 +127,13 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: %d nodes", cfg.Nodes)
 	}
 	c := &Cluster{cfg: cfg, Links: NewLinks()}
-	owner := func(a net.Addr) int {
+	owner := func(dialer, dialed net.Addr) int {
 		// /proc/net/tcp is not read atomically: a socket created while
 		// it is read can be missed, so look again before calling the
 		// dialer a client (a peer link taken for a client link would
 		// escape the cuts and delays).
 		for try := 0; ; try++ {
-			n, err := socketOwner(a, c.pids())
+			n, err := socketOwner(dialer, dialed, c.pids())
 			if err == nil {
 				return n
 			}
@@ -187,7 +187,7 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		var row []*Proxy
 		for i, n := range c.Nodes {
 			listen, id := n.Listen, ClientID(g)
-			p, err := NewProxy(i, func() string { return listen }, c.Links, func(net.Addr) int { return id })
+			p, err := NewProxy(i, func() string { return listen }, c.Links, func(_, _ net.Addr) int { return id })
 			if err != nil {
 				c.Close()
 				return nil, err

@@ -149,8 +149,9 @@ type Proxy struct {
 	dst    int
 	target func() string
 	links  *Links
-	// owner names the node that dialed a connection (Client if none).
-	owner func(remote net.Addr) int
+	// owner names the node that dialed a connection (Client if none),
+	// from its two ends: the dialer's address and the one it dialed.
+	owner func(dialer, dialed net.Addr) int
 
 	mu     sync.Mutex
 	closed bool
@@ -158,7 +159,7 @@ type Proxy struct {
 }
 
 // NewProxy listens on a fresh loopback port for traffic to node dst.
-func NewProxy(dst int, target func() string, links *Links, owner func(net.Addr) int) (*Proxy, error) {
+func NewProxy(dst int, target func() string, links *Links, owner func(dialer, dialed net.Addr) int) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("proxy listen: %w", err)
@@ -187,7 +188,7 @@ func (p *Proxy) accept() {
 func (p *Proxy) serve(a net.Conn) {
 	src := Client
 	if p.owner != nil {
-		src = p.owner(a.RemoteAddr())
+		src = p.owner(a.RemoteAddr(), a.LocalAddr())
 	}
 	b, err := net.DialTimeout("tcp", p.target(), 2*time.Second)
 	if err != nil {
@@ -320,49 +321,44 @@ var errNoOwner = errors.New("no process owns the socket")
 // up (seen in TIME_WAIT); nothing flows on it, so it needs no link rules.
 var errSocketClosed = errors.New("the dialer already closed the connection")
 
-// socketOwner finds which of pids owns the TCP socket whose local address
-// is remote (the dialing side of a connection accepted by a proxy), by
-// reading /proc/net/tcp and each pid's fd table. Linux only; that is how
-// the proxy tells peers apart when every node dials the same address.
-func socketOwner(remote net.Addr, pids map[int]int) (int, error) {
-	ta, ok := remote.(*net.TCPAddr)
-	if !ok || ta.IP.To4() == nil {
-		return Client, fmt.Errorf("socket owner of %v: not a TCP/IPv4 address", remote)
+// socketOwner finds which of pids owns the dialing side of a TCP
+// connection (local address dialer, remote address dialed: the two ends as
+// the proxy's accepted socket sees them swapped), by reading
+// /proc/net/tcp and each pid's fd table. Linux only; that is how the
+// proxy tells peers apart when every node dials the same address.
+func socketOwner(dialer, dialed net.Addr, pids map[int]int) (int, error) {
+	local, err := procAddr(dialer)
+	if err != nil {
+		return Client, fmt.Errorf("socket owner: %w", err)
 	}
-	ip := ta.IP.To4()
-	want := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ta.Port)
+	remote, err := procAddr(dialed)
+	if err != nil {
+		return Client, fmt.Errorf("socket owner: %w", err)
+	}
 	f, err := os.Open("/proc/net/tcp")
 	if err != nil {
 		return Client, fmt.Errorf("socket owner: %w", err)
 	}
 	defer f.Close()
-	// The dialer's port may also name an older socket of this machine in
-	// TIME_WAIT (inode 0; loopback reuses ports for other destinations):
-	// a live socket wins over it, whichever /proc lists first (taking the
-	// first match counted live peer links as clients, so cuts and delays
-	// missed them).
-	inode, state := "", ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) > 9 && fs[1] == want {
-			inode, state = fs[9], fs[3]
-			if inode != "0" {
-				break
-			}
-		}
-	}
+	// Both ends must match: loopback reuses a dialer's port for
+	// connections to other destinations, and matching the local address
+	// alone found the harness's own socket on the same port (a peer link
+	// taken for a client's, so the cuts missed it: TestPartitionShapes in
+	// CI, "held by nemesis.test"). The 4-tuple can still name an older,
+	// closed connection in TIME_WAIT (inode 0): a live socket wins over
+	// it, whichever /proc lists first.
+	inode, state := findSocket(f, local, remote)
 	if inode == "" {
-		return Client, fmt.Errorf("socket owner of %v: not in /proc/net/tcp: %w", remote, errNoOwner)
+		return Client, fmt.Errorf("socket owner of %v -> %v: not in /proc/net/tcp: %w", dialer, dialed, errNoOwner)
 	}
 	if inode == "0" {
 		// Already closed by the dialer (state 06 TIME_WAIT, 07 CLOSE):
 		// nothing will flow on it.
-		return Client, fmt.Errorf("socket owner of %v: no inode, tcp state %s: %w", remote, state, errSocketClosed)
+		return Client, fmt.Errorf("socket owner of %v -> %v: no inode, tcp state %s: %w", dialer, dialed, state, errSocketClosed)
 	}
 	link := "socket:[" + inode + "]"
 	if len(pids) == 0 {
-		return Client, fmt.Errorf("socket owner of %v (%s): no node process listed: %w", remote, link, errNoOwner)
+		return Client, fmt.Errorf("socket owner of %v (%s): no node process listed: %w", dialer, link, errNoOwner)
 	}
 	for pid, node := range pids {
 		dir := "/proc/" + strconv.Itoa(pid) + "/fd"
@@ -376,7 +372,35 @@ func socketOwner(remote net.Addr, pids map[int]int) (int, error) {
 			}
 		}
 	}
-	return Client, fmt.Errorf("socket owner of %v (%s): %s: %w", remote, link, holder(link), errNoOwner)
+	return Client, fmt.Errorf("socket owner of %v (%s): %s: %w", dialer, link, holder(link), errNoOwner)
+}
+
+// findSocket returns the inode and tcp state of the /proc/net/tcp row
+// whose local and remote addresses are local and remote ("" if none): a
+// live socket's (inode not 0) over a closed one's in TIME_WAIT.
+func findSocket(r io.Reader, local, remote string) (inode, state string) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) > 9 && fs[1] == local && fs[2] == remote {
+			inode, state = fs[9], fs[3]
+			if inode != "0" {
+				break
+			}
+		}
+	}
+	return inode, state
+}
+
+// procAddr is a TCP/IPv4 address as /proc/net/tcp writes it: the IP's
+// bytes reversed, then the port, in hex.
+func procAddr(a net.Addr) (string, error) {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok || ta.IP.To4() == nil {
+		return "", fmt.Errorf("%v: not a TCP/IPv4 address", a)
+	}
+	ip := ta.IP.To4()
+	return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ta.Port), nil
 }
 
 // holder names the processes holding the socket link (diagnostics for a

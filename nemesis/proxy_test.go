@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -41,7 +42,7 @@ func echo(t *testing.T) string {
 func TestProxy_CutHealReset(t *testing.T) {
 	target := echo(t)
 	links := NewLinks()
-	p, err := NewProxy(0, func() string { return target }, links, func(net.Addr) int { return 7 })
+	p, err := NewProxy(0, func() string { return target }, links, func(_, _ net.Addr) int { return 7 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,11 +102,11 @@ func TestSocketOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	got, err := socketOwner(s.RemoteAddr(), map[int]int{os.Getpid(): 3})
+	got, err := socketOwner(s.RemoteAddr(), s.LocalAddr(), map[int]int{os.Getpid(): 3})
 	if err != nil || got != 3 {
 		t.Fatalf("owner of our own socket: %d %v", got, err)
 	}
-	if got, err := socketOwner(s.RemoteAddr(), map[int]int{1 << 30: 3}); err == nil {
+	if got, err := socketOwner(s.RemoteAddr(), s.LocalAddr(), map[int]int{1 << 30: 3}); err == nil {
 		t.Fatalf("owner among other pids: %d", got)
 	}
 }
@@ -115,7 +116,7 @@ func TestSocketOwner(t *testing.T) {
 func TestProxy_DelayJitter(t *testing.T) {
 	target := echo(t)
 	links := NewLinks()
-	p, err := NewProxy(0, func() string { return target }, links, func(net.Addr) int { return 7 })
+	p, err := NewProxy(0, func() string { return target }, links, func(_, _ net.Addr) int { return 7 })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,5 +173,33 @@ func TestProxy_DelayJitter(t *testing.T) {
 	links.SetDelay(nil, 0, 0)
 	if d := rtt("fast"); d >= 40*time.Millisecond {
 		t.Logf("round trip after lifting the delay %v (loaded machine?)", d)
+	}
+}
+
+// findSocket matches both ends: a port the dialer used is reused by other
+// sockets toward other destinations (loopback), and a live socket wins
+// over the same 4-tuple's TIME_WAIT row.
+func TestFindSocket(t *testing.T) {
+	const table = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:A71C 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 111 1 0 20 4 30 10 -1
+   1: 0100007F:A71C 0100007F:2328 06 00000000:00000000 03:00000000 00000000     0        0 0 3 0 0 0
+   2: 0100007F:A71C 0100007F:2328 01 00000000:00000000 00:00000000 00000000     0        0 222 1 0 20 4 30 10 -1
+`
+	local, err := procAddr(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 0xA71C})
+	if err != nil || local != "0100007F:A71C" {
+		t.Fatalf("procAddr = %q, %v", local, err)
+	}
+	for _, c := range []struct{ remote, inode, state string }{
+		{"0100007F:1F90", "111", "01"},
+		{"0100007F:2328", "222", "01"}, // the live row after the TIME_WAIT one
+		{"0100007F:0050", "", ""},
+	} {
+		inode, state := findSocket(strings.NewReader(table), local, c.remote)
+		if inode != c.inode || state != c.state {
+			t.Errorf("findSocket(%s -> %s) = %q %q, want %q %q", local, c.remote, inode, state, c.inode, c.state)
+		}
+	}
+	if _, err := procAddr(&net.UDPAddr{}); err == nil {
+		t.Error("procAddr of a UDP address: no error")
 	}
 }
