@@ -25,6 +25,10 @@ const (
 	DefaultMaxDataBytes    = 1 << 20
 	DefaultMaxRequestBytes = 4 << 20
 	DefaultWatchHistory    = 100_000
+	// DefaultMaxWatches and DefaultMaxWatchesPerStream bound the watches
+	// on one node and on one stream (Config.MaxWatches).
+	DefaultMaxWatches          = 100_000
+	DefaultMaxWatchesPerStream = 10_000
 	// DefaultPARRecoverTimeout bounds pre-start PAR recovery.
 	DefaultPARRecoverTimeout = 60 * time.Second
 )
@@ -149,6 +153,13 @@ type Config struct {
 	// (0: DefaultWatchSlowTimeout) the stream is ended as too slow.
 	WatchBuffer      int
 	WatchSlowTimeout time.Duration
+	// MaxWatches bounds the watches registered on this node over all its
+	// streams (0: DefaultMaxWatches; <0: none), and MaxWatchesPerStream
+	// those on one stream (0: DefaultMaxWatchesPerStream; <0: none). A
+	// watch over a limit is refused with a message naming it; with
+	// WatchBuffer per stream this bounds the memory watchers can hold.
+	MaxWatches          int
+	MaxWatchesPerStream int
 	// Admission bounds each class of client request (admission.go);
 	// Admission.Disabled (coordd --no-admission) turns it off.
 	Admission AdmissionConfig

@@ -21,6 +21,8 @@ type metrics struct {
 	events   prometheus.Counter
 	// slowWatchers counts watch streams ended as too slow.
 	slowWatchers prometheus.Counter
+	// watchesRefused counts watches refused by the node's limit.
+	watchesRefused prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -38,7 +40,10 @@ func newMetrics(s *Server) *metrics {
 	m.slowWatchers = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "coord_watch_too_slow_total", Help: "Watch streams ended because their consumer fell too far behind.",
 	})
-	m.reg.MustRegister(m.slowWatchers)
+	m.watchesRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "coord_watches_refused_total", Help: "Watches refused because the node holds Config.MaxWatches.",
+	})
+	m.reg.MustRegister(m.slowWatchers, m.watchesRefused)
 	gauges := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_raft_term", Help: "Current raft term."},
 			func() float64 { return float64(s.rep.Info().Term) }),
@@ -63,6 +68,8 @@ func newMetrics(s *Server) *metrics {
 			func() float64 { _, w := s.ForwardStats(); return float64(w) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_znodes", Help: "Znodes in the tree."},
 			func() float64 { t, _ := s.rep.State(); return float64(t.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_watches", Help: "Watches registered on this node (all streams)."},
+			func() float64 { return float64(s.watchCount.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_sessions", Help: "Live sessions."},
 			func() float64 { t, _ := s.rep.State(); return float64(t.SessionCount()) }),
 	}

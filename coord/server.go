@@ -49,6 +49,9 @@ type Server struct {
 	// watchStreams counts open watch streams; a follower with any pulls
 	// the leader's events (push.go).
 	watchStreams atomic.Int64
+	// watchCount counts the watches registered on all streams
+	// (Config.MaxWatches).
+	watchCount atomic.Int64
 	// PAR: the protected stores and the repair client (nil with
 	// PlainStorage); ready gates client RPCs until the replica runs, while
 	// PeerRepair is served from before raft starts.

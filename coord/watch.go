@@ -173,8 +173,9 @@ func eventPB(e tree.Event) *coordpb.WatchEvent {
 	return &coordpb.WatchEvent{Type: t, Path: e.Path, Zxid: e.Zxid}
 }
 
-// maxWatchesPerStream bounds one stream's watches.
-const maxWatchesPerStream = 10_000
+// Watches returns the number of watches registered on this node, over
+// all its streams (Config.MaxWatches bounds it).
+func (s *Server) Watches() int { return int(s.watchCount.Load()) }
 
 // Watch serves one watch stream until the client closes it or the server
 // stops. Goroutines: this handler's, plus one receiving requests, which
@@ -199,10 +200,12 @@ func (s *Server) Watch(stream coordpb.Coord_WatchServer) error {
 	}()
 	s.watchStreams.Add(1)
 	defer s.watchStreams.Add(-1)
+	ws := &watchStream{s: s, watches: map[int64]*watch{}, caller: rpc.CallerFrom(ctx)}
+	defer func() { s.watchCount.Add(-int64(len(ws.watches))) }()
 	// A bounded buffer between this loop and the stream (admission_watch.go).
 	sender := newWatchSender(stream.Send, s.cfg.WatchBuffer, s.cfg.WatchSlowTimeout)
 	defer sender.close()
-	ws := &watchStream{s: s, send: sender.send, watches: map[int64]*watch{}, caller: rpc.CallerFrom(ctx)}
+	ws.send = sender.send
 	for {
 		changed := ws.deliver()
 		ws.answerProgress()
@@ -236,6 +239,23 @@ type watchStream struct {
 	caller   *tree.Caller // who the stream runs as (ACLs filter events)
 }
 
+// remove drops one watch and its place in the node's count.
+func (ws *watchStream) remove(id int64) {
+	delete(ws.watches, id)
+	ws.s.watchCount.Add(-1)
+}
+
+// limit resolves a configured bound: 0 is def, negative is none (0).
+func limit(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
 func (ws *watchStream) out(r *coordpb.WatchResponse) {
 	if ws.err == nil {
 		ws.err = ws.send(r)
@@ -257,8 +277,8 @@ func (ws *watchStream) handle(r *coordpb.WatchRequest) {
 			fail(fmt.Sprintf("watch id %d is already in use on this stream", c.WatchId))
 			return
 		}
-		if len(ws.watches) >= maxWatchesPerStream {
-			fail(fmt.Sprintf("too many watches on one stream (limit %d)", maxWatchesPerStream))
+		if max := limit(ws.s.cfg.MaxWatchesPerStream, DefaultMaxWatchesPerStream); max > 0 && len(ws.watches) >= max {
+			fail(fmt.Sprintf("too many watches on one stream (limit %d)", max))
 			return
 		}
 		if _, ok := coordpb.WatchKind_name[int32(c.Kind)]; !ok {
@@ -279,11 +299,18 @@ func (ws *watchStream) handle(r *coordpb.WatchRequest) {
 				Error: fmt.Sprintf("history starts after zxid %d; events since %d may be lost: re-read and watch again", floor, start)})
 			return
 		}
+		// The node's limit last: a refusal above must not hold a place.
+		if n, max := ws.s.watchCount.Add(1), limit(ws.s.cfg.MaxWatches, DefaultMaxWatches); max > 0 && n > int64(max) {
+			ws.s.watchCount.Add(-1)
+			ws.s.metrics.watchesRefused.Inc()
+			fail(fmt.Sprintf("too many watches on this node (limit %d): try another server or cancel some", max))
+			return
+		}
 		ws.watches[c.WatchId] = &watch{id: c.WatchId, path: c.Path, kind: c.Kind, cursor: start}
 		ws.out(&coordpb.WatchResponse{WatchId: c.WatchId, Created: true, ProgressZxid: start})
 	case *coordpb.WatchRequest_Cancel:
 		if _, ok := ws.watches[x.Cancel.WatchId]; ok {
-			delete(ws.watches, x.Cancel.WatchId)
+			ws.remove(x.Cancel.WatchId)
 			ws.out(&coordpb.WatchResponse{WatchId: x.Cancel.WatchId, Canceled: true})
 		}
 	case *coordpb.WatchRequest_Progress:
@@ -342,7 +369,7 @@ func (ws *watchStream) deliver() <-chan struct{} {
 		if min < floor {
 			for id, w := range ws.watches {
 				if w.cursor < floor {
-					delete(ws.watches, id)
+					ws.remove(id)
 					ws.out(&coordpb.WatchResponse{WatchId: id, Canceled: true, Compacted: true,
 						Error: fmt.Sprintf("this watch fell behind the server's history (zxid %d < %d): re-read and watch again", w.cursor, floor)})
 				}
@@ -364,7 +391,7 @@ func (ws *watchStream) deliver() <-chan struct{} {
 				resp := &coordpb.WatchResponse{WatchId: id, Events: []*coordpb.WatchEvent{eventPB(e)}, ProgressZxid: e.Zxid}
 				if w.oneShot() {
 					resp.Canceled = true
-					delete(ws.watches, id)
+					ws.remove(id)
 				}
 				ws.out(resp)
 			}

@@ -18,13 +18,14 @@ import (
 // TestLimits: each limit the server enforces answers with a typed error
 // and a message naming the limit (README "Limits").
 func TestLimits(t *testing.T) {
+	const watchesPerStream, watchesPerNode = 100, 150
 	c := coordtest.NewCluster(t, 1, coordtest.Options{Configure: func(cfg *coord.Config) {
 		cfg.MaxDataBytes = 1024
 		cfg.MaxRequestBytes = 1024 + 128<<10
+		cfg.MaxWatchesPerStream = watchesPerStream
+		cfg.MaxWatches = watchesPerNode
 	}})
-	// One context for every limit: the watch limit alone opens 10,000
-	// watches, which takes most of 30 s on a loaded 2-core machine.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cl, err := client.New(ctx, client.Config{Endpoints: c.Addrs()})
 	if err != nil {
@@ -61,42 +62,86 @@ func TestLimits(t *testing.T) {
 			t.Fatalf("a multi at the limit: %v", err)
 		}
 	})
-	t.Run("watches per stream", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("10,001 watches; skipped in -short")
+	srv := c.Node(0).Server
+	// waitWatches: the node's count reaches n (a closed stream's watches
+	// go when the server sees it close).
+	waitWatches := func(t *testing.T, n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); srv.Watches() != n; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the node counts %d watches, want %d", srv.Watches(), n)
+			}
 		}
-		// 10,001 creates take seconds on a loaded machine: its own bound.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		stream, err := c.Conn(0).Watch(ctx)
-		if err != nil {
+	}
+	t.Run("watches per stream", func(t *testing.T) {
+		stream, closeStream := openWatchStream(ctx, t, c)
+		defer func() { closeStream(); waitWatches(t, 0) }()
+		for i := int64(1); i <= watchesPerStream; i++ {
+			if msg := createWatch(t, stream, i, "/quiet", coordpb.WatchKind_WATCH_PERSISTENT); msg != "" {
+				t.Fatalf("watch %d refused under the stream's limit: %q", i, msg)
+			}
+		}
+		msg := createWatch(t, stream, watchesPerStream+1, "/quiet", coordpb.WatchKind_WATCH_PERSISTENT)
+		if !strings.Contains(msg, fmt.Sprintf("too many watches on one stream (limit %d)", watchesPerStream)) {
+			t.Fatalf("watch %d: got %q, want the stream's limit named", watchesPerStream+1, msg)
+		}
+	})
+	t.Run("watches per node", func(t *testing.T) {
+		waitWatches(t, 0) // the stream above is closed
+		a, closeA := openWatchStream(ctx, t, c)
+		b, _ := openWatchStream(ctx, t, c)
+		id := int64(0)
+		fill := func(stream coordpb.Coord_WatchClient, n int) {
+			t.Helper()
+			for ; n > 0; n-- {
+				id++
+				if msg := createWatch(t, stream, id, "/quiet", coordpb.WatchKind_WATCH_PERSISTENT); msg != "" {
+					t.Fatalf("watch %d refused under the node's limit: %q", id, msg)
+				}
+			}
+		}
+		refused := func(stream coordpb.Coord_WatchClient, kind coordpb.WatchKind) {
+			t.Helper()
+			id++
+			msg := createWatch(t, stream, id, "/quiet", kind)
+			if !strings.Contains(msg, fmt.Sprintf("too many watches on this node (limit %d)", watchesPerNode)) {
+				t.Fatalf("watch %d: got %q, want the node's limit named", id, msg)
+			}
+		}
+		const onA = watchesPerStream - 10 // a keeps room under its own limit
+		fill(a, onA)
+		fill(b, watchesPerNode-onA-1)
+		// The last place goes to a one-shot watch; when it fires, its
+		// place is free again.
+		if _, _, err := cl.Create(ctx, "/fire", nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		defer stream.CloseSend()
-		const limit = 10_000 // coord/watch.go maxWatchesPerStream
-		go func() {
-			for i := 1; i <= limit+1; i++ {
-				if stream.Send(&coordpb.WatchRequest{Req: &coordpb.WatchRequest_Create{Create: &coordpb.WatchCreate{WatchId: int64(i), Path: "/", Kind: coordpb.WatchKind_WATCH_PERSISTENT}}}) != nil {
-					return
-				}
-			}
-		}()
-		for created := 0; ; {
-			r, err := stream.Recv()
-			if err != nil {
-				t.Fatalf("after %d watches: %v", created, err)
-			}
-			if r.Created {
-				created++
-				continue
-			}
-			if r.Canceled && r.Error != "" {
-				if r.WatchId != limit+1 || created != limit || !strings.Contains(r.Error, "limit 10000") {
-					t.Fatalf("watch %d refused after %d created: %q", r.WatchId, created, r.Error)
-				}
-				return
-			}
+		id++
+		oneShot := id
+		if msg := createWatch(t, b, oneShot, "/fire", coordpb.WatchKind_WATCH_DATA); msg != "" {
+			t.Fatalf("one-shot watch refused at the last place: %q", msg)
 		}
+		refused(b, coordpb.WatchKind_WATCH_PERSISTENT)
+		refused(a, coordpb.WatchKind_WATCH_DATA)
+		waitWatches(t, watchesPerNode) // refusals hold no place
+		if _, err := cl.Set(ctx, "/fire", []byte("x"), -1); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, b, func(r *coordpb.WatchResponse) bool { return r.WatchId == oneShot && r.Canceled })
+		waitWatches(t, watchesPerNode-1) // a fired one-shot watch is gone
+		fill(b, 1)
+		refused(b, coordpb.WatchKind_WATCH_PERSISTENT)
+		// A cancelled watch frees its place.
+		if err := a.Send(&coordpb.WatchRequest{Req: &coordpb.WatchRequest_Cancel{Cancel: &coordpb.WatchCancel{WatchId: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, a, func(r *coordpb.WatchResponse) bool { return r.WatchId == 1 && r.Canceled })
+		fill(a, 1)
+		refused(a, coordpb.WatchKind_WATCH_PERSISTENT)
+		// A closed stream frees all of its places.
+		closeA()
+		waitWatches(t, watchesPerNode-onA)
+		fill(b, 10)
 	})
 	t.Run("children page", func(t *testing.T) {
 		if _, _, err := cl.Create(ctx, "/p", nil, nil); err != nil {
@@ -151,5 +196,50 @@ func TestLimits_SessionsPerAddress(t *testing.T) {
 	}
 	if _, err := conn.OpenSession(ctx, &coordpb.OpenSessionRequest{TimeoutMs: 5000}); err != nil {
 		t.Fatalf("after closing one: %v", err)
+	}
+}
+
+// openWatchStream opens a raw watch stream on the cluster's first node;
+// the returned func closes it (the test's cleanup does too).
+func openWatchStream(ctx context.Context, t *testing.T, c *coordtest.Cluster) (coordpb.Coord_WatchClient, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	stream, err := c.Conn(0).Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stream, cancel
+}
+
+// createWatch asks for a watch and returns "" when it is created or the
+// server's refusal.
+func createWatch(t *testing.T, stream coordpb.Coord_WatchClient, id int64, path string, kind coordpb.WatchKind) string {
+	t.Helper()
+	if err := stream.Send(&coordpb.WatchRequest{Req: &coordpb.WatchRequest_Create{Create: &coordpb.WatchCreate{WatchId: id, Path: path, Kind: kind}}}); err != nil {
+		t.Fatalf("watch %d: %v", id, err)
+	}
+	var msg string
+	waitFor(t, stream, func(r *coordpb.WatchResponse) bool {
+		if r.WatchId != id {
+			return false
+		}
+		msg = r.Error
+		return r.Created || r.Canceled
+	})
+	return msg
+}
+
+// waitFor reads the stream until done accepts a response.
+func waitFor(t *testing.T, stream coordpb.Coord_WatchClient, done func(*coordpb.WatchResponse) bool) {
+	t.Helper()
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done(r) {
+			return
+		}
 	}
 }

@@ -36,6 +36,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Join, "join", false, "start empty and wait to be added with `coordctl members add`")
 	fs.IntVar(&cfg.MaxDataBytes, "max-data-bytes", cfg.MaxDataBytes, "largest znode data")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request (bounds a multi)")
+	fs.IntVar(&cfg.MaxWatches, "max-watches", 0, "watches this node holds over all streams (default 100000, -1: no limit)")
+	fs.IntVar(&cfg.MaxWatchesPerStream, "max-watches-per-stream", 0, "watches on one watch stream (default 10000, -1: no limit)")
 	fs.IntVar(&cfg.MaxSessionsPerAddress, "max-sessions-per-address", 0, "live sessions one client IP may open through this node (default 10000, -1: no limit)")
 	fs.DurationVar(&cfg.Sessions.Min, "session-min-timeout", cfg.Sessions.Min, "smallest negotiated session timeout")
 	fs.DurationVar(&cfg.Sessions.Max, "session-max-timeout", cfg.Sessions.Max, "largest negotiated session timeout")
