@@ -3,6 +3,7 @@ package coord_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func retryAfterMs(err error) int64 {
 func TestAdmission_ShedsPerRequestOnCallStream(t *testing.T) {
 	c := coordtest.NewCluster(t, 1, coordtest.Options{Configure: func(cfg *coord.Config) {
 		cfg.Admission = coord.AdmissionConfig{MaxWrites: 2, MaxQueue: 2, RetryAfter: 40 * time.Millisecond}
+		cfg.HTTP = "127.0.0.1:0"
 	}})
 	ctx := coordtest.Ctx(t, 30*time.Second)
 	conn := c.Conn(0)
@@ -90,6 +92,16 @@ func TestAdmission_ShedsPerRequestOnCallStream(t *testing.T) {
 	}
 	if len(got.Names) != ok {
 		t.Fatalf("%d nodes exist, %d writes admitted", len(got.Names), ok)
+	}
+	// Every create counts as arrived; only the admitted ones as run.
+	m := metrics(t, c.Node(0).Server.HTTPAddr())
+	for _, want := range []string{
+		fmt.Sprintf(`coord_grpc_requests_started_total{method="/coord.v1.Coord/Create"} %d`, burst),
+		fmt.Sprintf(`coord_grpc_requests_total{code="OK",method="/coord.v1.Coord/Create"} %d`, ok),
+	} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
 

@@ -17,6 +17,11 @@ import (
 type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
+	// started counts requests as they arrive; requests counts those that
+	// ran, as they finish, with their code (a request held for a leader
+	// shows there late; one refused by readiness, authorization or
+	// admission not at all).
+	started *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	events   prometheus.Counter
 	// slowWatchers counts watch streams ended as too slow.
@@ -30,6 +35,9 @@ func newMetrics(s *Server) *metrics {
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "coord_grpc_requests_total", Help: "gRPC requests by method and status code.",
 	}, []string{"method", "code"})
+	m.started = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coord_grpc_requests_started_total", Help: "gRPC requests by method, counted when they arrive (also those refused before running: not ready, unauthorized, shed).",
+	}, []string{"method"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "coord_grpc_request_seconds", Help: "gRPC request latency by method.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
@@ -73,7 +81,7 @@ func newMetrics(s *Server) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "coord_sessions", Help: "Live sessions."},
 			func() float64 { t, _ := s.rep.State(); return float64(t.SessionCount()) }),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.events,
+	m.reg.MustRegister(m.requests, m.started, m.latency, m.events,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(gauges...)
 	for _, c := range s.cfg.MetricsCollectors {
@@ -82,6 +90,14 @@ func newMetrics(s *Server) *metrics {
 		}
 	}
 	return m
+}
+
+// arrive counts a request as it arrives, first in the chain: before
+// readiness, authorization and admission, which may refuse it (and then
+// unaryInterceptor, last in the chain, never sees it).
+func (m *metrics) arrive(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	m.started.WithLabelValues(info.FullMethod).Inc()
+	return handler(ctx, req)
 }
 
 func (m *metrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

@@ -159,12 +159,12 @@ func Start(cfg Config, ln net.Listener) (*Server, error) {
 	// recovery); every other call waits for ready (readyUnary/readyStream).
 	s.grpc = grpc.NewServer(append(sec.serverOptions(),
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes),
-		grpc.ChainUnaryInterceptor(s.readyUnary, authz.Unary, s.admit.unary, s.metrics.unaryInterceptor),
+		grpc.ChainUnaryInterceptor(s.metrics.arrive, s.readyUnary, authz.Unary, s.admit.unary, s.metrics.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.readyStream, authz.Stream),
 	)...)
 	svc := rpc.NewService(s, s.log).WithTokenKey(policy.TokenKey, cfg.TokenTTL)
 	// Requests on a Call stream run through the same unary chain.
-	svc.Interceptor = chainUnary(s.readyUnary, authz.Unary, s.admit.unary, s.metrics.unaryInterceptor)
+	svc.Interceptor = chainUnary(s.metrics.arrive, s.readyUnary, authz.Unary, s.admit.unary, s.metrics.unaryInterceptor)
 	if cfg.MaxSessionsPerAddress != 0 {
 		svc.MaxSessionsPerAddress = cfg.MaxSessionsPerAddress
 	}

@@ -65,11 +65,13 @@ type FailoverResult struct {
 	// (every client stays alive: each one is spurious); EphemeralsLost
 	// the ephemerals missing at the end (-1: they could not be listed).
 	Expired, EphemeralsLost int
-	// OfferedRate is the client requests per second the servers saw in
-	// the steady window (keepalives plus writes); AfterRate the mean over
-	// the 10 s after the kill, PeakRate the highest one-second rate in
-	// them, both on the surviving servers.
-	OfferedRate, AfterRate, PeakRate float64
+	// OfferedRate is the client requests per second that arrived at the
+	// servers in the steady window (keepalives plus writes); AfterRate
+	// the mean over the 10 s after the kill, PeakRate the highest
+	// one-second rate in them, both on the surviving servers.
+	// PeakDoneRate is the highest one-second rate of requests finished
+	// there (held keepalives finish together once a leader is known).
+	OfferedRate, AfterRate, PeakRate, PeakDoneRate float64
 	// Recover: from the kill to the first acknowledged write; WriteGap
 	// the longest time without one around the kill.
 	Recover, WriteGap time.Duration
@@ -93,9 +95,9 @@ func (r *FailoverResult) violate(format string, args ...any) {
 func (r FailoverResult) Failed() bool { return len(r.Violations) > 0 }
 
 func (r FailoverResult) String() string {
-	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v (longest gap without one %v); spurious expirations %d (servers expired %.0f, %d unanswered), ephemerals lost %d; guard samples holding all / some %d / %d; client requests/s offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×); violations %d",
+	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v (longest gap without one %v); spurious expirations %d (servers expired %.0f, %d unanswered), ephemerals lost %d; guard samples holding all / some %d / %d; client requests/s arriving: offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×; finished %.2f×); violations %d",
 		r.Sessions, r.Open.Round(time.Millisecond), r.Killed+1, r.Recover.Round(time.Millisecond), r.WriteGap.Round(time.Millisecond), r.Expired, r.ServerExpiries, r.ServerExpiriesUnknown, r.EphemeralsLost,
-		r.HoldSeconds, r.SourceHoldSeconds, r.OfferedRate, r.AfterRate, r.AfterRate/max(r.OfferedRate, 1), r.PeakRate, r.PeakRate/max(r.OfferedRate, 1), len(r.Violations))
+		r.HoldSeconds, r.SourceHoldSeconds, r.OfferedRate, r.AfterRate, r.AfterRate/max(r.OfferedRate, 1), r.PeakRate, r.PeakRate/max(r.OfferedRate, 1), r.PeakDoneRate/max(r.OfferedRate, 1), len(r.Violations))
 }
 
 const failoverDir = "/failover"
@@ -110,34 +112,47 @@ func guardArgs(off bool) []string {
 // debugFailover logs every failed write of the load (for diagnosis).
 var debugFailover = false
 
-// scrapeRequests sums a node's coord_grpc_requests_total over the client
-// API's methods (/coord.v1.Coord/...; peer RPCs are not client load).
-func scrapeRequests(ctx context.Context, hc *http.Client, addr string) (float64, error) {
+// scrapeRequests sums a node's client requests over the client API's
+// methods (/coord.v1.Coord/...; peer RPCs are not client load): started
+// counts arrivals (coord_grpc_requests_started_total, also requests
+// refused before running), finished those that ran, as they ended
+// (coord_grpc_requests_total). A keepalive a follower holds until a
+// leader exists arrives once but finishes late, so a burst of finishes
+// after a failover is not a burst of requests.
+func scrapeRequests(ctx context.Context, hc *http.Client, addr string) (started, finished float64, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
-	var sum float64
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "coord_grpc_requests_total{") || !strings.Contains(line, ".Coord/") {
+		var sum *float64
+		switch {
+		case strings.HasPrefix(line, "coord_grpc_requests_started_total{"):
+			sum = &started
+		case strings.HasPrefix(line, "coord_grpc_requests_total{"):
+			sum = &finished
+		default:
+			continue
+		}
+		if !strings.Contains(line, ".Coord/") {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
 		v, err := strconv.ParseFloat(line[i+1:], 64)
 		if err != nil {
-			return 0, fmt.Errorf("metrics %s: %q: %w", addr, line, err)
+			return 0, 0, fmt.Errorf("metrics %s: %q: %w", addr, line, err)
 		}
-		sum += v
+		*sum += v
 	}
-	return sum, sc.Err()
+	return started, finished, sc.Err()
 }
 
 // keepAliveCodes returns a node's KeepAlive answers by status code and
@@ -320,7 +335,8 @@ func guardLog(path string) string {
 }
 
 // rateSampler scrapes every node once a second and keeps the per-second
-// client request rate summed over the nodes answering both scrapes.
+// client request rates (arrivals, and requests finished) summed over the
+// nodes answering both scrapes.
 type rateSampler struct {
 	mu    sync.Mutex
 	rates []rateSample
@@ -328,33 +344,37 @@ type rateSampler struct {
 
 type rateSample struct {
 	at   time.Time
-	rate float64
+	rate float64 // arrivals per second
+	done float64 // requests finished per second
 }
 
 func (s *rateSampler) run(ctx context.Context, addrs []string) {
 	hc := &http.Client{Timeout: 800 * time.Millisecond}
-	prev := make([]float64, len(addrs))
+	prev := make([][2]float64, len(addrs))
 	ok := make([]bool, len(addrs))
 	prevAt := time.Now()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for first := true; ; first = false {
-		var sum float64
+		var sum [2]float64
 		now := time.Now()
 		for i, a := range addrs {
-			v, err := scrapeRequests(ctx, hc, a)
+			started, finished, err := scrapeRequests(ctx, hc, a)
 			if err != nil {
 				ok[i] = false
 				continue
 			}
-			if ok[i] && v >= prev[i] {
-				sum += v - prev[i]
+			v := [2]float64{started, finished}
+			if ok[i] && v[0] >= prev[i][0] && v[1] >= prev[i][1] {
+				sum[0] += v[0] - prev[i][0]
+				sum[1] += v[1] - prev[i][1]
 			}
 			prev[i], ok[i] = v, true
 		}
 		if !first {
+			d := now.Sub(prevAt).Seconds()
 			s.mu.Lock()
-			s.rates = append(s.rates, rateSample{at: now, rate: sum / now.Sub(prevAt).Seconds()})
+			s.rates = append(s.rates, rateSample{at: now, rate: sum[0] / d, done: sum[1] / d})
 			s.mu.Unlock()
 		}
 		prevAt = now
@@ -366,8 +386,9 @@ func (s *rateSampler) run(ctx context.Context, addrs []string) {
 	}
 }
 
-// window returns the mean and peak rate of the samples taken in (from, to].
-func (s *rateSampler) window(from, to time.Time) (mean, peak float64) {
+// window returns the mean and peak arrival rate of the samples taken in
+// (from, to], and the peak rate of requests finished.
+func (s *rateSampler) window(from, to time.Time) (mean, peak, peakDone float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -375,13 +396,14 @@ func (s *rateSampler) window(from, to time.Time) (mean, peak float64) {
 		if r.at.After(from) && !r.at.After(to) {
 			mean += r.rate
 			peak = max(peak, r.rate)
+			peakDone = max(peakDone, r.done)
 			n++
 		}
 	}
 	if n == 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
-	return mean / float64(n), peak
+	return mean / float64(n), peak, peakDone
 }
 
 // createRetry creates path (ErrNodeExists counts as done) and retries
@@ -614,7 +636,7 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 		return res, errors.New("failover: no leader to kill")
 	}
 	kill := time.Now()
-	res.OfferedRate, _ = rates.window(kill.Add(-cfg.Before), kill)
+	res.OfferedRate, _, _ = rates.window(kill.Add(-cfg.Before), kill)
 	fdsBefore := openFiles()
 	cl.Kill(res.Killed)
 	logf("killed leader n%d; offered %.0f client requests/s; harness open files %d", res.Killed+1, res.OfferedRate, fdsBefore)
@@ -623,7 +645,7 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	case <-ctx.Done():
 		return res, ctx.Err()
 	}
-	res.AfterRate, res.PeakRate = rates.window(kill, kill.Add(10*time.Second))
+	res.AfterRate, res.PeakRate, res.PeakDoneRate = rates.window(kill, kill.Add(10*time.Second))
 	acks.mu.Lock()
 	for _, t := range acks.at {
 		if t.After(kill) {
@@ -654,10 +676,10 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 	rates.mu.Lock()
 	var line strings.Builder
 	for _, r := range rates.rates {
-		fmt.Fprintf(&line, " %+.0fs:%.0f", r.at.Sub(kill).Seconds(), r.rate)
+		fmt.Fprintf(&line, " %+.0fs:%.0f/%.0f", r.at.Sub(kill).Seconds(), r.rate, r.done)
 	}
 	rates.mu.Unlock()
-	logf("client requests/s by second (relative to the kill):%s", line.String())
+	logf("client requests/s arrived/finished by second (relative to the kill):%s", line.String())
 	logf("harness open files after the kill window: %d", openFiles())
 	logf("leader's keepalive intake / expected by second (H: guard holds every session, h: some sources; /N deferred expiries):%s", guard.line(kill))
 	res.HoldSeconds, res.SourceHoldSeconds = guard.holds(kill)
