@@ -22,8 +22,8 @@ type metrics struct {
 	// shows there late; one refused by readiness, authorization or
 	// admission not at all).
 	started *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	events   prometheus.Counter
+	latency *prometheus.HistogramVec
+	events  prometheus.Counter
 	// slowWatchers counts watch streams ended as too slow.
 	slowWatchers prometheus.Counter
 	// watchesRefused counts watches refused by the node's limit.
