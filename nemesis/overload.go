@@ -663,6 +663,7 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 			mode = "noadmission"
 		}
 		drop := cfg.Baseline + cfg.Overload
+		stamp := time.Now().Format("150405")
 		for _, p := range []struct {
 			name string
 			at   time.Duration
@@ -683,14 +684,20 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 					cfg.Log("profile %s: no leader known", p.name)
 					return
 				}
-				path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-seed%d-%s-%s.pprof", mode, cfg.Seed, p.name, cl.Nodes[l].Name))
-				if err := fetchProfile(profCtx, cl.Nodes[l].HTTP, 4, path); err != nil {
-					cfg.Log("profile %s: %v", p.name, err)
-					return
+				save := func(node, secs int, kind string) {
+					path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-seed%d-%s-%s-%s-%s.pprof", mode, cfg.Seed, stamp, p.name, kind, cl.Nodes[node].Name))
+					if err := fetchProfile(profCtx, cl.Nodes[node].HTTP, secs, path); err != nil {
+						cfg.Log("profile %s: %v", p.name, err)
+						return
+					}
+					profMu.Lock()
+					res.Profiles = append(res.Profiles, path)
+					profMu.Unlock()
 				}
-				profMu.Lock()
-				res.Profiles = append(res.Profiles, path)
-				profMu.Unlock()
+				for i := range cl.Nodes { // every node's heap, then the leader's CPU
+					save(i, 0, "heap")
+				}
+				save(l, 4, "cpu")
 			}()
 		}
 	}

@@ -502,12 +502,17 @@ func (r OverloadResult) NodeTimeline() string {
 	return b.String()
 }
 
-// fetchProfile saves a CPU profile of secs seconds from a node's
-// /debug/pprof/profile (coordd --enable-pprof) into path.
+// fetchProfile saves a profile from a node's /debug/pprof/ (coordd
+// --enable-pprof) into path: a CPU profile of secs seconds, or with secs
+// 0 the heap profile.
 func fetchProfile(ctx context.Context, httpAddr string, secs int, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs+10)*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", httpAddr, secs), nil)
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", httpAddr, secs)
+	if secs == 0 {
+		url = fmt.Sprintf("http://%s/debug/pprof/heap", httpAddr)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
