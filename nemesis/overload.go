@@ -82,8 +82,8 @@ type OverloadConfig struct {
 	// trigger; the goodput criterion then compares with the offered rate.
 	OverloadFactor float64
 	// ProfileDir, when set, starts the nodes with --enable-pprof and saves
-	// 4 s CPU profiles of the leader there: in the baseline, the overload,
-	// right after the drop and 5 s later.
+	// every node's heap profile and 4 s CPU profile there: in the
+	// baseline, the overload, right after the drop and 5 s later.
 	ProfileDir string
 	// Log receives progress lines (may be nil).
 	Log func(format string, args ...any)
@@ -680,12 +680,14 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 				case <-time.After(time.Until(rec.start.Add(p.at))):
 				}
 				l := scraper.leader()
-				if l < 0 {
-					cfg.Log("profile %s: no leader known", p.name)
-					return
+				role := func(i int) string {
+					if i == l {
+						return "-leader"
+					}
+					return ""
 				}
 				save := func(node, secs int, kind string) {
-					path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-seed%d-%s-%s-%s-%s.pprof", mode, cfg.Seed, stamp, p.name, kind, cl.Nodes[node].Name))
+					path := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-seed%d-%s-%s-%s-%s%s.pprof", mode, cfg.Seed, stamp, p.name, kind, cl.Nodes[node].Name, role(node)))
 					if err := fetchProfile(profCtx, cl.Nodes[node].HTTP, secs, path); err != nil {
 						cfg.Log("profile %s: %v", p.name, err)
 						return
@@ -694,10 +696,13 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 					res.Profiles = append(res.Profiles, path)
 					profMu.Unlock()
 				}
-				for i := range cl.Nodes { // every node's heap, then the leader's CPU
+				var wg sync.WaitGroup
+				for i := range cl.Nodes { // every node's heap, then its CPU
 					save(i, 0, "heap")
+					wg.Add(1)
+					go func() { defer wg.Done(); save(i, 4, "cpu") }()
 				}
-				save(l, 4, "cpu")
+				wg.Wait()
 			}()
 		}
 	}
