@@ -1,10 +1,14 @@
 package nemesis
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"coord/client"
 )
 
 const metricsPage = `# HELP coord_grpc_request_seconds gRPC request latency by method.
@@ -125,5 +129,23 @@ func TestBucketQuantileInf(t *testing.T) {
 	}
 	if q := bucketQuantile(a, a, "h", `m="x"`, 0.99); q != 0 {
 		t.Errorf("p99 of nothing = %v", q)
+	}
+}
+
+// The client's own throttle is counted apart from a server's shed.
+func TestClassifyOutcomeThrottled(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want int
+	}{
+		{nil, outOK},
+		{fmt.Errorf("set: %w", client.ErrThrottled), outThrottled},
+		{fmt.Errorf("set: %w", client.ErrOverloaded), outShed},
+		{context.DeadlineExceeded, outTimeout},
+		{errors.New("other"), outOther},
+	} {
+		if got := classifyOutcome(c.err); got != c.want {
+			t.Errorf("classifyOutcome(%v) = %s, want %s", c.err, outcomeNames[got], outcomeNames[c.want])
+		}
 	}
 }
