@@ -67,7 +67,8 @@ func TestParseMetricsKeepsOnlyScrapedFamilies(t *testing.T) {
 }
 
 func TestNodeSpan(t *testing.T) {
-	// Two scrapes 2 s apart: 1000 Gets (910 OK, 90 shed), 900 under 1 ms,
+	// Two scrapes 2 s apart: 1000 Gets (910 OK, 90 with another code) and
+	// 90 admission sheds (counted apart), 900 under 1 ms,
 	// 80 more under 10 ms, 15 under 100 ms, 5 over; 2 s of latency in all.
 	a := page(t, [4]int{100, 100, 100, 100}, 1, 90, 10, 500, 500, 0, 10, 0.010, 5)
 	b := page(t, [4]int{1000, 1080, 1095, 1100}, 3, 1000, 100, 900, 1000, 0, 11.8, 0.016, 9)
