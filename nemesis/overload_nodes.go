@@ -36,21 +36,23 @@ const (
 // scrapedFamilies are the metric names kept from a /metrics page (a
 // series is kept when its name, before any '{', is one of these).
 var scrapedFamilies = map[string]bool{
-	"coord_grpc_request_seconds_sum":    true,
-	"coord_grpc_request_seconds_count":  true,
-	"coord_grpc_request_seconds_bucket": true,
-	"coord_grpc_requests_total":         true,
-	"coord_admission_shed_total":        true,
-	"coord_raft_commit_index":           true,
-	"coord_raft_applied_index":          true,
-	"coord_raft_is_leader":              true,
-	"coord_raft_log_appends_total":      true,
-	"coord_raft_log_entries_total":      true,
-	"process_cpu_seconds_total":         true,
-	"go_memstats_heap_alloc_bytes":      true,
-	"go_gc_duration_seconds_sum":        true,
-	"go_gc_duration_seconds_count":      true,
-	"go_goroutines":                     true,
+	"coord_grpc_request_seconds_sum":      true,
+	"coord_grpc_request_seconds_count":    true,
+	"coord_grpc_request_seconds_bucket":   true,
+	"coord_grpc_requests_total":           true,
+	"coord_admission_shed_total":          true,
+	"coord_admission_queue_seconds_sum":   true,
+	"coord_admission_queue_seconds_count": true,
+	"coord_raft_commit_index":             true,
+	"coord_raft_applied_index":            true,
+	"coord_raft_is_leader":                true,
+	"coord_raft_log_appends_total":        true,
+	"coord_raft_log_entries_total":        true,
+	"process_cpu_seconds_total":           true,
+	"go_memstats_heap_alloc_bytes":        true,
+	"go_gc_duration_seconds_sum":          true,
+	"go_gc_duration_seconds_count":        true,
+	"go_goroutines":                       true,
 }
 
 // parseMetrics reads the Prometheus text format and returns the kept
@@ -286,17 +288,22 @@ type NodeStats struct {
 	Lag uint64
 	// Appends: durable raft log appends a second; PerAppend entries each.
 	Appends, PerAppend float64
-	// Get and Set answers a second (OK and shed), their mean and p99
-	// (histogram buckets: an upper bound) server-side latency.
+	// Get and Set requests that admission let run, a second, and their
+	// server-side latency, mean and p99 (histogram buckets: an upper
+	// bound). coord's metrics interceptor runs inside admission, so a
+	// request's queue wait and shed requests are not in these.
 	GetRate, SetRate float64
 	GetMean, GetP99  time.Duration
 	SetMean, SetP99  time.Duration
-	OKRate, ShedRate float64 // data answers OK, and shed by admission, a second
-	HeapMiB          float64 // at the span's end
-	GCRate           float64 // collections a second
-	GCPause          time.Duration
-	Goroutines       int
-	DBMiB            float64
+	OKRate, ShedRate float64 // Get and Set answered OK, and requests shed by admission, a second
+	// Queue: the mean time an admitted data request waited in admission
+	// (0 when it found a free slot).
+	Queue      time.Duration
+	HeapMiB    float64 // at the span's end
+	GCRate     float64 // collections a second
+	GCPause    time.Duration
+	Goroutines int
+	DBMiB      float64
 }
 
 // ClientStats are the load clients' overload counters over one span.
@@ -361,6 +368,9 @@ func (s *nodeScraper) span(i int, from, to time.Duration) (NodeStats, bool) {
 	ns.SetP99 = bucketQuantile(a.m, b.m, "coord_grpc_request_seconds", setMethod, 0.99)
 	ns.OKRate = (d("coord_grpc_requests_total", `code="OK"`, getMethod) + d("coord_grpc_requests_total", `code="OK"`, setMethod)) / el
 	ns.ShedRate = d("coord_admission_shed_total") / el
+	if n := d("coord_admission_queue_seconds_count"); n > 0 {
+		ns.Queue = time.Duration(d("coord_admission_queue_seconds_sum") / n * float64(time.Second))
+	}
 	ns.HeapMiB = b.m["go_memstats_heap_alloc_bytes"] / (1 << 20)
 	if n := d("go_gc_duration_seconds_count"); n > 0 {
 		ns.GCRate = n / el
@@ -440,8 +450,8 @@ type phaseSpan struct {
 
 // nodeHeader and nodeLine format the node table.
 func nodeHeader() string {
-	return fmt.Sprintf("%7s %-8s %-4s %5s %6s %6s %5s %6s %8s %8s %8s %8s %6s %6s %5s %5s %7s %6s\n",
-		"t", "phase", "node", "cpu", "lag", "app/s", "e/app", "get/s", "get mean", "get p99", "set mean", "set p99", "ok/s", "shed/s", "heap", "gc/s", "gc ms/s", "db MiB")
+	return fmt.Sprintf("%7s %-8s %-4s %5s %6s %6s %5s %6s %8s %8s %8s %8s %6s %6s %7s %5s %5s %7s %6s\n",
+		"t", "phase", "node", "cpu", "lag", "app/s", "e/app", "get/s", "get mean", "get p99", "set mean", "set p99", "ok/s", "shed/s", "queue", "heap", "gc/s", "gc ms/s", "db MiB")
 }
 
 func nodeLine(ns NodeStats) string {
@@ -450,9 +460,9 @@ func nodeLine(ns NodeStats) string {
 		role += "*"
 	}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
-	return fmt.Sprintf("%7s %-8s %-4s %5.2f %6d %6.0f %5.1f %6.0f %8s %8s %8s %8s %6.0f %6.0f %5.0f %5.1f %7.2f %6.1f\n",
+	return fmt.Sprintf("%7s %-8s %-4s %5.2f %6d %6.0f %5.1f %6.0f %8s %8s %8s %8s %6.0f %6.0f %7s %5.0f %5.1f %7.2f %6.1f\n",
 		ns.Start.Round(100*time.Millisecond), ns.Phase, role, ns.CPU, ns.Lag, ns.Appends, ns.PerAppend, ns.GetRate,
-		ms(ns.GetMean), ms(ns.GetP99), ms(ns.SetMean), ms(ns.SetP99), ns.OKRate, ns.ShedRate, ns.HeapMiB, ns.GCRate,
+		ms(ns.GetMean), ms(ns.GetP99), ms(ns.SetMean), ms(ns.SetP99), ns.OKRate, ns.ShedRate, ms(ns.Queue), ns.HeapMiB, ns.GCRate,
 		float64(ns.GCPause)/float64(time.Millisecond), ns.DBMiB)
 }
 
@@ -467,7 +477,7 @@ func (r OverloadResult) NodeSummary() string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("  nodes per phase (* leader; lag: entries behind the highest commit index; latency server-side, OK and shed answers):\n")
+	b.WriteString("  nodes per phase (* leader; lag: entries behind the highest commit index; latency server-side, of the requests admission let run; shed/s: admission sheds; queue: mean admission wait of the admitted):\n")
 	b.WriteString(nodeHeader())
 	for _, ns := range r.NodePhases {
 		b.WriteString(nodeLine(ns))

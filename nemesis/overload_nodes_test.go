@@ -22,6 +22,8 @@ coord_grpc_request_seconds_count{method="/coord.v1.Coord/Get"} %d
 coord_grpc_requests_total{code="OK",method="/coord.v1.Coord/Get"} %d
 coord_grpc_requests_total{code="ResourceExhausted",method="/coord.v1.Coord/Get"} %d
 coord_admission_shed_total{class="linearizable_read",reason="full"} %d
+coord_admission_queue_seconds_sum{class="write"} %g
+coord_admission_queue_seconds_count{class="write"} %d
 coord_raft_applied_index %d
 coord_raft_commit_index %d
 coord_raft_is_leader %d
@@ -36,7 +38,9 @@ coord_znodes 300
 
 func page(t *testing.T, getBuckets [4]int, getSum float64, ok, shed, applied, commit, leader int, cpu, gcSum float64, gcN int) map[string]float64 {
 	t.Helper()
-	s := fmt.Sprintf(metricsPage, getBuckets[0], getBuckets[1], getBuckets[2], getBuckets[3], getSum, getBuckets[3], ok, shed, shed, applied, commit, leader, cpu, gcSum, gcN)
+	// Admission waits: 1 ms per request so far (the Get count).
+	s := fmt.Sprintf(metricsPage, getBuckets[0], getBuckets[1], getBuckets[2], getBuckets[3], getSum, getBuckets[3], ok, shed, shed,
+		float64(getBuckets[3])/1000, getBuckets[3], applied, commit, leader, cpu, gcSum, gcN)
 	m, err := parseMetrics(strings.NewReader(s))
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +106,9 @@ func TestNodeSpan(t *testing.T) {
 	}
 	if ns.OKRate != 455 || ns.ShedRate != 45 {
 		t.Errorf("ok %v/s shed %v/s, want 455 and 45", ns.OKRate, ns.ShedRate)
+	}
+	if ns.Queue != time.Millisecond {
+		t.Errorf("queue = %v, want 1ms", ns.Queue)
 	}
 	if ns.GCRate != 2 || ns.GCPause != 3*time.Millisecond {
 		t.Errorf("gc %v/s %v/s, want 2/s and 3ms/s", ns.GCRate, ns.GCPause)
