@@ -142,6 +142,8 @@ type Client struct {
 	budget *retryBudget
 	// throttle rejects requests locally while the servers shed (retry.go).
 	throttle *throttle
+	// overload counts this client's overload events (OverloadStats).
+	overload overloadCounters
 	seen     atomic.Uint64 // highest zxid seen in any response header
 
 	closed atomic.Bool
@@ -310,7 +312,8 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 		i := int(c.cur.Load()) % len(c.rpcs)
 		if kind != sessionCall {
 			if ok, p := c.throttle.admit(); !ok {
-				return &Error{Message: fmt.Sprintf("overloaded: rejected by the client without sending (the servers shed recent requests; local rejection rate %.0f%%)", 100*p), failedOp: -1, err: ErrOverloaded}
+				c.overload.throttled.Add(1)
+				return &Error{Message: fmt.Sprintf("overloaded: rejected by the client without sending (the servers shed recent requests; local rejection rate %.0f%%)", 100*p), failedOp: -1, err: throttledError{}}
 			}
 		}
 		err := c.ready(ctx, i)
@@ -327,7 +330,11 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 		}
 		mapped, transport := mapError(err)
 		if verdict(err, transport) {
-			c.throttle.record(!errors.Is(mapped, ErrOverloaded))
+			shed := errors.Is(mapped, ErrOverloaded)
+			c.throttle.record(!shed)
+			if shed {
+				c.overload.shed.Add(1)
+			}
 		}
 		if nc := (*notConnectedError)(nil); errors.As(err, &nc) {
 			mapped, transport = &Error{Message: err.Error(), failedOp: -1, err: ErrConnectionLoss}, true
@@ -375,6 +382,9 @@ func (c *Client) call(ctx context.Context, kind callKind, fn func(context.Contex
 			return &budgetError{last: mapped}
 		}
 		last = mapped
+		if overloaded {
+			c.overload.retried.Add(1)
+		}
 		c.log.Debug("retrying", keyEndpoint, c.eps[i], keyAttempt, attempt, keyErr, mapped)
 		if ctx.Err() != nil {
 			return &unavailableError{last: last, ctx: ctx.Err()}

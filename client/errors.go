@@ -68,6 +68,12 @@ var (
 	// after the server's retry-after hint (with jitter) while its retry
 	// budget lasts; Error.RetryAfter carries the hint.
 	ErrOverloaded = errors.New("server overloaded")
+	// ErrThrottled: the client's own adaptive throttle rejected the
+	// request without sending it, because the servers shed this client's
+	// recent requests (retry.go). Such an error is also ErrOverloaded;
+	// ErrThrottled tells it from a server's shed (which has
+	// Error.RetryAfter set).
+	ErrThrottled = errors.New("rejected by the client's adaptive throttle")
 	// ErrWatchTooSlow: the server ended a watch stream whose consumer fell
 	// too far behind. A Watch resumes by itself after the last event it
 	// received; the error is seen only by raw stream users.
@@ -117,7 +123,15 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
-func (e *Error) Unwrap() error { return e.err }
+
+// throttledError is the sentinel of a local rejection: both ErrThrottled
+// and ErrOverloaded.
+type throttledError struct{}
+
+func (throttledError) Error() string { return ErrThrottled.Error() }
+
+func (throttledError) Is(target error) bool { return target == ErrThrottled || target == ErrOverloaded }
+func (e *Error) Unwrap() error              { return e.err }
 
 // MultiError reports which op of a Multi failed; it unwraps to the
 // op's error, so errors.Is(err, ErrBadVersion) works on it.

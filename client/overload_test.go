@@ -36,11 +36,16 @@ const burstBound = 2 * (burstSlots + burstQueue)
 
 type burstResult struct {
 	ok, shed, hinted, other int
-	firstOther              error
-	stats                   coord.AdmissionStats
-	sessionsExpired         int
-	after                   error         // a fresh client's set + get after the burst
-	backIn                  time.Duration // until a burst client's request succeeds again
+	// throttled: sheds that were the client's own throttle (ErrThrottled);
+	// mixed: sheds both hinted by a server and ErrThrottled, or neither.
+	throttled, mixed int
+	// counted: the load clients' OverloadStats after the burst.
+	counted         client.OverloadStats
+	firstOther      error
+	stats           coord.AdmissionStats
+	sessionsExpired int
+	after           error         // a fresh client's set + get after the burst
+	backIn          time.Duration // until a burst client's request succeeds again
 }
 
 // violations lists the protected criteria res fails.
@@ -54,6 +59,12 @@ func (res burstResult) violations() []string {
 	}
 	if res.hinted == 0 {
 		v = append(v, "no shed request carried the server's retry-after hint")
+	}
+	if res.mixed > 0 {
+		v = append(v, fmt.Sprintf("%d shed requests were not exactly one of a server's shed (hinted) or the client's throttle (ErrThrottled)", res.mixed))
+	}
+	if res.counted.Throttled != int64(res.throttled) || res.counted.Shed < int64(res.hinted) || res.counted.Retried > res.counted.Shed {
+		v = append(v, fmt.Sprintf("client counters %+v disagree with the outcomes (%d throttled, %d hinted)", res.counted, res.throttled, res.hinted))
 	}
 	if res.ok == 0 {
 		v = append(v, "nothing served during the burst")
@@ -133,8 +144,16 @@ func runBurst(t *testing.T, disabled bool) burstResult {
 				res.ok++
 			case errors.Is(err, client.ErrOverloaded):
 				res.shed++
-				if errors.As(err, &ce) && ce.RetryAfter == burstRetryAfter {
+				hinted := errors.As(err, &ce) && ce.RetryAfter == burstRetryAfter
+				throttled := errors.Is(err, client.ErrThrottled)
+				if hinted {
 					res.hinted++
+				}
+				if throttled {
+					res.throttled++
+				}
+				if hinted == throttled {
+					res.mixed++
 				}
 			default:
 				if res.other++; res.firstOther == nil {
@@ -146,6 +165,12 @@ func runBurst(t *testing.T, disabled bool) burstResult {
 	close(start)
 	wg.Wait()
 	res.stats = cl.Node(0).Server.AdmissionStats()
+	for _, c := range loads {
+		st := c.OverloadStats()
+		res.counted.Shed += st.Shed
+		res.counted.Throttled += st.Throttled
+		res.counted.Retried += st.Retried
+	}
 
 	// Sessions: every one still alive, and its keepalives answered.
 	for _, s := range sessions {
@@ -173,8 +198,8 @@ func runBurst(t *testing.T, disabled bool) burstResult {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("admission disabled=%v: %d ok, %d overloaded (%d with the hint), %d other; node: %+v; back in %v",
-		disabled, res.ok, res.shed, res.hinted, res.other, res.stats, res.backIn)
+	t.Logf("admission disabled=%v: %d ok, %d overloaded (%d with the hint, %d throttled by the client), %d other; client counters %+v; node: %+v; back in %v",
+		disabled, res.ok, res.shed, res.hinted, res.throttled, res.other, res.counted, res.stats, res.backIn)
 	return res
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -229,4 +230,27 @@ func (t *throttle) record(accepted bool) {
 	} else {
 		t.shedAt = t.now()
 	}
+}
+
+// OverloadStats counts a client's overload events since it was made.
+type OverloadStats struct {
+	// Shed: attempts a server answered OVERLOADED (each retry counts).
+	Shed int64
+	// Throttled: attempts the client's adaptive throttle rejected
+	// without sending (the call fails with ErrThrottled).
+	Throttled int64
+	// Retried: retries made after a server shed an attempt (each waits
+	// out the server's retry-after hint first).
+	Retried int64
+}
+
+type overloadCounters struct {
+	shed, throttled, retried atomic.Int64
+}
+
+// OverloadStats returns the client's overload counters: how much of its
+// traffic the servers shed, how much its own throttle rejected, and how
+// many retries the sheds cost.
+func (c *Client) OverloadStats() OverloadStats {
+	return OverloadStats{Shed: c.overload.shed.Load(), Throttled: c.overload.throttled.Load(), Retried: c.overload.retried.Load()}
 }

@@ -35,12 +35,19 @@ type overloadFlags struct {
 	// serverCPUs: the CPUs the coordd processes and the session holder
 	// are pinned to ("": not pinned).
 	serverCPUs string
+	// factor: the overload phase's rate over the peak (0.5: the control
+	// run, no overload).
+	factor float64
+	// profileDir: save CPU profiles of the leader here ("": none).
+	profileDir string
 }
 
 // addServersFirstFlags registers the servers-first priority flag (its own
 // block: other modes add their flags in main.go).
 func (f *overloadFlags) addServersFirstFlags(fs *flag.FlagSet) {
 	fs.StringVar(&f.serverCPUs, "overload-server-cpus", defaultServerCPUs(), "--overload: pin every coordd and the session holder to these CPUs (e.g. \"1\" or \"2-3\"), leaving the others to the load generator; default: the upper half of the host's CPUs; \"\": not pinned")
+	fs.Float64Var(&f.factor, "overload-factor", 2, "--overload: the overload phase's rate as a multiple of the measured peak; 0.5 is the control run (no overload: how often the p99 criterion fails with no trigger)")
+	fs.StringVar(&f.profileDir, "overload-profile-dir", "", "--overload: start the nodes with --enable-pprof and save 4 s CPU profiles of the leader in this directory (baseline, overload, right after the drop, 5 s later)")
 	fs.IntVar(&f.serverNice, "overload-server-nice", -10, "--overload: nice value for every coordd and the session holder, so the load generator (this process) only gets the CPU they leave, as if it ran on other hosts; negative values need root; 0: off")
 }
 
@@ -73,13 +80,14 @@ func runOverload(ctx context.Context, f overloadFlags, coordd, dir string, seed 
 		return nemesis.RunOverload(ctx, nemesis.OverloadConfig{
 			Coordd: coordd, Dir: filepath.Join(dir, fmt.Sprintf("overload-%s-%d", name, seed)), Seed: seed,
 			NoAdmission: noAdmission, ServerArgs: strings.Fields(f.serverArgs), Peak: peak, Overload: f.length, After: f.after, Sessions: f.sessions, SessionHolder: holder, Log: logf,
-			ServerNice: f.serverNice, ServerCPUs: cpus,
+			ServerNice: f.serverNice, ServerCPUs: cpus, OverloadFactor: f.factor, ProfileDir: f.profileDir,
 		})
 	}
 	show := func(r nemesis.OverloadResult) {
 		fmt.Fprint(stdout, r.Summary())
 		if f.timeline {
 			fmt.Fprint(stdout, r.Timeline())
+			fmt.Fprint(stdout, r.NodeTimeline())
 		}
 	}
 	prot, err := run(false, f.peak)

@@ -78,10 +78,7 @@ func (s *Service) Call(stream coordpb.Coord_CallServer) error {
 			mu.Unlock()
 			continue
 		}
-		rctx, cancel := context.WithCancel(ctx)
-		if ms := req.GetTimeoutMs(); ms > 0 {
-			rctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
-		}
+		rctx, cancel := requestContext(ctx, req.GetTimeoutMs())
 		mu.Lock()
 		if _, dup := inflight[id]; dup {
 			mu.Unlock()
@@ -117,6 +114,24 @@ func (s *Service) Call(stream coordpb.Coord_CallServer) error {
 			out <- resp
 		}()
 	}
+}
+
+// requestContext is one request's context on a stream: a child of the
+// stream's, with the request's timeout if it has one. Exactly one child
+// is made, and the caller's cancel releases it. (Until 24 Nov a
+// WithCancel child was made first and then replaced by the WithTimeout
+// one whenever the request had a timeout — every request of the Go
+// client — and its cancel was never called: the stream's context kept
+// one dead child per request in its children map until the stream
+// ended. Under the overload proof's half-million requests that was
+// 15-20 MB of contexts per node that every GC cycle had to mark, and the
+// after phase ran at 1.5-2× the baseline latency; docs/RELIABILITY.md,
+// "24 Nov: after the overload".)
+func requestContext(ctx context.Context, timeoutMs int64) (context.Context, context.CancelFunc) {
+	if timeoutMs > 0 {
+		return context.WithTimeout(ctx, time.Duration(timeoutMs)*time.Millisecond)
+	}
+	return context.WithCancel(ctx)
 }
 
 // dispatch runs one request through its unary method and the interceptor
