@@ -700,6 +700,34 @@ func (r *Replica) RemoveMember(ctx context.Context, name string) error {
 	return nil
 }
 
+// TransferLeadership hands leadership from this node (the leader) to the
+// voter named name (raft's leadership transfer: the target is caught up,
+// then told to start an election at once, bypassing pre-vote and leader
+// stickiness). It returns once the transfer ended; the new leader's term
+// is higher than this one's.
+func (r *Replica) TransferLeadership(ctx context.Context, name string) error {
+	if r.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	members, err := r.Members()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m.Name != name {
+			continue
+		}
+		if !m.Voter || m.Leader {
+			return fmt.Errorf("%w: %s cannot take leadership (voter %v, leader %v)", ErrMembership, name, m.Voter, m.Leader)
+		}
+		if err := awaitFuture(ctx, r.raft.LeadershipTransferToServer(raft.ServerID(m.Name), raft.ServerAddress(m.Address))); err != nil {
+			return r.mapRaftErr(err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %s is not a member", ErrMembership, name)
+}
+
 // Info is a point-in-time view for status commands and metrics.
 type Info struct {
 	Name         string
