@@ -1,11 +1,13 @@
 package coord_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
 	"coord/coord"
 	"coord/coord/coordtest"
+	"coord/coord/replica"
 	"coord/proto/coordpb"
 	"coord/session"
 )
@@ -36,6 +38,16 @@ func TestSessions_TableResetOnTermChange(t *testing.T) {
 	li, fi := c.Leader(), c.Follower()
 	ln, fn := c.Node(li), c.Node(fi)
 	lc, fc := c.Conn(li), c.Conn(fi)
+
+	// Replica.TransferLeadership's typed refusals.
+	if err := coord.TransferLeadership(ctx, fn.Server, ln.Name); !errors.Is(err, replica.ErrNotLeader) {
+		t.Fatalf("transfer from follower %s: %v, want ErrNotLeader", fn.Name, err)
+	}
+	for _, to := range []string{"nobody", ln.Name} {
+		if err := coord.TransferLeadership(ctx, ln.Server, to); !errors.Is(err, replica.ErrMembership) {
+			t.Fatalf("transfer to %q: %v, want ErrMembership", to, err)
+		}
+	}
 
 	open, err := lc.OpenSession(ctx, &coordpb.OpenSessionRequest{TimeoutMs: timeout.Milliseconds()})
 	if err != nil {
