@@ -43,6 +43,6 @@ func TestFailoverSessions(t *testing.T) {
 		t.Error(v)
 	}
 	if res.Recover > 5*time.Second {
-		t.Errorf("writes recovered %v after the kill (want <= 5s: 1 s heartbeat timeout drawn up to 2 s, an election, the clients finding the leader)", res.Recover)
+		t.Errorf("writes recovered %v after the kill (want <= 5s: detection within 2 heartbeat timeouts, an election, the clients finding the leader)", res.Recover)
 	}
 }
