@@ -60,6 +60,9 @@ type sessionManager struct {
 	// relayBlocked, when set (tests: sessions_export_test.go), makes every relay
 	// fail as if the leader could not be reached.
 	relayBlocked atomic.Bool
+	// ticksPaused, when set (tests), makes the session loop skip its ticks,
+	// as a starved loop does.
+	ticksPaused atomic.Bool
 }
 
 // relayFromKey is the gRPC metadata a follower's relay names itself by, so
@@ -211,7 +214,9 @@ func (m *sessionManager) run(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			m.tick(stop)
+			if !m.ticksPaused.Load() {
+				m.tick(stop)
+			}
 		}
 	}
 }

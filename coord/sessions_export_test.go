@@ -1,6 +1,10 @@
 package coord
 
-import "coord/coord/tree"
+import (
+	"context"
+
+	"coord/coord/tree"
+)
 
 // SetRelayBlocked makes s's keepalive relay fail (true), as if the leader
 // could not be reached, until it is called with false. s keeps answering
@@ -28,3 +32,20 @@ func AppliedState(s *Server) *tree.Tree {
 	t, _ := s.rep.State()
 	return t
 }
+
+// PauseSessionTicks makes s's session loop skip its ticks (a starved
+// loop: no expiry, no relay, no leadership bookkeeping) until resume is
+// called.
+func PauseSessionTicks(s *Server) (resume func()) {
+	s.sess.ticksPaused.Store(true)
+	return func() { s.sess.ticksPaused.Store(false) }
+}
+
+// TransferLeadership hands leadership from s (the leader) to the voter
+// named to.
+func TransferLeadership(ctx context.Context, s *Server, to string) error {
+	return s.rep.TransferLeadership(ctx, to)
+}
+
+// RaftTerm is s's current raft term.
+func RaftTerm(s *Server) uint64 { return s.rep.Term() }

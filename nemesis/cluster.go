@@ -159,15 +159,29 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		}
 	}
 	var peers []string
+	// freePort closes its listener, so the kernel may hand the same port
+	// out again: a cluster got one port for two nodes ("endpoint listed
+	// twice", seen once in 30 failover runs).
+	taken := map[string]bool{}
+	uniquePort := func() (string, error) {
+		for range 20 {
+			p, err := freePort()
+			if err != nil || !taken[p] {
+				taken[p] = true
+				return p, err
+			}
+		}
+		return "", errors.New("free port: only ports already taken came back")
+	}
 	for i := 0; i < cfg.Nodes; i++ {
-		port, err := freePort()
+		port, err := uniquePort()
 		if err != nil {
 			c.Close()
 			return nil, err
 		}
 		n := &Node{Name: fmt.Sprintf("n%d", i+1), Listen: port, data: filepath.Join(cfg.Dir, fmt.Sprintf("n%d", i+1))}
 		if cfg.Metrics {
-			if n.HTTP, err = freePort(); err != nil {
+			if n.HTTP, err = uniquePort(); err != nil {
 				c.Close()
 				return nil, err
 			}

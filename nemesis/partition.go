@@ -115,11 +115,11 @@ type PartitionConfig struct {
 	CheckTimeout time.Duration
 	// Election, Heartbeat and Lease are the raft timing: by default
 	// coordd's election timeout (1 s) and lease (500 ms) with the
-	// heartbeat timeout at half the election timeout, the setting under
-	// which writes resume within two election timeouts (coordd's default
-	// heartbeat equals the election timeout: ~2-4; replica.Default*
-	// says why it stays). The harness's short timing (ElectionTimeout)
-	// is below the probes' own 1 s deadline, which then dominates.
+	// heartbeat timeout at half the election timeout (coordd's default
+	// too), the setting under which writes resume within two election
+	// timeouts (with the heartbeat at the election timeout: ~2-4). The
+	// harness's short timing (ElectionTimeout) is below the probes' own
+	// 1 s deadline, which then dominates.
 	Election, Heartbeat, Lease time.Duration
 	Log                        func(format string, args ...any)
 }

@@ -42,7 +42,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Sessions.Min, "session-min-timeout", cfg.Sessions.Min, "smallest negotiated session timeout")
 	fs.DurationVar(&cfg.Sessions.Max, "session-max-timeout", cfg.Sessions.Max, "largest negotiated session timeout")
 	fs.DurationVar(&cfg.Sessions.Default, "session-default-timeout", cfg.Sessions.Default, "session timeout when the client asks for none")
-	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 0, "raft heartbeat timeout (default 1s; 500ms resumes writes within two election timeouts after a partition, see docs/RELIABILITY.md)")
+	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", 0, "raft heartbeat timeout (default 500ms, half the election timeout: writes resume within two election timeouts after a partition; must be >= --leader-lease; see docs/RELIABILITY.md)")
 	fs.DurationVar(&cfg.ElectionTimeout, "election-timeout", 0, "raft election timeout (default 1s)")
 	fs.DurationVar(&cfg.LeaderLease, "leader-lease", 0, "raft leader lease (default 500ms)")
 	fs.DurationVar(&cfg.CommitTimeout, "commit-timeout", 0, "idle append interval that tells followers what committed (default 5ms; lower: fresher followers and watches, more idle traffic)")
