@@ -77,7 +77,7 @@ type stallResult struct {
 	during         []time.Duration // StoreLogs calls overlapping the compaction
 	maxAt          time.Duration   // when the longest of them started, from the compaction's start
 	before         []time.Duration // StoreLogs calls before it
-	busy           time.Duration // the compaction's time in its transactions
+	busy           time.Duration   // the compaction's time in its transactions
 	appendsDuring  int
 	entriesDeleted uint64
 }
