@@ -34,10 +34,14 @@ func BenchmarkCompactionStall(b *testing.B) {
 		// in batches of 16, delete 90,000.
 		{name: "90000", live: 100000, deleted: 90000, size: 300, fillBatch: 16},
 	}
-	modes := []struct {
+	type mode struct {
 		name  string
 		chunk int
-	}{{"one-tx", math.MaxInt}, {"chunked", 0}}
+		pace  float64
+	}
+	// "chunked" runs its chunks back to back (before pacing), "paced" is
+	// coordd's default (DefaultCompactChunk, DefaultCompactPace).
+	modes := []mode{{"one-tx", math.MaxInt, -1}, {"chunked", 0, -1}, {"paced", 0, 0}}
 	if c := os.Getenv("PAR_COMPACT_CHUNKS"); c != "" { // e.g. 512,1024,4096
 		modes = modes[:1]
 		for _, f := range strings.Split(c, ",") {
@@ -45,10 +49,7 @@ func BenchmarkCompactionStall(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			modes = append(modes, struct {
-				name  string
-				chunk int
-			}{"chunk" + f, n})
+			modes = append(modes, mode{"chunk" + f, n, -1})
 		}
 	}
 	for _, sh := range shapes {
@@ -56,7 +57,7 @@ func BenchmarkCompactionStall(b *testing.B) {
 			for _, m := range modes {
 				b.Run(sh.name+"/"+m.name, func(b *testing.B) {
 					for i := 0; i < b.N; i++ {
-						r := compactionStall(b, sh, m.chunk)
+						r := compactionStall(b, sh, m.chunk, m.pace)
 						r.report(b)
 					}
 				})
@@ -76,6 +77,7 @@ type stallResult struct {
 	during         []time.Duration // StoreLogs calls overlapping the compaction
 	maxAt          time.Duration   // when the longest of them started, from the compaction's start
 	before         []time.Duration // StoreLogs calls before it
+	busy           time.Duration   // the compaction's time in its transactions
 	appendsDuring  int
 	entriesDeleted uint64
 }
@@ -99,12 +101,13 @@ func (r stallResult) report(b *testing.B) {
 	b.ReportMetric(ms(pct(r.before, 0.99)), "before-p99-ms")
 	b.ReportMetric(float64(len(r.during)), "appends-during")
 	b.ReportMetric(ms(r.maxAt), "max-at-ms")
+	b.ReportMetric(ms(r.busy), "busy-ms")
 }
 
 // compactionStall fills a fresh store, starts the appender, compacts and
 // returns the timings. The caller's timer covers everything; the metrics
 // are what matters.
-func compactionStall(tb testing.TB, sh stallShape, chunk int) stallResult {
+func compactionStall(tb testing.TB, sh stallShape, chunk int, pace float64) stallResult {
 	live, deleted := sh.live, sh.deleted
 	s, err := Open(Config{Dir: tb.TempDir(), Name: "b", ParallelJournal: true})
 	if err != nil {
@@ -112,6 +115,7 @@ func compactionStall(tb testing.TB, sh stallShape, chunk int) stallResult {
 	}
 	defer s.Close()
 	s.Log.compactChunk = chunk
+	s.Log.compactPace = pace
 	data := make([]byte, sh.size)
 	next := uint64(1)
 	batch := func(n int) []*raft.Log {
@@ -173,7 +177,7 @@ func compactionStall(tb testing.TB, sh stallShape, chunk int) stallResult {
 	if bf, _ := s.bolt.FirstIndex(); bf != deleted+1 {
 		tb.Fatalf("raft.db's first key after the compaction %d, want %d", bf, deleted+1)
 	}
-	r := stallResult{compact: c1.Sub(c0), entriesDeleted: deleted}
+	r := stallResult{compact: c1.Sub(c0), entriesDeleted: deleted, busy: time.Duration(s.Log.compactBusy.Load())}
 	mu.Lock()
 	defer mu.Unlock()
 	for _, c := range calls {

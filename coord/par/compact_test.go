@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
@@ -243,6 +244,58 @@ func TestLogStore_CompactionYieldsToAppends(t *testing.T) {
 	}
 	s.Log.compactHook = nil
 	checkLog(t, s, 5001, next-1)
+}
+
+// TestLogStore_CompactionPaced: a compaction pauses after each chunk about
+// as long as the chunk's transaction took (DefaultCompactPace), so it holds
+// the node's CPU and disk for about half of its length instead of all of
+// it; the last chunk is not followed by a pause. Without the pacing the
+// chunks run back to back and the pauses add up to nothing.
+func TestLogStore_CompactionPaced(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	storeRange(t, s, 1, 6000)
+	s.Log.compactChunk = 400
+	chunks := 0
+	s.Log.compactHook = func(k int) error { chunks = k; return nil }
+	t0 := time.Now()
+	if err := s.Log.DeleteRange(1, 5000); err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Since(t0)
+	busy, paused := time.Duration(s.Log.compactBusy.Load()), time.Duration(s.Log.compactPaused.Load())
+	t.Logf("%d chunks: %v in transactions, %v paused, %v in all", chunks, busy, paused, wall)
+	if chunks != 13 {
+		t.Fatalf("%d chunks, want 13", chunks)
+	}
+	// 12 of the 13 chunks are followed by a pause of their own length
+	// (unless over maxCompactPause: a chunk slowed that much on a loaded
+	// host lowers the ratio, hence the margin).
+	if paused < busy/2 {
+		t.Fatalf("the compaction paused %v in all against %v in its transactions: its chunks ran back to back", paused, busy)
+	}
+	if wall < busy+paused {
+		t.Fatalf("compaction took %v, less than its transactions and pauses (%v + %v)", wall, busy, paused)
+	}
+	s.Log.compactHook = nil
+	checkLog(t, s, 5001, 6000)
+}
+
+func TestCompactPause(t *testing.T) {
+	for _, c := range []struct {
+		busy time.Duration
+		pace float64
+		want time.Duration
+	}{
+		{3 * time.Millisecond, 0, 3 * time.Millisecond}, // the default: as long as the chunk
+		{3 * time.Millisecond, 2, 6 * time.Millisecond},
+		{3 * time.Millisecond, -1, 0}, // no pacing
+		{time.Second, 0, maxCompactPause},
+	} {
+		if got := compactPause(c.busy, c.pace); got != c.want {
+			t.Errorf("compactPause(%v, %v) = %v, want %v", c.busy, c.pace, got, c.want)
+		}
+	}
 }
 
 // TestLogStore_CompactionConcurrentAppends runs a chunked compaction while

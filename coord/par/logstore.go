@@ -82,6 +82,13 @@ type LogStore struct {
 	// compaction with the chunk's number (1, 2, ...); an error stops the
 	// compaction there, as a crash between two chunks would.
 	compactHook func(chunk int) error
+	// compactPace is how long a compaction pauses after a chunk, as a
+	// multiple of that chunk's transaction (0: DefaultCompactPace;
+	// negative: no pause, back to back as before pacing — the benchmark's
+	// "before"). compactBusy and compactPaused add up the compaction's
+	// time in its transactions and in its pauses (tests, benchmark).
+	compactPace                float64
+	compactBusy, compactPaused atomic.Int64
 
 	lastAppend              atomic.Int64 // unix nanos of the last StoreLogs (the scrubber backs off)
 	journalWait             atomic.Int64 // nanoseconds StoreLogs waited for the overlapped journal write (bench)
@@ -384,6 +391,30 @@ const DefaultCompactChunk = 2048
 // are ~0.4 MiB, so this only shortens chunks of large entries.
 const compactChunkBytes = 1 << 20
 
+// DefaultCompactPace: after each chunk a compaction pauses as long as
+// the chunk's transaction took (up to maxCompactPause), so it uses at
+// most about half of the time — of the CPU, of the disk's syncs — while
+// it runs. A compaction is background work (raft's snapshot goroutine;
+// nothing waits for it), and run back to back its ~27 chunks of a
+// 65,536-entry snapshot held the node's core and disk for their whole
+// length (docs/PAR.md, "Compaction in chunks": pacing).
+const DefaultCompactPace = 1.0
+
+// maxCompactPause bounds one pause, so a chunk slowed by a stalled disk
+// does not stretch the compaction by as much again.
+const maxCompactPause = 50 * time.Millisecond
+
+// compactPause is the pause after a chunk whose transaction took busy.
+func compactPause(busy time.Duration, pace float64) time.Duration {
+	if pace == 0 {
+		pace = DefaultCompactPace
+	}
+	if pace < 0 {
+		return 0
+	}
+	return min(time.Duration(float64(busy)*pace), maxCompactPause)
+}
+
 // DeleteRange removes [min, max]. A suffix (raft's conflict path) is
 // journalled before the delete; so is a prefix (compaction).
 //
@@ -476,12 +507,15 @@ func (s *LogStore) compactPrefix(max uint64) (int, error) {
 	for k := 1; ; k++ {
 		var n int
 		var more bool
+		t0 := time.Now()
 		s.compactGate.RLock()
 		err := guard(func() (err error) {
 			n, more, err = s.bolt.deletePrefixChunk(max, chunk, byteBudget)
 			return err
 		})
 		s.compactGate.RUnlock()
+		busy := time.Since(t0)
+		s.compactBusy.Add(int64(busy))
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("compact raft.db up to %d (chunk %d): %w", max, k, err)
@@ -493,6 +527,10 @@ func (s *LogStore) compactPrefix(max uint64) (int, error) {
 		}
 		if !more {
 			return total, nil
+		}
+		if d := compactPause(busy, s.compactPace); d > 0 {
+			time.Sleep(d)
+			s.compactPaused.Add(int64(d))
 		}
 	}
 }
