@@ -424,24 +424,12 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 		return res, err
 	}
 	defer cl.Close()
-	if cfg.ServerNice != 0 {
-		for _, n := range cl.Nodes {
-			n.mu.Lock()
-			pid := n.cmd.Process.Pid
-			n.mu.Unlock()
-			if _, err := reniceAll(pid, cfg.ServerNice); err != nil {
-				return res, fmt.Errorf("servers first: %w", err)
-			}
-		}
-	}
-	if len(cfg.ServerCPUs) > 0 {
-		for _, n := range cl.Nodes {
-			n.mu.Lock()
-			pid := n.cmd.Process.Pid
-			n.mu.Unlock()
-			if _, err := pinAll(pid, cfg.ServerCPUs); err != nil {
-				return res, fmt.Errorf("servers on their cores: %w", err)
-			}
+	for _, n := range cl.Nodes {
+		n.mu.Lock()
+		pid := n.cmd.Process.Pid
+		n.mu.Unlock()
+		if err := cfg.serversFirst(pid); err != nil {
+			return res, fmt.Errorf("%s: %w", n.Name, err)
 		}
 	}
 	direct := cl.Direct()
@@ -510,15 +498,8 @@ func RunOverload(ctx context.Context, cfg OverloadConfig) (OverloadResult, error
 				holder.kill()
 			}
 		}()
-		if cfg.ServerNice != 0 {
-			if _, err := reniceAll(holder.cmd.Process.Pid, cfg.ServerNice); err != nil {
-				return res, fmt.Errorf("servers first (session holder): %w", err)
-			}
-		}
-		if len(cfg.ServerCPUs) > 0 {
-			if _, err := pinAll(holder.cmd.Process.Pid, cfg.ServerCPUs); err != nil {
-				return res, fmt.Errorf("servers on their cores (session holder): %w", err)
-			}
+		if err := cfg.serversFirst(holder.cmd.Process.Pid); err != nil {
+			return res, fmt.Errorf("session holder: %w", err)
 		}
 	} else {
 		for i := 0; i < cfg.Sessions; i++ {

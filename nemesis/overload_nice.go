@@ -178,3 +178,19 @@ func ParseCPUList(s string) ([]int, error) {
 	}
 	return out, nil
 }
+
+// serversFirst gives every thread of pid (a coordd or the session
+// holder) the run's ServerNice and ServerCPUs, where set.
+func (c *OverloadConfig) serversFirst(pid int) error {
+	if c.ServerNice != 0 {
+		if _, err := reniceAll(pid, c.ServerNice); err != nil {
+			return fmt.Errorf("servers first: %w", err)
+		}
+	}
+	if len(c.ServerCPUs) > 0 {
+		if _, err := pinAll(pid, c.ServerCPUs); err != nil {
+			return fmt.Errorf("servers on their cores: %w", err)
+		}
+	}
+	return nil
+}

@@ -683,19 +683,8 @@ func (r *Replica) AddMember(ctx context.Context, name, addr string, nonVoter boo
 
 // RemoveMember removes a server on the leader.
 func (r *Replica) RemoveMember(ctx context.Context, name string) error {
-	if r.raft.State() != raft.Leader {
-		return ErrNotLeader
-	}
-	members, err := r.Members()
-	if err != nil {
+	if _, err := r.memberOnLeader(name); err != nil {
 		return err
-	}
-	found := false
-	for _, m := range members {
-		found = found || m.Name == name
-	}
-	if !found {
-		return fmt.Errorf("%w: %s is not a member", ErrMembership, name)
 	}
 	if err := awaitFuture(ctx, r.raft.RemoveServer(raft.ServerID(name), 0, 0)); err != nil {
 		return r.mapRaftErr(err)
@@ -709,26 +698,35 @@ func (r *Replica) RemoveMember(ctx context.Context, name string) error {
 // stickiness). It returns once the transfer ended; the new leader's term
 // is higher than this one's.
 func (r *Replica) TransferLeadership(ctx context.Context, name string) error {
-	if r.raft.State() != raft.Leader {
-		return ErrNotLeader
-	}
-	members, err := r.Members()
+	m, err := r.memberOnLeader(name)
 	if err != nil {
 		return err
 	}
-	for _, m := range members {
-		if m.Name != name {
-			continue
-		}
-		if !m.Voter || m.Leader {
-			return fmt.Errorf("%w: %s cannot take leadership (voter %v, leader %v)", ErrMembership, name, m.Voter, m.Leader)
-		}
-		if err := awaitFuture(ctx, r.raft.LeadershipTransferToServer(raft.ServerID(m.Name), raft.ServerAddress(m.Address))); err != nil {
-			return r.mapRaftErr(err)
-		}
-		return nil
+	if !m.Voter || m.Leader {
+		return fmt.Errorf("%w: %s cannot take leadership (voter %v, leader %v)", ErrMembership, name, m.Voter, m.Leader)
 	}
-	return fmt.Errorf("%w: %s is not a member", ErrMembership, name)
+	if err := awaitFuture(ctx, r.raft.LeadershipTransferToServer(raft.ServerID(m.Name), raft.ServerAddress(m.Address))); err != nil {
+		return r.mapRaftErr(err)
+	}
+	return nil
+}
+
+// memberOnLeader returns the member named name, on the leader only
+// (ErrNotLeader elsewhere; ErrMembership if there is none).
+func (r *Replica) memberOnLeader(name string) (Member, error) {
+	if r.raft.State() != raft.Leader {
+		return Member{}, ErrNotLeader
+	}
+	members, err := r.Members()
+	if err != nil {
+		return Member{}, err
+	}
+	for _, m := range members {
+		if m.Name == name {
+			return m, nil
+		}
+	}
+	return Member{}, fmt.Errorf("%w: %s is not a member", ErrMembership, name)
 }
 
 // Info is a point-in-time view for status commands and metrics.
