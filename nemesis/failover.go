@@ -82,6 +82,11 @@ type FailoverResult struct {
 	ServerExpiries                 float64
 	ServerExpiriesUnknown          int // survivors whose metrics did not answer
 	HoldSeconds, SourceHoldSeconds int
+	// WorkerStall is the longest time a session worker process could not
+	// run a goroutine that asked to (starved of the CPU, or paused), and
+	// WorkerStallAt when it ended, from the kill: its clients sent no
+	// keepalives meanwhile (stall.go). 0 without Workers.
+	WorkerStall, WorkerStallAt time.Duration
 	// Killed is the leader that was killed (index).
 	Killed     int
 	Violations []string
@@ -95,9 +100,10 @@ func (r *FailoverResult) violate(format string, args ...any) {
 func (r FailoverResult) Failed() bool { return len(r.Violations) > 0 }
 
 func (r FailoverResult) String() string {
-	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v (longest gap without one %v); spurious expirations %d (servers expired %.0f, %d unanswered), ephemerals lost %d; guard samples holding all / some %d / %d; client requests/s arriving: offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×; finished %.2f×); violations %d",
+	return fmt.Sprintf("%d sessions opened in %v; leader n%d killed: write recovered in %v (longest gap without one %v); spurious expirations %d (servers expired %.0f, %d unanswered), ephemerals lost %d; guard samples holding all / some %d / %d; client requests/s arriving: offered %.0f, 10 s after the kill %.0f (%.2f×), peak second %.0f (%.2f×; finished %.2f×); longest session worker stall %v (ended %+.1fs from the kill); violations %d",
 		r.Sessions, r.Open.Round(time.Millisecond), r.Killed+1, r.Recover.Round(time.Millisecond), r.WriteGap.Round(time.Millisecond), r.Expired, r.ServerExpiries, r.ServerExpiriesUnknown, r.EphemeralsLost,
-		r.HoldSeconds, r.SourceHoldSeconds, r.OfferedRate, r.AfterRate, r.AfterRate/max(r.OfferedRate, 1), r.PeakRate, r.PeakRate/max(r.OfferedRate, 1), r.PeakDoneRate/max(r.OfferedRate, 1), len(r.Violations))
+		r.HoldSeconds, r.SourceHoldSeconds, r.OfferedRate, r.AfterRate, r.AfterRate/max(r.OfferedRate, 1), r.PeakRate, r.PeakRate/max(r.OfferedRate, 1), r.PeakDoneRate/max(r.OfferedRate, 1),
+		r.WorkerStall.Round(time.Millisecond), r.WorkerStallAt.Seconds(), len(r.Violations))
 }
 
 const failoverDir = "/failover"
@@ -730,6 +736,9 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 			res.violate("session worker %d: %v", i, err)
 		}
 		expired = append(expired, ks...)
+		if w.stall > res.WorkerStall {
+			res.WorkerStall, res.WorkerStallAt = w.stall, w.stallEnd.Sub(kill)
+		}
 	}
 	workers = nil
 	res.Expired = len(expired)
@@ -737,7 +746,11 @@ func RunFailover(ctx context.Context, cfg FailoverConfig) (FailoverResult, error
 		logf("session %d expired (%d of %d)", k, i+1, len(expired))
 	}
 	if res.Expired > 0 {
-		res.violate("%d sessions expired while their clients were alive", res.Expired)
+		// Still a failure; the stall says whether the clients could send
+		// keepalives at all (a worker starved for most of a session
+		// timeout points at this machine, not at the servers).
+		res.violate("%d sessions expired while their clients were alive (longest session worker stall %v, %.0f%% of the session timeout)",
+			res.Expired, res.WorkerStall.Round(time.Millisecond), 100*res.WorkerStall.Seconds()/cfg.SessionTimeout.Seconds())
 	}
 	if res.EphemeralsLost > 0 {
 		res.violate("%d ephemerals of live sessions deleted", res.EphemeralsLost)

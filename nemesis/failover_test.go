@@ -42,6 +42,9 @@ func TestFailoverSessions(t *testing.T) {
 	for _, v := range res.Violations {
 		t.Error(v)
 	}
+	if res.WorkerStall <= 0 {
+		t.Errorf("no session worker reported its longest wake-up delay (the \"stalled\" line): %v", res.WorkerStall)
+	}
 	if res.Recover > 5*time.Second {
 		t.Errorf("writes recovered %v after the kill (want <= 5s: detection within 2 heartbeat timeouts, an election, the clients finding the leader)", res.Recover)
 	}

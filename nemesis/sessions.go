@@ -124,7 +124,9 @@ func expiredSessions(clients []*client.Client, first int) []int {
 //
 // The worker opens its sessions, writes "open" (or "error <text>") on
 // stdout, keeps them alive until its stdin closes (the parent is done, or
-// died), writes "expired <n> <k>..." and exits after closing them.
+// died), writes "stalled <µs> <unix ms>" (its longest wake-up delay and
+// when it ended: stall.go) and "expired <n> <k>..." and exits after
+// closing them.
 func MaybeSessionWorker() {
 	v := os.Getenv(SessionWorkerEnv)
 	if v == "" {
@@ -148,8 +150,13 @@ func runSessionWorker(spec workerSpec, in io.Reader, out io.Writer) int {
 		return 1
 	}
 	fmt.Fprintln(out, "open")
+	// Whether this process could run at all (stall.go): a starved worker
+	// sends no keepalives, and its sessions expire with it.
+	meter := newStallMeter()
+	go meter.run(ctx)
 	// Every 2 s, the sessions by client state on stderr (diagnostics:
-	// which share of the clients' keepalives are failing, and when).
+	// which share of the clients' keepalives are failing, and when), and
+	// how well this process was scheduled.
 	go func() {
 		t := time.NewTicker(2 * time.Second)
 		defer t.Stop()
@@ -169,14 +176,17 @@ func runSessionWorker(spec workerSpec, in io.Reader, out io.Writer) int {
 						exp++
 					}
 				}
-				fmt.Fprintf(os.Stderr, "%s worker %d-%d: connected %d disconnected %d expired %d\n",
-					now.UTC().Format("15:04:05.000"), spec.First, spec.First+spec.Count-1, conn, disc, exp)
+				fmt.Fprintf(os.Stderr, "%s worker %d-%d: connected %d disconnected %d expired %d; printed %v late, %s\n",
+					now.UTC().Format("15:04:05.000"), spec.First, spec.First+spec.Count-1, conn, disc, exp,
+					time.Since(now).Round(time.Millisecond), meter.report())
 			}
 		}
 	}()
 	_, _ = io.Copy(io.Discard, in)
 	cancel()
 	exp := expiredSessions(clients, spec.First)
+	late, at := meter.longest()
+	fmt.Fprintf(out, "stalled %d %d\n", late.Microseconds(), at.UnixMilli())
 	var line strings.Builder
 	fmt.Fprintf(&line, "expired %d", len(exp))
 	for _, k := range exp {
@@ -195,6 +205,11 @@ type sessionWorker struct {
 	waitOnce sync.Once
 	waitErr  error
 	reaped   func() // after Wait: releases the thread that forked it
+
+	// stall and stallEnd: the worker's longest wake-up delay and when it
+	// ended (its "stalled" line, read by finish).
+	stall    time.Duration
+	stallEnd time.Time
 }
 
 // wait reaps the process once (stop and finish may both ask).
@@ -294,6 +309,19 @@ func (w *sessionWorker) finish() ([]int, error) {
 	if err != nil {
 		w.stop()
 		return nil, err
+	}
+	if f := strings.Fields(line); len(f) == 3 && f[0] == "stalled" {
+		us, err1 := strconv.ParseInt(f[1], 10, 64)
+		at, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			w.stop()
+			return nil, fmt.Errorf("session worker: %q: %w", line, err)
+		}
+		w.stall, w.stallEnd = time.Duration(us)*time.Microsecond, time.UnixMilli(at)
+		if line, err = w.line(); err != nil {
+			w.stop()
+			return nil, err
+		}
 	}
 	f := strings.Fields(line)
 	if len(f) < 2 || f[0] != "expired" {
