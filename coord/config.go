@@ -92,6 +92,11 @@ type Config struct {
 	// replica.DefaultSnapshotBytes, 64 MiB; negative: never by size).
 	SnapshotBytes int64
 	TrailingLogs  uint64
+	// RaftCompactPace: after each chunk of the log compaction that follows
+	// a snapshot, pause this multiple of the chunk's time (0:
+	// par.DefaultCompactPace; negative: no pause, chunks back to back; one
+	// pause at most 50 ms). PAR storage only; must be finite.
+	RaftCompactPace float64
 	// PlainStorage turns protocol-aware recovery off: raft-boltdb holds the
 	// log and the term/vote unprotected (the "original" column of the PAR
 	// fault matrix, and benchmark comparisons). PAR is on by default.
@@ -220,6 +225,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.Admission.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := par.CheckCompactPace(c.RaftCompactPace); err != nil {
 		errs = append(errs, err)
 	}
 	for _, p := range c.InitialCluster {

@@ -32,7 +32,8 @@ func (s *Server) openPAR(cluster []replica.Peer, peerCreds credentials.Transport
 		}
 		st, err := par.Open(par.Config{Dir: cfg.DataDir, Name: cfg.Name, Logger: s.log,
 			ParallelJournal: len(cluster) > 1 && !cfg.PARSerialJournal,
-			Addr:            selfAddr(cluster, cfg.Name), LostNode: cfg.PARRecover, ReadFault: cfg.PARReadFault})
+			Addr:            selfAddr(cluster, cfg.Name), LostNode: cfg.PARRecover, ReadFault: cfg.PARReadFault,
+			CompactPace: cfg.RaftCompactPace})
 		if err != nil {
 			s.closeListeners()
 			return nil, fmt.Errorf("par: %w", err)
@@ -118,6 +119,9 @@ func (s *Server) registerPARMetrics() {
 			}
 			return float64(st.Position) / float64(st.Last)
 		}),
+		c("par_compactions_total", "Log prefix compactions (one after each raft snapshot).", func() float64 { return float64(ls.Stats().Compactions) }),
+		c("par_compaction_busy_seconds_total", "Time compactions spent in their chunk transactions.", func() float64 { return ls.Stats().CompactBusy.Seconds() }),
+		c("par_compaction_paused_seconds_total", "Time compactions paused between chunks (the pace).", func() float64 { return ls.Stats().CompactPaused.Seconds() }),
 		c("par_scrub_passes_total", "Completed scrubber passes.", func() float64 { return float64(ls.ScrubStats().Passes) }),
 	)
 	if ss := s.par.Snapshots(); ss != nil { // snapshot protection (par §4.6)

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -310,5 +311,24 @@ func TestTLS_CertReload(t *testing.T) {
 			t.Fatal("the rotated certificate was not picked up")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A compaction pace that is not a finite number (coordd
+// --raft-compact-pace) is refused before anything starts; a negative one
+// (no pacing) is valid.
+func TestConfig_RaftCompactPace(t *testing.T) {
+	cfg := coord.DefaultConfig()
+	for _, ok := range []float64{0, 1, 0.5, -1} {
+		cfg.RaftCompactPace = ok
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("pace %v: %v", ok, err)
+		}
+	}
+	for _, bad := range []float64{math.NaN(), math.Inf(1)} {
+		cfg.RaftCompactPace = bad
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "compaction pace") {
+			t.Errorf("pace %v: %v, want a compaction pace error", bad, err)
+		}
 	}
 }

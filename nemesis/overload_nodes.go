@@ -53,6 +53,13 @@ var scrapedFamilies = map[string]bool{
 	"go_gc_duration_seconds_sum":          true,
 	"go_gc_duration_seconds_count":        true,
 	"go_goroutines":                       true,
+	// Snapshot and compaction markers (coordd since 24 Nov): which
+	// window a node snapshotted in and how long its compaction ran.
+	"coord_raft_snapshots_total":                true,
+	"coord_raft_snapshot_persist_seconds_total": true,
+	"par_compactions_total":                     true,
+	"par_compaction_busy_seconds_total":         true,
+	"par_compaction_paused_seconds_total":       true,
 }
 
 // parseMetrics reads the Prometheus text format and returns the kept
@@ -304,6 +311,11 @@ type NodeStats struct {
 	GCPause    time.Duration
 	Goroutines int
 	DBMiB      float64
+	// Snapshots: FSM snapshots the node took in the span and Persist, the
+	// time writing them took; CompactBusy and CompactPaused: the log
+	// compactions' time in chunk transactions and in pauses (PAR).
+	Snapshots                           int
+	Persist, CompactBusy, CompactPaused time.Duration
 }
 
 // ClientStats are the load clients' overload counters over one span.
@@ -378,6 +390,11 @@ func (s *nodeScraper) span(i int, from, to time.Duration) (NodeStats, bool) {
 	}
 	ns.Goroutines = int(b.m["go_goroutines"])
 	ns.DBMiB = float64(b.db) / (1 << 20)
+	sec := func(name string) time.Duration { return time.Duration(d(name) * float64(time.Second)) }
+	ns.Snapshots = int(d("coord_raft_snapshots_total"))
+	ns.Persist = sec("coord_raft_snapshot_persist_seconds_total")
+	ns.CompactBusy = sec("par_compaction_busy_seconds_total")
+	ns.CompactPaused = sec("par_compaction_paused_seconds_total")
 	return ns, true
 }
 
@@ -450,8 +467,8 @@ type phaseSpan struct {
 
 // nodeHeader and nodeLine format the node table.
 func nodeHeader() string {
-	return fmt.Sprintf("%7s %-8s %-4s %5s %6s %6s %5s %6s %8s %8s %8s %8s %6s %6s %7s %5s %5s %7s %6s\n",
-		"t", "phase", "node", "cpu", "lag", "app/s", "e/app", "get/s", "get mean", "get p99", "set mean", "set p99", "ok/s", "shed/s", "queue", "heap", "gc/s", "gc ms/s", "db MiB")
+	return fmt.Sprintf("%7s %-8s %-4s %5s %6s %6s %5s %6s %8s %8s %8s %8s %6s %6s %7s %5s %5s %7s %6s %9s %11s\n",
+		"t", "phase", "node", "cpu", "lag", "app/s", "e/app", "get/s", "get mean", "get p99", "set mean", "set p99", "ok/s", "shed/s", "queue", "heap", "gc/s", "gc ms/s", "db MiB", "snap", "compact ms")
 }
 
 func nodeLine(ns NodeStats) string {
@@ -460,10 +477,19 @@ func nodeLine(ns NodeStats) string {
 		role += "*"
 	}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
-	return fmt.Sprintf("%7s %-8s %-4s %5.2f %6d %6.0f %5.1f %6.0f %8s %8s %8s %8s %6.0f %6.0f %7s %5.0f %5.1f %7.2f %6.1f\n",
+	// snap: snapshots taken in the span/their persist ms; compact ms: the
+	// compaction's transactions+pauses ("-": none).
+	snap, compact := "-", "-"
+	if ns.Snapshots > 0 || ns.Persist > 0 {
+		snap = fmt.Sprintf("%d/%.0f", ns.Snapshots, float64(ns.Persist)/float64(time.Millisecond))
+	}
+	if ns.CompactBusy > 0 || ns.CompactPaused > 0 {
+		compact = fmt.Sprintf("%.0f+%.0f", float64(ns.CompactBusy)/float64(time.Millisecond), float64(ns.CompactPaused)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%7s %-8s %-4s %5.2f %6d %6.0f %5.1f %6.0f %8s %8s %8s %8s %6.0f %6.0f %7s %5.0f %5.1f %7.2f %6.1f %9s %11s\n",
 		ns.Start.Round(100*time.Millisecond), ns.Phase, role, ns.CPU, ns.Lag, ns.Appends, ns.PerAppend, ns.GetRate,
 		ms(ns.GetMean), ms(ns.GetP99), ms(ns.SetMean), ms(ns.SetP99), ns.OKRate, ns.ShedRate, ms(ns.Queue), ns.HeapMiB, ns.GCRate,
-		float64(ns.GCPause)/float64(time.Millisecond), ns.DBMiB)
+		float64(ns.GCPause)/float64(time.Millisecond), ns.DBMiB, snap, compact)
 }
 
 func clientLine(cs ClientStats) string {
@@ -477,7 +503,7 @@ func (r OverloadResult) NodeSummary() string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("  nodes per phase (* leader; lag: entries behind the highest commit index; latency server-side, of the requests admission let run; shed/s: admission sheds; queue: mean admission wait of the admitted):\n")
+	b.WriteString("  nodes per phase (* leader; lag: entries behind the highest commit index; latency server-side, of the requests admission let run; shed/s: admission sheds; queue: mean admission wait of the admitted; snap: FSM snapshots taken/their persist ms; compact ms: log compaction in transactions+pauses):\n")
 	b.WriteString(nodeHeader())
 	for _, ns := range r.NodePhases {
 		b.WriteString(nodeLine(ns))

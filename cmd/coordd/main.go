@@ -49,6 +49,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.BoolVar(&cfg.NudgeFollowers, "nudge-followers", false, "after a write with no other in flight, append a barrier so followers and their watchers learn the commit at once (one more log append per sparse write)")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 0, "log entries between snapshots (default 65536)")
 	fs.Int64Var(&cfg.SnapshotBytes, "snapshot-bytes", 0, "also snapshot after this many bytes of commands (default 64 MiB; negative: never by size)")
+	fs.Float64Var(&cfg.RaftCompactPace, "raft-compact-pace", 0, "after each chunk of the log compaction that follows a raft snapshot, pause this multiple of the chunk's time, at most 50 ms a pause (default 1: the compaction takes about half of raft.db's time while it runs; negative: no pause, chunks back to back; docs/PAR.md, \"Pacing\")")
 	fs.BoolVar(&cfg.EnablePprof, "enable-pprof", false, "serve /debug/pprof/ on the HTTP address")
 	fs.BoolVar(&cfg.InsecureNonLoopback, "insecure", false, "allow listening beyond loopback without TLS (warns at every start)")
 	oldInsecure := fs.Bool("insecure-no-tls", false, "deprecated alias of --insecure")

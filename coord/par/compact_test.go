@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -277,6 +278,9 @@ func TestLogStore_CompactionPaced(t *testing.T) {
 	if wall < busy+paused {
 		t.Fatalf("compaction took %v, less than its transactions and pauses (%v + %v)", wall, busy, paused)
 	}
+	if st := s.Log.Stats(); st.Compactions != 1 || st.CompactBusy != busy || st.CompactPaused != paused {
+		t.Fatalf("Stats: %d compactions, %v busy, %v paused; want 1, %v, %v", st.Compactions, st.CompactBusy, st.CompactPaused, busy, paused)
+	}
 	s.Log.compactHook = nil
 	checkLog(t, s, 5001, 6000)
 }
@@ -518,5 +522,41 @@ func TestLogStore_CompactionKilledBetweenChunks(t *testing.T) {
 			}
 			checkLog(t, s, upto+501, last)
 		})
+	}
+}
+
+// TestOpen_CompactPace: Config.CompactPace (coordd --raft-compact-pace)
+// reaches the log store — negative runs the chunks back to back, with no
+// pause — Stats counts the compaction and its time, and a pace that is not
+// a finite number is refused at Open.
+func TestOpen_CompactPace(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir(), Name: "n1", NoSync: true, CompactPace: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storeRange(t, s, 1, 6000)
+	s.Log.compactChunk = 400
+	if err := s.Log.DeleteRange(1, 5000); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Log.Stats()
+	if st.Compactions != 1 || st.CompactBusy <= 0 {
+		t.Fatalf("stats after one compaction: %d compactions, %v busy", st.Compactions, st.CompactBusy)
+	}
+	if st.CompactPaused != 0 {
+		t.Fatalf("CompactPace -1 paused %v (want back to back)", st.CompactPaused)
+	}
+	checkLog(t, s, 5001, 6000)
+
+	for _, bad := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		s, err := Open(Config{Dir: t.TempDir(), Name: "n1", NoSync: true, CompactPace: bad})
+		if err == nil {
+			s.Close()
+			t.Fatalf("Open with CompactPace %v: no error", bad)
+		}
+		if !strings.Contains(err.Error(), "compaction pace") {
+			t.Fatalf("Open with CompactPace %v: %v (want a compaction pace error)", bad, err)
+		}
 	}
 }

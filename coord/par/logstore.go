@@ -33,6 +33,13 @@ type Stats struct {
 	RepairedBytes int64 // envelope bytes received in repairs
 	GapFilled     int64 // entries fetched from a peer's log to close a gap (gapfill.go)
 	GapBytes      int64 // envelope bytes of those entries
+	// Compactions: log prefix compactions started (one after each raft
+	// snapshot, and start-up's finishing of an interrupted one);
+	// CompactBusy and CompactPaused: their time in chunk transactions
+	// (an append's wait for the gate included) and in the pauses between
+	// chunks (DefaultCompactPace).
+	Compactions                int64
+	CompactBusy, CompactPaused time.Duration
 }
 
 // LogStore is a raft.LogStore that keeps each entry in the inner store as a
@@ -89,6 +96,7 @@ type LogStore struct {
 	// time in its transactions and in its pauses (tests, benchmark).
 	compactPace                float64
 	compactBusy, compactPaused atomic.Int64
+	compactions                atomic.Int64
 
 	lastAppend              atomic.Int64 // unix nanos of the last StoreLogs (the scrubber backs off)
 	journalWait             atomic.Int64 // nanoseconds StoreLogs waited for the overlapped journal write (bench)
@@ -119,6 +127,8 @@ func (s *LogStore) Stats() Stats {
 		Faulty: s.nFaulty.Load(), Repairs: s.repairs.Load(), RepairFails: s.repairFails.Load(),
 		Truncations: s.truncations.Load(), Adopted: s.adopted.Load(), RepairedBytes: s.repairedBytes.Load(),
 		GapFilled: s.gapFilled.Load(), GapBytes: s.gapFilledBytes.Load(),
+		Compactions: s.compactions.Load(), CompactBusy: time.Duration(s.compactBusy.Load()),
+		CompactPaused: time.Duration(s.compactPaused.Load()),
 	}
 }
 
@@ -503,6 +513,7 @@ func (s *LogStore) compactPrefix(max uint64) (int, error) {
 	if chunk == math.MaxInt {
 		byteBudget = math.MaxInt // one transaction (the benchmark's "before")
 	}
+	s.compactions.Add(1)
 	total := 0
 	for k := 1; ; k++ {
 		var n int

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,6 +59,19 @@ type Config struct {
 	// ReadFault injects read errors into par-owned files (fault tests
 	// only; nil in production). See fsys.go.
 	ReadFault ReadFault
+	// CompactPace is how long a log compaction pauses after each chunk, as
+	// a multiple of that chunk's transaction time (0: DefaultCompactPace;
+	// negative: no pause, the chunks back to back; one pause is at most
+	// 50 ms). Must be finite (CheckCompactPace).
+	CompactPace float64
+}
+
+// CheckCompactPace refuses a compaction pace that is not a finite number.
+func CheckCompactPace(pace float64) error {
+	if math.IsNaN(pace) || math.IsInf(pace, 0) {
+		return fmt.Errorf("compaction pace %v: must be a finite number (0: default %v; negative: no pause)", pace, DefaultCompactPace)
+	}
+	return nil
 }
 
 // Store is one node's PAR-protected raft storage.
@@ -99,6 +113,9 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := CheckCompactPace(cfg.CompactPace); err != nil {
+		return nil, err
+	}
 	s := &Store{cfg: cfg, log: cfg.Logger.With("component", "par")}
 	boltPath := filepath.Join(cfg.Dir, BoltFile)
 	rebuilt, err := checkBolt(boltPath, filepath.Join(cfg.Dir, QuarantineDir))
@@ -133,6 +150,7 @@ func Open(cfg Config) (*Store, error) {
 	ls.bolt = bolt
 	ls.parallel = cfg.ParallelJournal
 	ls.piggyback = cfg.ParallelJournal && enablePiggyback(ls.j, cfg)
+	ls.compactPace = cfg.CompactPace
 	s.Log = ls
 	hasData := ls.j.next > 0 || hasSnapshots(cfg.Dir)
 	if bl, _ := bolt.LastIndex(); bl > 0 {

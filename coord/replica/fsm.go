@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -67,8 +68,12 @@ type fsm struct {
 	// sinceSnap counts command bytes applied since the last snapshot
 	// began (Replica takes one when it passes Config.SnapshotBytes).
 	sinceSnap atomic.Int64
-	waiters   appliedWaiters
-	sink      EventSink
+	// snapshots counts FSM snapshots taken; persistNanos adds up the time
+	// their Persist took (the tree written and the sink closed: the file
+	// synced), for /metrics.
+	snapshots, persistNanos atomic.Int64
+	waiters                 appliedWaiters
+	sink                    EventSink
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -116,7 +121,8 @@ var snapMagic = []byte("COORDFSM")
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.sinceSnap.Store(0)
-	return &fsmSnapshot{t: f.state.Load(), applied: f.applied.Load()}, nil
+	f.snapshots.Add(1)
+	return &fsmSnapshot{t: f.state.Load(), applied: f.applied.Load(), persistNanos: &f.persistNanos}, nil
 }
 
 func (f *fsm) Restore(rc io.ReadCloser) error {
@@ -144,11 +150,13 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 }
 
 type fsmSnapshot struct {
-	t       *tree.Tree
-	applied uint64
+	t            *tree.Tree
+	applied      uint64
+	persistNanos *atomic.Int64
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	defer func(t0 time.Time) { s.persistNanos.Add(int64(time.Since(t0))) }(time.Now())
 	if err := WriteSnapshot(sink, s.t, s.applied); err != nil {
 		_ = sink.Cancel()
 		return err

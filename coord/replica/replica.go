@@ -790,6 +790,13 @@ func (r *Replica) LogAppends() (appends, entries uint64) {
 	return r.logStore.appends.Load(), r.logStore.entries.Load()
 }
 
+// SnapshotStats reports how many FSM snapshots this node has taken and
+// the time their Persist took in all (writing the tree to the snapshot
+// file and closing it, which syncs it).
+func (r *Replica) SnapshotStats() (taken int64, persist time.Duration) {
+	return r.fsm.snapshots.Load(), time.Duration(r.fsm.persistNanos.Load())
+}
+
 // LastSnapshotIndex is the index of this node's latest snapshot (0: none).
 func (r *Replica) LastSnapshotIndex() uint64 {
 	idx, _ := strconv.ParseUint(r.raft.Stats()["last_snapshot_index"], 10, 64)
