@@ -24,7 +24,8 @@ import (
 const stallTick = 50 * time.Millisecond
 
 // stallMeter keeps the longest wake-up delay per report window and over
-// the whole run.
+// the whole run. run and longest may be called from any goroutine; report
+// from one goroutine only (it owns the fields after mu).
 type stallMeter struct {
 	mu        sync.Mutex
 	windowMax time.Duration
