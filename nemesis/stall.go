@@ -3,6 +3,7 @@ package nemesis
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime/metrics"
 	"sync"
 	"syscall"
@@ -139,7 +140,7 @@ func histQuantile(buckets []float64, counts []uint64, total uint64, q float64) t
 		seen += c
 		if seen > rank {
 			hi := buckets[i+1]
-			if hi > 1e9 { // the last bucket is open (+Inf): report its floor
+			if math.IsInf(hi, 1) { // the last bucket is open: report its floor
 				hi = buckets[i]
 			}
 			return time.Duration(hi * float64(time.Second))

@@ -2,6 +2,7 @@ package nemesis
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func TestStallMeter_RunsAndReportsCPU(t *testing.T) {
 }
 
 func TestHistQuantile(t *testing.T) {
-	buckets := []float64{0, 0.001, 0.01, 0.1, 1e10}
+	buckets := []float64{0, 0.001, 0.01, 0.1, math.Inf(1)}
 	counts := []uint64{90, 8, 2, 0}
 	if got := histQuantile(buckets, counts, 100, 0.99); got != 100*time.Millisecond {
 		t.Fatalf("p99 = %v, want the 10–100 ms bucket's bound", got)
